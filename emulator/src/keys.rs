@@ -1,0 +1,246 @@
+//! Key objects and the card's cryptographic operations.
+//!
+//! Private key material stays inside [`KeyObject::material`]: no command ever copies it into a
+//! response. RSA-1024/2048 always; ECDSA P-256 only on images whose capabilities enable it.
+
+use crate::hex::{Bytes, Hex8};
+use crate::rng::CardRng;
+use crate::sw::Sw;
+use p256::ecdsa::signature::hazmat::PrehashSigner;
+use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey};
+use rsa::traits::PublicKeyParts;
+use rsa::{BoxedUint, Pkcs1v15Encrypt, Pkcs1v15Sign, RsaPrivateKey};
+use serde::{Deserialize, Serialize};
+
+/// RSA public exponent of every generated key.
+pub const RSA_EXPONENT: u32 = 65_537;
+
+/// What a key may be used for.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyUsage {
+    /// PSO COMPUTE DIGITAL SIGNATURE.
+    pub sign: bool,
+    /// PSO DECIPHER.
+    pub decipher: bool,
+}
+
+/// The algorithm a key slot holds or will generate.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Algorithm {
+    Rsa1024,
+    Rsa2048,
+    EcP256,
+}
+
+impl Algorithm {
+    pub fn rsa_bits(self) -> Option<usize> {
+        match self {
+            Algorithm::Rsa1024 => Some(1024),
+            Algorithm::Rsa2048 => Some(2048),
+            Algorithm::EcP256 => None,
+        }
+    }
+    pub fn from_rsa_bits(bits: usize) -> Option<Self> {
+        match bits {
+            1024 => Some(Algorithm::Rsa1024),
+            2048 => Some(Algorithm::Rsa2048),
+            _ => None,
+        }
+    }
+    /// EEPROM bytes the private and public halves occupy.
+    pub fn eeprom_bytes(self) -> u32 {
+        match self {
+            // CRT private key (p, q, dP, dQ, qInv = 5 half-size values) + modulus + exponent.
+            Algorithm::Rsa1024 => 128 * 5 / 2 + 128 + 4,
+            Algorithm::Rsa2048 => 256 * 5 / 2 + 256 + 4,
+            Algorithm::EcP256 => 32 + 65,
+        }
+    }
+}
+
+/// Key material as the image stores it.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum KeyMaterial {
+    /// An RSA private key, PKCS#1 `RSAPrivateKey` DER.
+    Rsa { pkcs1: Bytes },
+    /// A P-256 private scalar, 32 bytes big endian.
+    EcP256 { scalar: Bytes },
+}
+
+impl core::fmt::Debug for KeyMaterial {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            KeyMaterial::Rsa { .. } => f.write_str("Rsa(<private>)"),
+            KeyMaterial::EcP256 { .. } => f.write_str("EcP256(<private>)"),
+        }
+    }
+}
+
+/// A key slot.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyObject {
+    /// Key reference: the CNS security-environment number (`01` CNS0, `10` CNS1) or the
+    /// Oberthur object index `nn` of file `30nn`.
+    pub reference: Hex8,
+    pub label: String,
+    pub algorithm: Algorithm,
+    pub usage: KeyUsage,
+    /// The PIN that must be verified before the key is used or replaced.
+    pub pin: Hex8,
+    /// One operation per PIN verification (PKCS#11 CKA_ALWAYS_AUTHENTICATE): the qualified
+    /// signature key.
+    pub always_authenticate: bool,
+    /// `None` for an empty slot (erased, or not generated yet).
+    pub material: Option<KeyMaterial>,
+}
+
+/// A parsed private key, kept between operations so a signature does not re-parse DER.
+pub enum LoadedKey {
+    Rsa(Box<RsaPrivateKey>),
+    EcP256(Box<p256::ecdsa::SigningKey>),
+}
+
+/// The public half, in the form profiles encode it.
+pub enum PublicKey {
+    Rsa {
+        modulus: Vec<u8>,
+        exponent: Vec<u8>,
+    },
+    /// Uncompressed SEC1 point `04 || X || Y`.
+    EcP256 {
+        point: Vec<u8>,
+    },
+}
+
+impl KeyMaterial {
+    pub fn load(&self) -> Result<LoadedKey, Sw> {
+        match self {
+            KeyMaterial::Rsa { pkcs1 } => RsaPrivateKey::from_pkcs1_der(&pkcs1.0)
+                .map(|k| LoadedKey::Rsa(Box::new(k)))
+                .map_err(|_| Sw::MemoryFailure),
+            KeyMaterial::EcP256 { scalar } => p256::ecdsa::SigningKey::from_slice(&scalar.0)
+                .map(|k| LoadedKey::EcP256(Box::new(k)))
+                .map_err(|_| Sw::MemoryFailure),
+        }
+    }
+
+    pub fn from_rsa(key: &RsaPrivateKey) -> Result<Self, String> {
+        let der = key
+            .to_pkcs1_der()
+            .map_err(|e| format!("RSA key encoding failed: {e}"))?;
+        Ok(KeyMaterial::Rsa {
+            pkcs1: Bytes(der.as_bytes().to_vec()),
+        })
+    }
+
+    pub fn from_p256(key: &p256::ecdsa::SigningKey) -> Self {
+        KeyMaterial::EcP256 {
+            scalar: Bytes(key.to_bytes().to_vec()),
+        }
+    }
+
+    /// Generates a key on the card.
+    pub fn generate(alg: Algorithm, rng: &mut CardRng) -> Result<Self, Sw> {
+        match alg.rsa_bits() {
+            Some(bits) => {
+                let key = RsaPrivateKey::new(rng, bits).map_err(|_| Sw::MemoryFailure)?;
+                Self::from_rsa(&key).map_err(|_| Sw::MemoryFailure)
+            }
+            None => {
+                use p256::elliptic_curve::Generate;
+                let key = p256::ecdsa::SigningKey::generate_from_rng(rng);
+                Ok(Self::from_p256(&key))
+            }
+        }
+    }
+}
+
+impl LoadedKey {
+    /// Modulus length in bytes (RSA) or 32 (P-256).
+    pub fn size(&self) -> usize {
+        match self {
+            LoadedKey::Rsa(k) => k.size(),
+            LoadedKey::EcP256(_) => 32,
+        }
+    }
+
+    pub fn public(&self) -> PublicKey {
+        match self {
+            LoadedKey::Rsa(k) => PublicKey::Rsa {
+                modulus: k.n().to_be_bytes_trimmed_vartime().to_vec(),
+                exponent: k.e().to_be_bytes_trimmed_vartime().to_vec(),
+            },
+            LoadedKey::EcP256(k) => PublicKey::EcP256 {
+                point: k.verifying_key().to_sec1_point(false).as_bytes().to_vec(),
+            },
+        }
+    }
+
+    /// The raw RSA private-key operation on a block of exactly the modulus length (the CNS
+    /// signs and deciphers this way: OpenSC does the padding, spec/cards.md §3.7).
+    /// Blinded with the card RNG.
+    pub fn rsa_raw(&self, block: &[u8], rng: &mut CardRng) -> Result<Vec<u8>, Sw> {
+        let LoadedKey::Rsa(k) = self else {
+            return Err(Sw::ConditionsNotSatisfied);
+        };
+        let size = k.size();
+        if block.len() != size {
+            return Err(Sw::WrongLength);
+        }
+        let precision = k.n().as_ref().bits_precision();
+        let c = BoxedUint::from_be_slice(block, precision).map_err(|_| Sw::WrongData)?;
+        let m = rsa::hazmat::rsa_decrypt_and_check(k.as_ref(), Some(rng), &c)
+            .map_err(|_| Sw::WrongData)?;
+        Ok(left_pad(&m.to_be_bytes(), size))
+    }
+
+    /// PKCS#1 v1.5 type-01 padding of a DigestInfo the host sent, then RSA (Oberthur).
+    pub fn rsa_sign_digest_info(
+        &self,
+        digest_info: &[u8],
+        rng: &mut CardRng,
+    ) -> Result<Vec<u8>, Sw> {
+        let LoadedKey::Rsa(k) = self else {
+            return Err(Sw::ConditionsNotSatisfied);
+        };
+        if digest_info.len() + 11 > k.size() {
+            return Err(Sw::WrongLength);
+        }
+        k.sign_with_rng(rng, Pkcs1v15Sign::new_unprefixed(), digest_info)
+            .map_err(|_| Sw::WrongData)
+    }
+
+    /// RSA then removal of PKCS#1 v1.5 type-02 padding (Oberthur decipher).
+    pub fn rsa_decrypt_pkcs1(&self, cryptogram: &[u8], rng: &mut CardRng) -> Result<Vec<u8>, Sw> {
+        let LoadedKey::Rsa(k) = self else {
+            return Err(Sw::ConditionsNotSatisfied);
+        };
+        if cryptogram.len() != k.size() {
+            return Err(Sw::WrongLength);
+        }
+        k.decrypt_blinded(rng, Pkcs1v15Encrypt, cryptogram)
+            .map_err(|_| Sw::WrongData)
+    }
+
+    /// ECDSA P-256 over a hash the host computed; the signature as `r || s` (64 bytes).
+    pub fn ecdsa_sign_prehash(&self, hash: &[u8]) -> Result<Vec<u8>, Sw> {
+        let LoadedKey::EcP256(k) = self else {
+            return Err(Sw::ConditionsNotSatisfied);
+        };
+        let sig: p256::ecdsa::Signature = k.sign_prehash(hash).map_err(|_| Sw::WrongData)?;
+        Ok(sig.to_bytes().to_vec())
+    }
+}
+
+fn left_pad(bytes: &[u8], size: usize) -> Vec<u8> {
+    if bytes.len() >= size {
+        return bytes[bytes.len() - size..].to_vec();
+    }
+    let mut out = vec![0u8; size - bytes.len()];
+    out.extend_from_slice(bytes);
+    out
+}

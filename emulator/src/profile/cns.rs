@@ -1,0 +1,691 @@
+//! Profile B of spec/cards.md: the Italian CNS on an Incard chip (STIncard mask), as the
+//! OpenSC `itacns` driver and the Aruba middleware see it.
+//!
+//! * ATR (§3.1): the Aruba Incard ATR with H13 = `11` (CNS 1.1) so OpenSC registers RSA-2048;
+//!   the genuine CNS 1.0 ATR is available for RSA-1024 cards.
+//! * Files (§3.3): EF_IDCarta `3F00/1000/1003` (serial), CNS0 certificate `3F00/1100/1101`,
+//!   EF_DatiPersonali `1102`, EF_MemoriaResidua `1200/1202`, signature DF `1400` with the
+//!   certificate `9010` and the key container DF `8110`. `2F00`, `5015`, `5031` are absent.
+//! * PINs (§3.4, §3.6): `10`/`11` (CNS0 PIN/PUK, in the MF) and `1A`/`1B` (CNS1, in DF 1400),
+//!   8 bytes `FF`-padded; STIncard addresses them with bit 7 set ("search parent DFs").
+//! * Crypto (§3.7): MSE RESTORE `F3 03`, MSE SET `F1 B6|B8 83 01 kk`; PSO CDS and PSO DECIPHER
+//!   are both the raw RSA private operation on a block the host padded.
+//! * Administration (spec/domain.md §1.2): GET DATA `01 83` life-cycle, ERASE `B0 F5`,
+//!   GENERATE KEY PAIR `00 46 00 kk`, ISO CREATE/DELETE FILE.
+
+use super::{Fcp, be16, fcp_fields, template, tlv};
+use crate::apdu::Apdu;
+use crate::command::{
+    self as c, Command, DataObject, KeyGen, KeySelector, NewFile, NewFileKind, PinRef, PinScope,
+    UnblockProof,
+};
+use crate::fs::{AccessCondition, Acl, FileBody, FileNode, MF};
+use crate::hex::{Bytes, Hex8, Hex16};
+use crate::image::{Capabilities, CardImage, SCHEMA_NAME, SCHEMA_VERSION};
+use crate::keys::{Algorithm, KeyObject, KeyUsage};
+use crate::perso::{Holder, KeySet, Personalization};
+use crate::security::{Charset, PinObject, PinRole};
+use crate::sw::Sw;
+
+/// CNS 1.1 ATR (H13 = `11`): what the emulator presents by default, so RSA-2048 signs in
+/// OpenSC 0.23 (spec/cards.md §3.1; TCK correct).
+pub const ATR_CNS_1_1: [u8; 25] = [
+    0x3B, 0xFF, 0x18, 0x00, 0xFF, 0x81, 0x31, 0xFE, 0x55, 0x00, 0x6B, 0x02, 0x09, 0x13, 0x03, 0x01,
+    0x01, 0x01, 0x43, 0x4E, 0x53, 0x11, 0x31, 0x80, 0x8C,
+];
+
+/// The genuine Aruba Incard ATR, CNS 1.0 (OpenSC registers RSA-1024 only).
+pub const ATR_CNS_1_0: [u8; 25] = [
+    0x3B, 0xFF, 0x18, 0x00, 0xFF, 0x81, 0x31, 0xFE, 0x55, 0x00, 0x6B, 0x02, 0x09, 0x13, 0x03, 0x01,
+    0x01, 0x01, 0x43, 0x4E, 0x53, 0x10, 0x31, 0x80, 0x8D,
+];
+
+/// PIN references.
+pub const PIN_CNS0: u8 = 0x10;
+pub const PUK_CNS0: u8 = 0x11;
+pub const PIN_CNS1: u8 = 0x1A;
+pub const PUK_CNS1: u8 = 0x1B;
+/// Key references (security-environment numbers).
+pub const KEY_CNS0: u8 = 0x01;
+pub const KEY_CNS1: u8 = 0x10;
+/// The PIN a reset or a failed issuance leaves (spec/domain.md §0, FAQ CMS).
+pub const DEFAULT_PIN: &str = "12345";
+
+/// DER of the P-256 curve OID, as GENERATE KEY PAIR data.
+const P256_OID_TLV: [u8; 10] = [0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07];
+
+fn pin_ref(p2: u8) -> Result<PinRef, Sw> {
+    if p2 & 0x7F == 0 {
+        return Err(Sw::WrongP1P2);
+    }
+    Ok(PinRef {
+        reference: p2 & 0x7F,
+        scope: if p2 & 0x80 != 0 {
+            PinScope::Local
+        } else {
+            PinScope::Global
+        },
+    })
+}
+
+/// Decodes a CNS APDU (class and chaining already checked by the card).
+pub fn parse<'a>(apdu: &Apdu<'a>) -> Result<Command<'a>, Sw> {
+    let p1p2 = (apdu.p1, apdu.p2);
+    match (apdu.base_cla(), apdu.ins) {
+        (0x00, 0xA4) => c::select(apdu),
+        (0x00, 0xB0) => c::read_binary(apdu),
+        (0x00, 0xD6) => c::update_binary(apdu),
+        (0x00, 0xB2) => {
+            c::no_data(apdu)?;
+            Ok(Command::ReadRecord {
+                record: c::record_number(apdu)?,
+                le: apdu.le.unwrap_or(256),
+            })
+        }
+        (0x00, 0x20) => {
+            if apdu.p1 != 0 {
+                return Err(Sw::WrongP1P2);
+            }
+            let data = if apdu.data.is_empty() {
+                None
+            } else {
+                Some(apdu.data)
+            };
+            Ok(Command::Verify {
+                pin: pin_ref(apdu.p2)?,
+                data,
+            })
+        }
+        (0x00, 0x24) => {
+            if apdu.p1 != 0 {
+                return Err(Sw::WrongP1P2);
+            }
+            Ok(Command::ChangeReferenceData {
+                pin: pin_ref(apdu.p2)?,
+                data: apdu.data,
+            })
+        }
+        (0x00, 0x2C) => {
+            let pin = pin_ref(apdu.p2)?;
+            match apdu.p1 {
+                // PUK ‖ new PIN, both padded to the same length.
+                0x00 => {
+                    if apdu.data.is_empty() || !apdu.data.len().is_multiple_of(2) {
+                        return Err(Sw::WrongLength);
+                    }
+                    let (puk, new) = apdu.data.split_at(apdu.data.len() / 2);
+                    Ok(Command::ResetRetryCounter {
+                        pin,
+                        proof: UnblockProof::Puk(puk),
+                        new_pin: Some(new),
+                    })
+                }
+                // PUK only: reset the counter, keep the PIN.
+                0x01 => Ok(Command::ResetRetryCounter {
+                    pin,
+                    proof: UnblockProof::Puk(apdu.data),
+                    new_pin: None,
+                }),
+                _ => Err(Sw::WrongP1P2),
+            }
+        }
+        (0x00, 0x22) => match apdu.p1 {
+            // MSE RESTORE: OpenSC sends it as a case-2 APDU with Le = 00 (spec/cards.md §3.5).
+            0xF3 => {
+                c::no_data(apdu)?;
+                Ok(Command::MseRestore { se: apdu.p2 })
+            }
+            0xF1 | 0x41 => {
+                let op = c::mse_op(apdu.p2)?;
+                let mut key = None;
+                c::simple_tlv(apdu.data, |tag, v| match (tag, v) {
+                    (0x83 | 0x84, [kk]) => {
+                        key = Some(*kk);
+                        Ok(())
+                    }
+                    _ => Err(Sw::WrongData),
+                })?;
+                let key = key.ok_or(Sw::WrongData)?;
+                Ok(Command::MseSet {
+                    op,
+                    key: KeySelector::Reference(key),
+                })
+            }
+            _ => Err(Sw::WrongP1P2),
+        },
+        (0x00, 0x2A) => c::pso(apdu, c::SignPadding::Raw),
+        (0x00, 0x84) => c::get_challenge(apdu),
+        (0x00, 0xCA) => {
+            c::no_data(apdu)?;
+            match p1p2 {
+                (0x01, 0x83) => Ok(Command::GetData(DataObject::LifeCycle)),
+                _ => Err(Sw::ReferencedDataNotFound),
+            }
+        }
+        (0x00, 0xC0) => c::get_response(apdu),
+        (0x00, 0x46) => {
+            if apdu.p1 != 0 {
+                return Err(Sw::WrongP1P2);
+            }
+            let algorithm = match apdu.data {
+                [0x04, 0x00] => Algorithm::Rsa1024,
+                [0x08, 0x00] => Algorithm::Rsa2048,
+                d if d == P256_OID_TLV => Algorithm::EcP256,
+                [_, _] => return Err(Sw::WrongData),
+                _ => return Err(Sw::WrongLength),
+            };
+            Ok(Command::GenerateKeyPair(KeyGen::Slot {
+                key: apdu.p2,
+                algorithm,
+            }))
+        }
+        (0x00, 0xE0) => {
+            if p1p2 != (0, 0) {
+                return Err(Sw::WrongP1P2);
+            }
+            Ok(Command::CreateFile(parse_create(apdu.data)?))
+        }
+        (0x00, 0xE4) => {
+            if p1p2 != (0, 0) {
+                return Err(Sw::WrongP1P2);
+            }
+            Ok(Command::DeleteFile {
+                fid: c::fid_of(apdu.data)?,
+                df: None,
+            })
+        }
+        (0xB0, 0xF5) => {
+            c::no_data(apdu)?;
+            if p1p2 != (0, 0) {
+                return Err(Sw::WrongP1P2);
+            }
+            Ok(Command::EraseCard)
+        }
+        _ => Err(Sw::InsNotSupported),
+    }
+}
+
+fn ac_byte(ac: AccessCondition) -> u8 {
+    match ac {
+        AccessCondition::Always => 0x00,
+        AccessCondition::Never => 0xFF,
+        AccessCondition::Pin(Hex8(r)) => r & 0x1F,
+    }
+}
+
+fn ac_of(b: u8) -> AccessCondition {
+    match b {
+        0x00 => AccessCondition::Always,
+        0x01..=0x1F => AccessCondition::Pin(Hex8(b)),
+        _ => AccessCondition::Never,
+    }
+}
+
+/// The 9 access bytes of tag 86 (spec/cards.md §3.3). EF: READ, UPDATE, WRITE, INVALIDATE,
+/// REHABILITATE, ERASE, ADMIN; DF: –, UPDATE, APPEND, INVALIDATE, REHABILITATE, DELETE,
+/// ADMIN, CREATE.
+fn acl_bytes(node: &FileNode) -> [u8; 9] {
+    let a = node.acl;
+    let never = 0xFF;
+    if node.is_df() {
+        [
+            0x00,
+            ac_byte(a.update),
+            ac_byte(a.create),
+            never,
+            never,
+            ac_byte(a.delete),
+            never,
+            ac_byte(a.create),
+            never,
+        ]
+    } else {
+        [
+            ac_byte(a.read),
+            ac_byte(a.update),
+            ac_byte(a.update),
+            never,
+            never,
+            ac_byte(a.delete),
+            never,
+            never,
+            never,
+        ]
+    }
+}
+
+/// ISO FCP (observed working template `62 16 80 02 size 82 01 01 83 02 fid 86 09 …`).
+pub fn fcp(node: &FileNode) -> Result<Fcp, Sw> {
+    let mut f = Fcp::new();
+    let size = u16::try_from(node.size()).unwrap_or(u16::MAX).to_be_bytes();
+    match &node.body {
+        FileBody::Df { aid, .. } => {
+            tlv(&mut f, 0x82, &[0x38])?;
+            tlv(&mut f, 0x83, &node.fid.0.to_be_bytes())?;
+            if let Some(aid) = aid {
+                tlv(&mut f, 0x84, &aid.0)?;
+            }
+        }
+        FileBody::Transparent { .. } | FileBody::FreeMemory => {
+            tlv(&mut f, 0x80, &size)?;
+            tlv(&mut f, 0x82, &[0x01])?;
+            tlv(&mut f, 0x83, &node.fid.0.to_be_bytes())?;
+        }
+        FileBody::Records {
+            record_len,
+            max_records,
+            ..
+        } => {
+            tlv(&mut f, 0x80, &size)?;
+            tlv(&mut f, 0x82, &[0x02, 0x21, 0x00, *record_len, *max_records])?;
+            tlv(&mut f, 0x83, &node.fid.0.to_be_bytes())?;
+        }
+        FileBody::PrivateKey { .. } | FileBody::PublicKey { .. } => {
+            tlv(&mut f, 0x80, &size)?;
+            tlv(&mut f, 0x82, &[0x11])?;
+            tlv(&mut f, 0x83, &node.fid.0.to_be_bytes())?;
+        }
+    }
+    tlv(&mut f, 0x86, &acl_bytes(node))?;
+    template(&f)
+}
+
+/// CREATE FILE data: an ISO FCP with `80` size, `82` descriptor (`01` transparent, `38` DF),
+/// `83` FID and optionally `86` access bytes.
+fn parse_create(data: &[u8]) -> Result<NewFile, Sw> {
+    let (mut size, mut desc, mut fid, mut acl) = (None, None, None, None);
+    fcp_fields(data, |tag, v| {
+        match tag {
+            0x80 | 0x81 => size = Some(be16(v)?),
+            0x82 => desc = v.first().copied(),
+            0x83 => fid = Some(be16(v)?),
+            0x86 => acl = Some(<[u8; 9]>::try_from(v).map_err(|_| Sw::WrongData)?),
+            _ => return Err(Sw::WrongData),
+        }
+        Ok(())
+    })?;
+    let fid = fid.ok_or(Sw::WrongData)?;
+    if fid == MF || fid == 0xFFFF || fid == 0x3FFF {
+        return Err(Sw::WrongData);
+    }
+    let kind = match desc {
+        Some(0x38) => NewFileKind::Df,
+        Some(0x01) => NewFileKind::Transparent {
+            size: size.ok_or(Sw::WrongData)?,
+        },
+        _ => return Err(Sw::WrongData),
+    };
+    let acl = match acl {
+        None => Acl {
+            read: AccessCondition::Always,
+            update: AccessCondition::Always,
+            create: AccessCondition::Always,
+            delete: AccessCondition::Always,
+        },
+        Some(b) if kind == NewFileKind::Df => Acl {
+            read: AccessCondition::Always,
+            update: ac_of(b[1]),
+            create: ac_of(b[7]),
+            delete: ac_of(b[5]),
+        },
+        Some(b) => Acl {
+            read: ac_of(b[0]),
+            update: ac_of(b[1]),
+            create: AccessCondition::Never,
+            delete: ac_of(b[5]),
+        },
+    };
+    Ok(NewFile { fid, kind, acl })
+}
+
+/// EF_DatiPersonali encoding (spec/domain.md §1.2): 6 ASCII-hex digits with the length of the
+/// rest, then each field as 2 ASCII-hex digits of length and the value.
+pub fn encode_dati_personali(h: &Holder) -> Vec<u8> {
+    let fields = [
+        &h.issuer_code,
+        &h.issue_date,
+        &h.expiry_date,
+        &h.last_name,
+        &h.first_name,
+        &h.birth_date,
+        &h.sex,
+        &String::new(),
+        &h.codice_fiscale,
+    ];
+    let mut body = String::new();
+    for f in fields {
+        body.push_str(&format!("{:02X}{}", f.len().min(255), f));
+    }
+    format!("{:06X}{}", body.len(), body).into_bytes()
+}
+
+/// Decodes EF_DatiPersonali; `None` when it is not in that format.
+pub fn decode_dati_personali(data: &[u8]) -> Option<Holder> {
+    let text = core::str::from_utf8(data).ok()?;
+    let total = usize::from_str_radix(text.get(..6)?, 16).ok()?;
+    let mut rest = text.get(6..6 + total)?;
+    let mut fields = Vec::new();
+    while !rest.is_empty() {
+        let len = usize::from_str_radix(rest.get(..2)?, 16).ok()?;
+        fields.push(rest.get(2..2 + len)?.to_owned());
+        rest = rest.get(2 + len..)?;
+    }
+    let get = |i: usize| fields.get(i).cloned().unwrap_or_default();
+    Some(Holder {
+        issuer_code: get(0),
+        issue_date: get(1),
+        expiry_date: get(2),
+        last_name: get(3),
+        first_name: get(4),
+        birth_date: get(5),
+        sex: get(6),
+        codice_fiscale: get(8),
+    })
+}
+
+const fn pin_ac(r: u8) -> AccessCondition {
+    AccessCondition::Pin(Hex8(r))
+}
+
+fn ef(
+    fid: u16,
+    name: &str,
+    read: AccessCondition,
+    update: AccessCondition,
+    data: Vec<u8>,
+) -> FileNode {
+    FileNode::new(
+        fid,
+        Some(name),
+        Acl {
+            read,
+            update,
+            create: AccessCondition::Never,
+            delete: AccessCondition::Never,
+        },
+        FileBody::Transparent { data: Bytes(data) },
+    )
+}
+
+fn df(fid: u16, name: &str, admin: AccessCondition, children: Vec<FileNode>) -> FileNode {
+    FileNode::new(
+        fid,
+        Some(name),
+        Acl {
+            read: AccessCondition::Always,
+            update: admin,
+            create: admin,
+            delete: admin,
+        },
+        FileBody::Df {
+            aid: None,
+            children,
+        },
+    )
+}
+
+fn pin(
+    reference: u8,
+    label: &str,
+    role: PinRole,
+    df: &[u16],
+    value: &str,
+    tries: u8,
+    unblocked_by: Option<u8>,
+) -> PinObject {
+    PinObject {
+        reference: Hex8(reference),
+        label: label.into(),
+        role,
+        df: df.iter().map(|f| Hex16(*f)).collect(),
+        value: value.into(),
+        charset: Charset::Digits,
+        min_len: 5,
+        max_len: 8,
+        pad_len: 8,
+        pad_byte: Hex8(0xFF),
+        max_tries: tries,
+        tries_left: tries,
+        unblocked_by: unblocked_by.map(Hex8),
+    }
+}
+
+/// The CNS file tree, PINs and keys for a personalisation (spec/cards.md §3.3).
+pub fn personalize(p: &Personalization) -> Result<CardImage, String> {
+    if p.serial.len() != 16 || !p.serial.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(format!(
+            "a CNS serial is 16 ASCII characters, got {:?}",
+            p.serial
+        ));
+    }
+    let cert_file = |fid: u16, name: &str, ks: &Option<KeySet>, pin: u8| {
+        ks.as_ref().map(|k| {
+            ef(
+                fid,
+                name,
+                AccessCondition::Always,
+                pin_ac(pin),
+                k.certificate.clone(),
+            )
+        })
+    };
+    let always = AccessCondition::Always;
+    let never = AccessCondition::Never;
+    let dati_processore = b"INCARD STINCARD CNS".to_vec();
+    let mut dir1100 = vec![];
+    dir1100.extend(cert_file(
+        0x1101,
+        "CNS0 certificate (authentication)",
+        &p.auth,
+        PIN_CNS0,
+    ));
+    if p.auth.is_some() || p.sign.is_some() {
+        dir1100.push(ef(
+            0x1102,
+            "EF_DatiPersonali",
+            always,
+            pin_ac(PIN_CNS0),
+            encode_dati_personali(&p.holder),
+        ));
+    }
+    let mut dir1400 = vec![];
+    dir1400.extend(cert_file(
+        0x9010,
+        "CNS1 certificate (qualified signature)",
+        &p.sign,
+        PIN_CNS1,
+    ));
+    dir1400.push(df(
+        0x8110,
+        "CNS1 private key container",
+        pin_ac(PIN_CNS1),
+        vec![],
+    ));
+    let mf = FileNode::new(
+        MF,
+        Some("MF"),
+        Acl {
+            read: always,
+            update: never,
+            create: never,
+            delete: never,
+        },
+        FileBody::Df {
+            aid: None,
+            children: vec![
+                df(
+                    0x1000,
+                    "DF_Chip",
+                    never,
+                    vec![
+                        ef(0x1002, "EF_DatiProcessore", always, never, dati_processore),
+                        ef(
+                            0x1003,
+                            "EF_IDCarta",
+                            always,
+                            never,
+                            p.serial.as_bytes().to_vec(),
+                        ),
+                    ],
+                ),
+                df(0x1100, "DF1 (CNS)", pin_ac(PIN_CNS0), dir1100),
+                df(
+                    0x1200,
+                    "DF2 (services)",
+                    pin_ac(PIN_CNS0),
+                    vec![
+                        ef(
+                            0x1201,
+                            "EF_DatiPersonaliAggiuntivi",
+                            always,
+                            pin_ac(PIN_CNS0),
+                            vec![0; 32],
+                        ),
+                        FileNode::new(
+                            0x1202,
+                            Some("EF_MemoriaResidua"),
+                            Acl::open_read_only(),
+                            FileBody::FreeMemory,
+                        ),
+                        ef(
+                            0x1203,
+                            "EF_ServiziInstallati",
+                            always,
+                            pin_ac(PIN_CNS0),
+                            vec![0; 32],
+                        ),
+                    ],
+                ),
+                df(
+                    0x1400,
+                    "DF firma (qualified signature)",
+                    pin_ac(PIN_CNS1),
+                    dir1400,
+                ),
+            ],
+        },
+    );
+    let blank = p.auth.is_none() && p.sign.is_none();
+    let value = |v: &str| {
+        if blank {
+            DEFAULT_PIN.to_owned()
+        } else {
+            v.to_owned()
+        }
+    };
+    let pins = vec![
+        pin(
+            PIN_CNS0,
+            "PIN CNS0",
+            PinRole::User,
+            &[MF],
+            &value(&p.pin),
+            p.pin_tries,
+            Some(PUK_CNS0),
+        ),
+        pin(
+            PUK_CNS0,
+            "PUK CNS0",
+            PinRole::Puk,
+            &[MF],
+            &p.puk,
+            p.puk_tries,
+            None,
+        ),
+        pin(
+            PIN_CNS1,
+            "PIN CNS1",
+            PinRole::User,
+            &[MF, 0x1400],
+            &value(&p.pin),
+            p.pin_tries,
+            Some(PUK_CNS1),
+        ),
+        pin(
+            PUK_CNS1,
+            "PUK CNS1",
+            PinRole::Puk,
+            &[MF, 0x1400],
+            &p.puk,
+            p.puk_tries,
+            None,
+        ),
+    ];
+    let slot = |reference: u8,
+                label: &str,
+                pin: u8,
+                always_auth: bool,
+                ks: &Option<KeySet>,
+                default: Algorithm| KeyObject {
+        reference: Hex8(reference),
+        label: ks
+            .as_ref()
+            .map_or_else(|| label.to_owned(), |k| k.label.clone()),
+        algorithm: ks.as_ref().map_or(default, |k| k.algorithm),
+        // Both PSO forms reach both keys: OpenSC signs through DECIPHER when the certificate
+        // implies a decipher usage (spec/cards.md §3.7).
+        usage: KeyUsage {
+            sign: true,
+            decipher: true,
+        },
+        pin: Hex8(pin),
+        always_authenticate: always_auth,
+        material: ks.as_ref().map(|k| k.material.clone()),
+    };
+    Ok(CardImage {
+        schema: SCHEMA_NAME.into(),
+        version: SCHEMA_VERSION,
+        profile: crate::image::ProfileKind::Cns,
+        description: p.description.clone(),
+        atr: Bytes(p.atr.clone().unwrap_or_else(|| ATR_CNS_1_1.to_vec())),
+        life_cycle: p.life_cycle,
+        capacity: p.capacity,
+        capabilities: Capabilities { p256: p.p256 },
+        cplc: None,
+        history: p.history.clone(),
+        mf,
+        pins,
+        keys: vec![
+            slot(
+                KEY_CNS0,
+                "CNS0 authentication key",
+                PIN_CNS0,
+                false,
+                &p.auth,
+                Algorithm::Rsa2048,
+            ),
+            slot(
+                KEY_CNS1,
+                "CNS1 qualified signature key",
+                PIN_CNS1,
+                true,
+                &p.sign,
+                Algorithm::Rsa2048,
+            ),
+        ],
+    })
+}
+
+/// ERASE (`B0 F5 00 00`), what PKI Manager's reset does (spec/domain.md §4, §6.3 item 5):
+/// certificates and personal data deleted, key slots emptied, both user PINs back to the
+/// default 12345 with full counters, life-cycle back to admin. The serial and the PUKs stay.
+pub fn erase(image: &mut CardImage) {
+    let remove = |image: &mut CardImage, path: &[u16], fid: u16| {
+        if let Some(children) =
+            crate::fs::lookup_mut(&mut image.mf, path).and_then(FileNode::children_mut)
+        {
+            children.retain(|c| c.fid.0 != fid);
+        }
+    };
+    remove(image, &[MF, 0x1100], 0x1101);
+    remove(image, &[MF, 0x1100], 0x1102);
+    remove(image, &[MF, 0x1400], 0x9010);
+    for k in &mut image.keys {
+        k.material = None;
+    }
+    for p in image.pins.iter_mut().filter(|p| p.role == PinRole::User) {
+        p.value = DEFAULT_PIN.into();
+        p.tries_left = p.max_tries;
+    }
+    image.life_cycle = crate::image::LifeCycle::Admin;
+}

@@ -1,0 +1,385 @@
+//! Card issuance from the test CA, and the fixture set under `fixtures/`.
+//!
+//! Every fixture is generated deterministically: keys come from a ChaCha20 generator seeded
+//! with the fixture's name, and RSA PKCS#1 v1.5 signatures are deterministic, so
+//! `firmalab fixtures regenerate` rewrites byte-identical files.
+
+use crate::dates::Date;
+use crate::pki::{self, CertKind, Holder, Issue, TestCa};
+use firmalab_emulator::image::{CardImage, History, LifeCycle, ProfileKind};
+use firmalab_emulator::keys::{Algorithm, KeyMaterial};
+use firmalab_emulator::perso::{self, KeySet, Personalization};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use rsa::RsaPrivateKey;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// The date the fixtures are built around: "renewable" certificates expire 30 days after it,
+/// inside the 2-month renewal window (spec/domain.md §1.7). Tests inject it as "now".
+pub const REFERENCE_DATE: Date = Date::new(2026, 6, 1);
+
+/// Modelled EEPROM of the fixture cards.
+pub const CAPACITY: u32 = 64 * 1024;
+
+/// Someone a card is issued to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Person {
+    pub first_name: String,
+    pub last_name: String,
+    pub codice_fiscale: String,
+    pub birth_date: Date,
+    pub sex: char,
+    pub reference: String,
+}
+
+impl Person {
+    /// A person whose codice fiscale gets its check character computed.
+    pub fn new(
+        first: &str,
+        last: &str,
+        cf15: &str,
+        birth: Date,
+        sex: char,
+        reference: &str,
+    ) -> Result<Self, String> {
+        Ok(Person {
+            first_name: first.to_uppercase(),
+            last_name: last.to_uppercase(),
+            codice_fiscale: crate::cf::complete(cf15)
+                .ok_or_else(|| format!("{cf15:?} is not the start of a codice fiscale"))?,
+            birth_date: birth,
+            sex,
+            reference: reference.into(),
+        })
+    }
+
+    pub fn holder(&self) -> Holder {
+        Holder {
+            first_name: self.first_name.clone(),
+            last_name: self.last_name.clone(),
+            codice_fiscale: self.codice_fiscale.clone(),
+            reference: self.reference.clone(),
+        }
+    }
+}
+
+/// Where key material comes from.
+pub enum KeySource<'a> {
+    /// Deterministic from a label (fixtures, tests).
+    Seeded(&'a str),
+    /// The operating system's randomness.
+    Random,
+}
+
+/// What to issue.
+pub struct CardRequest<'a> {
+    pub profile: ProfileKind,
+    pub description: String,
+    pub serial: String,
+    /// `None` issues a blank card: no keys, no certificates, default PIN 12345 (the state
+    /// after a failed issuance).
+    pub person: Option<Person>,
+    pub pin: String,
+    pub puk: String,
+    pub not_before: Date,
+    pub not_after: Date,
+    pub keys: KeySource<'a>,
+}
+
+fn seed_of(label: &str) -> [u8; 32] {
+    Sha256::digest(format!("firmalab fixture key {label}").as_bytes()).into()
+}
+
+/// Generates an RSA key from the source.
+pub fn rsa_key(source: &KeySource<'_>, slot: &str, bits: usize) -> Result<RsaPrivateKey, String> {
+    match source {
+        KeySource::Seeded(label) => {
+            let mut rng = ChaCha20Rng::from_seed(seed_of(&format!("{label} {slot}")));
+            RsaPrivateKey::new(&mut rng, bits).map_err(|e| e.to_string())
+        }
+        KeySource::Random => {
+            let mut rng = firmalab_emulator::CardRng::from_os()?;
+            RsaPrivateKey::new(&mut rng, bits).map_err(|e| e.to_string())
+        }
+    }
+}
+
+fn cert_serial(label: &str) -> u64 {
+    let h = Sha256::digest(label.as_bytes());
+    u64::from_be_bytes([h[0] & 0x7F, h[1], h[2], h[3], h[4], h[5], h[6], h[7]])
+}
+
+fn key_set(
+    ca: &TestCa,
+    req: &CardRequest<'_>,
+    person: &Person,
+    kind: CertKind,
+    slot: &str,
+) -> Result<KeySet, String> {
+    let key = rsa_key(&req.keys, slot, 2048)?;
+    let serial = match &req.keys {
+        KeySource::Seeded(label) => cert_serial(&format!("{label} {slot}")),
+        KeySource::Random => {
+            let mut b = [0u8; 8];
+            rand_core::Rng::fill_bytes(&mut firmalab_emulator::CardRng::from_os()?, &mut b);
+            u64::from_be_bytes(b) & 0x7FFF_FFFF_FFFF_FFFF
+        }
+    };
+    let holder = person.holder();
+    let cert = ca.issue(&Issue {
+        kind,
+        holder: &holder,
+        public_key: pki::rsa_spki(&key)?,
+        serial,
+        not_before: req.not_before,
+        not_after: req.not_after,
+    })?;
+    let (modulus, exponent) = pki::rsa_public_numbers(&key);
+    use der::Encode;
+    Ok(KeySet {
+        label: match kind {
+            CertKind::Authentication => "CNS0 authentication".into(),
+            CertKind::QualifiedSignature => "CNS1 qualified signature".into(),
+        },
+        id: Sha256::digest(&modulus)
+            .get(..20)
+            .unwrap_or_default()
+            .to_vec(),
+        algorithm: Algorithm::Rsa2048,
+        material: KeyMaterial::from_rsa(&key)?,
+        certificate: pki::der_of(&cert)?,
+        subject: cert
+            .tbs_certificate()
+            .subject()
+            .to_der()
+            .map_err(|e| e.to_string())?,
+        issuer: cert
+            .tbs_certificate()
+            .issuer()
+            .to_der()
+            .map_err(|e| e.to_string())?,
+        modulus,
+        exponent,
+    })
+}
+
+/// Issues a card image from the test CA.
+pub fn issue_card(ca: &TestCa, req: &CardRequest<'_>) -> Result<CardImage, String> {
+    let (auth, sign) = match &req.person {
+        Some(p) => (
+            Some(key_set(ca, req, p, CertKind::Authentication, "auth")?),
+            Some(key_set(ca, req, p, CertKind::QualifiedSignature, "sign")?),
+        ),
+        None => (None, None),
+    };
+    let holder = req.person.as_ref().map(|p| perso::Holder {
+        issuer_code: "FIRMALAB".into(),
+        issue_date: req.not_before.ddmmyyyy(),
+        expiry_date: req.not_after.ddmmyyyy(),
+        last_name: p.last_name.clone(),
+        first_name: p.first_name.clone(),
+        birth_date: p.birth_date.ddmmyyyy(),
+        sex: p.sex.to_string(),
+        codice_fiscale: p.codice_fiscale.clone(),
+    });
+    Personalization {
+        profile: req.profile,
+        description: req.description.clone(),
+        atr: None,
+        serial: req.serial.clone(),
+        pin: req.pin.clone(),
+        puk: req.puk.clone(),
+        so_pin: "11223344".into(),
+        pin_tries: 3,
+        puk_tries: 10,
+        holder: holder.unwrap_or_default(),
+        auth,
+        sign,
+        life_cycle: if req.person.is_some() {
+            LifeCycle::User
+        } else {
+            LifeCycle::Admin
+        },
+        capacity: CAPACITY,
+        history: History {
+            first_issuance: req.not_before.to_string(),
+            renewal_count: 0,
+        },
+        p256: false,
+    }
+    .build()
+}
+
+/// Blocks every user PIN (tries 0) and, optionally, every PUK.
+fn block(image: &mut CardImage, puk_too: bool) {
+    use firmalab_emulator::security::PinRole;
+    for p in &mut image.pins {
+        if p.role == PinRole::User || (puk_too && p.role == PinRole::Puk) {
+            p.tries_left = 0;
+        }
+    }
+}
+
+/// One fixture card.
+pub struct Fixture {
+    pub file: &'static str,
+    pub description: &'static str,
+    pub profile: ProfileKind,
+    pub serial: &'static str,
+    pub person: Option<(&'static str, &'static str, &'static str, Date, char)>,
+    pub not_before: Date,
+    pub not_after: Date,
+    pub adjust: fn(&mut CardImage),
+}
+
+/// The fixture set (README, "Fixtures").
+pub fn fixtures() -> Vec<Fixture> {
+    let renewable = (Date::new(2023, 7, 1), Date::new(2026, 7, 1));
+    vec![
+        Fixture {
+            file: "cns-renewable.json",
+            description: "Incard CNS 1.1, signature + authentication certificates expiring 2026-07-01 (inside the renewal window at the reference date 2026-06-01); PIN 12345678, PUK 87654321",
+            profile: ProfileKind::Cns,
+            serial: "6010000000000101",
+            person: Some((
+                "Mario",
+                "Rossi",
+                "RSSMRA80A01H501",
+                Date::new(1980, 1, 1),
+                'M',
+            )),
+            not_before: renewable.0,
+            not_after: renewable.1,
+            adjust: |_| {},
+        },
+        Fixture {
+            file: "oberthur-renewable.json",
+            description: "Oberthur AuthentIC v2 (AWP), signature + authentication certificates expiring 2026-07-01; PIN 12345678, PUK 87654321, SO PIN 11223344",
+            profile: ProfileKind::Oberthur,
+            serial: "1a2b3c4d",
+            person: Some((
+                "Giulia",
+                "Bianchi",
+                "BNCGLI85M41F205",
+                Date::new(1985, 8, 1),
+                'F',
+            )),
+            not_before: renewable.0,
+            not_after: renewable.1,
+            adjust: |_| {},
+        },
+        Fixture {
+            file: "cns-failed-issuance.json",
+            description: "Incard CNS after a failed issuance: no keys, no certificates, life-cycle admin, default PIN 12345, PUK 87654321",
+            profile: ProfileKind::Cns,
+            serial: "6010000000000102",
+            person: None,
+            not_before: renewable.0,
+            not_after: renewable.1,
+            adjust: |_| {},
+        },
+        Fixture {
+            file: "cns-pin-blocked.json",
+            description: "Incard CNS whose PINs are blocked (3 wrong entries); PUK 87654321 with all 10 tries left",
+            profile: ProfileKind::Cns,
+            serial: "6010000000000103",
+            person: Some((
+                "Luca",
+                "Verdi",
+                "VRDLCU75C15F839",
+                Date::new(1975, 3, 15),
+                'M',
+            )),
+            not_before: renewable.0,
+            not_after: renewable.1,
+            adjust: |i| block(i, false),
+        },
+        Fixture {
+            file: "cns-puk-blocked.json",
+            description: "Incard CNS whose PINs and PUKs are blocked: only revocation and a new card remain",
+            profile: ProfileKind::Cns,
+            serial: "6010000000000104",
+            person: Some((
+                "Anna",
+                "Neri",
+                "NRENNA90E50L219",
+                Date::new(1990, 5, 10),
+                'F',
+            )),
+            not_before: renewable.0,
+            not_after: renewable.1,
+            adjust: |i| block(i, true),
+        },
+        Fixture {
+            file: "cns-expired.json",
+            description: "Incard CNS whose certificates expired on 2026-01-15 (renewal impossible); PIN 12345678, PUK 87654321",
+            profile: ProfileKind::Cns,
+            serial: "6010000000000105",
+            person: Some((
+                "Paolo",
+                "Gialli",
+                "GLLPLA70T10G273",
+                Date::new(1970, 12, 10),
+                'M',
+            )),
+            not_before: Date::new(2023, 1, 15),
+            not_after: Date::new(2026, 1, 15),
+            adjust: |_| {},
+        },
+    ]
+}
+
+/// Builds one fixture card.
+pub fn build_fixture(ca: &TestCa, f: &Fixture) -> Result<CardImage, String> {
+    let person = match f.person {
+        Some((first, last, cf, birth, sex)) => {
+            let reference = format!("WSREF-{}", &f.serial[f.serial.len().saturating_sub(6)..]);
+            Some(Person::new(first, last, cf, birth, sex, &reference)?)
+        }
+        None => None,
+    };
+    let mut image = issue_card(
+        ca,
+        &CardRequest {
+            profile: f.profile,
+            description: f.description.into(),
+            serial: f.serial.into(),
+            person,
+            pin: "12345678".into(),
+            puk: "87654321".into(),
+            not_before: f.not_before,
+            not_after: f.not_after,
+            keys: KeySource::Seeded(f.file),
+        },
+    )?;
+    (f.adjust)(&mut image);
+    image.validate()?;
+    Ok(image)
+}
+
+/// The test CA of the fixtures, from its seeded keys.
+pub fn build_ca() -> Result<TestCa, String> {
+    TestCa::from_keys(
+        rsa_key(&KeySource::Seeded("test CA"), "root", 2048)?,
+        rsa_key(&KeySource::Seeded("test CA"), "issuing", 2048)?,
+    )
+}
+
+/// Regenerates every fixture under `dir` (`dir/ca/…`, `dir/cards/…`); returns what it wrote.
+pub fn regenerate(dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<Vec<PathBuf>, String> {
+    progress("test CA (2 RSA-2048 keys)");
+    let ca = build_ca()?;
+    ca.save(&dir.join("ca"))?;
+    let mut written = vec![dir.join("ca")];
+    let cards = dir.join("cards");
+    std::fs::create_dir_all(&cards).map_err(|e| format!("{}: {e}", cards.display()))?;
+    for f in fixtures() {
+        progress(f.file);
+        let image = build_fixture(&ca, &f)?;
+        let path = cards.join(f.file);
+        image.save(&path).map_err(|e| e.to_string())?;
+        written.push(path);
+    }
+    Ok(written)
+}

@@ -1,0 +1,9 @@
+//! The host side of firmalab: the test PKI, fixture generation, and (in later layers) the
+//! transports, card clients and management flows.
+
+pub mod cf;
+pub mod console;
+pub mod dates;
+pub mod fixtures;
+pub mod inspect;
+pub mod pki;
