@@ -200,9 +200,9 @@ mod tests {
     fn malformed_lengths_answer_6700_and_class_ff_6e00() {
         for h in [
             "00A400",
-            "00A4000003",
+            "00A40000030102",
             "00A40000023F",
-            "00A4000002",
+            "00A400000201",
             "00D600000000000000",
         ] {
             assert_eq!(Apdu::parse(&hex(h)), Err(Sw::WrongLength), "{h}");

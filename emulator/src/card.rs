@@ -308,8 +308,10 @@ impl Card {
             } => self.reset_retry_counter(pin, proof, new_pin),
             Command::CreatePin { pin, tries, value } => self.create_pin(pin, tries, value),
             Command::Logout { pin } => {
-                let idx = self.resolve_pin(pin).ok_or(Sw::ReferencedDataNotFound)?;
-                self.vol.verified.clear(idx);
+                // 9000 whether or not the PIN exists (OpenSC logs out 81 and 82, §2.5).
+                if let Some(idx) = self.resolve_pin(pin) {
+                    self.vol.verified.clear(idx);
+                }
                 Ok(Sw::Ok)
             }
             Command::MseRestore { se } => {
