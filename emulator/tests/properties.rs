@@ -1,0 +1,238 @@
+//! Properties that must hold for any input: the parser never panics and round-trips, the card
+//! never panics, PIN/PUK counters never go up without the right secret, no response carries
+//! private-key bytes, the image stays valid and survives a save/load round trip.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+use common::*;
+use firmalab_emulator::apdu::Apdu;
+use firmalab_emulator::keys::LoadedKey;
+use firmalab_emulator::{Card, CardImage, CardRng};
+use proptest::prelude::*;
+use rsa::traits::PrivateKeyParts;
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn parser_never_panics_and_accepted_bytes_reencode_identically(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+        if let Ok(apdu) = Apdu::parse(&bytes) {
+            let mut back = Vec::new();
+            apdu.encode(&mut back);
+            prop_assert_eq!(back, bytes);
+        }
+    }
+
+    #[test]
+    fn well_formed_apdus_parse_to_what_was_encoded(
+        cla in 0u8..0xFE, ins: u8, p1: u8, p2: u8,
+        data in proptest::collection::vec(any::<u8>(), 0..600),
+        le in proptest::option::of(1usize..=65536),
+        extended: bool,
+    ) {
+        let extended = extended || data.len() > 255 || le.is_some_and(|l| l > 256);
+        let le = le.map(|l| if extended { l } else { l.min(256) });
+        let apdu = Apdu { cla, ins, p1, p2, data: &data, le, extended: extended && !(data.is_empty() && le.is_none()) };
+        let mut bytes = Vec::new();
+        apdu.encode(&mut bytes);
+        prop_assert_eq!(Apdu::parse(&bytes), Ok(apdu));
+    }
+}
+
+/// A step of a card session.
+#[derive(Clone, Debug)]
+enum Step {
+    Apdu(Vec<u8>),
+    PowerCycle,
+    Reset,
+}
+
+/// Realistic commands for a profile, some with the right secrets, so sequences get past the
+/// PIN checks; and fully random bytes.
+fn step(profile_cns: bool) -> impl Strategy<Value = Step> {
+    let templates: Vec<&'static str> = if profile_cns {
+        vec![
+            "00A4000C023F00",
+            "00A4080C0414008110",
+            "00A4080C0411001101",
+            "00A40800041400901000",
+            "00A4080C021400",
+            "00A4080C0412001202",
+            "00B0000004",
+            "00B00000FF",
+            "00B0001000",
+            "0020009008313233343536373 8",
+            "0020009008FFFFFFFFFFFFFFFF",
+            "00200090",
+            "0020009A083132333435363738",
+            "0020009A083939393939393939",
+            "0020009A",
+            "0024009A1031323334353637383837363534333231",
+            "0024009A103939393939393939FFFFFFFFFFFFFFFF",
+            "002C009010383736353433323131323334353637FF",
+            "002C009A1039393939393939393132333435FFFFFF",
+            "0022F30300",
+            "0022F1B603830110",
+            "0022F1B803830101",
+            "0022F1B603830101",
+            "002A9E9A0401020304",
+            "102A9E9A02AABB",
+            "00CA018300",
+            "0084000008",
+            "00C0000000",
+            "00E000001862168002000582010183029011860900000000000000000000",
+            "00E40000029011",
+            "00D60000020102",
+            "B0F50000",
+        ]
+    } else {
+        vec![
+            "00A4040C10A000000077010303000000F100000002",
+            "00A40000023F00",
+            "00A40000025011",
+            "00A40000029002",
+            "00A40000023002",
+            "00A40000023001",
+            "00A40000022000",
+            "00A4030000",
+            "00B0000010",
+            "0020008100",
+            "0020000400",
+            "80CA9F7F2D",
+            "VERIFY81:12345678",
+            "VERIFY81:9999",
+            "VERIFY84:87654321",
+            "VERIFY84:1111",
+            "002241B603800111",
+            "002241B803800111",
+            "802E002100",
+            "8034000040",
+            "00B201048D",
+            "00E40200022001",
+            "00DC010403AABBCC",
+        ]
+    };
+    let templates: Vec<Vec<u8>> = templates
+        .into_iter()
+        .map(|t| match t.strip_prefix("VERIFY") {
+            // Oberthur VERIFY with a 64-byte FF-padded value: "VERIFY<ref>:<value>".
+            Some(rest) => h(&format!(
+                "002000{}40{}",
+                &rest[..2],
+                padded(&rest[3..], 64, 0xFF)
+            )),
+            None => h(&t.replace(' ', "")),
+        })
+        .collect();
+    prop_oneof![
+        6 => proptest::sample::select(templates).prop_map(Step::Apdu),
+        3 => proptest::collection::vec(any::<u8>(), 0..300).prop_map(Step::Apdu),
+        2 => (proptest::sample::select(vec![0x00u8, 0x10, 0x80, 0xB0]), any::<u8>(), any::<u8>(), any::<u8>(), proptest::collection::vec(any::<u8>(), 0..40))
+            .prop_map(|(c, i, p1, p2, d)| {
+                let mut v = vec![c, i, p1, p2];
+                if !d.is_empty() { v.push(d.len() as u8); v.extend(d); }
+                Step::Apdu(v)
+            }),
+        1 => Just(Step::PowerCycle),
+        1 => Just(Step::Reset),
+    ]
+}
+
+/// 16-byte windows of every private value on the card.
+fn secrets(image: &CardImage) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for k in &image.keys {
+        let Some(m) = &k.material else { continue };
+        match m.load().unwrap() {
+            LoadedKey::Rsa(k) => {
+                for v in [
+                    k.d().to_be_bytes(),
+                    k.primes()[0].to_be_bytes(),
+                    k.primes()[1].to_be_bytes(),
+                ] {
+                    out.extend(v.chunks_exact(16).map(<[u8]>::to_vec));
+                }
+            }
+            LoadedKey::EcP256(k) => out.push(k.to_bytes()[..16].to_vec()),
+        }
+    }
+    out
+}
+
+fn pad(value: &str, len: u8, byte: u8) -> Vec<u8> {
+    let mut v = value.as_bytes().to_vec();
+    v.resize(usize::from(len), byte);
+    v
+}
+
+fn run_session(name: &str, steps: Vec<Step>) -> Result<(), TestCaseError> {
+    let mut card = Card::new(image(name), CardRng::insecure_deterministic(5));
+    card.power_on();
+    let secrets = secrets(card.image());
+    for s in steps {
+        let before = card.image().clone();
+        let Step::Apdu(cmd) = s else {
+            match s {
+                Step::PowerCycle => {
+                    card.power_off();
+                    card.power_on();
+                }
+                _ => card.reset(),
+            }
+            continue;
+        };
+        let resp = card.transmit_vec(&cmd);
+        prop_assert!(resp.len() >= 2);
+        for secret in &secrets {
+            prop_assert!(
+                !resp.windows(16).any(|w| w == secret.as_slice()),
+                "private key bytes in a response to {:02X?}",
+                cmd
+            );
+        }
+        let after = card.image();
+        prop_assert!(after.validate().is_ok(), "{:?}", after.validate());
+        for (i, (b, a)) in before.pins.iter().zip(&after.pins).enumerate() {
+            if a.tries_left > b.tries_left {
+                let puk = b
+                    .unblocked_by
+                    .and_then(|r| before.pins.iter().find(|p| p.reference == r));
+                let own = pad(&b.value, b.pad_len, b.pad_byte.0);
+                let by_puk = puk.map(|p| pad(&p.value, p.pad_len, p.pad_byte.0));
+                let puk_file = before.profile == firmalab_emulator::ProfileKind::Oberthur
+                    && cmd.starts_with(&[0x00, 0x2C]);
+                let erase = cmd == [0xB0, 0xF5, 0x00, 0x00];
+                let contains = |needle: &[u8]| cmd.windows(needle.len()).any(|w| w == needle);
+                prop_assert!(
+                    contains(&own) || by_puk.is_some_and(|p| contains(&p)) || puk_file || erase,
+                    "PIN #{i} counter rose from {} to {} on {:02X?}",
+                    b.tries_left,
+                    a.tries_left,
+                    cmd
+                );
+            }
+        }
+    }
+    let img = card.into_image();
+    prop_assert_eq!(CardImage::from_json(&img.to_json()).unwrap(), img);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn cns_sessions_keep_every_invariant(steps in proptest::collection::vec(step(true), 1..48)) {
+        run_session("cns-renewable.json", steps)?;
+    }
+
+    #[test]
+    fn cns_blocked_card_sessions_keep_every_invariant(steps in proptest::collection::vec(step(true), 1..32)) {
+        run_session("cns-pin-blocked.json", steps)?;
+    }
+
+    #[test]
+    fn oberthur_sessions_keep_every_invariant(steps in proptest::collection::vec(step(false), 1..48)) {
+        run_session("oberthur-renewable.json", steps)?;
+    }
+}

@@ -1,0 +1,223 @@
+//! The `firmalab` command line as a user runs it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn firmalab(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_firmalab"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("firmalab-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn copy_fixture(name: &str, dir: &Path) -> PathBuf {
+    let dst = dir.join(name);
+    std::fs::copy(root().join("fixtures/cards").join(name), &dst).unwrap();
+    dst
+}
+
+#[test]
+fn apdu_prints_one_line_per_response_with_sw_and_meaning() {
+    let dir = scratch("apdu");
+    let img = copy_fixture("cns-renewable.json", &dir);
+    let before = std::fs::read(&img).unwrap();
+    let o = firmalab(&[
+        "apdu",
+        "--image",
+        img.to_str().unwrap(),
+        "00A4080C0410001003",
+        "00B0000010",
+        "00A4040006A00000000101",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        stdout(&o),
+        "9000  success\n36303130303030303030303030313031 9000  success\n6A82  file or application not found\n"
+    );
+    assert_eq!(
+        std::fs::read(&img).unwrap(),
+        before,
+        "nothing changed: the image is not rewritten"
+    );
+}
+
+#[test]
+fn apdu_saves_the_image_when_a_counter_changes_and_raw_prints_bare_hex() {
+    let dir = scratch("apdu-save");
+    let img = copy_fixture("cns-renewable.json", &dir);
+    let o = firmalab(&[
+        "apdu",
+        "--raw",
+        "--image",
+        img.to_str().unwrap(),
+        "00200090083131313131313131",
+        "00200090",
+    ]);
+    assert!(o.status.success());
+    assert_eq!(stdout(&o), "63C2\n63C2\n");
+    let show = firmalab(&["image", "show", "--json", img.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(v["pins"][0]["tries_left"], 2);
+}
+
+#[test]
+fn image_show_prints_profile_serial_tries_keys_and_certificates() {
+    let o = firmalab(&["image", "show", "fixtures/cards/cns-pin-blocked.json"]);
+    assert!(o.status.success());
+    let s = stdout(&o);
+    for want in [
+        "profile      cns",
+        "serial       6010000000000103",
+        "PIN CNS0   user BLOCKED",
+        "PUK CNS0   puk  10/10 tries left",
+        "3F00/1400/9010",
+        "valid 2023-07-01 .. 2026-07-01",
+        "LUCA VERDI",
+    ] {
+        assert!(s.contains(want), "missing {want:?} in\n{s}");
+    }
+    let o = firmalab(&[
+        "image",
+        "show",
+        "--json",
+        "fixtures/cards/oberthur-renewable.json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["serial"], "1a2b3c4d");
+    assert_eq!(v["certificates"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn bad_input_gives_one_clear_line_and_a_failure_exit() {
+    let dir = scratch("bad");
+    let corrupt = dir.join("corrupt.json");
+    std::fs::write(
+        &corrupt,
+        "{\"schema\": \"firmalab-card-image\", \"version\": 1",
+    )
+    .unwrap();
+    for (args, want) in [
+        (
+            vec![
+                "apdu",
+                "--image",
+                corrupt.to_str().unwrap(),
+                "00A4000C023F00",
+            ],
+            "card image",
+        ),
+        (
+            vec![
+                "apdu",
+                "--image",
+                "fixtures/cards/cns-renewable.json",
+                "00A4ZZ",
+            ],
+            "not a hex digit",
+        ),
+        (
+            vec![
+                "apdu",
+                "--image",
+                "fixtures/cards/cns-renewable.json",
+                "00A4",
+            ],
+            "shorter than the 4-byte header",
+        ),
+        (
+            vec!["image", "show", "/nonexistent.json"],
+            "/nonexistent.json",
+        ),
+    ] {
+        let o = firmalab(&args);
+        assert!(!o.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.starts_with("firmalab: ") && err.contains(want) && err.lines().count() == 1,
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(&corrupt).unwrap(),
+        "{\"schema\": \"firmalab-card-image\", \"version\": 1",
+        "left untouched"
+    );
+}
+
+#[test]
+fn image_new_issues_a_working_card_from_the_test_ca_and_refuses_to_overwrite() {
+    let dir = scratch("new");
+    let out = dir.join("new.json");
+    let args = [
+        "image",
+        "new",
+        "--profile",
+        "oberthur",
+        "--out",
+        out.to_str().unwrap(),
+        "--seed",
+        "cli-test",
+        "--now",
+        "2026-06-01",
+        "--first-name",
+        "Chiara",
+        "--last-name",
+        "Esposito",
+        "--cf",
+        "SPSCHR92H41F839",
+    ];
+    let o = firmalab(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout(&o).contains("CHIARA ESPOSITO"));
+    assert!(stdout(&o).contains("valid 2026-06-01 .. 2029-06-01"));
+    let again = firmalab(&args);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+    let o = firmalab(&[
+        "apdu",
+        "--image",
+        out.to_str().unwrap(),
+        "00A4040C10A000000077010303000000F100000002",
+        "00A40000025011",
+        "0020008100",
+    ]);
+    assert_eq!(
+        stdout(&o).lines().last(),
+        Some("63C3  verification failed, tries left (3)")
+    );
+}
+
+#[test]
+fn fixtures_regenerate_reproduces_the_committed_fixtures_byte_for_byte() {
+    let dir = scratch("regen");
+    let o = firmalab(&["fixtures", "regenerate", "--dir", dir.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for sub in ["cards", "ca"] {
+        for e in std::fs::read_dir(root().join("fixtures").join(sub)).unwrap() {
+            let p = e.unwrap().path();
+            let name = p.file_name().unwrap();
+            assert_eq!(
+                std::fs::read(&p).unwrap(),
+                std::fs::read(dir.join(sub).join(name)).unwrap(),
+                "{} differs",
+                p.display()
+            );
+        }
+    }
+}
