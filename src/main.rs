@@ -23,11 +23,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Send APDUs (hex) to the card in an image file; the image is saved back if it changed.
+    /// Send APDUs (hex) to a card: in an image file (saved back if it changed), or in a PC/SC
+    /// reader.
     Apdu {
         /// The card image (JSON).
+        #[arg(long, conflicts_with = "reader", required_unless_present = "reader")]
+        image: Option<PathBuf>,
+        /// A PC/SC reader: exact name or a unique part of it (build with --features pcsc).
         #[arg(long)]
-        image: PathBuf,
+        reader: Option<String>,
         /// Print each response as bare hex (data and SW), one line per APDU.
         #[arg(long)]
         raw: bool,
@@ -37,6 +41,37 @@ enum Cmd {
         /// Command APDUs in hex, e.g. 00A4000C023F00.
         #[arg(required = true)]
         apdus: Vec<String>,
+    },
+    /// Run virtual cards in vpcd readers, so every PC/SC program (OpenSC, browsers, signing
+    /// software) sees them. Stops on Ctrl-C / SIGTERM.
+    Card {
+        /// A card image; saved after every command that changes the card. Repeatable.
+        #[arg(long)]
+        image: Vec<PathBuf>,
+        /// An ephemeral card from the built-in fixtures (cns-renewable, oberthur-renewable,
+        /// cns-failed-issuance, cns-pin-blocked, cns-puk-blocked, cns-expired, or cns /
+        /// oberthur); never saved. Repeatable.
+        #[arg(long)]
+        persona: Vec<String>,
+        /// vpcd address per card, in order (default 127.0.0.1:35963, then :35964 …).
+        #[arg(long)]
+        vpcd: Vec<String>,
+        /// Log every APDU (PINs and PUKs redacted) with the card's time.
+        #[arg(long)]
+        verbose: bool,
+        /// INSECURE deterministic card RNG seed.
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// List PC/SC readers, the ATR of each card and the profile it means (build with
+    /// --features pcsc).
+    Readers {
+        /// Wait until a card is present in this reader (exact name or unique part).
+        #[arg(long)]
+        wait: Option<String>,
+        /// Seconds to wait with --wait.
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
     },
     /// Inspect or create card images.
     Image {
@@ -119,15 +154,29 @@ fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Cmd::Apdu {
             image,
+            reader,
             raw,
             seed,
             apdus,
         } => {
-            for line in console::run(&image, &apdus, raw, seed)? {
+            let lines = match (image, reader) {
+                (Some(image), _) => console::run(&image, &apdus, raw, seed)?,
+                (None, Some(reader)) => apdu_over_pcsc(&reader, &apdus, raw)?,
+                (None, None) => return Err("give --image FILE or --reader NAME".into()),
+            };
+            for line in lines {
                 println!("{line}");
             }
             Ok(())
         }
+        Cmd::Readers { wait, timeout } => readers(wait, timeout),
+        Cmd::Card {
+            image,
+            persona,
+            vpcd,
+            verbose,
+            seed,
+        } => run_cards(image, persona, vpcd, verbose, seed),
         Cmd::Image {
             command: ImageCmd::Show { file, json },
         } => {
@@ -217,4 +266,155 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+fn run_cards(
+    images: Vec<PathBuf>,
+    personas: Vec<String>,
+    vpcd: Vec<String>,
+    verbose: bool,
+    seed: Option<u64>,
+) -> Result<(), String> {
+    use firmalab_emulator::vpcd::{self, Event, HostedCard};
+    use firmalab_emulator::{Card, CardRng};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let mut hosts: Vec<(String, HostedCard)> = Vec::new();
+    for path in images {
+        let image = CardImage::load(&path).map_err(|e| e.to_string())?;
+        hosts.push((
+            path.display().to_string(),
+            HostedCard {
+                card: Card::new(image, CardRng::from_os()?),
+                image_path: Some(path),
+            },
+        ));
+    }
+    for name in personas {
+        let image = fixtures::builtin(&name)?;
+        hosts.push((
+            format!("{name} (ephemeral)"),
+            HostedCard {
+                card: Card::new(image, CardRng::from_os()?),
+                image_path: None,
+            },
+        ));
+    }
+    if hosts.is_empty() {
+        return Err("give at least one --image FILE or --persona NAME".into());
+    }
+    if let Some(s) = seed {
+        for (i, (_, h)) in hosts.iter_mut().enumerate() {
+            let image = h.card.image().clone();
+            h.card = Card::new(
+                image,
+                CardRng::insecure_deterministic(s.wrapping_add(i as u64)),
+            );
+        }
+    }
+    let addrs: Vec<String> = if vpcd.is_empty() {
+        (0..hosts.len())
+            .map(|i| format!("127.0.0.1:{}", 35963 + i))
+            .collect()
+    } else if vpcd.len() == hosts.len() {
+        vpcd
+    } else {
+        return Err(format!(
+            "{} cards but {} --vpcd addresses: give one per card, in order",
+            hosts.len(),
+            vpcd.len()
+        ));
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed))
+            .map_err(|e| format!("cannot handle signals: {e}"))?;
+    }
+    let threads: Vec<_> = hosts
+        .into_iter()
+        .zip(addrs)
+        .map(|((label, mut host), addr)| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut log = |e: Event<'_>| match e {
+                    Event::Apdu {
+                        command,
+                        response,
+                        micros,
+                    } if verbose => {
+                        eprintln!("[{label}] > {command}\n[{label}] < {response}  ({micros} us)")
+                    }
+                    Event::Apdu { .. } | Event::Atr => {}
+                    Event::PowerOff | Event::PowerOn | Event::Reset if !verbose => {}
+                    Event::Connecting(a) => eprintln!(
+                        "[{label}] waiting for vpcd at {a} (is pcscd running with vsmartcard-vpcd?)"
+                    ),
+                    Event::Connected(a) => {
+                        eprintln!("[{label}] inserted in the vpcd reader at {a}")
+                    }
+                    other => eprintln!("[{label}] {other:?}"),
+                };
+                vpcd::serve(&mut host, &addr, &stop, &mut log).map_err(|e| format!("{addr}: {e}"))
+            })
+        })
+        .collect();
+    let mut result = Ok(());
+    for t in threads {
+        match t.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => result = Err(e),
+            Err(_) => result = Err("a card thread failed".into()),
+        }
+    }
+    eprintln!("cards removed");
+    result
+}
+
+#[cfg(feature = "pcsc")]
+fn apdu_over_pcsc(reader: &str, apdus: &[String], raw: bool) -> Result<Vec<String>, String> {
+    use firmalab_harness::transport::pcsc::PcscTransport;
+    let mut t = PcscTransport::connect(reader, std::time::Duration::from_secs(5))
+        .map_err(|e| e.to_string())?;
+    console::run_on(&mut t, apdus, raw)
+}
+
+#[cfg(not(feature = "pcsc"))]
+fn apdu_over_pcsc(_reader: &str, _apdus: &[String], _raw: bool) -> Result<Vec<String>, String> {
+    Err(NO_PCSC.into())
+}
+
+#[cfg(not(feature = "pcsc"))]
+const NO_PCSC: &str = "this firmalab was built without PC/SC support: rebuild with `--features pcsc` (needs libpcsclite-dev and pkg-config)";
+
+#[cfg(feature = "pcsc")]
+fn readers(wait: Option<String>, timeout: u64) -> Result<(), String> {
+    use firmalab_harness::transport::pcsc;
+    if let Some(reader) = wait {
+        // Connecting waits for the card with SCardGetStatusChange.
+        pcsc::PcscTransport::connect(&reader, std::time::Duration::from_secs(timeout))
+            .map_err(|e| e.to_string())?;
+    }
+    let readers = pcsc::list_readers().map_err(|e| e.to_string())?;
+    if readers.is_empty() {
+        println!("no readers");
+    }
+    for r in readers {
+        match (&r.atr, &r.recognised) {
+            (Some(atr), Some(what)) => println!(
+                "{}\t{}\t{}",
+                r.name,
+                firmalab_emulator::hex::encode(atr),
+                what.label
+            ),
+            _ => println!("{}\t(no card)", r.name),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "pcsc"))]
+fn readers(_wait: Option<String>, _timeout: u64) -> Result<(), String> {
+    Err(NO_PCSC.into())
 }

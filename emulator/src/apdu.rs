@@ -152,6 +152,48 @@ impl<'a> Apdu<'a> {
     }
 }
 
+/// Whether a command carries a PIN, PUK or unblock code in its data: VERIFY, CHANGE REFERENCE
+/// DATA, RESET RETRY COUNTER (and Oberthur CREATE PIN, INS 24 too). Logs and transcripts show
+/// such data as `**`.
+pub fn carries_secret(command: &[u8]) -> bool {
+    matches!(command, [_, 0x20 | 0x24 | 0x2C, ..])
+}
+
+/// A command as hex for logs, with any secret data replaced: the header and length fields
+/// stay, the data bytes become `**` each.
+pub fn redacted_hex(command: &[u8]) -> String {
+    if !carries_secret(command) {
+        return crate::hex::encode(command);
+    }
+    match Apdu::parse(command) {
+        Ok(a) if !a.data.is_empty() => {
+            let mut masked = a;
+            let zeros = vec![0u8; a.data.len()];
+            masked.data = &zeros;
+            let mut bytes = Vec::new();
+            masked.encode(&mut bytes);
+            let hex = crate::hex::encode(&bytes);
+            // Header + Lc digits, then the data as **, then Le.
+            let lc_len = if a.extended { 3 } else { 1 };
+            let head = 2 * (4 + lc_len);
+            let data_end = head + 2 * a.data.len();
+            format!(
+                "{}{}{}",
+                &hex[..head],
+                "**".repeat(a.data.len()),
+                &hex[data_end..]
+            )
+        }
+        Ok(_) => crate::hex::encode(command),
+        // Unparsable: keep only the header.
+        Err(_) => format!(
+            "{}{}",
+            crate::hex::encode(command.get(..4).unwrap_or(command)),
+            "**".repeat(command.len().saturating_sub(4))
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,6 +228,23 @@ mod tests {
             apdu.encode(&mut back);
             assert_eq!(back, bytes, "{h}");
         }
+    }
+
+    #[test]
+    fn secrets_are_redacted_from_logged_commands() {
+        assert_eq!(
+            redacted_hex(&hex("00200090083132333435363738")),
+            "0020009008****************"
+        );
+        assert_eq!(redacted_hex(&hex("0020009000")), "0020009000");
+        assert_eq!(redacted_hex(&hex("00A4000C023F00")), "00A4000C023F00");
+        assert_eq!(
+            redacted_hex(&hex("002C009A1031323334353637383132333435363738"))
+                .matches("**")
+                .count(),
+            16
+        );
+        assert!(!redacted_hex(&hex("0024000131")).contains("31"));
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod profile;
 pub mod rng;
 pub mod security;
 pub mod sw;
+pub mod vpcd;
 
 pub use card::Card;
 pub use image::{CardImage, ProfileKind};

@@ -492,3 +492,47 @@ fn p256_is_a_capability_an_image_enables() {
 fn hex(b: &[u8]) -> String {
     firmalab_emulator::hex::encode(b)
 }
+
+#[test]
+fn atrs_are_recognised_as_opensc_would() {
+    use firmalab_emulator::ProfileKind;
+    use firmalab_emulator::profile::{cns, oberthur, recognise};
+    let r = recognise(&cns::ATR_CNS_1_1);
+    assert_eq!(r.profile, Some(ProfileKind::Cns));
+    assert!(
+        r.label.contains("CNS 1.1") && r.label.contains("STIncard"),
+        "{}",
+        r.label
+    );
+    assert!(recognise(&cns::ATR_CNS_1_0).label.contains("RSA-1024 only"));
+    // The second real Aruba ATR (pcsc-tools list) and the IDEMIA 2021 one.
+    assert_eq!(
+        recognise(&h("3BFF960000 8131FE55006B02090403010101434E53103180EB"
+            .replace(' ', "")
+            .as_str()))
+        .profile,
+        Some(ProfileKind::Cns)
+    );
+    assert_eq!(
+        recognise(&h("3BFF1800008131FE45006B05052000012101434E5310318079")).profile,
+        Some(ProfileKind::Cns)
+    );
+    assert_eq!(
+        recognise(&oberthur::ATR).profile,
+        Some(ProfileKind::Oberthur)
+    );
+    assert_eq!(
+        recognise(&h("3BFF1800FF8131FE55006B02090200010101445344103180 92"
+            .replace(' ', "")
+            .as_str()))
+        .profile,
+        None
+    );
+    assert_eq!(
+        recognise(&h("3B8A80017670696363 2D746F79210A"
+            .replace(' ', "")
+            .as_str()))
+        .profile,
+        None
+    );
+}

@@ -1,5 +1,6 @@
 //! `firmalab apdu`: APDUs from the command line to a card image.
 
+use crate::transport::Transport;
 use firmalab_emulator::hex;
 use firmalab_emulator::{Card, CardImage, CardRng, Sw};
 use std::path::Path;
@@ -63,6 +64,21 @@ pub fn run(
     }
     if changed {
         card.image().save(image_path).map_err(|e| e.to_string())?;
+    }
+    Ok(lines)
+}
+
+/// Sends the APDUs over any transport, exactly as given (61xx and 6Cxx are shown, not
+/// followed), one line per response.
+pub fn run_on(t: &mut dyn Transport, apdus: &[String], raw: bool) -> Result<Vec<String>, String> {
+    let commands = apdus
+        .iter()
+        .map(|a| parse_apdu_arg(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut lines = Vec::with_capacity(commands.len());
+    for c in &commands {
+        let r = t.transmit_raw(c).map_err(|e| e.to_string())?;
+        lines.push(format_response(&r, raw));
     }
     Ok(lines)
 }

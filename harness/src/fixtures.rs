@@ -383,3 +383,52 @@ pub fn regenerate(dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<Vec<Path
     }
     Ok(written)
 }
+
+/// The fixture cards compiled into the binary, for ephemeral cards (`--persona`): works from
+/// any folder and never touches the files.
+pub const BUILTIN: [(&str, &str); 6] = [
+    (
+        "cns-renewable",
+        include_str!("../../fixtures/cards/cns-renewable.json"),
+    ),
+    (
+        "oberthur-renewable",
+        include_str!("../../fixtures/cards/oberthur-renewable.json"),
+    ),
+    (
+        "cns-failed-issuance",
+        include_str!("../../fixtures/cards/cns-failed-issuance.json"),
+    ),
+    (
+        "cns-pin-blocked",
+        include_str!("../../fixtures/cards/cns-pin-blocked.json"),
+    ),
+    (
+        "cns-puk-blocked",
+        include_str!("../../fixtures/cards/cns-puk-blocked.json"),
+    ),
+    (
+        "cns-expired",
+        include_str!("../../fixtures/cards/cns-expired.json"),
+    ),
+];
+
+/// A built-in fixture by name (`cns-renewable`, or a profile name for its renewable card).
+pub fn builtin(name: &str) -> Result<CardImage, String> {
+    let name = match name {
+        "cns" => "cns-renewable",
+        "oberthur" => "oberthur-renewable",
+        other => other.trim_end_matches(".json"),
+    };
+    let text = BUILTIN
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, t)| *t)
+        .ok_or_else(|| {
+            format!(
+                "no built-in card {name:?}; known: {}",
+                BUILTIN.map(|(n, _)| n).join(", ")
+            )
+        })?;
+    CardImage::from_json(text)
+}

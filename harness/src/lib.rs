@@ -7,3 +7,5 @@ pub mod dates;
 pub mod fixtures;
 pub mod inspect;
 pub mod pki;
+pub mod stack;
+pub mod transport;

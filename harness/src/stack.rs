@@ -1,0 +1,197 @@
+//! A private PC/SC stack for tests: its own pcscd in its own mount namespace, with vpcd on a
+//! free port pair, so tests never touch (or depend on) a system pcscd (pcsc.md §1.1, §6, §7).
+//!
+//! pcscd ignores `PCSCLITE_CSOCK_NAME`: its socket path is fixed, so it runs with a scratch
+//! folder bind-mounted over `/run/pcscd`; clients find it through `PCSCLITE_CSOCK_NAME` (which
+//! callers set on the child processes they start). `setpriv --pdeathsig TERM` ties pcscd's
+//! life to the thread that started it, which parks for the life of the process: when the test
+//! process ends, pcscd gets SIGTERM and removes its socket.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The vpcd IFD handler of Debian's vsmartcard-vpcd package.
+pub const VPCD_DRIVER: &str = "/usr/lib/pcsc/drivers/serial/libifdvpcd.so";
+pub const PCSCD: &str = "/usr/sbin/pcscd";
+
+/// A running private pcscd.
+#[derive(Debug)]
+pub struct PrivateStack {
+    pub dir: PathBuf,
+    /// vpcd port of reader "Virtual PCD 00 00"; "00 01" is `port + 1`.
+    pub port: u16,
+    pub pid: u32,
+}
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Why a private stack cannot run here, if it cannot.
+pub fn missing_prerequisite() -> Option<String> {
+    if !Path::new(PCSCD).is_file() {
+        return Some(format!("{PCSCD} not installed (apt-get install pcscd)"));
+    }
+    if !Path::new(VPCD_DRIVER).is_file() {
+        return Some(format!(
+            "{VPCD_DRIVER} not installed (apt-get install vsmartcard-vpcd)"
+        ));
+    }
+    for tool in ["unshare", "setpriv", "mount"] {
+        if !on_path(tool) {
+            return Some(format!("{tool} not found (util-linux)"));
+        }
+    }
+    if !is_root() {
+        return Some(
+            "a private pcscd needs root (a private mount namespace over /run/pcscd)".into(),
+        );
+    }
+    None
+}
+
+fn port_pair_free(p: u16) -> bool {
+    std::net::TcpListener::bind(("0.0.0.0", p)).is_ok()
+        && std::net::TcpListener::bind(("0.0.0.0", p + 1)).is_ok()
+}
+
+fn random_port() -> u16 {
+    let mut b = [0u8; 2];
+    if let Ok(mut rng) = firmalab_emulator::CardRng::from_os() {
+        rand_core::Rng::fill_bytes(&mut rng, &mut b);
+    }
+    // Even ports in 20000..31999: below the ephemeral range.
+    20_000 + (u16::from_be_bytes(b) % 6000) * 2
+}
+
+impl PrivateStack {
+    /// The client socket to put in `PCSCLITE_CSOCK_NAME`.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("run/pcscd.comm")
+    }
+
+    /// Reader name of slot 0 or 1.
+    pub fn reader(slot: u8) -> String {
+        format!("Virtual PCD 00 0{slot}")
+    }
+
+    /// vpcd address of slot 0 or 1 (loopback).
+    pub fn vpcd_addr(&self, slot: u8) -> String {
+        format!("127.0.0.1:{}", self.port + u16::from(slot))
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("pcscd.log")).unwrap_or_default()
+    }
+
+    /// Starts a private pcscd with two vpcd readers; retries on another port if vpcd could not
+    /// bind (a taken port gives a pcscd with zero readers and no error).
+    pub fn start() -> Result<Self, String> {
+        if let Some(why) = missing_prerequisite() {
+            return Err(why);
+        }
+        let mut last = String::new();
+        for _ in 0..5 {
+            let port = (0..50)
+                .map(|_| random_port())
+                .find(|p| port_pair_free(*p))
+                .ok_or("no free port pair")?;
+            match Self::start_on(port) {
+                Ok(s) => return Ok(s),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    fn start_on(port: u16) -> Result<Self, String> {
+        let dir = std::env::temp_dir().join(format!("firmalab-pcsc-{}-{port}", std::process::id()));
+        let io = |e: std::io::Error| format!("{}: {e}", dir.display());
+        std::fs::create_dir_all(dir.join("run")).map_err(io)?;
+        std::fs::create_dir_all(dir.join("conf")).map_err(io)?;
+        std::fs::create_dir_all("/run/pcscd").map_err(|e| format!("/run/pcscd: {e}"))?;
+        std::fs::write(
+            dir.join("conf/vpcd"),
+            format!("FRIENDLYNAME \"Virtual PCD\"\nDEVICENAME /dev/null:{port}\nLIBPATH {VPCD_DRIVER}\nCHANNELID {port}\n"),
+        )
+        .map_err(io)?;
+        let log = std::fs::File::create(dir.join("pcscd.log")).map_err(io)?;
+        let script = format!(
+            "mount --bind '{}' /run/pcscd && exec {PCSCD} --foreground -c '{}'",
+            dir.join("run").display(),
+            dir.join("conf").display()
+        );
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let child = Command::new("setpriv")
+                .args([
+                    "--pdeathsig",
+                    "TERM",
+                    "unshare",
+                    "--mount",
+                    "--propagation",
+                    "private",
+                    "sh",
+                    "-c",
+                    &script,
+                ])
+                .stdin(Stdio::null())
+                .stdout(
+                    log.try_clone()
+                        .map(Stdio::from)
+                        .unwrap_or_else(|_| Stdio::null()),
+                )
+                .stderr(Stdio::from(log))
+                .spawn();
+            match child {
+                Ok(mut c) => {
+                    let _ = tx.send(Ok(c.id()));
+                    // This thread must outlive pcscd: PDEATHSIG fires when it exits.
+                    let _ = c.wait();
+                    loop {
+                        std::thread::park();
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(format!("cannot start pcscd: {e}")));
+                }
+            }
+        });
+        let pid = rx
+            .recv_timeout(Duration::from_secs(10))
+            .map_err(|_| "pcscd did not start".to_string())??;
+        let stack = PrivateStack { dir, port, pid };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !stack.socket().exists() {
+            if !Path::new(&format!("/proc/{pid}")).exists() || Instant::now() > deadline {
+                return Err(format!("pcscd did not come up; its log:\n{}", stack.log()));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if stack.log().contains("Address already in use") {
+            stack.stop();
+            return Err(format!("vpcd port {port} taken"));
+        }
+        Ok(stack)
+    }
+
+    /// Stops pcscd (SIGTERM); it removes its socket.
+    pub fn stop(&self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status();
+    }
+}

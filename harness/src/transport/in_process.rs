@@ -1,0 +1,70 @@
+//! The emulator in this process: no pcscd, no sockets. Saves the image after every command
+//! that changed the card, like the vpcd host does.
+
+use super::{Transport, TransportError};
+use firmalab_emulator::vpcd::HostedCard;
+use firmalab_emulator::{Card, CardImage, CardRng};
+use std::path::PathBuf;
+
+pub struct InProcess {
+    pub host: HostedCard,
+    label: String,
+}
+
+impl InProcess {
+    /// A card from an image file, saved back as it changes.
+    pub fn open(path: impl Into<PathBuf>, rng: CardRng) -> Result<Self, String> {
+        let path = path.into();
+        let image = CardImage::load(&path).map_err(|e| e.to_string())?;
+        let label = format!("in-process {}", path.display());
+        let mut card = Card::new(image, rng);
+        card.power_on();
+        Ok(InProcess {
+            host: HostedCard {
+                card,
+                image_path: Some(path),
+            },
+            label,
+        })
+    }
+
+    /// An ephemeral card (never saved).
+    pub fn ephemeral(image: CardImage, rng: CardRng, label: &str) -> Self {
+        let mut card = Card::new(image, rng);
+        card.power_on();
+        InProcess {
+            host: HostedCard {
+                card,
+                image_path: None,
+            },
+            label: format!("in-process {label}"),
+        }
+    }
+
+    pub fn card(&self) -> &Card {
+        &self.host.card
+    }
+}
+
+impl Transport for InProcess {
+    fn transmit_raw(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
+        let (response, save_error) = self.host.transmit(command);
+        match save_error {
+            None => Ok(response),
+            Some(e) => Err(TransportError::Other(e)),
+        }
+    }
+
+    fn atr(&self) -> Vec<u8> {
+        self.host.card.atr().to_vec()
+    }
+
+    fn name(&self) -> String {
+        self.label.clone()
+    }
+
+    fn reset(&mut self) -> Result<(), TransportError> {
+        self.host.card.reset();
+        Ok(())
+    }
+}

@@ -1,0 +1,137 @@
+//! How the host reaches a card: one [`Transport`] trait, implemented in-process (the emulator
+//! in this process) and over PC/SC (feature `pcsc`: the emulator through pcscd + vpcd, or a
+//! physical token in any reader).
+//!
+//! [`exchange`] follows `61xx` (GET RESPONSE) and `6Cxx` (resend with the right Le) the way
+//! OpenSC's `apdu.c` does, so callers always see the whole answer.
+
+pub mod in_process;
+#[cfg(feature = "pcsc")]
+pub mod pcsc;
+
+use firmalab_emulator::Sw;
+use std::fmt;
+
+/// A transport failure (not a card status word: those are in [`Response`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportError {
+    /// No PC/SC service (pcscd not running).
+    NoService(String),
+    /// The named reader does not exist; the list of readers that do.
+    NoReader {
+        wanted: String,
+        available: Vec<String>,
+    },
+    /// No card in the reader (within the wait).
+    NoCard(String),
+    /// The card was removed or reset under us.
+    CardGone(String),
+    /// Anything else from the stack.
+    Other(String),
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TransportError::NoService(s) => write!(f, "no PC/SC service: {s} (is pcscd running?)"),
+            TransportError::NoReader { wanted, available } if available.is_empty() => {
+                write!(f, "no reader {wanted:?}: no readers at all")
+            }
+            TransportError::NoReader { wanted, available } => {
+                write!(f, "no reader {wanted:?}; readers: {}", available.join(", "))
+            }
+            TransportError::NoCard(r) => write!(f, "no card in reader {r:?}"),
+            TransportError::CardGone(s) => write!(f, "card removed or reset: {s}"),
+            TransportError::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+impl std::error::Error for TransportError {}
+
+/// A response APDU, split.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Response {
+    pub data: Vec<u8>,
+    pub sw: Sw,
+}
+
+impl Response {
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, TransportError> {
+        match bytes.len().checked_sub(2) {
+            Some(n) => {
+                let (data, sw) = bytes.split_at(n);
+                Ok(Response {
+                    data: data.to_vec(),
+                    sw: Sw::from_u16(u16::from_be_bytes([sw[0], sw[1]])),
+                })
+            }
+            None => Err(TransportError::Other(format!(
+                "response of {} bytes has no status word",
+                bytes.len()
+            ))),
+        }
+    }
+
+    pub fn ok(&self) -> bool {
+        self.sw == Sw::Ok
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = self.data.clone();
+        v.extend_from_slice(&self.sw.to_bytes());
+        v
+    }
+}
+
+/// A card connection.
+pub trait Transport {
+    /// Sends one command APDU, returns the raw response (data ‖ SW).
+    fn transmit_raw(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError>;
+    /// The card's ATR.
+    fn atr(&self) -> Vec<u8>;
+    /// Where the card is, for messages ("in-process cns-renewable.json", "Virtual PCD 00 00").
+    fn name(&self) -> String;
+    /// Warm-resets the card (all its volatile state is lost).
+    fn reset(&mut self) -> Result<(), TransportError>;
+    /// A command and its `61xx` / `6Cxx` follow-ups as one unit (PC/SC: one transaction).
+    fn exchange(&mut self, command: &[u8]) -> Result<Response, TransportError> {
+        follow(self, command)
+    }
+}
+
+/// Sends a command and follows `61xx` / `6Cxx` until the whole answer is in.
+pub fn exchange(t: &mut dyn Transport, command: &[u8]) -> Result<Response, TransportError> {
+    t.exchange(command)
+}
+
+/// Most GET RESPONSE rounds followed for one command (a 4 KiB answer in 256-byte pieces).
+const MAX_GET_RESPONSE: usize = 64;
+
+/// The follow-up logic of [`exchange`], over any transport.
+pub fn follow<T: Transport + ?Sized>(
+    t: &mut T,
+    command: &[u8],
+) -> Result<Response, TransportError> {
+    let mut r = Response::from_bytes(&t.transmit_raw(command)?)?;
+    if let Sw::WrongLe(n) = r.sw
+        && let Ok(mut apdu) = firmalab_emulator::apdu::Apdu::parse(command)
+    {
+        // Resend once with Le = the exact length the card asked for.
+        apdu.le = Some(if n == 0 { 256 } else { usize::from(n) });
+        let mut again = Vec::new();
+        apdu.encode(&mut again);
+        r = Response::from_bytes(&t.transmit_raw(&again)?)?;
+    }
+    let mut data = std::mem::take(&mut r.data);
+    let mut rounds = 0;
+    while let Sw::MoreData(n) = r.sw {
+        rounds += 1;
+        if rounds > MAX_GET_RESPONSE {
+            return Err(TransportError::Other("card keeps answering 61xx".into()));
+        }
+        r = Response::from_bytes(&t.transmit_raw(&[0x00, 0xC0, 0x00, 0x00, n])?)?;
+        data.append(&mut r.data);
+    }
+    Ok(Response { data, sw: r.sw })
+}

@@ -1,0 +1,173 @@
+//! Running virtual cards in a private PC/SC stack, for the tests that need the real stack.
+//!
+//! One private pcscd per test binary (started by the first test that needs it); tests take
+//! turns with a mutex and never share a reader at once. Without the stack the tests print
+//! `SKIPPED …` with the reason on stderr (not captured by libtest) and pass, unless
+//! `FIRMALAB_PCSC_REQUIRED=1` (set by `.ci/run`), which turns the skip into a failure.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use firmalab_emulator::vpcd::{self, HostedCard};
+use firmalab_emulator::{Card, CardImage, CardRng};
+use firmalab_harness::stack::PrivateStack;
+use std::io::Write;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+static STACK: OnceLock<Result<PrivateStack, String>> = OnceLock::new();
+static TURN: Mutex<()> = Mutex::new(());
+/// When each slot's last card was removed (pcsc.md §3 bug 6: wait > 1 s before the next).
+static REMOVED: Mutex<[Option<Instant>; 2]> = Mutex::new([None, None]);
+
+pub fn required() -> bool {
+    std::env::var("FIRMALAB_PCSC_REQUIRED").is_ok_and(|v| v == "1")
+}
+
+/// Says loudly why a test cannot run; fails instead when the stack is required.
+pub fn skip(test: &str, why: &str) {
+    if required() {
+        panic!("{test}: the PC/SC stack is required (FIRMALAB_PCSC_REQUIRED=1) but {why}");
+    }
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+}
+
+fn missing_tool() -> Option<String> {
+    for tool in ["opensc-tool", "pkcs15-tool", "pkcs11-tool", "openssl"] {
+        let ok = Command::new(tool).arg("--help").output().is_ok();
+        if !ok {
+            return Some(format!(
+                "{tool} not installed (apt-get install opensc openssl)"
+            ));
+        }
+    }
+    None
+}
+
+/// The stack and this test's turn, or `None` (skipped, reason printed).
+pub fn stack(test: &str) -> Option<(&'static PrivateStack, MutexGuard<'static, ()>)> {
+    if std::env::var("FIRMALAB_PCSC").is_ok_and(|v| v == "off") {
+        skip(test, "FIRMALAB_PCSC=off");
+        return None;
+    }
+    let turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let s = STACK.get_or_init(|| match missing_tool() {
+        Some(why) => Err(why),
+        None => PrivateStack::start(),
+    });
+    match s {
+        Ok(s) => Some((s, turn)),
+        Err(why) => {
+            skip(test, why);
+            None
+        }
+    }
+}
+
+/// A card in one of the private stack's readers.
+pub struct Inserted {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<HostedCard>>,
+    pub slot: u8,
+    pub reader: String,
+}
+
+impl Inserted {
+    /// Stops the card and returns it (its final persistent state).
+    pub fn remove(mut self) -> Card {
+        self.take()
+    }
+
+    fn take(&mut self) -> Card {
+        self.stop.store(true, Ordering::Relaxed);
+        let host = self.thread.take().unwrap().join().expect("card thread");
+        REMOVED.lock().unwrap()[usize::from(self.slot)] = Some(Instant::now());
+        host.card
+    }
+}
+
+impl Drop for Inserted {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            self.take();
+        }
+    }
+}
+
+/// Runs a card on vpcd in the slot whose last card left longest ago, and waits until pcscd
+/// reports it present (SCardGetStatusChange, through `firmalab readers --wait`).
+pub fn insert(stack: &PrivateStack, image: CardImage) -> Inserted {
+    let slot = {
+        let removed = REMOVED.lock().unwrap();
+        let slot = if removed[0] <= removed[1] { 0 } else { 1 };
+        if let Some(t) = removed[usize::from(slot)] {
+            let ready = t + Duration::from_millis(1200);
+            std::thread::sleep(ready.saturating_duration_since(Instant::now()));
+        }
+        slot
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let addr = stack.vpcd_addr(slot);
+    let flag = stop.clone();
+    let thread = std::thread::spawn(move || {
+        let mut host = HostedCard {
+            card: Card::new(image, CardRng::insecure_deterministic(11)),
+            image_path: None,
+        };
+        vpcd::serve(&mut host, &addr, &flag, &mut |_| {}).expect("vpcd client");
+        host
+    });
+    let reader = PrivateStack::reader(slot);
+    let out = firmalab(stack, &["readers", "--wait", &reader, "--timeout", "10"]);
+    assert!(
+        out.status.success(),
+        "card never appeared in {reader}: {}\npcscd log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        stack.log()
+    );
+    Inserted {
+        stop,
+        thread: Some(thread),
+        slot,
+        reader,
+    }
+}
+
+/// Runs a PC/SC client program against the private stack.
+pub fn client(stack: &PrivateStack, program: &str, args: &[&str]) -> Output {
+    Command::new(program)
+        .args(args)
+        .env("PCSCLITE_CSOCK_NAME", stack.socket())
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"))
+}
+
+pub fn firmalab(stack: &PrivateStack, args: &[&str]) -> Output {
+    client(stack, env!("CARGO_BIN_EXE_firmalab"), args)
+}
+
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+pub fn fixture(name: &str) -> CardImage {
+    CardImage::load(
+        &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/cards")
+            .join(name),
+    )
+    .unwrap()
+}
+
+pub const PKCS11: &str = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so";
+
+pub fn scratch(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("firmalab-pcsc-test-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
