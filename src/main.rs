@@ -38,6 +38,9 @@ enum Cmd {
         /// INSECURE deterministic card RNG seed, for reproducible challenges and keys.
         #[arg(long)]
         seed: Option<u64>,
+        /// With --reader: send the APDUs N times and print round-trip statistics instead.
+        #[arg(long, requires = "reader")]
+        repeat: Option<usize>,
         /// Command APDUs in hex, e.g. 00A4000C023F00.
         #[arg(required = true)]
         apdus: Vec<String>,
@@ -62,6 +65,10 @@ enum Cmd {
         /// INSECURE deterministic card RNG seed.
         #[arg(long)]
         seed: Option<u64>,
+        /// Diagnostic: do not re-arm TCP_QUICKACK (shows Debian 12 vpcd's ~44 ms stall per
+        /// APDU).
+        #[arg(long, hide = true)]
+        no_quickack: bool,
     },
     /// List PC/SC readers, the ATR of each card and the profile it means (build with
     /// --features pcsc).
@@ -152,16 +159,10 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Cmd::Apdu {
-            image,
-            reader,
-            raw,
-            seed,
-            apdus,
-        } => {
+        Cmd::Apdu { image, reader, raw, seed, repeat, apdus } => {
             let lines = match (image, reader) {
                 (Some(image), _) => console::run(&image, &apdus, raw, seed)?,
-                (None, Some(reader)) => apdu_over_pcsc(&reader, &apdus, raw)?,
+                (None, Some(reader)) => apdu_over_pcsc(&reader, &apdus, raw, repeat)?,
                 (None, None) => return Err("give --image FILE or --reader NAME".into()),
             };
             for line in lines {
@@ -170,23 +171,14 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Cmd::Readers { wait, timeout } => readers(wait, timeout),
-        Cmd::Card {
-            image,
-            persona,
-            vpcd,
-            verbose,
-            seed,
-        } => run_cards(image, persona, vpcd, verbose, seed),
-        Cmd::Image {
-            command: ImageCmd::Show { file, json },
-        } => {
+        Cmd::Card { image, persona, vpcd, verbose, seed, no_quickack } => {
+            run_cards(image, persona, vpcd, verbose, seed, !no_quickack)
+        }
+        Cmd::Image { command: ImageCmd::Show { file, json } } => {
             let image = CardImage::load(&file).map_err(|e| e.to_string())?;
             let summary = inspect::summarize(&image);
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?
-                );
+                println!("{}", serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?);
             } else {
                 print!("{}", inspect::render(&summary));
             }
@@ -194,27 +186,10 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Cmd::Image {
             command:
-                ImageCmd::New {
-                    profile,
-                    out,
-                    first_name,
-                    last_name,
-                    cf,
-                    serial,
-                    pin,
-                    puk,
-                    now,
-                    seed,
-                    blank,
-                    ca,
-                    force,
-                },
+                ImageCmd::New { profile, out, first_name, last_name, cf, serial, pin, puk, now, seed, blank, ca, force },
         } => {
             if out.exists() && !force {
-                return Err(format!(
-                    "{} exists; pass --force to replace it",
-                    out.display()
-                ));
+                return Err(format!("{} exists; pass --force to replace it", out.display()));
             }
             let ca = TestCa::load(&ca)?;
             let today = now.unwrap_or_else(Date::today);
@@ -226,14 +201,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let person = if blank {
                 None
             } else {
-                Some(Person::new(
-                    &first_name,
-                    &last_name,
-                    &cf,
-                    Date::new(1980, 1, 1),
-                    'M',
-                    "WSREF-000001",
-                )?)
+                Some(Person::new(&first_name, &last_name, &cf, Date::new(1980, 1, 1), 'M', "WSREF-000001")?)
             };
             let image = fixtures::issue_card(
                 &ca,
@@ -256,9 +224,7 @@ fn run(cli: Cli) -> Result<(), String> {
             print!("{}", inspect::render(&inspect::summarize(&image)));
             Ok(())
         }
-        Cmd::Fixtures {
-            command: FixturesCmd::Regenerate { dir },
-        } => {
+        Cmd::Fixtures { command: FixturesCmd::Regenerate { dir } } => {
             let written = fixtures::regenerate(&dir, &mut |what| eprintln!("generating {what}"))?;
             for p in written {
                 println!("{}", p.display());
@@ -274,6 +240,7 @@ fn run_cards(
     vpcd: Vec<String>,
     verbose: bool,
     seed: Option<u64>,
+    quickack: bool,
 ) -> Result<(), String> {
     use firmalab_emulator::vpcd::{self, Event, HostedCard};
     use firmalab_emulator::{Card, CardRng};
@@ -285,20 +252,14 @@ fn run_cards(
         let image = CardImage::load(&path).map_err(|e| e.to_string())?;
         hosts.push((
             path.display().to_string(),
-            HostedCard {
-                card: Card::new(image, CardRng::from_os()?),
-                image_path: Some(path),
-            },
+            HostedCard { card: Card::new(image, CardRng::from_os()?), image_path: Some(path) },
         ));
     }
     for name in personas {
         let image = fixtures::builtin(&name)?;
         hosts.push((
             format!("{name} (ephemeral)"),
-            HostedCard {
-                card: Card::new(image, CardRng::from_os()?),
-                image_path: None,
-            },
+            HostedCard { card: Card::new(image, CardRng::from_os()?), image_path: None },
         ));
     }
     if hosts.is_empty() {
@@ -307,24 +268,15 @@ fn run_cards(
     if let Some(s) = seed {
         for (i, (_, h)) in hosts.iter_mut().enumerate() {
             let image = h.card.image().clone();
-            h.card = Card::new(
-                image,
-                CardRng::insecure_deterministic(s.wrapping_add(i as u64)),
-            );
+            h.card = Card::new(image, CardRng::insecure_deterministic(s.wrapping_add(i as u64)));
         }
     }
     let addrs: Vec<String> = if vpcd.is_empty() {
-        (0..hosts.len())
-            .map(|i| format!("127.0.0.1:{}", 35963 + i))
-            .collect()
+        (0..hosts.len()).map(|i| format!("127.0.0.1:{}", 35963 + i)).collect()
     } else if vpcd.len() == hosts.len() {
         vpcd
     } else {
-        return Err(format!(
-            "{} cards but {} --vpcd addresses: give one per card, in order",
-            hosts.len(),
-            vpcd.len()
-        ));
+        return Err(format!("{} cards but {} --vpcd addresses: give one per card, in order", hosts.len(), vpcd.len()));
     };
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -339,24 +291,21 @@ fn run_cards(
             let stop = stop.clone();
             std::thread::spawn(move || {
                 let mut log = |e: Event<'_>| match e {
-                    Event::Apdu {
-                        command,
-                        response,
-                        micros,
-                    } if verbose => {
+                    Event::Apdu { command, response, micros } if verbose => {
                         eprintln!("[{label}] > {command}\n[{label}] < {response}  ({micros} us)")
                     }
                     Event::Apdu { .. } | Event::Atr => {}
                     Event::PowerOff | Event::PowerOn | Event::Reset if !verbose => {}
-                    Event::Connecting(a) => eprintln!(
-                        "[{label}] waiting for vpcd at {a} (is pcscd running with vsmartcard-vpcd?)"
-                    ),
+                    Event::Connecting(a) => {
+                        eprintln!("[{label}] waiting for vpcd at {a} (is pcscd running with vsmartcard-vpcd?)")
+                    }
                     Event::Connected(a) => {
                         eprintln!("[{label}] inserted in the vpcd reader at {a}")
                     }
                     other => eprintln!("[{label}] {other:?}"),
                 };
-                vpcd::serve(&mut host, &addr, &stop, &mut log).map_err(|e| format!("{addr}: {e}"))
+                vpcd::serve_with(&mut host, &addr, vpcd::Options { quickack }, &stop, &mut log)
+                    .map_err(|e| format!("{addr}: {e}"))
             })
         })
         .collect();
@@ -373,15 +322,17 @@ fn run_cards(
 }
 
 #[cfg(feature = "pcsc")]
-fn apdu_over_pcsc(reader: &str, apdus: &[String], raw: bool) -> Result<Vec<String>, String> {
-    use firmalab_harness::transport::pcsc::PcscTransport;
-    let mut t = PcscTransport::connect(reader, std::time::Duration::from_secs(5))
-        .map_err(|e| e.to_string())?;
-    console::run_on(&mut t, apdus, raw)
+fn apdu_over_pcsc(reader: &str, apdus: &[String], raw: bool, repeat: Option<usize>) -> Result<Vec<String>, String> {
+    use firmalab_harness::transport::{Transport, pcsc::PcscTransport};
+    let mut t = PcscTransport::connect(reader, std::time::Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    match repeat {
+        Some(n) => Ok(vec![format!("{} through {}", console::time_on(&mut t, apdus, n)?, t.name())]),
+        None => console::run_on(&mut t, apdus, raw),
+    }
 }
 
 #[cfg(not(feature = "pcsc"))]
-fn apdu_over_pcsc(_reader: &str, _apdus: &[String], _raw: bool) -> Result<Vec<String>, String> {
+fn apdu_over_pcsc(_reader: &str, _apdus: &[String], _raw: bool, _repeat: Option<usize>) -> Result<Vec<String>, String> {
     Err(NO_PCSC.into())
 }
 
@@ -393,8 +344,7 @@ fn readers(wait: Option<String>, timeout: u64) -> Result<(), String> {
     use firmalab_harness::transport::pcsc;
     if let Some(reader) = wait {
         // Connecting waits for the card with SCardGetStatusChange.
-        pcsc::PcscTransport::connect(&reader, std::time::Duration::from_secs(timeout))
-            .map_err(|e| e.to_string())?;
+        pcsc::PcscTransport::connect(&reader, std::time::Duration::from_secs(timeout)).map_err(|e| e.to_string())?;
     }
     let readers = pcsc::list_readers().map_err(|e| e.to_string())?;
     if readers.is_empty() {
@@ -402,12 +352,7 @@ fn readers(wait: Option<String>, timeout: u64) -> Result<(), String> {
     }
     for r in readers {
         match (&r.atr, &r.recognised) {
-            (Some(atr), Some(what)) => println!(
-                "{}\t{}\t{}",
-                r.name,
-                firmalab_emulator::hex::encode(atr),
-                what.label
-            ),
+            (Some(atr), Some(what)) => println!("{}\t{}\t{}", r.name, firmalab_emulator::hex::encode(atr), what.label),
             _ => println!("{}\t(no card)", r.name),
         }
     }

@@ -9,11 +9,7 @@ fn root() -> PathBuf {
 }
 
 fn firmalab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_firmalab"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .unwrap()
+    Command::new(env!("CARGO_BIN_EXE_firmalab")).args(args).current_dir(root()).output().unwrap()
 }
 
 fn stdout(o: &Output) -> String {
@@ -50,25 +46,14 @@ fn apdu_prints_one_line_per_response_with_sw_and_meaning() {
         stdout(&o),
         "9000  success\n36303130303030303030303030313031 9000  success\n6A82  file or application not found\n"
     );
-    assert_eq!(
-        std::fs::read(&img).unwrap(),
-        before,
-        "nothing changed: the image is not rewritten"
-    );
+    assert_eq!(std::fs::read(&img).unwrap(), before, "nothing changed: the image is not rewritten");
 }
 
 #[test]
 fn apdu_saves_the_image_when_a_counter_changes_and_raw_prints_bare_hex() {
     let dir = scratch("apdu-save");
     let img = copy_fixture("cns-renewable.json", &dir);
-    let o = firmalab(&[
-        "apdu",
-        "--raw",
-        "--image",
-        img.to_str().unwrap(),
-        "00200090083131313131313131",
-        "00200090",
-    ]);
+    let o = firmalab(&["apdu", "--raw", "--image", img.to_str().unwrap(), "00200090083131313131313131", "00200090"]);
     assert!(o.status.success());
     assert_eq!(stdout(&o), "63C2\n63C2\n");
     let show = firmalab(&["image", "show", "--json", img.to_str().unwrap()]);
@@ -92,12 +77,7 @@ fn image_show_prints_profile_serial_tries_keys_and_certificates() {
     ] {
         assert!(s.contains(want), "missing {want:?} in\n{s}");
     }
-    let o = firmalab(&[
-        "image",
-        "show",
-        "--json",
-        "fixtures/cards/oberthur-renewable.json",
-    ]);
+    let o = firmalab(&["image", "show", "--json", "fixtures/cards/oberthur-renewable.json"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["serial"], "1a2b3c4d");
     assert_eq!(v["certificates"].as_array().unwrap().len(), 2);
@@ -107,51 +87,17 @@ fn image_show_prints_profile_serial_tries_keys_and_certificates() {
 fn bad_input_gives_one_clear_line_and_a_failure_exit() {
     let dir = scratch("bad");
     let corrupt = dir.join("corrupt.json");
-    std::fs::write(
-        &corrupt,
-        "{\"schema\": \"firmalab-card-image\", \"version\": 1",
-    )
-    .unwrap();
+    std::fs::write(&corrupt, "{\"schema\": \"firmalab-card-image\", \"version\": 1").unwrap();
     for (args, want) in [
-        (
-            vec![
-                "apdu",
-                "--image",
-                corrupt.to_str().unwrap(),
-                "00A4000C023F00",
-            ],
-            "card image",
-        ),
-        (
-            vec![
-                "apdu",
-                "--image",
-                "fixtures/cards/cns-renewable.json",
-                "00A4ZZ",
-            ],
-            "not a hex digit",
-        ),
-        (
-            vec![
-                "apdu",
-                "--image",
-                "fixtures/cards/cns-renewable.json",
-                "00A4",
-            ],
-            "shorter than the 4-byte header",
-        ),
-        (
-            vec!["image", "show", "/nonexistent.json"],
-            "/nonexistent.json",
-        ),
+        (vec!["apdu", "--image", corrupt.to_str().unwrap(), "00A4000C023F00"], "card image"),
+        (vec!["apdu", "--image", "fixtures/cards/cns-renewable.json", "00A4ZZ"], "not a hex digit"),
+        (vec!["apdu", "--image", "fixtures/cards/cns-renewable.json", "00A4"], "shorter than the 4-byte header"),
+        (vec!["image", "show", "/nonexistent.json"], "/nonexistent.json"),
     ] {
         let o = firmalab(&args);
         assert!(!o.status.success(), "{args:?}");
         let err = String::from_utf8_lossy(&o.stderr);
-        assert!(
-            err.starts_with("firmalab: ") && err.contains(want) && err.lines().count() == 1,
-            "{args:?}: {err}"
-        );
+        assert!(err.starts_with("firmalab: ") && err.contains(want) && err.lines().count() == 1, "{args:?}: {err}");
     }
     assert_eq!(
         std::fs::read_to_string(&corrupt).unwrap(),
@@ -197,10 +143,7 @@ fn image_new_issues_a_working_card_from_the_test_ca_and_refuses_to_overwrite() {
         "00A40000025011",
         "0020008100",
     ]);
-    assert_eq!(
-        stdout(&o).lines().last(),
-        Some("63C3  verification failed, tries left (3)")
-    );
+    assert_eq!(stdout(&o).lines().last(), Some("63C3  verification failed, tries left (3)"));
 }
 
 #[test]

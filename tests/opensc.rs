@@ -44,58 +44,31 @@ mod with_stack {
     }
 
     fn pin(card: &firmalab_emulator::Card, reference: u8) -> PinObject {
-        card.image()
-            .pins
-            .iter()
-            .find(|p| p.reference.0 == reference)
-            .unwrap()
-            .clone()
+        card.image().pins.iter().find(|p| p.reference.0 == reference).unwrap().clone()
     }
 
     #[test]
     fn cns_is_named_cns_card_and_its_certificates_read_back_identical() {
-        let Some((stack, _turn)) =
-            stack("cns_is_named_cns_card_and_its_certificates_read_back_identical")
-        else {
+        let Some((stack, _turn)) = stack("cns_is_named_cns_card_and_its_certificates_read_back_identical") else {
             return;
         };
         let image = fixture("cns-renewable.json");
         let card = insert(stack, image.clone());
         let r = card.slot.to_string();
         let o = client(stack, "opensc-tool", &["-r", &r, "-n"]);
-        assert_eq!(
-            String::from_utf8_lossy(&o.stdout).trim(),
-            "CNS card",
-            "{}",
-            text(&o)
-        );
+        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "CNS card", "{}", text(&o));
         let o = client(stack, "pkcs15-tool", &["-r", &r, "--list-certificates"]);
         let t = text(&o);
-        assert!(
-            t.contains("X.509 Certificate [CNS0]") && t.contains("X.509 Certificate [CNS1]"),
-            "{t}"
-        );
+        assert!(t.contains("X.509 Certificate [CNS0]") && t.contains("X.509 Certificate [CNS1]"), "{t}");
         assert!(t.contains("Path           : 3f0014009010"), "{t}");
-        for (id, path) in [
-            ("01", [0x3F00, 0x1100, 0x1101]),
-            ("10", [0x3F00, 0x1400, 0x9010]),
-        ] {
+        for (id, path) in [("01", [0x3F00, 0x1100, 0x1101]), ("10", [0x3F00, 0x1400, 0x9010])] {
             let o = client(stack, "pkcs15-tool", &["-r", &r, "--read-certificate", id]);
             assert!(o.status.success(), "{}", text(&o));
-            assert_eq!(
-                pem_to_der(&o.stdout),
-                file(&image, &path),
-                "certificate {id} differs from the image"
-            );
+            assert_eq!(pem_to_der(&o.stdout), file(&image, &path), "certificate {id} differs from the image");
         }
         let o = client(stack, "pkcs15-tool", &["-r", &r, "--list-pins"]);
         let t = text(&o);
-        for label in [
-            "PIN [PIN CNS0]",
-            "PIN [PUK CNS0]",
-            "PIN [PIN CNS1]",
-            "PIN [PUK CNS1]",
-        ] {
+        for label in ["PIN [PIN CNS0]", "PIN [PUK CNS0]", "PIN [PIN CNS1]", "PIN [PUK CNS1]"] {
             assert!(t.contains(label), "missing {label}: {t}");
         }
         assert!(t.contains("Path           : 3f0014008110"));
@@ -104,43 +77,25 @@ mod with_stack {
 
     #[test]
     fn cns_verify_pin_succeeds_and_a_wrong_one_costs_a_try() {
-        let Some((stack, _turn)) = stack("cns_verify_pin_succeeds_and_a_wrong_one_costs_a_try")
-        else {
+        let Some((stack, _turn)) = stack("cns_verify_pin_succeeds_and_a_wrong_one_costs_a_try") else {
             return;
         };
         let card = insert(stack, fixture("cns-renewable.json"));
         let r = card.slot.to_string();
-        let o = client(
-            stack,
-            "pkcs15-tool",
-            &["-r", &r, "--verify-pin", "--pin", PIN],
-        );
+        let o = client(stack, "pkcs15-tool", &["-r", &r, "--verify-pin", "--pin", PIN]);
         assert!(o.status.success(), "{}", text(&o));
-        let o = client(
-            stack,
-            "pkcs15-tool",
-            &["-r", &r, "--verify-pin", "--pin", "11111111"],
-        );
+        let o = client(stack, "pkcs15-tool", &["-r", &r, "--verify-pin", "--pin", "11111111"]);
         assert!(!o.status.success());
-        assert!(
-            text(&o).contains("PIN code or key incorrect"),
-            "{}",
-            text(&o)
-        );
+        assert!(text(&o).contains("PIN code or key incorrect"), "{}", text(&o));
         let o = client(stack, "opensc-tool", &["-r", &r, "-s", "00200090"]);
-        assert!(
-            text(&o).contains("SW1=0x63, SW2=0xC2"),
-            "tries left reported: {}",
-            text(&o)
-        );
+        assert!(text(&o).contains("SW1=0x63, SW2=0xC2"), "tries left reported: {}", text(&o));
         let card = card.remove();
         assert_eq!(pin(&card, 0x10).tries_left, 2);
     }
 
     #[test]
     fn cns_change_pin_then_block_it_and_unblock_with_the_puk() {
-        let Some((stack, _turn)) = stack("cns_change_pin_then_block_it_and_unblock_with_the_puk")
-        else {
+        let Some((stack, _turn)) = stack("cns_change_pin_then_block_it_and_unblock_with_the_puk") else {
             return;
         };
         let card = insert(stack, fixture("cns-renewable.json"));
@@ -148,100 +103,24 @@ mod with_stack {
         let o = client(
             stack,
             "pkcs15-tool",
-            &[
-                "-r",
-                &r,
-                "--change-pin",
-                "--auth-id",
-                "10",
-                "--pin",
-                PIN,
-                "--new-pin",
-                "24682468",
-            ],
+            &["-r", &r, "--change-pin", "--auth-id", "10", "--pin", PIN, "--new-pin", "24682468"],
         );
         assert!(o.status.success(), "{}", text(&o));
-        let o = client(
-            stack,
-            "pkcs15-tool",
-            &[
-                "-r",
-                &r,
-                "--verify-pin",
-                "--auth-id",
-                "10",
-                "--pin",
-                "24682468",
-            ],
-        );
+        let o = client(stack, "pkcs15-tool", &["-r", &r, "--verify-pin", "--auth-id", "10", "--pin", "24682468"]);
         assert!(o.status.success(), "{}", text(&o));
         for _ in 0..3 {
-            let o = client(
-                stack,
-                "pkcs15-tool",
-                &[
-                    "-r",
-                    &r,
-                    "--verify-pin",
-                    "--auth-id",
-                    "10",
-                    "--pin",
-                    "99999999",
-                ],
-            );
-            assert!(
-                text(&o).contains("PIN code or key incorrect"),
-                "{}",
-                text(&o)
-            );
+            let o = client(stack, "pkcs15-tool", &["-r", &r, "--verify-pin", "--auth-id", "10", "--pin", "99999999"]);
+            assert!(text(&o).contains("PIN code or key incorrect"), "{}", text(&o));
         }
+        let o = client(stack, "pkcs15-tool", &["-r", &r, "--verify-pin", "--auth-id", "10", "--pin", "24682468"]);
+        assert!(text(&o).contains("Authentication method blocked"), "OpenSC reports it blocked: {}", text(&o));
         let o = client(
             stack,
             "pkcs15-tool",
-            &[
-                "-r",
-                &r,
-                "--verify-pin",
-                "--auth-id",
-                "10",
-                "--pin",
-                "24682468",
-            ],
-        );
-        assert!(
-            text(&o).contains("Authentication method blocked"),
-            "OpenSC reports it blocked: {}",
-            text(&o)
-        );
-        let o = client(
-            stack,
-            "pkcs15-tool",
-            &[
-                "-r",
-                &r,
-                "--unblock-pin",
-                "--auth-id",
-                "10",
-                "--puk",
-                "87654321",
-                "--new-pin",
-                "13571357",
-            ],
+            &["-r", &r, "--unblock-pin", "--auth-id", "10", "--puk", "87654321", "--new-pin", "13571357"],
         );
         assert!(o.status.success(), "{}", text(&o));
-        let o = client(
-            stack,
-            "pkcs15-tool",
-            &[
-                "-r",
-                &r,
-                "--verify-pin",
-                "--auth-id",
-                "10",
-                "--pin",
-                "13571357",
-            ],
-        );
+        let o = client(stack, "pkcs15-tool", &["-r", &r, "--verify-pin", "--auth-id", "10", "--pin", "13571357"]);
         assert!(o.status.success(), "{}", text(&o));
         let card = card.remove();
         assert_eq!(pin(&card, 0x1A).value, "13571357");
@@ -250,19 +129,13 @@ mod with_stack {
 
     #[test]
     fn cns_pkcs11_sha256_signature_verifies_with_openssl() {
-        let Some((stack, _turn)) = stack("cns_pkcs11_sha256_signature_verifies_with_openssl")
-        else {
+        let Some((stack, _turn)) = stack("cns_pkcs11_sha256_signature_verifies_with_openssl") else {
             return;
         };
         let image = fixture("cns-renewable.json");
         let card = insert(stack, image.clone());
         let dir = scratch("sign");
-        let (msg, sig, cert, pubkey) = (
-            dir.join("msg"),
-            dir.join("sig"),
-            dir.join("cert.der"),
-            dir.join("pub.pem"),
-        );
+        let (msg, sig, cert, pubkey) = (dir.join("msg"), dir.join("sig"), dir.join("cert.der"), dir.join("pub.pem"));
         std::fs::write(&msg, b"Modulo di rinnovo firmato con la chiave in scadenza").unwrap();
         std::fs::write(&cert, file(&image, &[0x3F00, 0x1400, 0x9010])).unwrap();
         let o = client(
@@ -313,20 +186,13 @@ mod with_stack {
             ])
             .output()
             .unwrap();
-        assert_eq!(
-            String::from_utf8_lossy(&o.stdout).trim(),
-            "Verified OK",
-            "{}",
-            text(&o)
-        );
+        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "Verified OK", "{}", text(&o));
         card.remove();
     }
 
     #[test]
     fn cns_pkcs11_decrypt_with_the_authentication_key_returns_the_plaintext() {
-        let Some((stack, _turn)) =
-            stack("cns_pkcs11_decrypt_with_the_authentication_key_returns_the_plaintext")
-        else {
+        let Some((stack, _turn)) = stack("cns_pkcs11_decrypt_with_the_authentication_key_returns_the_plaintext") else {
             return;
         };
         let image = fixture("cns-renewable.json");
@@ -349,20 +215,12 @@ mod with_stack {
         token: &[&str],
         pin: &str,
     ) {
-        let (cert, pubkey, plain, ct, out) = (
-            dir.join("c.der"),
-            dir.join("p.pem"),
-            dir.join("plain"),
-            dir.join("ct"),
-            dir.join("out"),
-        );
+        let (cert, pubkey, plain, ct, out) =
+            (dir.join("c.der"), dir.join("p.pem"), dir.join("plain"), dir.join("ct"), dir.join("out"));
         std::fs::write(&cert, cert_der).unwrap();
         std::fs::write(&plain, b"chiave di sessione").unwrap();
         let run = |args: &[&str]| {
-            let o = std::process::Command::new("openssl")
-                .args(args)
-                .output()
-                .unwrap();
+            let o = std::process::Command::new("openssl").args(args).output().unwrap();
             assert!(o.status.success(), "{}", text(&o));
         };
         run(&[
@@ -408,8 +266,7 @@ mod with_stack {
 
     #[test]
     fn oberthur_is_named_authentic_and_lists_identical_certificates_and_pins() {
-        let Some((stack, _turn)) =
-            stack("oberthur_is_named_authentic_and_lists_identical_certificates_and_pins")
+        let Some((stack, _turn)) = stack("oberthur_is_named_authentic_and_lists_identical_certificates_and_pins")
         else {
             return;
         };
@@ -417,48 +274,26 @@ mod with_stack {
         let card = insert(stack, image.clone());
         let r = card.slot.to_string();
         let o = client(stack, "opensc-tool", &["-r", &r, "-n"]);
-        assert_eq!(
-            String::from_utf8_lossy(&o.stdout).trim(),
-            "AuthentIC v5",
-            "{}",
-            text(&o)
-        );
+        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "AuthentIC v5", "{}", text(&o));
         let o = client(stack, "pkcs15-tool", &["-r", &r, "--list-certificates"]);
         let t = text(&o);
         assert!(
-            t.contains("Path           : 3f00501190012001")
-                && t.contains("Path           : 3f00501190012002"),
+            t.contains("Path           : 3f00501190012001") && t.contains("Path           : 3f00501190012002"),
             "{t}"
         );
-        let id = t
-            .lines()
-            .find(|l| l.contains("ID             :"))
-            .unwrap()
-            .split(':')
-            .nth(1)
-            .unwrap()
-            .trim()
-            .to_owned();
+        let id =
+            t.lines().find(|l| l.contains("ID             :")).unwrap().split(':').nth(1).unwrap().trim().to_owned();
         let o = client(stack, "pkcs15-tool", &["-r", &r, "--read-certificate", &id]);
-        assert_eq!(
-            pem_to_der(&o.stdout),
-            file(&image, &[0x3F00, 0x5011, 0x9001, 0x2001])
-        );
+        assert_eq!(pem_to_der(&o.stdout), file(&image, &[0x3F00, 0x5011, 0x9001, 0x2001]));
         let o = client(stack, "pkcs15-tool", &["-r", &r, "--list-pins"]);
         let t = text(&o);
         assert!(
-            t.contains("PIN [SO PIN]")
-                && t.contains("PIN [SCM]")
-                && t.contains("Path           : 3f005011"),
+            t.contains("PIN [SO PIN]") && t.contains("PIN [SCM]") && t.contains("Path           : 3f005011"),
             "{t}"
         );
         assert!(t.contains("Tries left     : 3"), "{t}");
         let o = client(stack, "opensc-tool", &["-r", &r, "--serial"]);
-        assert!(
-            text(&o).to_lowercase().contains("1a 2b 3c 4d") || text(&o).contains("1a2b3c4d"),
-            "{}",
-            text(&o)
-        );
+        assert!(text(&o).to_lowercase().contains("1a 2b 3c 4d") || text(&o).contains("1a2b3c4d"), "{}", text(&o));
         card.remove();
     }
 
@@ -470,19 +305,7 @@ mod with_stack {
         let image = fixture("oberthur-renewable.json");
         let card = insert(stack, image.clone());
         let r = card.slot.to_string();
-        let o = client(
-            stack,
-            "pkcs15-tool",
-            &[
-                "-r",
-                &r,
-                "--verify-pin",
-                "--auth-id",
-                "53434d",
-                "--pin",
-                PIN,
-            ],
-        );
+        let o = client(stack, "pkcs15-tool", &["-r", &r, "--verify-pin", "--auth-id", "53434d", "--pin", PIN]);
         assert!(o.status.success(), "{}", text(&o));
         // OpenSC hides an already-verified AWP user PIN (spec/cards.md §2.8 item 4): log out
         // first, as its PKCS#11 module does at the end of a session.
@@ -490,17 +313,7 @@ mod with_stack {
         let o = client(
             stack,
             "pkcs15-tool",
-            &[
-                "-r",
-                &r,
-                "--change-pin",
-                "--auth-id",
-                "53434d",
-                "--pin",
-                PIN,
-                "--new-pin",
-                "87878787",
-            ],
+            &["-r", &r, "--change-pin", "--auth-id", "53434d", "--pin", PIN, "--new-pin", "87878787"],
         );
         assert!(o.status.success(), "{}", text(&o));
         client(stack, "opensc-tool", &["-r", &r, "-s", "802E002100"]);
@@ -518,9 +331,7 @@ mod with_stack {
 
     #[test]
     fn firmalab_readers_and_apdu_work_through_pcsc_with_get_response() {
-        let Some((stack, _turn)) =
-            stack("firmalab_readers_and_apdu_work_through_pcsc_with_get_response")
-        else {
+        let Some((stack, _turn)) = stack("firmalab_readers_and_apdu_work_through_pcsc_with_get_response") else {
             return;
         };
         let card = insert(stack, fixture("cns-renewable.json"));
@@ -546,31 +357,15 @@ mod with_stack {
                 "00C000000E",
             ],
         );
-        let lines: Vec<String> = String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .map(str::to_owned)
-            .collect();
+        let lines: Vec<String> = String::from_utf8_lossy(&o.stdout).lines().map(str::to_owned).collect();
         assert_eq!(lines.len(), 5, "{}", text(&o));
         assert_eq!(lines[1], "36303130303030303030303030313031 9000  success");
-        assert!(
-            lines[3].ends_with("610E  more data available (GET RESPONSE) (14 bytes)"),
-            "{}",
-            lines[3]
-        );
-        assert!(
-            lines[4].ends_with("8203010001 9000  success"),
-            "{}",
-            lines[4]
-        );
-        let o = firmalab(
-            stack,
-            &["apdu", "--reader", "No Such Reader", "00A4000C023F00"],
-        );
+        assert!(lines[3].ends_with("610E  more data available (GET RESPONSE) (14 bytes)"), "{}", lines[3]);
+        assert!(lines[4].ends_with("8203010001 9000  success"), "{}", lines[4]);
+        let o = firmalab(stack, &["apdu", "--reader", "No Such Reader", "00A4000C023F00"]);
         assert!(!o.status.success());
         assert!(
-            text(&o).contains(
-                "no reader \"No Such Reader\"; readers: Virtual PCD 00 00, Virtual PCD 00 01"
-            ),
+            text(&o).contains("no reader \"No Such Reader\"; readers: Virtual PCD 00 00, Virtual PCD 00 01"),
             "{}",
             text(&o)
         );

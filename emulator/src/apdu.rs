@@ -78,15 +78,7 @@ impl<'a> Apdu<'a> {
         let [cla, ins, p1, p2, ..] = *bytes else {
             return Err(Sw::WrongLength);
         };
-        Ok(Apdu {
-            cla,
-            ins,
-            p1,
-            p2,
-            data,
-            le,
-            extended: view.extended,
-        })
+        Ok(Apdu { cla, ins, p1, p2, data, le, extended: view.extended })
     }
 
     /// The length case.
@@ -111,11 +103,7 @@ impl<'a> Apdu<'a> {
 
     /// The class byte without the chaining bit.
     pub fn base_cla(&self) -> u8 {
-        if self.chaining_class() {
-            self.cla & !0x10
-        } else {
-            self.cla
-        }
+        if self.chaining_class() { self.cla & !0x10 } else { self.cla }
     }
 
     /// Whether this is a non-final block of a command chain (`CLA|10`, ISO 7816-4 §5.1.1.1).
@@ -177,12 +165,7 @@ pub fn redacted_hex(command: &[u8]) -> String {
             let lc_len = if a.extended { 3 } else { 1 };
             let head = 2 * (4 + lc_len);
             let data_end = head + 2 * a.data.len();
-            format!(
-                "{}{}{}",
-                &hex[..head],
-                "**".repeat(a.data.len()),
-                &hex[data_end..]
-            )
+            format!("{}{}{}", &hex[..head], "**".repeat(a.data.len()), &hex[data_end..])
         }
         Ok(_) => crate::hex::encode(command),
         // Unparsable: keep only the header.
@@ -199,10 +182,7 @@ mod tests {
     use super::*;
 
     fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap_or(0))
-            .collect()
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap_or(0)).collect()
     }
 
     #[test]
@@ -232,18 +212,10 @@ mod tests {
 
     #[test]
     fn secrets_are_redacted_from_logged_commands() {
-        assert_eq!(
-            redacted_hex(&hex("00200090083132333435363738")),
-            "0020009008****************"
-        );
+        assert_eq!(redacted_hex(&hex("00200090083132333435363738")), "0020009008****************");
         assert_eq!(redacted_hex(&hex("0020009000")), "0020009000");
         assert_eq!(redacted_hex(&hex("00A4000C023F00")), "00A4000C023F00");
-        assert_eq!(
-            redacted_hex(&hex("002C009A1031323334353637383132333435363738"))
-                .matches("**")
-                .count(),
-            16
-        );
+        assert_eq!(redacted_hex(&hex("002C009A1031323334353637383132333435363738")).matches("**").count(), 16);
         assert_eq!(redacted_hex(&hex("002400010131")), "0024000101**");
     }
 
@@ -257,13 +229,7 @@ mod tests {
 
     #[test]
     fn malformed_lengths_answer_6700_and_class_ff_6e00() {
-        for h in [
-            "00A400",
-            "00A40000030102",
-            "00A40000023F",
-            "00A400000201",
-            "00D600000000000000",
-        ] {
+        for h in ["00A400", "00A40000030102", "00A40000023F", "00A400000201", "00D600000000000000"] {
             assert_eq!(Apdu::parse(&hex(h)), Err(Sw::WrongLength), "{h}");
         }
         assert_eq!(Apdu::parse(&hex("FFA40000")), Err(Sw::ClaNotSupported));

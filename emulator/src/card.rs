@@ -11,8 +11,8 @@
 
 use crate::apdu::{Apdu, MAX_COMMAND_DATA, MAX_RESPONSE_DATA};
 use crate::command::{
-    Command, DataObject, KeyGen, KeySelector, NewFile, NewFileKind, PinRef, PinScope, SecOp,
-    Select, SelectTarget, SignPadding, UnblockProof,
+    Command, DataObject, KeyGen, KeySelector, NewFile, NewFileKind, PinRef, PinScope, SecOp, Select, SelectTarget,
+    SignPadding, UnblockProof,
 };
 use crate::fs::{self, AccessCondition, FileBody, FileNode, MF, Path};
 use crate::hex::{Bytes, Hex8, Hex16};
@@ -48,12 +48,7 @@ impl Volatile {
     fn fresh() -> Self {
         let mut df = Path::new();
         let _ = df.push(MF);
-        Volatile {
-            df,
-            ef: None,
-            verified: Verified::default(),
-            se: None,
-        }
+        Volatile { df, ef: None, verified: Verified::default(), se: None }
     }
 }
 
@@ -88,10 +83,7 @@ impl Card {
             image,
             rng,
             vol: Volatile::fresh(),
-            chain: Chain {
-                header: None,
-                data: HVec::new(),
-            },
+            chain: Chain { header: None, data: HVec::new() },
             out: HVec::new(),
             pending: HVec::new(),
             pending_pos: 0,
@@ -207,11 +199,7 @@ impl Card {
                 let sw = if data.extend_from_slice(apdu.data).is_err() {
                     Sw::WrongLength
                 } else {
-                    let whole = Apdu {
-                        data: &data,
-                        extended: apdu.extended || data.len() > 255,
-                        ..apdu
-                    };
+                    let whole = Apdu { data: &data, extended: apdu.extended || data.len() > 255, ..apdu };
                     self.dispatch(&whole)
                 };
                 data.clear();
@@ -237,11 +225,7 @@ impl Card {
                 return Err(Sw::ChannelNotSupported);
             }
         }
-        if profile::class_supported(self.image.profile, apdu.base_cla()) {
-            Ok(())
-        } else {
-            Err(Sw::ClaNotSupported)
-        }
+        if profile::class_supported(self.image.profile, apdu.base_cla()) { Ok(()) } else { Err(Sw::ClaNotSupported) }
     }
 
     fn dispatch(&mut self, apdu: &Apdu<'_>) -> Sw {
@@ -263,11 +247,7 @@ impl Card {
         if !matches!(sw, Sw::Ok | Sw::EndOfFile | Sw::MoreData(_)) {
             return sw;
         }
-        let chunk = if apdu.extended {
-            MAX_RESPONSE_DATA
-        } else {
-            256
-        };
+        let chunk = if apdu.extended { MAX_RESPONSE_DATA } else { 256 };
         let ne = apdu.le.unwrap_or(chunk).min(chunk);
         let len = self.out.len();
         if len <= ne {
@@ -301,11 +281,7 @@ impl Card {
             Command::DeleteRecord { record } => self.delete_record(record),
             Command::Verify { pin, data } => self.verify(pin, data),
             Command::ChangeReferenceData { pin, data } => self.change_reference_data(pin, data),
-            Command::ResetRetryCounter {
-                pin,
-                proof,
-                new_pin,
-            } => self.reset_retry_counter(pin, proof, new_pin),
+            Command::ResetRetryCounter { pin, proof, new_pin } => self.reset_retry_counter(pin, proof, new_pin),
             Command::CreatePin { pin, tries, value } => self.create_pin(pin, tries, value),
             Command::Logout { pin } => {
                 // 9000 whether or not the PIN exists (OpenSC logs out 81 and 82, §2.5).
@@ -338,19 +314,13 @@ impl Card {
             Command::GetData(DataObject::Cplc) => {
                 let cplc = self.image.cplc.as_ref().ok_or(Sw::ReferencedDataNotFound)?;
                 let len = u8::try_from(cplc.0.len()).map_err(|_| Sw::Unknown)?;
-                self.out
-                    .extend_from_slice(&[0x9F, 0x7F, len])
-                    .map_err(|_| Sw::Unknown)?;
-                self.out
-                    .extend_from_slice(&cplc.0)
-                    .map_err(|_| Sw::Unknown)?;
+                self.out.extend_from_slice(&[0x9F, 0x7F, len]).map_err(|_| Sw::Unknown)?;
+                self.out.extend_from_slice(&cplc.0).map_err(|_| Sw::Unknown)?;
                 Ok(Sw::Ok)
             }
             Command::GetResponse { le } => self.get_response(le),
             Command::GenerateKeyPair(spec) => self.generate_key_pair(spec),
-            Command::ReadPublicComponent { exponent, le } => {
-                self.read_public_component(exponent, le)
-            }
+            Command::ReadPublicComponent { exponent, le } => self.read_public_component(exponent, le),
             Command::CreateFile(spec) => self.create_file(spec),
             Command::DeleteFile { fid, df } => self.delete_file(fid, df),
             Command::ListFiles { le } => self.list_files(le),
@@ -416,9 +386,7 @@ impl Card {
                 Some(Application::FileSystem) => (fs::path_of(&[MF]).ok_or(Sw::Unknown)?, None),
                 None => (self.find_df_by_name(name).ok_or(Sw::FileNotFound)?, None),
             },
-            SelectTarget::PathFromMf(path) => {
-                self.walk_path(fs::path_of(&[MF]).ok_or(Sw::Unknown)?, path)?
-            }
+            SelectTarget::PathFromMf(path) => self.walk_path(fs::path_of(&[MF]).ok_or(Sw::Unknown)?, path)?,
             SelectTarget::PathFromCurrent(path) => self.walk_path(cur, path)?,
         };
         self.vol.df = df;
@@ -529,9 +497,7 @@ impl Card {
 
     fn current_ef_mut(&mut self) -> Result<&mut FileNode> {
         let fid = self.vol.ef.ok_or(Sw::NoCurrentEf)?;
-        fs::lookup_mut(&mut self.image.mf, &self.vol.df)
-            .and_then(|df| df.child_mut(fid))
-            .ok_or(Sw::NoCurrentEf)
+        fs::lookup_mut(&mut self.image.mf, &self.vol.df).and_then(|df| df.child_mut(fid)).ok_or(Sw::NoCurrentEf)
     }
 
     fn update_binary(&mut self, offset: usize, bytes: &[u8]) -> Result<Sw> {
@@ -544,10 +510,7 @@ impl Card {
         if offset > data.0.len() {
             return Err(Sw::OffsetOutsideFile);
         }
-        let target = data
-            .0
-            .get_mut(offset..offset + bytes.len())
-            .ok_or(Sw::WrongLength)?;
+        let target = data.0.get_mut(offset..offset + bytes.len()).ok_or(Sw::WrongLength)?;
         target.copy_from_slice(bytes);
         self.changed = true;
         Ok(Sw::Ok)
@@ -559,9 +522,7 @@ impl Card {
         let FileBody::Records { records, .. } = &ef.body else {
             return Err(Sw::IncompatibleFile);
         };
-        let r = records
-            .get(usize::from(record) - 1)
-            .ok_or(Sw::RecordNotFound)?;
+        let r = records.get(usize::from(record) - 1).ok_or(Sw::RecordNotFound)?;
         self.out.extend_from_slice(&r.0).map_err(|_| Sw::Unknown)?;
         Ok(Sw::Ok)
     }
@@ -570,12 +531,7 @@ impl Card {
         let ac = self.current_ef()?.acl.update;
         self.require(ac)?;
         let ef = self.current_ef_mut()?;
-        let FileBody::Records {
-            records,
-            record_len,
-            max_records,
-        } = &mut ef.body
-        else {
+        let FileBody::Records { records, record_len, max_records } = &mut ef.body else {
             return Err(Sw::IncompatibleFile);
         };
         if bytes.len() > usize::from(*record_len) {
@@ -583,9 +539,7 @@ impl Card {
         }
         match record {
             Some(n) => {
-                let r = records
-                    .get_mut(usize::from(n) - 1)
-                    .ok_or(Sw::RecordNotFound)?;
+                let r = records.get_mut(usize::from(n) - 1).ok_or(Sw::RecordNotFound)?;
                 r.0 = bytes.to_vec();
             }
             None => {
@@ -622,29 +576,13 @@ impl Card {
             return Err(Sw::FileExists);
         }
         let body = match spec.kind {
-            NewFileKind::Df => FileBody::Df {
-                aid: None,
-                children: vec![],
-            },
-            NewFileKind::Transparent { size } => FileBody::Transparent {
-                data: Bytes(vec![0; usize::from(size)]),
-            },
-            NewFileKind::Records {
-                record_len,
-                max_records,
-            } => FileBody::Records {
-                record_len,
-                max_records,
-                records: vec![],
-            },
-            NewFileKind::PrivateKey { bits } => FileBody::PrivateKey {
-                key: Hex8(spec.fid as u8),
-                bits,
-            },
-            NewFileKind::PublicKey { bits } => FileBody::PublicKey {
-                key: Hex8(spec.fid as u8),
-                bits,
-            },
+            NewFileKind::Df => FileBody::Df { aid: None, children: vec![] },
+            NewFileKind::Transparent { size } => FileBody::Transparent { data: Bytes(vec![0; usize::from(size)]) },
+            NewFileKind::Records { record_len, max_records } => {
+                FileBody::Records { record_len, max_records, records: vec![] }
+            }
+            NewFileKind::PrivateKey { bits } => FileBody::PrivateKey { key: Hex8(spec.fid as u8), bits },
+            NewFileKind::PublicKey { bits } => FileBody::PublicKey { key: Hex8(spec.fid as u8), bits },
         };
         let node = FileNode::new(spec.fid, None, spec.acl, body);
         if node.eeprom_used() > self.image.eeprom_free() {
@@ -655,22 +593,13 @@ impl Card {
             if !self.image.keys.iter().any(|k| k.reference.0 == key) {
                 let pin = match spec.acl.read {
                     AccessCondition::Pin(r) => r,
-                    _ => self
-                        .image
-                        .pins
-                        .iter()
-                        .find(|p| p.role == PinRole::User)
-                        .map_or(Hex8(0), |p| p.reference),
+                    _ => self.image.pins.iter().find(|p| p.role == PinRole::User).map_or(Hex8(0), |p| p.reference),
                 };
                 self.image.keys.push(KeyObject {
                     reference: Hex8(key),
                     label: String::new(),
-                    algorithm: Algorithm::from_rsa_bits(usize::from(bits))
-                        .unwrap_or(Algorithm::Rsa2048),
-                    usage: KeyUsage {
-                        sign: true,
-                        decipher: true,
-                    },
+                    algorithm: Algorithm::from_rsa_bits(usize::from(bits)).unwrap_or(Algorithm::Rsa2048),
+                    usage: KeyUsage { sign: true, decipher: true },
                     pin,
                     always_authenticate: false,
                     material: None,
@@ -678,15 +607,11 @@ impl Card {
             }
         }
         let is_df = node.is_df();
-        let df = fs::lookup_mut(&mut self.image.mf, &self.vol.df)
-            .and_then(FileNode::children_mut)
-            .ok_or(Sw::Unknown)?;
+        let df =
+            fs::lookup_mut(&mut self.image.mf, &self.vol.df).and_then(FileNode::children_mut).ok_or(Sw::Unknown)?;
         df.push(node);
         if is_df {
-            self.vol
-                .df
-                .push(spec.fid)
-                .map_err(|_| Sw::NotEnoughMemory)?;
+            self.vol.df.push(spec.fid).map_err(|_| Sw::NotEnoughMemory)?;
             self.vol.ef = None;
         } else {
             self.vol.ef = Some(spec.fid);
@@ -709,9 +634,7 @@ impl Card {
             FileBody::PrivateKey { key, .. } => Some(key),
             _ => None,
         };
-        if let Some(children) =
-            fs::lookup_mut(&mut self.image.mf, &self.vol.df).and_then(FileNode::children_mut)
-        {
+        if let Some(children) = fs::lookup_mut(&mut self.image.mf, &self.vol.df).and_then(FileNode::children_mut) {
             children.retain(|c| c.fid.0 != fid);
         }
         if let Some(key) = key {
@@ -730,20 +653,15 @@ impl Card {
         self.require(df.acl.read)?;
         let mut list: HVec<u8, MAX_RESPONSE_DATA> = HVec::new();
         for c in df.children().iter().take(le / 2) {
-            list.extend_from_slice(&c.fid.0.to_be_bytes())
-                .map_err(|_| Sw::Unknown)?;
+            list.extend_from_slice(&c.fid.0.to_be_bytes()).map_err(|_| Sw::Unknown)?;
         }
         self.emit(&list)?;
         Ok(Sw::Ok)
     }
 
     fn erase_card(&mut self) -> Result<Sw> {
-        let authorised = self
-            .image
-            .pins
-            .iter()
-            .enumerate()
-            .any(|(i, p)| p.role == PinRole::User && self.vol.verified.get(i));
+        let authorised =
+            self.image.pins.iter().enumerate().any(|(i, p)| p.role == PinRole::User && self.vol.verified.get(i));
         if !authorised {
             return Err(Sw::SecurityNotSatisfied);
         }
@@ -758,9 +676,7 @@ impl Card {
 
     fn resolve_pin(&self, r: PinRef) -> Option<usize> {
         let pins = &self.image.pins;
-        let in_df = |p: &PinObject, df: &[u16]| {
-            p.reference.0 == r.reference && p.home().eq(df.iter().copied())
-        };
+        let in_df = |p: &PinObject, df: &[u16]| p.reference.0 == r.reference && p.home().eq(df.iter().copied());
         match r.scope {
             PinScope::Global => pins.iter().position(|p| in_df(p, &[MF])),
             PinScope::Local => (1..=self.vol.df.len()).rev().find_map(|depth| {
@@ -783,11 +699,7 @@ impl Card {
             return Err(Sw::AuthBlocked);
         }
         let Some(data) = data else {
-            return Ok(if verified {
-                Sw::Ok
-            } else {
-                Sw::TriesLeft(p.tries_left)
-            });
+            return Ok(if verified { Sw::Ok } else { Sw::TriesLeft(p.tries_left) });
         };
         if data.len() != usize::from(p.pad_len) {
             return Err(Sw::WrongLength);
@@ -831,12 +743,7 @@ impl Card {
         Ok(Sw::Ok)
     }
 
-    fn reset_retry_counter(
-        &mut self,
-        pin: PinRef,
-        proof: UnblockProof<'_>,
-        new_pin: Option<&[u8]>,
-    ) -> Result<Sw> {
+    fn reset_retry_counter(&mut self, pin: PinRef, proof: UnblockProof<'_>, new_pin: Option<&[u8]>) -> Result<Sw> {
         let idx = self.resolve_pin(pin).ok_or(Sw::ReferencedDataNotFound)?;
         let target = self.image.pins.get(idx).ok_or(Sw::Unknown)?;
         let puk_ref = target.unblocked_by.ok_or(Sw::ConditionsNotSatisfied)?;
@@ -862,12 +769,10 @@ impl Card {
                 }
                 puk.matches_padded(code)
             }
-            UnblockProof::PukFile { code, path } => {
-                match fs::lookup(&self.image.mf, path).map(|n| &n.body) {
-                    Some(FileBody::Transparent { data }) => data.0 == code,
-                    _ => return Err(Sw::ReferencedDataNotFound),
-                }
-            }
+            UnblockProof::PukFile { code, path } => match fs::lookup(&self.image.mf, path).map(|n| &n.body) {
+                Some(FileBody::Transparent { data }) => data.0 == code,
+                _ => return Err(Sw::ReferencedDataNotFound),
+            },
         };
         self.changed = true;
         if !good {
@@ -931,26 +836,17 @@ impl Card {
     // ---- keys and crypto ----
 
     fn key_index(&self, reference: u8) -> Option<usize> {
-        self.image
-            .keys
-            .iter()
-            .position(|k| k.reference.0 == reference)
+        self.image.keys.iter().position(|k| k.reference.0 == reference)
     }
 
     fn pin_index(&self, reference: Hex8) -> Option<usize> {
-        self.image
-            .pins
-            .iter()
-            .position(|p| p.reference == reference)
+        self.image.pins.iter().position(|p| p.reference == reference)
     }
 
     fn mse_set(&mut self, op: SecOp, key: KeySelector) -> Result<Sw> {
         self.vol.se = None;
         if let KeySelector::Reference(r) = key {
-            let k = self
-                .key_index(r)
-                .and_then(|i| self.image.keys.get(i))
-                .ok_or(Sw::ReferencedDataNotFound)?;
+            let k = self.key_index(r).and_then(|i| self.image.keys.get(i)).ok_or(Sw::ReferencedDataNotFound)?;
             if !usage_allows(k.usage, op) {
                 return Err(Sw::WrongData);
             }
@@ -978,9 +874,7 @@ impl Card {
                 }
             }
         };
-        let ki = self
-            .key_index(reference)
-            .ok_or(Sw::ReferencedDataNotFound)?;
+        let ki = self.key_index(reference).ok_or(Sw::ReferencedDataNotFound)?;
         let key = self.image.keys.get(ki).ok_or(Sw::Unknown)?;
         if key.material.is_none() {
             return Err(Sw::ReferencedDataNotFound);
@@ -999,12 +893,7 @@ impl Card {
         if let Some(i) = self.loaded.iter().position(|(r, _)| *r == reference) {
             return Ok(i);
         }
-        let material = self
-            .image
-            .keys
-            .get(ki)
-            .and_then(|k| k.material.as_ref())
-            .ok_or(Sw::ReferencedDataNotFound)?;
+        let material = self.image.keys.get(ki).and_then(|k| k.material.as_ref()).ok_or(Sw::ReferencedDataNotFound)?;
         let key = material.load()?;
         self.loaded.push((reference, key));
         Ok(self.loaded.len() - 1)
@@ -1028,9 +917,7 @@ impl Card {
         let sig = match (key, padding) {
             (LoadedKey::EcP256(_), _) => key.ecdsa_sign_prehash(input)?,
             (LoadedKey::Rsa(_), SignPadding::Raw) => key.rsa_raw(input, &mut self.rng)?,
-            (LoadedKey::Rsa(_), SignPadding::Pkcs1) => {
-                key.rsa_sign_digest_info(input, &mut self.rng)?
-            }
+            (LoadedKey::Rsa(_), SignPadding::Pkcs1) => key.rsa_sign_digest_info(input, &mut self.rng)?,
         };
         self.consume_authentication(ki);
         self.emit(&sig)?;
@@ -1041,11 +928,8 @@ impl Card {
         let (ki, reference) = self.key_for(SecOp::Decipher)?;
         let li = self.loaded_key(ki, reference)?;
         let (_, key) = self.loaded.get(li).ok_or(Sw::Unknown)?;
-        let plain = if unpad {
-            key.rsa_decrypt_pkcs1(input, &mut self.rng)?
-        } else {
-            key.rsa_raw(input, &mut self.rng)?
-        };
+        let plain =
+            if unpad { key.rsa_decrypt_pkcs1(input, &mut self.rng)? } else { key.rsa_raw(input, &mut self.rng)? };
         self.consume_authentication(ki);
         self.emit(&plain)?;
         Ok(Sw::Ok)
@@ -1100,20 +984,15 @@ impl Card {
                 let publ = fs::lookup(&self.image.mf, &pub_path).ok_or(Sw::FileNotFound)?;
                 self.require(prv.acl.update)?;
                 match (&prv.body, &publ.body) {
-                    (FileBody::PrivateKey { key, bits }, FileBody::PublicKey { key: pk, .. })
-                        if key == pk =>
-                    {
-                        let alg =
-                            Algorithm::from_rsa_bits(usize::from(*bits)).ok_or(Sw::WrongData)?;
+                    (FileBody::PrivateKey { key, bits }, FileBody::PublicKey { key: pk, .. }) if key == pk => {
+                        let alg = Algorithm::from_rsa_bits(usize::from(*bits)).ok_or(Sw::WrongData)?;
                         (key.0, alg)
                     }
                     _ => return Err(Sw::WrongData),
                 }
             }
         };
-        let ki = self
-            .key_index(reference)
-            .ok_or(Sw::ReferencedDataNotFound)?;
+        let ki = self.key_index(reference).ok_or(Sw::ReferencedDataNotFound)?;
         let slot = self.image.keys.get(ki).ok_or(Sw::Unknown)?;
         let pin = self.pin_index(slot.pin).ok_or(Sw::ReferencedDataNotFound)?;
         if !self.vol.verified.get(pin) {
@@ -1122,11 +1001,7 @@ impl Card {
         if algorithm == Algorithm::EcP256 && !self.image.capabilities.p256 {
             return Err(Sw::WrongData);
         }
-        let old = if slot.material.is_some() {
-            slot.algorithm.eeprom_bytes()
-        } else {
-            0
-        };
+        let old = if slot.material.is_some() { slot.algorithm.eeprom_bytes() } else { 0 };
         if algorithm.eeprom_bytes().saturating_sub(old) > self.image.eeprom_free() {
             return Err(Sw::NotEnoughMemory);
         }
@@ -1176,10 +1051,7 @@ impl Card {
         let li = self.loaded_key(ki, key.0)?;
         let (_, loaded) = self.loaded.get(li).ok_or(Sw::Unknown)?;
         match loaded.public() {
-            PublicKey::Rsa {
-                modulus,
-                exponent: e,
-            } => {
+            PublicKey::Rsa { modulus, exponent: e } => {
                 let v = if exponent { e } else { modulus };
                 self.emit(&v)?;
                 Ok(Sw::Ok)
@@ -1208,17 +1080,9 @@ fn require(image: &CardImage, vol: &Volatile, ac: AccessCondition) -> Result {
     let ok = match ac {
         AccessCondition::Always => true,
         AccessCondition::Never => false,
-        AccessCondition::Pin(r) => image
-            .pins
-            .iter()
-            .enumerate()
-            .any(|(i, p)| p.reference == r && vol.verified.get(i)),
+        AccessCondition::Pin(r) => image.pins.iter().enumerate().any(|(i, p)| p.reference == r && vol.verified.get(i)),
     };
-    if ok {
-        Ok(())
-    } else {
-        Err(Sw::SecurityNotSatisfied)
-    }
+    if ok { Ok(()) } else { Err(Sw::SecurityNotSatisfied) }
 }
 
 fn usage_allows(usage: KeyUsage, op: SecOp) -> bool {

@@ -78,10 +78,7 @@ pub enum UnblockProof<'a> {
     Puk(&'a [u8]),
     /// The code stored in a "PUK file" (Oberthur AWP `3F00/5011/2000`, spec/cards.md §2.6);
     /// a wrong code counts against the PUK object linked to the PIN.
-    PukFile {
-        code: &'a [u8],
-        path: &'static [u16],
-    },
+    PukFile { code: &'a [u8], path: &'static [u16] },
 }
 
 /// What the new key is.
@@ -228,11 +225,7 @@ pub enum Command<'a> {
 // ---- shared ISO 7816-4 decoders, used by both profiles ----
 
 pub(crate) fn no_data(apdu: &Apdu<'_>) -> Result<(), Sw> {
-    if apdu.data.is_empty() {
-        Ok(())
-    } else {
-        Err(Sw::WrongLength)
-    }
+    if apdu.data.is_empty() { Ok(()) } else { Err(Sw::WrongLength) }
 }
 
 pub(crate) fn fid_of(data: &[u8]) -> Result<u16, Sw> {
@@ -279,11 +272,7 @@ pub(crate) fn select<'a>(apdu: &Apdu<'a>) -> Result<Command<'a>, Sw> {
             if apdu.data.is_empty() || !apdu.data.len().is_multiple_of(2) {
                 return Err(Sw::WrongLength);
             }
-            if apdu.p1 == 0x08 {
-                SelectTarget::PathFromMf(apdu.data)
-            } else {
-                SelectTarget::PathFromCurrent(apdu.data)
-            }
+            if apdu.p1 == 0x08 { SelectTarget::PathFromMf(apdu.data) } else { SelectTarget::PathFromCurrent(apdu.data) }
         }
         _ => return Err(Sw::WrongP1P2),
     };
@@ -301,20 +290,14 @@ pub(crate) fn binary_offset(apdu: &Apdu<'_>) -> Result<usize, Sw> {
 
 pub(crate) fn read_binary<'a>(apdu: &Apdu<'a>) -> Result<Command<'a>, Sw> {
     no_data(apdu)?;
-    Ok(Command::ReadBinary {
-        offset: binary_offset(apdu)?,
-        le: apdu.le.unwrap_or(256),
-    })
+    Ok(Command::ReadBinary { offset: binary_offset(apdu)?, le: apdu.le.unwrap_or(256) })
 }
 
 pub(crate) fn update_binary<'a>(apdu: &Apdu<'a>) -> Result<Command<'a>, Sw> {
     if apdu.data.is_empty() {
         return Err(Sw::WrongLength);
     }
-    Ok(Command::UpdateBinary {
-        offset: binary_offset(apdu)?,
-        data: apdu.data,
-    })
+    Ok(Command::UpdateBinary { offset: binary_offset(apdu)?, data: apdu.data })
 }
 
 /// Record commands address by absolute record number in P1 (P2 = `04`).
@@ -341,9 +324,7 @@ pub(crate) fn get_response<'a>(apdu: &Apdu<'a>) -> Result<Command<'a>, Sw> {
     if apdu.p1 != 0 || apdu.p2 != 0 {
         return Err(Sw::WrongP1P2);
     }
-    Ok(Command::GetResponse {
-        le: apdu.le.unwrap_or(256),
-    })
+    Ok(Command::GetResponse { le: apdu.le.unwrap_or(256) })
 }
 
 /// PSO (ISO 7816-8 §11): `9E 9A` compute digital signature, `80 86` decipher.
@@ -356,10 +337,7 @@ pub(crate) fn pso<'a>(apdu: &Apdu<'a>, padding: SignPadding) -> Result<Command<'
             if apdu.data.is_empty() {
                 return Err(Sw::WrongLength);
             }
-            Ok(Command::ComputeSignature {
-                input: apdu.data,
-                padding,
-            })
+            Ok(Command::ComputeSignature { input: apdu.data, padding })
         }
         (0x80, 0x86) => {
             let input = if decipher_indicator {
@@ -374,10 +352,7 @@ pub(crate) fn pso<'a>(apdu: &Apdu<'a>, padding: SignPadding) -> Result<Command<'
             if input.is_empty() {
                 return Err(Sw::WrongLength);
             }
-            Ok(Command::Decipher {
-                input,
-                unpad: !decipher_indicator,
-            })
+            Ok(Command::Decipher { input, unpad: !decipher_indicator })
         }
         _ => Err(Sw::WrongP1P2),
     }
@@ -393,19 +368,12 @@ pub(crate) fn mse_op(p2: u8) -> Result<SecOp, Sw> {
 }
 
 /// Walks simple BER-TLV with 1-byte tags and short lengths (security environment data).
-pub(crate) fn simple_tlv(
-    mut data: &[u8],
-    mut f: impl FnMut(u8, &[u8]) -> Result<(), Sw>,
-) -> Result<(), Sw> {
+pub(crate) fn simple_tlv(mut data: &[u8], mut f: impl FnMut(u8, &[u8]) -> Result<(), Sw>) -> Result<(), Sw> {
     while let [tag, len, rest @ ..] = data {
         let len = usize::from(*len);
         let value = rest.get(..len).ok_or(Sw::WrongData)?;
         f(*tag, value)?;
         data = rest.get(len..).ok_or(Sw::WrongData)?;
     }
-    if data.is_empty() {
-        Ok(())
-    } else {
-        Err(Sw::WrongData)
-    }
+    if data.is_empty() { Ok(()) } else { Err(Sw::WrongData) }
 }

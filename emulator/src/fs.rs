@@ -85,11 +85,7 @@ pub enum FileBody {
     /// A transparent EF; its size is fixed at creation and is `data.len()`.
     Transparent { data: Bytes },
     /// A linear record EF (Oberthur linear-variable), records of at most `record_len` bytes.
-    Records {
-        record_len: u8,
-        max_records: u8,
-        records: Vec<Bytes>,
-    },
+    Records { record_len: u8, max_records: u8, records: Vec<Bytes> },
     /// An RSA private-key EF (Oberthur type 14); the key lives in the key store under `key`.
     PrivateKey { key: Hex8, bits: u16 },
     /// An RSA public-key EF (Oberthur type 12) showing the public half of key `key`.
@@ -101,12 +97,7 @@ pub enum FileBody {
 
 impl FileNode {
     pub fn new(fid: u16, name: Option<&str>, acl: Acl, body: FileBody) -> Self {
-        FileNode {
-            fid: Hex16(fid),
-            name: name.map(str::to_owned),
-            acl,
-            body,
-        }
+        FileNode { fid: Hex16(fid), name: name.map(str::to_owned), acl, body }
     }
 
     pub fn is_df(&self) -> bool {
@@ -140,14 +131,8 @@ impl FileNode {
         match &self.body {
             FileBody::Df { .. } => 0,
             FileBody::Transparent { data } => data.0.len(),
-            FileBody::Records {
-                record_len,
-                max_records,
-                ..
-            } => usize::from(*record_len) * usize::from(*max_records),
-            FileBody::PrivateKey { bits, .. } | FileBody::PublicKey { bits, .. } => {
-                usize::from(*bits) / 8
-            }
+            FileBody::Records { record_len, max_records, .. } => usize::from(*record_len) * usize::from(*max_records),
+            FileBody::PrivateKey { bits, .. } | FileBody::PublicKey { bits, .. } => usize::from(*bits) / 8,
             FileBody::FreeMemory => 4,
         }
     }
@@ -160,9 +145,7 @@ impl FileNode {
                 FileBody::PrivateKey { .. } | FileBody::PublicKey { .. } => 0,
                 _ => u32::try_from(self.size()).unwrap_or(u32::MAX),
             };
-        self.children()
-            .iter()
-            .fold(own, |acc, c| acc.saturating_add(c.eeprom_used()))
+        self.children().iter().fold(own, |acc, c| acc.saturating_add(c.eeprom_used()))
     }
 
     /// Visits every node (depth first).
@@ -203,10 +186,7 @@ pub fn path_of(fids: &[u16]) -> Option<Path> {
 
 /// Writes a path as `3F00/1400/9010`.
 pub fn display_path(path: &[u16]) -> String {
-    path.iter()
-        .map(|f| format!("{f:04X}"))
-        .collect::<Vec<_>>()
-        .join("/")
+    path.iter().map(|f| format!("{f:04X}")).collect::<Vec<_>>().join("/")
 }
 
 /// Parses `3F00/1400/9010` or `3F0014009010`.
@@ -216,10 +196,7 @@ pub fn parse_path(s: &str) -> Result<Vec<u16>, String> {
     if bytes.is_empty() || bytes.len() % 2 != 0 {
         return Err(format!("{s:?} is not a path of 2-byte file IDs"));
     }
-    Ok(bytes
-        .chunks_exact(2)
-        .map(|c| u16::from_be_bytes([c[0], c[1]]))
-        .collect())
+    Ok(bytes.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect())
 }
 
 #[cfg(test)]
@@ -227,41 +204,15 @@ mod tests {
     use super::*;
 
     fn tree() -> FileNode {
-        let ef = FileNode::new(
-            0x1003,
-            None,
-            Acl::open_read_only(),
-            FileBody::Transparent {
-                data: Bytes(vec![0; 16]),
-            },
-        );
-        let df = FileNode::new(
-            0x1000,
-            None,
-            Acl::open_read_only(),
-            FileBody::Df {
-                aid: None,
-                children: vec![ef],
-            },
-        );
-        FileNode::new(
-            MF,
-            None,
-            Acl::open_read_only(),
-            FileBody::Df {
-                aid: None,
-                children: vec![df],
-            },
-        )
+        let ef = FileNode::new(0x1003, None, Acl::open_read_only(), FileBody::Transparent { data: Bytes(vec![0; 16]) });
+        let df = FileNode::new(0x1000, None, Acl::open_read_only(), FileBody::Df { aid: None, children: vec![ef] });
+        FileNode::new(MF, None, Acl::open_read_only(), FileBody::Df { aid: None, children: vec![df] })
     }
 
     #[test]
     fn lookup_walks_paths_from_the_mf_only() {
         let mf = tree();
-        assert_eq!(
-            lookup(&mf, &[0x3F00, 0x1000, 0x1003]).map(|n| n.size()),
-            Some(16)
-        );
+        assert_eq!(lookup(&mf, &[0x3F00, 0x1000, 0x1003]).map(|n| n.size()), Some(16));
         assert!(lookup(&mf, &[0x1000, 0x1003]).is_none());
         assert!(lookup(&mf, &[0x3F00, 0x1003]).is_none());
         assert_eq!(mf.eeprom_used(), 3 * FILE_OVERHEAD + 16);

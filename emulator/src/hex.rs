@@ -6,10 +6,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
 /// Lowercase-insensitive hex decoding with a clear error.
 pub fn decode(s: &str) -> Result<Vec<u8>, String> {
-    let s: String = s
-        .chars()
-        .filter(|c| !c.is_whitespace() && *c != ':')
-        .collect();
+    let s: String = s.chars().filter(|c| !c.is_whitespace() && *c != ':').collect();
     if !s.len().is_multiple_of(2) {
         return Err(format!("odd number of hex digits ({})", s.len()));
     }
@@ -21,10 +18,7 @@ pub fn decode(s: &str) -> Result<Vec<u8>, String> {
         match (hi, lo) {
             (Some(h), Some(l)) => out.push(h << 4 | l),
             _ => {
-                return Err(format!(
-                    "not a hex digit in {:?}",
-                    String::from_utf8_lossy(pair)
-                ));
+                return Err(format!("not a hex digit in {:?}", String::from_utf8_lossy(pair)));
             }
         }
     }
@@ -100,14 +94,9 @@ macro_rules! hex_int {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let s = String::deserialize(d)?;
                 if s.len() != $digits {
-                    return Err(de::Error::custom(format!(
-                        "expected {} hex digits, got {s:?}",
-                        $digits
-                    )));
+                    return Err(de::Error::custom(format!("expected {} hex digits, got {s:?}", $digits)));
                 }
-                <$t>::from_str_radix(&s, 16)
-                    .map($name)
-                    .map_err(|_| de::Error::custom(format!("not hex: {s:?}")))
+                <$t>::from_str_radix(&s, 16).map($name).map_err(|_| de::Error::custom(format!("not hex: {s:?}")))
             }
         }
     };

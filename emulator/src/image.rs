@@ -46,9 +46,7 @@ impl std::str::FromStr for ProfileKind {
         match s {
             "cns" => Ok(ProfileKind::Cns),
             "oberthur" => Ok(ProfileKind::Oberthur),
-            other => Err(format!(
-                "unknown profile {other:?} (expected cns or oberthur)"
-            )),
+            other => Err(format!("unknown profile {other:?} (expected cns or oberthur)")),
         }
     }
 }
@@ -135,24 +133,17 @@ impl std::error::Error for ImageError {}
 impl CardImage {
     /// Parses an image from JSON text, migrating older schema versions.
     pub fn from_json(text: &str) -> Result<Self, String> {
-        let mut value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
-        let obj = value
-            .as_object()
-            .ok_or_else(|| "not a JSON object".to_owned())?;
+        let mut value: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
+        let obj = value.as_object().ok_or_else(|| "not a JSON object".to_owned())?;
         match obj.get("schema").and_then(|s| s.as_str()) {
             Some(SCHEMA_NAME) => {}
             Some(other) => return Err(format!("schema is {other:?}, expected {SCHEMA_NAME:?}")),
             None => {
-                return Err(format!(
-                    "no \"schema\": {SCHEMA_NAME:?} field: not a card image"
-                ));
+                return Err(format!("no \"schema\": {SCHEMA_NAME:?} field: not a card image"));
             }
         }
-        let version = obj
-            .get("version")
-            .and_then(|v| v.as_u64())
-            .ok_or_else(|| "no numeric \"version\" field".to_owned())?;
+        let version =
+            obj.get("version").and_then(|v| v.as_u64()).ok_or_else(|| "no numeric \"version\" field".to_owned())?;
         if version > u64::from(SCHEMA_VERSION) {
             return Err(format!(
                 "schema version {version} is newer than this firmalab understands ({SCHEMA_VERSION}); upgrade firmalab"
@@ -173,48 +164,34 @@ impl CardImage {
 
     /// Loads an image file.
     pub fn load(path: &Path) -> Result<Self, ImageError> {
-        let err = |problem: String| ImageError {
-            path: path.to_owned(),
-            problem,
-        };
+        let err = |problem: String| ImageError { path: path.to_owned(), problem };
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
         Self::from_json(&text).map_err(err)
     }
 
     /// Replaces the image file atomically.
     pub fn save(&self, path: &Path) -> Result<(), ImageError> {
-        write_atomically(path, self.to_json().as_bytes()).map_err(|e| ImageError {
-            path: path.to_owned(),
-            problem: format!("cannot save: {e}"),
-        })
+        write_atomically(path, self.to_json().as_bytes())
+            .map_err(|e| ImageError { path: path.to_owned(), problem: format!("cannot save: {e}") })
     }
 
     /// Semantic checks serde cannot express.
     pub fn validate(&self) -> Result<(), String> {
         if self.atr.0.len() < 2 || self.atr.0.len() > MAX_ATR_LEN {
-            return Err(format!(
-                "atr has {} bytes (2..=33 allowed)",
-                self.atr.0.len()
-            ));
+            return Err(format!("atr has {} bytes (2..=33 allowed)", self.atr.0.len()));
         }
         if self.mf.fid.0 != MF || !self.mf.is_df() {
             return Err("mf must be a DF with FID 3F00".into());
         }
         if self.pins.len() > MAX_PINS {
-            return Err(format!(
-                "{} PIN objects (at most {MAX_PINS})",
-                self.pins.len()
-            ));
+            return Err(format!("{} PIN objects (at most {MAX_PINS})", self.pins.len()));
         }
         for (i, p) in self.pins.iter().enumerate() {
             if p.tries_left > p.max_tries {
                 return Err(format!("PIN {} has tries_left > max_tries", p.reference));
             }
             if p.max_tries > 15 {
-                return Err(format!(
-                    "PIN {}: max_tries above 15 cannot be reported in 63Cx",
-                    p.reference
-                ));
+                return Err(format!("PIN {}: max_tries above 15 cannot be reported in 63Cx", p.reference));
             }
             if p.pad_len < p.max_len || p.min_len > p.max_len {
                 return Err(format!("PIN {}: inconsistent lengths", p.reference));
@@ -222,10 +199,7 @@ impl CardImage {
             if p.value.len() > usize::from(p.max_len) {
                 return Err(format!("PIN {}: value longer than max_len", p.reference));
             }
-            if self.pins[..i]
-                .iter()
-                .any(|q| q.reference == p.reference && q.df == p.df)
-            {
+            if self.pins[..i].iter().any(|q| q.reference == p.reference && q.df == p.df) {
                 return Err(format!("PIN {} defined twice in one DF", p.reference));
             }
             if p.df.first().map(|h| h.0) != Some(MF) {
@@ -237,10 +211,7 @@ impl CardImage {
                 return Err(format!("key {} defined twice", k.reference));
             }
             if !self.pins.iter().any(|p| p.reference == k.pin) {
-                return Err(format!(
-                    "key {} refers to missing PIN {}",
-                    k.reference, k.pin
-                ));
+                return Err(format!("key {} refers to missing PIN {}", k.reference, k.pin));
             }
         }
         let mut bad_key = None;
@@ -252,13 +223,9 @@ impl CardImage {
             }
         });
         if let Some((fid, key)) = bad_key {
-            return Err(format!(
-                "private-key file {fid} refers to missing key {key}"
-            ));
+            return Err(format!("private-key file {fid} refers to missing key {key}"));
         }
-        if self.profile == ProfileKind::Oberthur
-            && self.cplc.as_ref().map(|c| c.0.len()) != Some(42)
-        {
+        if self.profile == ProfileKind::Oberthur && self.cplc.as_ref().map(|c| c.0.len()) != Some(42) {
             return Err("an oberthur image needs 42 cplc bytes".into());
         }
         Ok(())
@@ -266,17 +233,9 @@ impl CardImage {
 
     /// EEPROM bytes in use: files plus key material plus PIN objects.
     pub fn eeprom_used(&self) -> u32 {
-        let keys: u32 = self
-            .keys
-            .iter()
-            .filter(|k| k.material.is_some())
-            .map(|k| k.algorithm.eeprom_bytes())
-            .sum();
+        let keys: u32 = self.keys.iter().filter(|k| k.material.is_some()).map(|k| k.algorithm.eeprom_bytes()).sum();
         let pins = 32 * u32::try_from(self.pins.len()).unwrap_or(u32::MAX);
-        self.mf
-            .eeprom_used()
-            .saturating_add(keys)
-            .saturating_add(pins)
+        self.mf.eeprom_used().saturating_add(keys).saturating_add(pins)
     }
 
     pub fn eeprom_free(&self) -> u32 {
@@ -288,20 +247,12 @@ impl CardImage {
     pub fn serial(&self) -> Option<String> {
         match self.profile {
             ProfileKind::Cns => match &crate::fs::lookup(&self.mf, &[MF, 0x1000, 0x1003])?.body {
-                FileBody::Transparent { data } => {
-                    Some(String::from_utf8_lossy(&data.0).into_owned())
-                }
+                FileBody::Transparent { data } => Some(String::from_utf8_lossy(&data.0).into_owned()),
                 _ => None,
             },
             ProfileKind::Oberthur => {
                 let cplc = self.cplc.as_ref()?;
-                Some(
-                    cplc.0
-                        .get(12..16)?
-                        .iter()
-                        .map(|b| format!("{b:02x}"))
-                        .collect(),
-                )
+                Some(cplc.0.get(12..16)?.iter().map(|b| format!("{b:02x}")).collect())
             }
         }
     }
@@ -322,10 +273,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
         _ => PathBuf::from("."),
     };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "image".into());
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into());
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;

@@ -129,18 +129,12 @@ impl KeyMaterial {
     }
 
     pub fn from_rsa(key: &RsaPrivateKey) -> Result<Self, String> {
-        let der = key
-            .to_pkcs1_der()
-            .map_err(|e| format!("RSA key encoding failed: {e}"))?;
-        Ok(KeyMaterial::Rsa {
-            pkcs1: Bytes(der.as_bytes().to_vec()),
-        })
+        let der = key.to_pkcs1_der().map_err(|e| format!("RSA key encoding failed: {e}"))?;
+        Ok(KeyMaterial::Rsa { pkcs1: Bytes(der.as_bytes().to_vec()) })
     }
 
     pub fn from_p256(key: &p256::ecdsa::SigningKey) -> Self {
-        KeyMaterial::EcP256 {
-            scalar: Bytes(key.to_bytes().to_vec()),
-        }
+        KeyMaterial::EcP256 { scalar: Bytes(key.to_bytes().to_vec()) }
     }
 
     /// Generates a key on the card.
@@ -174,9 +168,9 @@ impl LoadedKey {
                 modulus: k.n().to_be_bytes_trimmed_vartime().to_vec(),
                 exponent: k.e().to_be_bytes_trimmed_vartime().to_vec(),
             },
-            LoadedKey::EcP256(k) => PublicKey::EcP256 {
-                point: k.verifying_key().to_sec1_point(false).as_bytes().to_vec(),
-            },
+            LoadedKey::EcP256(k) => {
+                PublicKey::EcP256 { point: k.verifying_key().to_sec1_point(false).as_bytes().to_vec() }
+            }
         }
     }
 
@@ -193,25 +187,19 @@ impl LoadedKey {
         }
         let precision = k.n().as_ref().bits_precision();
         let c = BoxedUint::from_be_slice(block, precision).map_err(|_| Sw::WrongData)?;
-        let m = rsa::hazmat::rsa_decrypt_and_check(k.as_ref(), Some(rng), &c)
-            .map_err(|_| Sw::WrongData)?;
+        let m = rsa::hazmat::rsa_decrypt_and_check(k.as_ref(), Some(rng), &c).map_err(|_| Sw::WrongData)?;
         Ok(left_pad(&m.to_be_bytes(), size))
     }
 
     /// PKCS#1 v1.5 type-01 padding of a DigestInfo the host sent, then RSA (Oberthur).
-    pub fn rsa_sign_digest_info(
-        &self,
-        digest_info: &[u8],
-        rng: &mut CardRng,
-    ) -> Result<Vec<u8>, Sw> {
+    pub fn rsa_sign_digest_info(&self, digest_info: &[u8], rng: &mut CardRng) -> Result<Vec<u8>, Sw> {
         let LoadedKey::Rsa(k) = self else {
             return Err(Sw::ConditionsNotSatisfied);
         };
         if digest_info.len() + 11 > k.size() {
             return Err(Sw::WrongLength);
         }
-        k.sign_with_rng(rng, Pkcs1v15Sign::new_unprefixed(), digest_info)
-            .map_err(|_| Sw::WrongData)
+        k.sign_with_rng(rng, Pkcs1v15Sign::new_unprefixed(), digest_info).map_err(|_| Sw::WrongData)
     }
 
     /// RSA then removal of PKCS#1 v1.5 type-02 padding (Oberthur decipher).
@@ -222,8 +210,7 @@ impl LoadedKey {
         if cryptogram.len() != k.size() {
             return Err(Sw::WrongLength);
         }
-        k.decrypt_blinded(rng, Pkcs1v15Encrypt, cryptogram)
-            .map_err(|_| Sw::WrongData)
+        k.decrypt_blinded(rng, Pkcs1v15Encrypt, cryptogram).map_err(|_| Sw::WrongData)
     }
 
     /// ECDSA P-256 over a hash the host computed; the signature as `r || s` (64 bytes).

@@ -20,18 +20,12 @@ impl CardRng {
     pub fn from_os() -> Result<Self, String> {
         let mut seed = [0u8; 32];
         getrandom::fill(&mut seed).map_err(|e| format!("no OS randomness: {e}"))?;
-        Ok(CardRng {
-            inner: ChaCha20Rng::from_seed(seed),
-            deterministic: false,
-        })
+        Ok(CardRng { inner: ChaCha20Rng::from_seed(seed), deterministic: false })
     }
 
     /// INSECURE: seeded from `seed`, for reproducible tests.
     pub fn insecure_deterministic(seed: u64) -> Self {
-        CardRng {
-            inner: ChaCha20Rng::seed_from_u64(seed),
-            deterministic: true,
-        }
+        CardRng { inner: ChaCha20Rng::seed_from_u64(seed), deterministic: true }
     }
 
     pub fn is_deterministic(&self) -> bool {

@@ -82,10 +82,7 @@ impl PinObject {
         if padded.len() != usize::from(self.pad_len) {
             return Err(Sw::WrongLength);
         }
-        let end = padded
-            .iter()
-            .rposition(|b| *b != self.pad_byte.0)
-            .map_or(0, |i| i + 1);
+        let end = padded.iter().rposition(|b| *b != self.pad_byte.0).map_or(0, |i| i + 1);
         let value = padded.get(..end).ok_or(Sw::WrongData)?;
         let ok_chars = match self.charset {
             Charset::Digits => value.iter().all(u8::is_ascii_digit),
@@ -170,10 +167,7 @@ mod tests {
         assert!(p.matches_padded(&[b'1', b'2', b'3', b'4', b'5', 0xFF, 0xFF, 0xFF]));
         assert!(!p.matches_padded(&[b'1', b'2', b'3', b'4', b'5', 0xFF, 0xFF, 0x00]));
         assert_eq!(p.check_new_value(&[b'9'; 8]), Ok("99999999"));
-        assert_eq!(
-            p.check_new_value(&[b'1', b'2', b'3', b'4', 0xFF, 0xFF, 0xFF, 0xFF]),
-            Err(Sw::WrongData)
-        );
+        assert_eq!(p.check_new_value(&[b'1', b'2', b'3', b'4', 0xFF, 0xFF, 0xFF, 0xFF]), Err(Sw::WrongData));
         assert_eq!(p.check_new_value(b"1234567a"), Err(Sw::WrongData));
         assert_eq!(p.fail(), Sw::TriesLeft(2));
     }

@@ -77,10 +77,30 @@ pub enum Event<'a> {
     SaveFailed(String),
 }
 
+/// How the client talks to vpcd.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Re-arm TCP_QUICKACK before every read (on by default; off only to measure the stall
+    /// it removes).
+    pub quickack: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { quickack: true }
+    }
+}
+
 /// Runs the card on vpcd at `addr` until `stop` is set.
-pub fn serve(
+pub fn serve(host: &mut HostedCard, addr: &str, stop: &AtomicBool, log: &mut dyn FnMut(Event<'_>)) -> io::Result<()> {
+    serve_with(host, addr, Options::default(), stop, log)
+}
+
+/// [`serve`] with explicit [`Options`].
+pub fn serve_with(
     host: &mut HostedCard,
     addr: &str,
+    options: Options,
     stop: &AtomicBool,
     log: &mut dyn FnMut(Event<'_>),
 ) -> io::Result<()> {
@@ -104,7 +124,7 @@ pub fn serve(
             Err(e) => return Err(e),
         };
         log(Event::Connected(addr));
-        let outcome = session(stream, host, stop, log);
+        let outcome = session(stream, host, options, stop, log);
         // Losing the reader is a card removal: all volatile state goes.
         host.card.power_off();
         match outcome {
@@ -135,28 +155,15 @@ fn connect(addr: &str) -> io::Result<TcpStream> {
 
 /// Reads exactly `buf.len()` bytes, checking `stop` while idle. `Ok(false)`: stopped before
 /// a message began.
-fn read_frame_part(
-    stream: &mut TcpStream,
-    buf: &mut [u8],
-    stop: &AtomicBool,
-    may_stop: bool,
-) -> io::Result<bool> {
+fn read_frame_part(stream: &mut TcpStream, buf: &mut [u8], stop: &AtomicBool, may_stop: bool) -> io::Result<bool> {
     let mut got = 0;
     while got < buf.len() {
         match stream.read(&mut buf[got..]) {
             Ok(0) => {
-                return Err(io::Error::new(
-                    ErrorKind::UnexpectedEof,
-                    "vpcd closed the connection",
-                ));
+                return Err(io::Error::new(ErrorKind::UnexpectedEof, "vpcd closed the connection"));
             }
             Ok(n) => got += n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                ) =>
-            {
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {
                 if may_stop && got == 0 && stop.load(Ordering::Relaxed) {
                     return Ok(false);
                 }
@@ -168,11 +175,7 @@ fn read_frame_part(
 }
 
 fn send(stream: &mut TcpStream, payload: &[u8]) -> io::Result<()> {
-    let payload = if payload.len() > MAX_FRAME {
-        &Sw::Unknown.to_bytes()[..]
-    } else {
-        payload
-    };
+    let payload = if payload.len() > MAX_FRAME { &Sw::Unknown.to_bytes()[..] } else { payload };
     let mut frame = Vec::with_capacity(payload.len() + 2);
     frame.extend_from_slice(&(payload.len() as u16).to_be_bytes());
     frame.extend_from_slice(payload);
@@ -182,6 +185,7 @@ fn send(stream: &mut TcpStream, payload: &[u8]) -> io::Result<()> {
 fn session(
     mut stream: TcpStream,
     host: &mut HostedCard,
+    options: Options,
     stop: &AtomicBool,
     log: &mut dyn FnMut(Event<'_>),
 ) -> io::Result<()> {
@@ -190,16 +194,18 @@ fn session(
     let mut payload = vec![0u8; MAX_FRAME];
     loop {
         // Must be re-armed before every read: setting it once still stalls (pcsc.md §4).
-        let _ = SockRef::from(&stream).set_tcp_quickack(true);
+        if options.quickack {
+            let _ = SockRef::from(&stream).set_tcp_quickack(true);
+        }
         let mut len = [0u8; 2];
         if !read_frame_part(&mut stream, &mut len, stop, true)? {
             return Ok(());
         }
         let n = usize::from(u16::from_be_bytes(len));
-        let _ = SockRef::from(&stream).set_tcp_quickack(true);
-        let msg = payload
-            .get_mut(..n)
-            .ok_or_else(|| io::Error::new(ErrorKind::InvalidData, "frame too long"))?;
+        if options.quickack {
+            let _ = SockRef::from(&stream).set_tcp_quickack(true);
+        }
+        let msg = payload.get_mut(..n).ok_or_else(|| io::Error::new(ErrorKind::InvalidData, "frame too long"))?;
         read_frame_part(&mut stream, msg, stop, false)?;
         match *msg {
             [] => {}
@@ -229,11 +235,7 @@ fn session(
                 if let Some(e) = save_error {
                     log(Event::SaveFailed(e));
                 }
-                log(Event::Apdu {
-                    command: apdu::redacted_hex(command),
-                    response: hex::encode(&response),
-                    micros,
-                });
+                log(Event::Apdu { command: apdu::redacted_hex(command), response: hex::encode(&response), micros });
             }
         }
     }

@@ -20,11 +20,7 @@ fn assert_no_alloc(name: &str, apdus: &[&str]) {
             sws.push([r[r.len() - 2], r[r.len() - 1]]);
         }
     });
-    assert_eq!(
-        info.count_total, 0,
-        "{name}: {} allocations on the non-crypto path",
-        info.count_total
-    );
+    assert_eq!(info.count_total, 0, "{name}: {} allocations on the non-crypto path", info.count_total);
     assert!(sws.contains(&[0x90, 0x00]), "the sequence did real work");
 }
 

@@ -45,10 +45,7 @@ fn opensc_bind_sequence_of_spec_7_2_reads_serial_personal_data_and_certificates(
     assert_eq!(&fcp[..6], &h("621680020053")[..]);
     s.expect("00B0000053", "#83 9000");
     s.expect("00A4080C0411001101", "9000");
-    let fcp = s.expect(
-        "00A40800041100110100",
-        "621680020453820101830211018609.. 9000",
-    );
+    let fcp = s.expect("00A40800041100110100", "621680020453820101830211018609.. 9000");
     let size = usize::from(u16::from_be_bytes([fcp[4], fcp[5]]));
     // OpenSC's 255 + 1 chunking.
     let mut cert = Vec::new();
@@ -61,9 +58,7 @@ fn opensc_bind_sequence_of_spec_7_2_reads_serial_personal_data_and_certificates(
     }
     let img = image("cns-renewable.json");
     let on_card = firmalab_emulator::fs::lookup(&img.mf, &[0x3F00, 0x1100, 0x1101]).unwrap();
-    let firmalab_emulator::fs::FileBody::Transparent { data } = &on_card.body else {
-        panic!()
-    };
+    let firmalab_emulator::fs::FileBody::Transparent { data } = &on_card.body else { panic!() };
     assert_eq!(cert, data.0);
     s.table(&[
         ("00A4080C042FFF8228", "6A82"),
@@ -128,14 +123,8 @@ fn change_pin_then_verify_with_the_new_one_and_reject_bad_new_pins() {
     let new = padded("24680", 8, 0xFF);
     s.table(&[
         ("00A4080C0414008110", "9000"),
-        (
-            &format!("0024009A10{PIN}{}", padded("1234", 8, 0xFF)),
-            "6A80",
-        ), // 4 digits: too short
-        (
-            &format!("0024009A10{PIN}{}", padded("12a45", 8, 0xFF)),
-            "6A80",
-        ), // not digits
+        (&format!("0024009A10{PIN}{}", padded("1234", 8, 0xFF)), "6A80"), // 4 digits: too short
+        (&format!("0024009A10{PIN}{}", padded("12a45", 8, 0xFF)), "6A80"), // not digits
         (&format!("0024009A10{WRONG}{new}"), "63C2"),
         (&format!("0024009A10{PIN}{new}"), "9000"),
         ("0020009A", "9000"),
@@ -160,17 +149,8 @@ fn unblock_with_puk_restores_a_blocked_pin_and_wrong_puks_count_down() {
         (&format!("002C019A08{PUK}"), "9000"), // P1 = 01: PUK only, PIN kept
         (&format!("0020009A08{PIN}"), "9000"),
     ]);
-    let puk = s
-        .card
-        .image()
-        .pins
-        .iter()
-        .find(|p| p.reference.0 == 0x11)
-        .unwrap();
-    assert_eq!(
-        puk.tries_left, 10,
-        "a right PUK restores its own counter too"
-    );
+    let puk = s.card.image().pins.iter().find(|p| p.reference.0 == 0x11).unwrap();
+    assert_eq!(puk.tries_left, 10, "a right PUK restores its own counter too");
 }
 
 #[test]
@@ -186,9 +166,7 @@ fn a_blocked_puk_is_final() {
 
 fn verify_signature(card: &Card, key: u8, msg: &[u8], sig: &[u8]) {
     let (digest, _) = sha256_digest_info(msg);
-    public_key(card.image(), key)
-        .verify(Pkcs1v15Sign::new::<Sha256>(), &digest, sig)
-        .expect("signature verifies");
+    public_key(card.image(), key).verify(Pkcs1v15Sign::new::<Sha256>(), &digest, sig).expect("signature verifies");
 }
 
 #[test]
@@ -235,11 +213,7 @@ fn extended_length_pso_gives_the_same_signature_as_chaining() {
     let mut sigs = Vec::new();
     for chained in [false, true] {
         let mut s = Session::new("cns-renewable.json");
-        s.table(&[
-            ("00200090", "63C3"),
-            (&format!("0020009008{PIN}"), "9000"),
-            ("0022F1B603830101", "9000"),
-        ]);
+        s.table(&[("00200090", "63C3"), (&format!("0020009008{PIN}"), "9000"), ("0022F1B603830101", "9000")]);
         let sig = if chained {
             s.expect(&format!("102A9E9AFF{}", hex(&block[..255])), "9000");
             s.expect(&format!("002A9E9A01{}00", hex(&block[255..])), "#256 9000")
@@ -262,7 +236,7 @@ fn crypto_refusals_name_the_missing_condition() {
         ("0022F1B603830101", "9000"),
         (&format!("002A9E9A000100{block}0000"), "6982"), // PIN not verified
         (&format!("0020009008{PIN}"), "9000"),
-        ("002A9E9A0401020304", "6700"), // not a modulus-size block
+        ("002A9E9A0401020304", "6700"),                    // not a modulus-size block
         (&format!("002A808600010100{block}0000"), "6985"), // SE is for signing
         ("0022F3FF00", "6A88"),
         ("0022F1B603820101", "6A80"),
@@ -291,10 +265,7 @@ fn deterministic_mode_replays_challenges_byte_for_byte() {
         s.expect("0084000020", "#32 9000")
     };
     assert_eq!(run(), run());
-    let mut other = Session::with(Card::new(
-        image("cns-renewable.json"),
-        CardRng::insecure_deterministic(8),
-    ));
+    let mut other = Session::with(Card::new(image("cns-renewable.json"), CardRng::insecure_deterministic(8)));
     assert_ne!(other.expect("0084000020", "#32 9000"), run());
 }
 
@@ -384,20 +355,14 @@ fn power_events_clear_pins_current_df_and_security_environment() {
             ("00A4080C0414008110", "9000"),
             ("0020009A", "63C3"), // PIN no longer verified
         ]);
-        assert_eq!(
-            s.card.image().pins[2].tries_left,
-            3,
-            "persistent state survives"
-        );
+        assert_eq!(s.card.image().pins[2].tries_left, 3, "persistent state survives");
     }
 }
 
 #[test]
 fn create_update_delete_file_under_acl_and_capacity() {
     let mut s = Session::new("cns-renewable.json");
-    let fcp = |fid: &str, size: &str| {
-        format!("00E000001862168002{size}8201018302{fid}8609000000000000000000")
-    };
+    let fcp = |fid: &str, size: &str| format!("00E000001862168002{size}8201018302{fid}8609000000000000000000");
     s.table(&[
         ("00A4080C021400", "9000"),
         (&fcp("9011", "0005"), "6982"),
@@ -444,10 +409,7 @@ fn erase_needs_the_pin_and_leaves_a_blank_card_with_default_pin_12345() {
         (&format!("0020009008{PIN}"), "63C2"),
         (&format!("0020009008{}", padded("12345", 8, 0xFF)), "9000"),
         ("0022F1B603830101", "9000"),
-        (
-            &format!("002A9E9A000100{}0000", hex(&pkcs1_block(&[0; 32], 256))),
-            "6A88",
-        ), // empty slot
+        (&format!("002A9E9A000100{}0000", hex(&pkcs1_block(&[0; 32], 256))), "6A88"), // empty slot
     ]);
     assert!(s.card.image().keys.iter().all(|k| k.material.is_none()));
 }
@@ -499,40 +461,18 @@ fn atrs_are_recognised_as_opensc_would() {
     use firmalab_emulator::profile::{cns, oberthur, recognise};
     let r = recognise(&cns::ATR_CNS_1_1);
     assert_eq!(r.profile, Some(ProfileKind::Cns));
-    assert!(
-        r.label.contains("CNS 1.1") && r.label.contains("STIncard"),
-        "{}",
-        r.label
-    );
+    assert!(r.label.contains("CNS 1.1") && r.label.contains("STIncard"), "{}", r.label);
     assert!(recognise(&cns::ATR_CNS_1_0).label.contains("RSA-1024 only"));
     // The second real Aruba ATR (pcsc-tools list) and the IDEMIA 2021 one.
     assert_eq!(
-        recognise(&h("3BFF960000 8131FE55006B02090403010101434E53103180EB"
-            .replace(' ', "")
-            .as_str()))
-        .profile,
+        recognise(&h("3BFF960000 8131FE55006B02090403010101434E53103180EB".replace(' ', "").as_str())).profile,
         Some(ProfileKind::Cns)
     );
+    assert_eq!(recognise(&h("3BFF1800008131FE45006B05052000012101434E5310318079")).profile, Some(ProfileKind::Cns));
+    assert_eq!(recognise(&oberthur::ATR).profile, Some(ProfileKind::Oberthur));
     assert_eq!(
-        recognise(&h("3BFF1800008131FE45006B05052000012101434E5310318079")).profile,
-        Some(ProfileKind::Cns)
-    );
-    assert_eq!(
-        recognise(&oberthur::ATR).profile,
-        Some(ProfileKind::Oberthur)
-    );
-    assert_eq!(
-        recognise(&h("3BFF1800FF8131FE55006B02090200010101445344103180 92"
-            .replace(' ', "")
-            .as_str()))
-        .profile,
+        recognise(&h("3BFF1800FF8131FE55006B02090200010101445344103180 92".replace(' ', "").as_str())).profile,
         None
     );
-    assert_eq!(
-        recognise(&h("3B8A80017670696363 2D746F79210A"
-            .replace(' ', "")
-            .as_str()))
-        .profile,
-        None
-    );
+    assert_eq!(recognise(&h("3B8A80017670696363 2D746F79210A".replace(' ', "").as_str())).profile, None);
 }

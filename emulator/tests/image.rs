@@ -28,10 +28,7 @@ fn golden_images_of_every_schema_version_still_load() {
     if std::env::var_os("FIRMALAB_BLESS_GOLDEN").is_some() {
         let dir = golden.join(format!("v{SCHEMA_VERSION}"));
         std::fs::create_dir_all(&dir).unwrap();
-        for (src, dst) in [
-            ("cns-renewable.json", "cns.json"),
-            ("oberthur-renewable.json", "oberthur.json"),
-        ] {
+        for (src, dst) in [("cns-renewable.json", "cns.json"), ("oberthur-renewable.json", "oberthur.json")] {
             if !dir.join(dst).exists() {
                 std::fs::copy(fixture_path(src), dir.join(dst)).unwrap();
             }
@@ -64,19 +61,13 @@ fn every_fixture_loads_validates_and_round_trips() {
     for f in files {
         let image = CardImage::load(&f).unwrap_or_else(|e| panic!("{e}"));
         image.validate().unwrap();
-        assert_eq!(
-            image.to_json(),
-            std::fs::read_to_string(&f).unwrap(),
-            "{}",
-            f.display()
-        );
+        assert_eq!(image.to_json(), std::fs::read_to_string(&f).unwrap(), "{}", f.display());
         assert_eq!(CardImage::from_json(&image.to_json()).unwrap(), image);
     }
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("firmalab-image-test-{}-{name}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("firmalab-image-test-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -86,10 +77,7 @@ fn load_error(text: &str) -> String {
     let file = dir.join(format!("bad-{}.json", text.len()));
     std::fs::write(&file, text).unwrap();
     let e = CardImage::load(&file).unwrap_err().to_string();
-    assert!(
-        e.contains(&file.display().to_string()),
-        "error names the file: {e}"
-    );
+    assert!(e.contains(&file.display().to_string()), "error names the file: {e}");
     e
 }
 
@@ -99,28 +87,17 @@ fn load_errors_name_the_file_and_the_problem() {
     assert!(load_error("{").contains("not valid JSON"));
     assert!(load_error("[]").contains("not a JSON object"));
     assert!(load_error("{\"version\": 1}").contains("not a card image"));
+    assert!(load_error(&good.replacen("\"version\": 1", "\"version\": 99", 1)).contains("newer than this firmalab"));
     assert!(
-        load_error(&good.replacen("\"version\": 1", "\"version\": 99", 1))
-            .contains("newer than this firmalab")
-    );
-    assert!(
-        load_error(&good.replacen("\"capacity\"", "\"colour\": 1, \"capacity\"", 1))
-            .contains("unknown field `colour`")
+        load_error(&good.replacen("\"capacity\"", "\"colour\": 1, \"capacity\"", 1)).contains("unknown field `colour`")
     );
     assert!(
         load_error(&good.replacen("\"profile\": \"cns\"", "\"profile\": \"gemalto\"", 1))
             .contains("unknown variant `gemalto`")
     );
-    assert!(
-        load_error(&good.replacen("\"tries_left\": 3", "\"tries_left\": 9", 1))
-            .contains("tries_left > max_tries")
-    );
-    assert!(
-        load_error(&good.replacen("\"atr\": \"3B", "\"atr\": \"3G", 1)).contains("not a hex digit")
-    );
-    let missing = CardImage::load(Path::new("/nonexistent/card.json"))
-        .unwrap_err()
-        .to_string();
+    assert!(load_error(&good.replacen("\"tries_left\": 3", "\"tries_left\": 9", 1)).contains("tries_left > max_tries"));
+    assert!(load_error(&good.replacen("\"atr\": \"3B", "\"atr\": \"3G", 1)).contains("not a hex digit"));
+    let missing = CardImage::load(Path::new("/nonexistent/card.json")).unwrap_err().to_string();
     assert!(missing.contains("/nonexistent/card.json"));
 }
 
@@ -133,10 +110,7 @@ fn save_replaces_atomically_and_a_failed_save_keeps_the_old_file() {
     image.description = "changed".into();
     image.save(&file).unwrap();
     assert_eq!(CardImage::load(&file).unwrap().description, "changed");
-    let leftovers: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(leftovers.len(), 1, "no temporary file left: {leftovers:?}");
 
     // Saving where the temporary file cannot be created fails cleanly.
@@ -144,8 +118,5 @@ fn save_replaces_atomically_and_a_failed_save_keeps_the_old_file() {
     std::fs::create_dir_all(target_is_dir.join("x")).unwrap();
     let e = image.save(&target_is_dir).unwrap_err().to_string();
     assert!(e.contains("cannot save"), "{e}");
-    assert!(
-        target_is_dir.join("x").exists(),
-        "the existing entry is untouched"
-    );
+    assert!(target_is_dir.join("x").exists(), "the existing entry is untouched");
 }

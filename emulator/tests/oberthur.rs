@@ -18,11 +18,7 @@ fn connect(s: &mut Session) {
     s.expect("00A4040C07A0000000030000", "9000");
     let cplc = s.expect("80CA9F7F2D", "9F7F2A.. 9000");
     assert_eq!(cplc.len(), 45);
-    assert_eq!(
-        &cplc[15..19],
-        &h("1A2B3C4D")[..],
-        "serial at response bytes 15..18"
-    );
+    assert_eq!(&cplc[15..19], &h("1A2B3C4D")[..], "serial at response bytes 15..18");
     s.expect("00A4040C10A000000077010303000000F100000002", "9000");
     s.expect("00A40000023F00", "62158202380083023F00.. 9000");
 }
@@ -87,10 +83,7 @@ fn bind_sequence_of_spec_7_1_reads_token_info_lists_containers_and_objects() {
     assert_eq!(&private[..10], &h("FF30010800FF30020800")[..]);
     s.expect("00A40000029002", "62.. 9000");
     let key_fcp = s.expect("00A40000023001", "62.. 9000");
-    assert_eq!(
-        hex::encode(&key_fcp),
-        "621682021400830230018502080086082121FF21FF21FFFF"
-    );
+    assert_eq!(hex::encode(&key_fcp), "621682021400830230018502080086082121FF21FF21FFFF");
     s.expect("00A40000023101", "62.. 9000");
     s.expect("00B0000000", "* 9000");
 }
@@ -106,19 +99,13 @@ fn verify_and_change_the_user_pin_with_64_byte_padding() {
         (&format!("0020008140{}", pin64("12345678")), "9000"),
         ("0020008100", "9000"),
         ("00200081083132333435363738", "6700"),
-        (
-            &format!("0024000180{}{}", pin64("12345678"), pin64("87878787")),
-            "9000",
-        ),
+        (&format!("0024000180{}{}", pin64("12345678"), pin64("87878787")), "9000"),
         ("802E002100", "9000"),
         ("802E002200", "9000"),
         ("802E002300", "6A86"),
         ("0020008100", "63C3"),
         (&format!("0020008140{}", pin64("87878787")), "9000"),
-        (
-            &format!("0024000480{}{}", pin64("11223344"), pin64("44332211")),
-            "9000",
-        ), // SO PIN
+        (&format!("0024000480{}{}", pin64("11223344"), pin64("44332211")), "9000"), // SO PIN
         (&format!("0020000440{}", pin64("44332211")), "9000"),
     ]);
 }
@@ -129,36 +116,22 @@ fn decipher_with_the_8_plus_248_chained_split_returns_the_unpadded_plaintext() {
     connect(&mut s);
     let public = public_key(s.card.image(), 0x01);
     let mut rng = firmalab_emulator::CardRng::insecure_deterministic(3);
-    let cryptogram = public
-        .encrypt(&mut rng, Pkcs1v15Encrypt, b"segreto di Giulia")
-        .unwrap();
+    let cryptogram = public.encrypt(&mut rng, Pkcs1v15Encrypt, b"segreto di Giulia").unwrap();
     s.table(&[
         ("00A40000025011", "62.. 9000"),
         (&format!("0020008140{}", pin64("12345678")), "9000"),
         ("00A40000029002", "62.. 9000"),
         ("00A40000023001", "62.. 9000"),
         ("002241B803800111", "9000"),
-        (
-            &format!("102A808608{}", hex::encode(&cryptogram[..8])),
-            "9000",
-        ),
+        (&format!("102A808608{}", hex::encode(&cryptogram[..8])), "9000"),
     ]);
-    let plain = s.expect(
-        &format!("002A8086F8{}", hex::encode(&cryptogram[8..])),
-        "* 9000",
-    );
+    let plain = s.expect(&format!("002A8086F8{}", hex::encode(&cryptogram[8..])), "* 9000");
     assert_eq!(plain, b"segreto di Giulia");
     // The signature key has no decipher usage.
     s.expect("00A40000023002", "62.. 9000");
     s.expect("002241B803800111", "9000");
-    s.expect(
-        &format!("102A808608{}", hex::encode(&cryptogram[..8])),
-        "9000",
-    );
-    s.expect(
-        &format!("002A8086F8{}", hex::encode(&cryptogram[8..])),
-        "6985",
-    );
+    s.expect(&format!("102A808608{}", hex::encode(&cryptogram[..8])), "9000");
+    s.expect(&format!("002A8086F8{}", hex::encode(&cryptogram[8..])), "6985");
 }
 
 #[test]
@@ -176,9 +149,7 @@ fn the_card_pads_a_digest_info_for_pso_cds_on_the_selected_key_ef() {
         ("002241B603800111", "9000"),
     ]);
     let sig = s.expect(&format!("002A9E9A33{}", hex::encode(&di)), "#256 9000");
-    public_key(s.card.image(), 0x02)
-        .verify(Pkcs1v15Sign::new::<Sha256>(), &digest, &sig)
-        .expect("verifies");
+    public_key(s.card.image(), 0x02).verify(Pkcs1v15Sign::new::<Sha256>(), &digest, &sig).expect("verifies");
     // The qualified key is always-authenticate: one signature per VERIFY.
     s.expect(&format!("002A9E9A33{}", hex::encode(&di)), "6982");
     s.expect(&format!("0020008140{}", pin64("12345678")), "9000");
@@ -200,19 +171,10 @@ fn unblock_reads_the_puk_file_after_verify_84_and_resets_the_pin() {
     s.expect("00B0000010", "6982"); // the PUK file needs the PUK
     s.expect(&format!("0020008440{}", pin64("87654321")), "9000");
     let code = s.expect("00B0000010", "#16 9000");
-    s.expect(
-        &format!("002C000150{}{}", "00".repeat(16), pin64("24682468")),
-        "63C9",
-    );
-    s.expect(
-        &format!("002C000150{}{}", hex::encode(&code), pin64("24682468")),
-        "9000",
-    );
+    s.expect(&format!("002C000150{}{}", "00".repeat(16), pin64("24682468")), "63C9");
+    s.expect(&format!("002C000150{}{}", hex::encode(&code), pin64("24682468")), "9000");
     s.expect(&format!("0020008140{}", pin64("24682468")), "9000");
-    s.expect(
-        &format!("002C00014F{}{}", hex::encode(&code), &pin64("1")[..126]),
-        "6700",
-    );
+    s.expect(&format!("002C00014F{}{}", hex::encode(&code), &pin64("1")[..126]), "6700");
 }
 
 #[test]
@@ -248,10 +210,7 @@ fn key_management_generate_read_public_component_delete_list_create() {
     s.expect(create, "6A89");
     s.expect("00A4030000", "62.. 9000");
     s.expect("00A40000029001", "62.. 9000");
-    s.expect(
-        "00E000001862168202120083021003850208008608210000FF00FF00FF",
-        "9000",
-    );
+    s.expect("00E000001862168202120083021003850208008608210000FF00FF00FF", "9000");
     s.expect("00460000041003300300", "#256 9000");
     // A DF can only go when empty.
     s.expect("00A4030000", "62.. 9000");
@@ -294,10 +253,5 @@ fn records_update_append_delete() {
 #[test]
 fn oberthur_class_rules() {
     let mut s = Session::new(CARD);
-    s.table(&[
-        ("B0F50000", "6E00"),
-        ("80A4000C023F00", "6D00"),
-        ("00F50000", "6D00"),
-        ("8446000000", "6E00"),
-    ]);
+    s.table(&[("B0F50000", "6E00"), ("80A4000C023F00", "6D00"), ("00F50000", "6D00"), ("8446000000", "6E00")]);
 }

@@ -116,11 +116,7 @@ fn step(profile_cns: bool) -> impl Strategy<Value = Step> {
         .into_iter()
         .map(|t| match t.strip_prefix("VERIFY") {
             // Oberthur VERIFY with a 64-byte FF-padded value: "VERIFY<ref>:<value>".
-            Some(rest) => h(&format!(
-                "002000{}40{}",
-                &rest[..2],
-                padded(&rest[3..], 64, 0xFF)
-            )),
+            Some(rest) => h(&format!("002000{}40{}", &rest[..2], padded(&rest[3..], 64, 0xFF))),
             None => h(&t.replace(' ', "")),
         })
         .collect();
@@ -145,11 +141,7 @@ fn secrets(image: &CardImage) -> Vec<Vec<u8>> {
         let Some(m) = &k.material else { continue };
         match m.load().unwrap() {
             LoadedKey::Rsa(k) => {
-                for v in [
-                    k.d().to_be_bytes(),
-                    k.primes()[0].to_be_bytes(),
-                    k.primes()[1].to_be_bytes(),
-                ] {
+                for v in [k.d().to_be_bytes(), k.primes()[0].to_be_bytes(), k.primes()[1].to_be_bytes()] {
                     out.extend(v.chunks_exact(16).map(<[u8]>::to_vec));
                 }
             }
@@ -194,13 +186,11 @@ fn run_session(name: &str, steps: Vec<Step>) -> Result<(), TestCaseError> {
         prop_assert!(after.validate().is_ok(), "{:?}", after.validate());
         for (i, (b, a)) in before.pins.iter().zip(&after.pins).enumerate() {
             if a.tries_left > b.tries_left {
-                let puk = b
-                    .unblocked_by
-                    .and_then(|r| before.pins.iter().find(|p| p.reference == r));
+                let puk = b.unblocked_by.and_then(|r| before.pins.iter().find(|p| p.reference == r));
                 let own = pad(&b.value, b.pad_len, b.pad_byte.0);
                 let by_puk = puk.map(|p| pad(&p.value, p.pad_len, p.pad_byte.0));
-                let puk_file = before.profile == firmalab_emulator::ProfileKind::Oberthur
-                    && cmd.starts_with(&[0x00, 0x2C]);
+                let puk_file =
+                    before.profile == firmalab_emulator::ProfileKind::Oberthur && cmd.starts_with(&[0x00, 0x2C]);
                 let erase = cmd == [0xB0, 0xF5, 0x00, 0x00];
                 let contains = |needle: &[u8]| cmd.windows(needle.len()).any(|w| w == needle);
                 prop_assert!(

@@ -3,8 +3,7 @@
 
 const ODD: [u8; 36] = [
     1, 0, 5, 7, 9, 13, 15, 17, 19, 21, // 0-9
-    1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11, 3, 6, 8, 12, 14, 16, 10, 22, 25, 24,
-    23, // A-Z
+    1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11, 3, 6, 8, 12, 14, 16, 10, 22, 25, 24, 23, // A-Z
 ];
 
 fn index(c: u8) -> Option<usize> {
@@ -24,11 +23,7 @@ pub fn check_char(first15: &str) -> Option<char> {
     let mut sum = 0u32;
     for (i, c) in b.iter().enumerate() {
         let idx = index(*c)?;
-        sum += if i % 2 == 0 {
-            u32::from(*ODD.get(idx)?)
-        } else {
-            (if idx < 10 { idx } else { idx - 10 }) as u32
-        };
+        sum += if i % 2 == 0 { u32::from(*ODD.get(idx)?) } else { (if idx < 10 { idx } else { idx - 10 }) as u32 };
     }
     Some(char::from(b'A' + (sum % 26) as u8))
 }
@@ -40,12 +35,7 @@ pub fn complete(first15: &str) -> Option<String> {
 
 /// Whether a 16-character code is well formed.
 pub fn is_valid(code: &str) -> bool {
-    code.len() == 16
-        && code
-            .get(..15)
-            .and_then(check_char)
-            .map(|c| code.ends_with(c))
-            == Some(true)
+    code.len() == 16 && code.get(..15).and_then(check_char).map(|c| code.ends_with(c)) == Some(true)
 }
 
 #[cfg(test)]

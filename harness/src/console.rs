@@ -21,11 +21,7 @@ pub fn format_response(response: &[u8], raw: bool) -> String {
         Sw::MoreData(n) | Sw::WrongLe(n) => format!("{} ({n} bytes)", sw.meaning()),
         _ => sw.meaning().to_owned(),
     };
-    if data.is_empty() {
-        format!("{sw}  {meaning}")
-    } else {
-        format!("{} {sw}  {meaning}", hex::encode(data))
-    }
+    if data.is_empty() { format!("{sw}  {meaning}") } else { format!("{} {sw}  {meaning}", hex::encode(data)) }
 }
 
 /// Parses one APDU argument (hex; spaces and colons allowed).
@@ -39,16 +35,8 @@ pub fn parse_apdu_arg(arg: &str) -> Result<Vec<u8>, String> {
 
 /// Sends the APDUs to the image's card, saves the image back only if it changed, and returns
 /// one line per response.
-pub fn run(
-    image_path: &Path,
-    apdus: &[String],
-    raw: bool,
-    seed: Option<u64>,
-) -> Result<Vec<String>, String> {
-    let commands = apdus
-        .iter()
-        .map(|a| parse_apdu_arg(a))
-        .collect::<Result<Vec<_>, _>>()?;
+pub fn run(image_path: &Path, apdus: &[String], raw: bool, seed: Option<u64>) -> Result<Vec<String>, String> {
+    let commands = apdus.iter().map(|a| parse_apdu_arg(a)).collect::<Result<Vec<_>, _>>()?;
     let image = CardImage::load(image_path).map_err(|e| e.to_string())?;
     let rng = match seed {
         Some(s) => CardRng::insecure_deterministic(s),
@@ -71,14 +59,59 @@ pub fn run(
 /// Sends the APDUs over any transport, exactly as given (61xx and 6Cxx are shown, not
 /// followed), one line per response.
 pub fn run_on(t: &mut dyn Transport, apdus: &[String], raw: bool) -> Result<Vec<String>, String> {
-    let commands = apdus
-        .iter()
-        .map(|a| parse_apdu_arg(a))
-        .collect::<Result<Vec<_>, _>>()?;
+    let commands = apdus.iter().map(|a| parse_apdu_arg(a)).collect::<Result<Vec<_>, _>>()?;
     let mut lines = Vec::with_capacity(commands.len());
     for c in &commands {
         let r = t.transmit_raw(c).map_err(|e| e.to_string())?;
         lines.push(format_response(&r, raw));
     }
     Ok(lines)
+}
+
+/// Round-trip statistics of sending `apdus` `rounds` times (after 10 % warm-up rounds).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Timing {
+    pub samples: usize,
+    pub median_us: f64,
+    pub p90_us: f64,
+    pub min_us: f64,
+    pub max_us: f64,
+}
+
+impl std::fmt::Display for Timing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} round trips: median {:.1} us, p90 {:.1} us, min {:.1} us, max {:.1} us",
+            self.samples, self.median_us, self.p90_us, self.min_us, self.max_us
+        )
+    }
+}
+
+/// Sends every APDU `rounds` times and measures each round trip (the card's reply included).
+pub fn time_on(t: &mut dyn Transport, apdus: &[String], rounds: usize) -> Result<Timing, String> {
+    let commands = apdus.iter().map(|a| parse_apdu_arg(a)).collect::<Result<Vec<_>, _>>()?;
+    let warmup = (rounds / 10).max(1);
+    let mut samples = Vec::with_capacity(rounds * commands.len());
+    for round in 0..warmup + rounds {
+        for c in &commands {
+            let start = std::time::Instant::now();
+            t.transmit_raw(c).map_err(|e| e.to_string())?;
+            if round >= warmup {
+                samples.push(start.elapsed().as_secs_f64() * 1e6);
+            }
+        }
+    }
+    if samples.is_empty() {
+        return Err("nothing to time".into());
+    }
+    samples.sort_by(f64::total_cmp);
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    Ok(Timing {
+        samples: samples.len(),
+        median_us: at(0.5),
+        p90_us: at(0.9),
+        min_us: samples[0],
+        max_us: samples[samples.len() - 1],
+    })
 }

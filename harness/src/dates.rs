@@ -19,11 +19,7 @@ impl Date {
 
     fn days_in_month(year: u16, month: u8) -> u8 {
         match month {
-            2 if (year.is_multiple_of(4) && !year.is_multiple_of(100))
-                || year.is_multiple_of(400) =>
-            {
-                29
-            }
+            2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => 29,
             2 => 28,
             4 | 6 | 9 | 11 => 30,
             _ => 31,
@@ -32,11 +28,7 @@ impl Date {
 
     /// Days since 1970-01-01 (proleptic Gregorian).
     pub fn days_since_epoch(self) -> i64 {
-        let (y, m, d) = (
-            i64::from(self.year),
-            i64::from(self.month),
-            i64::from(self.day),
-        );
+        let (y, m, d) = (i64::from(self.year), i64::from(self.month), i64::from(self.day));
         let y = if m <= 2 { y - 1 } else { y };
         let era = y.div_euclid(400);
         let yoe = y - era * 400;
@@ -78,10 +70,7 @@ impl Date {
 
     /// Today, from the system clock.
     pub fn today() -> Self {
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         Self::from_days_since_epoch((secs / 86_400) as i64)
     }
 
@@ -92,8 +81,7 @@ impl Date {
 
     /// Midnight UTC of this date as a DER time.
     pub fn to_der(self) -> Result<der::DateTime, String> {
-        der::DateTime::new(self.year, self.month, self.day, 0, 0, 0)
-            .map_err(|e| format!("date {self}: {e}"))
+        der::DateTime::new(self.year, self.month, self.day, 0, 0, 0).map_err(|e| format!("date {self}: {e}"))
     }
 
     /// The UTC date of a DER time.
@@ -117,11 +105,8 @@ impl FromStr for Date {
         let (Some(y), Some(m), Some(d), None) = (it.next(), it.next(), it.next(), it.next()) else {
             return Err(bad());
         };
-        let (y, m, d): (u16, u8, u8) = (
-            y.parse().map_err(|_| bad())?,
-            m.parse().map_err(|_| bad())?,
-            d.parse().map_err(|_| bad())?,
-        );
+        let (y, m, d): (u16, u8, u8) =
+            (y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?, d.parse().map_err(|_| bad())?);
         if y < 1970 || !(1..=12).contains(&m) || d == 0 || d > Self::days_in_month(y, m) {
             return Err(bad());
         }

@@ -35,14 +35,7 @@ pub struct Person {
 
 impl Person {
     /// A person whose codice fiscale gets its check character computed.
-    pub fn new(
-        first: &str,
-        last: &str,
-        cf15: &str,
-        birth: Date,
-        sex: char,
-        reference: &str,
-    ) -> Result<Self, String> {
+    pub fn new(first: &str, last: &str, cf15: &str, birth: Date, sex: char, reference: &str) -> Result<Self, String> {
         Ok(Person {
             first_name: first.to_uppercase(),
             last_name: last.to_uppercase(),
@@ -110,13 +103,7 @@ fn cert_serial(label: &str) -> u64 {
     u64::from_be_bytes([h[0] & 0x7F, h[1], h[2], h[3], h[4], h[5], h[6], h[7]])
 }
 
-fn key_set(
-    ca: &TestCa,
-    req: &CardRequest<'_>,
-    person: &Person,
-    kind: CertKind,
-    slot: &str,
-) -> Result<KeySet, String> {
+fn key_set(ca: &TestCa, req: &CardRequest<'_>, person: &Person, kind: CertKind, slot: &str) -> Result<KeySet, String> {
     let key = rsa_key(&req.keys, slot, 2048)?;
     let serial = match &req.keys {
         KeySource::Seeded(label) => cert_serial(&format!("{label} {slot}")),
@@ -142,23 +129,12 @@ fn key_set(
             CertKind::Authentication => "CNS0 authentication".into(),
             CertKind::QualifiedSignature => "CNS1 qualified signature".into(),
         },
-        id: Sha256::digest(&modulus)
-            .get(..20)
-            .unwrap_or_default()
-            .to_vec(),
+        id: Sha256::digest(&modulus).get(..20).unwrap_or_default().to_vec(),
         algorithm: Algorithm::Rsa2048,
         material: KeyMaterial::from_rsa(&key)?,
         certificate: pki::der_of(&cert)?,
-        subject: cert
-            .tbs_certificate()
-            .subject()
-            .to_der()
-            .map_err(|e| e.to_string())?,
-        issuer: cert
-            .tbs_certificate()
-            .issuer()
-            .to_der()
-            .map_err(|e| e.to_string())?,
+        subject: cert.tbs_certificate().subject().to_der().map_err(|e| e.to_string())?,
+        issuer: cert.tbs_certificate().issuer().to_der().map_err(|e| e.to_string())?,
         modulus,
         exponent,
     })
@@ -196,16 +172,9 @@ pub fn issue_card(ca: &TestCa, req: &CardRequest<'_>) -> Result<CardImage, Strin
         holder: holder.unwrap_or_default(),
         auth,
         sign,
-        life_cycle: if req.person.is_some() {
-            LifeCycle::User
-        } else {
-            LifeCycle::Admin
-        },
+        life_cycle: if req.person.is_some() { LifeCycle::User } else { LifeCycle::Admin },
         capacity: CAPACITY,
-        history: History {
-            first_issuance: req.not_before.to_string(),
-            renewal_count: 0,
-        },
+        history: History { first_issuance: req.not_before.to_string(), renewal_count: 0 },
         p256: false,
     }
     .build()
@@ -242,13 +211,7 @@ pub fn fixtures() -> Vec<Fixture> {
             description: "Incard CNS 1.1, signature + authentication certificates expiring 2026-07-01 (inside the renewal window at the reference date 2026-06-01); PIN 12345678, PUK 87654321",
             profile: ProfileKind::Cns,
             serial: "6010000000000101",
-            person: Some((
-                "Mario",
-                "Rossi",
-                "RSSMRA80A01H501",
-                Date::new(1980, 1, 1),
-                'M',
-            )),
+            person: Some(("Mario", "Rossi", "RSSMRA80A01H501", Date::new(1980, 1, 1), 'M')),
             not_before: renewable.0,
             not_after: renewable.1,
             adjust: |_| {},
@@ -258,13 +221,7 @@ pub fn fixtures() -> Vec<Fixture> {
             description: "Oberthur AuthentIC v2 (AWP), signature + authentication certificates expiring 2026-07-01; PIN 12345678, PUK 87654321, SO PIN 11223344",
             profile: ProfileKind::Oberthur,
             serial: "1a2b3c4d",
-            person: Some((
-                "Giulia",
-                "Bianchi",
-                "BNCGLI85M41F205",
-                Date::new(1985, 8, 1),
-                'F',
-            )),
+            person: Some(("Giulia", "Bianchi", "BNCGLI85M41F205", Date::new(1985, 8, 1), 'F')),
             not_before: renewable.0,
             not_after: renewable.1,
             adjust: |_| {},
@@ -284,13 +241,7 @@ pub fn fixtures() -> Vec<Fixture> {
             description: "Incard CNS whose PINs are blocked (3 wrong entries); PUK 87654321 with all 10 tries left",
             profile: ProfileKind::Cns,
             serial: "6010000000000103",
-            person: Some((
-                "Luca",
-                "Verdi",
-                "VRDLCU75C15F839",
-                Date::new(1975, 3, 15),
-                'M',
-            )),
+            person: Some(("Luca", "Verdi", "VRDLCU75C15F839", Date::new(1975, 3, 15), 'M')),
             not_before: renewable.0,
             not_after: renewable.1,
             adjust: |i| block(i, false),
@@ -300,13 +251,7 @@ pub fn fixtures() -> Vec<Fixture> {
             description: "Incard CNS whose PINs and PUKs are blocked: only revocation and a new card remain",
             profile: ProfileKind::Cns,
             serial: "6010000000000104",
-            person: Some((
-                "Anna",
-                "Neri",
-                "NRENNA90E50L219",
-                Date::new(1990, 5, 10),
-                'F',
-            )),
+            person: Some(("Anna", "Neri", "NRENNA90E50L219", Date::new(1990, 5, 10), 'F')),
             not_before: renewable.0,
             not_after: renewable.1,
             adjust: |i| block(i, true),
@@ -316,13 +261,7 @@ pub fn fixtures() -> Vec<Fixture> {
             description: "Incard CNS whose certificates expired on 2026-01-15 (renewal impossible); PIN 12345678, PUK 87654321",
             profile: ProfileKind::Cns,
             serial: "6010000000000105",
-            person: Some((
-                "Paolo",
-                "Gialli",
-                "GLLPLA70T10G273",
-                Date::new(1970, 12, 10),
-                'M',
-            )),
+            person: Some(("Paolo", "Gialli", "GLLPLA70T10G273", Date::new(1970, 12, 10), 'M')),
             not_before: Date::new(2023, 1, 15),
             not_after: Date::new(2026, 1, 15),
             adjust: |_| {},
@@ -387,30 +326,12 @@ pub fn regenerate(dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<Vec<Path
 /// The fixture cards compiled into the binary, for ephemeral cards (`--persona`): works from
 /// any folder and never touches the files.
 pub const BUILTIN: [(&str, &str); 6] = [
-    (
-        "cns-renewable",
-        include_str!("../../fixtures/cards/cns-renewable.json"),
-    ),
-    (
-        "oberthur-renewable",
-        include_str!("../../fixtures/cards/oberthur-renewable.json"),
-    ),
-    (
-        "cns-failed-issuance",
-        include_str!("../../fixtures/cards/cns-failed-issuance.json"),
-    ),
-    (
-        "cns-pin-blocked",
-        include_str!("../../fixtures/cards/cns-pin-blocked.json"),
-    ),
-    (
-        "cns-puk-blocked",
-        include_str!("../../fixtures/cards/cns-puk-blocked.json"),
-    ),
-    (
-        "cns-expired",
-        include_str!("../../fixtures/cards/cns-expired.json"),
-    ),
+    ("cns-renewable", include_str!("../../fixtures/cards/cns-renewable.json")),
+    ("oberthur-renewable", include_str!("../../fixtures/cards/oberthur-renewable.json")),
+    ("cns-failed-issuance", include_str!("../../fixtures/cards/cns-failed-issuance.json")),
+    ("cns-pin-blocked", include_str!("../../fixtures/cards/cns-pin-blocked.json")),
+    ("cns-puk-blocked", include_str!("../../fixtures/cards/cns-puk-blocked.json")),
+    ("cns-expired", include_str!("../../fixtures/cards/cns-expired.json")),
 ];
 
 /// A built-in fixture by name (`cns-renewable`, or a profile name for its renewable card).
@@ -424,11 +345,6 @@ pub fn builtin(name: &str) -> Result<CardImage, String> {
         .iter()
         .find(|(n, _)| *n == name)
         .map(|(_, t)| *t)
-        .ok_or_else(|| {
-            format!(
-                "no built-in card {name:?}; known: {}",
-                BUILTIN.map(|(n, _)| n).join(", ")
-            )
-        })?;
+        .ok_or_else(|| format!("no built-in card {name:?}; known: {}", BUILTIN.map(|(n, _)| n).join(", ")))?;
     CardImage::from_json(text)
 }

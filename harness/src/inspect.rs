@@ -144,43 +144,21 @@ pub fn render(s: &ImageSummary) -> String {
     line(format!("profile      {}", s.profile));
     line(format!("description  {}", s.description));
     line(format!("ATR          {}", s.atr));
-    line(format!(
-        "serial       {}",
-        s.serial.as_deref().unwrap_or("(unreadable)")
-    ));
+    line(format!("serial       {}", s.serial.as_deref().unwrap_or("(unreadable)")));
     line(format!("life-cycle   {}", s.life_cycle));
-    line(format!(
-        "holder       {}",
-        s.holder.as_deref().unwrap_or("(none)")
-    ));
-    line(format!(
-        "EEPROM       {} of {} bytes used",
-        s.eeprom_used, s.eeprom_capacity
-    ));
+    line(format!("holder       {}", s.holder.as_deref().unwrap_or("(none)")));
+    line(format!("EEPROM       {} of {} bytes used", s.eeprom_used, s.eeprom_capacity));
     line("PINs".into());
     for p in &s.pins {
-        let state = if p.blocked {
-            "BLOCKED".to_owned()
-        } else {
-            format!("{}/{} tries left", p.tries_left, p.max_tries)
-        };
-        line(format!(
-            "  {}  {:<10} {:<4} {}",
-            p.reference, p.label, p.role, state
-        ));
+        let state =
+            if p.blocked { "BLOCKED".to_owned() } else { format!("{}/{} tries left", p.tries_left, p.max_tries) };
+        line(format!("  {}  {:<10} {:<4} {}", p.reference, p.label, p.role, state));
     }
     line("keys".into());
     for k in &s.keys {
         let present = if k.present { "present" } else { "EMPTY" };
-        let aa = if k.always_authenticate {
-            ", PIN per signature"
-        } else {
-            ""
-        };
-        line(format!(
-            "  {}  {:<28} {} {}{}",
-            k.reference, k.label, k.algorithm, present, aa
-        ));
+        let aa = if k.always_authenticate { ", PIN per signature" } else { "" };
+        line(format!("  {}  {:<28} {} {}{}", k.reference, k.label, k.algorithm, present, aa));
     }
     line("certificates".into());
     if s.certificates.is_empty() {
@@ -188,10 +166,7 @@ pub fn render(s: &ImageSummary) -> String {
     }
     for c in &s.certificates {
         line(format!("  {}  {}", c.path, c.subject));
-        line(format!(
-            "      valid {} .. {}, serial {}",
-            c.not_before, c.not_after, c.serial
-        ));
+        line(format!("      valid {} .. {}, serial {}", c.not_before, c.not_after, c.serial));
     }
     o
 }

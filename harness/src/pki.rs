@@ -21,8 +21,7 @@ use x509_cert::certificate::TbsCertificate;
 use x509_cert::ext::Extension;
 use x509_cert::ext::pkix::certpolicy::PolicyInformation;
 use x509_cert::ext::pkix::{
-    AuthorityKeyIdentifier, BasicConstraints, CertificatePolicies, ExtendedKeyUsage, KeyUsage,
-    KeyUsages,
+    AuthorityKeyIdentifier, BasicConstraints, CertificatePolicies, ExtendedKeyUsage, KeyUsage, KeyUsages,
 };
 use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
 use x509_cert::serial_number::SerialNumber;
@@ -91,66 +90,40 @@ pub fn name(attrs: &[(ObjectIdentifier, &str)]) -> Result<Name, String> {
             _ => Tag::Utf8String,
         };
         let mut rdn = RelativeDistinguishedName::default();
-        rdn.insert(AttributeTypeAndValue {
-            oid: *oid,
-            value: Any::new(tag, value.as_bytes()).map_err(err)?,
-        })
-        .map_err(err)?;
+        rdn.insert(AttributeTypeAndValue { oid: *oid, value: Any::new(tag, value.as_bytes()).map_err(err)? })
+            .map_err(err)?;
         rdns.push(rdn);
     }
     Name::from_der(&rdns.to_der().map_err(err)?).map_err(err)
 }
 
-fn extension(
-    id: ObjectIdentifier,
-    critical: bool,
-    value: &impl Encode,
-) -> Result<Extension, String> {
-    Ok(Extension {
-        extn_id: id,
-        critical,
-        extn_value: OctetString::new(value.to_der().map_err(err)?).map_err(err)?,
-    })
+fn extension(id: ObjectIdentifier, critical: bool, value: &impl Encode) -> Result<Extension, String> {
+    Ok(Extension { extn_id: id, critical, extn_value: OctetString::new(value.to_der().map_err(err)?).map_err(err)? })
 }
 
 /// RFC 7093 method 1: the leftmost 160 bits of the SHA-256 of the subjectPublicKey bits.
 pub fn key_identifier(spki: &SubjectPublicKeyInfoOwned) -> Vec<u8> {
-    Sha256::digest(spki.subject_public_key.raw_bytes())
-        .get(..20)
-        .unwrap_or_default()
-        .to_vec()
+    Sha256::digest(spki.subject_public_key.raw_bytes()).get(..20).unwrap_or_default().to_vec()
 }
 
 /// The qcStatements of an ArubaPEC qualified certificate: QcCompliance, QcRetentionPeriod 20,
 /// QcSSCD, QcPDS (it/en).
 pub fn qc_statements() -> Result<Vec<QcStatement>, String> {
     let pds = |url: &str, lang: &str| -> Result<PdsLocation, String> {
-        Ok(PdsLocation {
-            url: Ia5String::new(url).map_err(err)?,
-            language: PrintableString::new(lang).map_err(err)?,
-        })
+        Ok(PdsLocation { url: Ia5String::new(url).map_err(err)?, language: PrintableString::new(lang).map_err(err)? })
     };
     let pds_list = vec![
         pds("https://ca.firmalab.test/pds/pds-it.pdf", "it")?,
         pds("https://ca.firmalab.test/pds/pds-en.pdf", "en")?,
     ];
     Ok(vec![
-        QcStatement {
-            statement_id: oid::QC_COMPLIANCE,
-            statement_info: None,
-        },
+        QcStatement { statement_id: oid::QC_COMPLIANCE, statement_info: None },
         QcStatement {
             statement_id: oid::QC_RETENTION_PERIOD,
             statement_info: Some(Any::encode_from(&20u8).map_err(err)?),
         },
-        QcStatement {
-            statement_id: oid::QC_SSCD,
-            statement_info: None,
-        },
-        QcStatement {
-            statement_id: oid::QC_PDS,
-            statement_info: Some(Any::encode_from(&pds_list).map_err(err)?),
-        },
+        QcStatement { statement_id: oid::QC_SSCD, statement_info: None },
+        QcStatement { statement_id: oid::QC_PDS, statement_info: Some(Any::encode_from(&pds_list).map_err(err)?) },
     ])
 }
 
@@ -182,14 +155,8 @@ impl Holder {
             (oid::COUNTRY, "IT"),
             (oid::SURNAME, &self.last_name),
             (oid::GIVEN_NAME, &self.first_name),
-            (
-                oid::SERIAL_NUMBER,
-                &format!("TINIT-{}", self.codice_fiscale),
-            ),
-            (
-                oid::COMMON_NAME,
-                &format!("{} {}", self.first_name, self.last_name),
-            ),
+            (oid::SERIAL_NUMBER, &format!("TINIT-{}", self.codice_fiscale)),
+            (oid::COMMON_NAME, &format!("{} {}", self.first_name, self.last_name)),
             (oid::DN_QUALIFIER, &self.reference),
         ])
     }
@@ -230,10 +197,7 @@ impl BuilderProfile for Fixed {
 }
 
 fn validity(from: Date, to: Date) -> Result<Validity, String> {
-    Ok(Validity::new(
-        Time::from(from.to_der()?),
-        Time::from(to.to_der()?),
-    ))
+    Ok(Validity::new(Time::from(from.to_der()?), Time::from(to.to_der()?)))
 }
 
 fn spki_of(key: &RsaPrivateKey) -> Result<SubjectPublicKeyInfoOwned, String> {
@@ -249,17 +213,10 @@ fn sign(
     spki: SubjectPublicKeyInfoOwned,
     extensions: Vec<Extension>,
 ) -> Result<Certificate, String> {
-    let profile = Fixed {
-        issuer,
-        subject,
-        extensions,
-    };
-    let builder = CertificateBuilder::new(profile, SerialNumber::from(serial), validity, spki)
-        .map_err(err)?;
+    let profile = Fixed { issuer, subject, extensions };
+    let builder = CertificateBuilder::new(profile, SerialNumber::from(serial), validity, spki).map_err(err)?;
     let signer = SigningKey::<Sha256>::new(issuer_key.clone());
-    builder
-        .build::<_, rsa::pkcs1v15::Signature>(&signer)
-        .map_err(err)
+    builder.build::<_, rsa::pkcs1v15::Signature>(&signer).map_err(err)
 }
 
 /// The test CA: a self-signed root and the issuing CA below it.
@@ -276,24 +233,9 @@ fn ca_extensions(
     path_len: Option<u8>,
 ) -> Result<Vec<Extension>, String> {
     Ok(vec![
-        extension(
-            oid::BASIC_CONSTRAINTS,
-            true,
-            &BasicConstraints {
-                ca: true,
-                path_len_constraint: path_len,
-            },
-        )?,
-        extension(
-            oid::KEY_USAGE,
-            true,
-            &KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign),
-        )?,
-        extension(
-            oid::SUBJECT_KEY_ID,
-            false,
-            &OctetString::new(key_identifier(spki)).map_err(err)?,
-        )?,
+        extension(oid::BASIC_CONSTRAINTS, true, &BasicConstraints { ca: true, path_len_constraint: path_len })?,
+        extension(oid::KEY_USAGE, true, &KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign))?,
+        extension(oid::SUBJECT_KEY_ID, false, &OctetString::new(key_identifier(spki)).map_err(err)?)?,
         extension(
             oid::AUTHORITY_KEY_ID,
             false,
@@ -323,10 +265,7 @@ pub fn issuing_name() -> Result<Name, String> {
         (oid::ORGANIZATION, "firmalab Test S.p.A."),
         (oid::ORGANIZATION_IDENTIFIER, "VATIT-00000000000"),
         (oid::ORGANIZATIONAL_UNIT, "Qualified Trust Service Provider"),
-        (
-            oid::COMMON_NAME,
-            "firmalab Test EU Qualified Certificates CA G1 (NOT TRUSTED)",
-        ),
+        (oid::COMMON_NAME, "firmalab Test EU Qualified Certificates CA G1 (NOT TRUSTED)"),
     ])
 }
 
@@ -353,27 +292,14 @@ impl TestCa {
             ca_spki.clone(),
             ca_extensions(&ca_spki, &root_spki, Some(0))?,
         )?;
-        Ok(TestCa {
-            root,
-            root_key,
-            issuing,
-            issuing_key,
-        })
+        Ok(TestCa { root, root_key, issuing, issuing_key })
     }
 
     /// Issues a holder certificate.
     pub fn issue(&self, req: &Issue<'_>) -> Result<Certificate, String> {
-        let ca_spki = self
-            .issuing
-            .tbs_certificate()
-            .subject_public_key_info()
-            .clone();
+        let ca_spki = self.issuing.tbs_certificate().subject_public_key_info().clone();
         let mut exts = vec![
-            extension(
-                oid::SUBJECT_KEY_ID,
-                false,
-                &OctetString::new(key_identifier(&req.public_key)).map_err(err)?,
-            )?,
+            extension(oid::SUBJECT_KEY_ID, false, &OctetString::new(key_identifier(&req.public_key)).map_err(err)?)?,
             extension(
                 oid::AUTHORITY_KEY_ID,
                 false,
@@ -384,17 +310,10 @@ impl TestCa {
                 },
             )?,
         ];
-        let policy = |p| PolicyInformation {
-            policy_identifier: p,
-            policy_qualifiers: None,
-        };
+        let policy = |p| PolicyInformation { policy_identifier: p, policy_qualifiers: None };
         match req.kind {
             CertKind::QualifiedSignature => {
-                exts.push(extension(
-                    oid::KEY_USAGE,
-                    true,
-                    &KeyUsage(KeyUsages::NonRepudiation.into()),
-                )?);
+                exts.push(extension(oid::KEY_USAGE, true, &KeyUsage(KeyUsages::NonRepudiation.into()))?);
                 exts.push(extension(
                     oid::CERTIFICATE_POLICIES,
                     false,
@@ -410,11 +329,7 @@ impl TestCa {
                 exts.push(extension(
                     oid::KEY_USAGE,
                     true,
-                    &KeyUsage(
-                        KeyUsages::DigitalSignature
-                            | KeyUsages::KeyEncipherment
-                            | KeyUsages::DataEncipherment,
-                    ),
+                    &KeyUsage(KeyUsages::DigitalSignature | KeyUsages::KeyEncipherment | KeyUsages::DataEncipherment),
                 )?);
                 exts.push(extension(
                     oid::EXT_KEY_USAGE,
@@ -444,21 +359,14 @@ impl TestCa {
         use pkcs1::EncodeRsaPrivateKey;
         std::fs::create_dir_all(dir).map_err(err)?;
         let pem = |c: &Certificate| c.to_pem(der::pem::LineEnding::LF).map_err(err);
-        let key = |k: &RsaPrivateKey| {
-            k.to_pkcs1_pem(der::pem::LineEnding::LF)
-                .map(|s| s.to_string())
-                .map_err(err)
-        };
+        let key = |k: &RsaPrivateKey| k.to_pkcs1_pem(der::pem::LineEnding::LF).map(|s| s.to_string()).map_err(err);
         let write = |name: &str, text: String| {
             firmalab_emulator::image::write_atomically(&dir.join(name), text.as_bytes())
                 .map_err(|e| format!("{}: {e}", dir.join(name).display()))
         };
         write("root.pem", pem(&self.root)?)?;
         write("issuing-ca.pem", pem(&self.issuing)?)?;
-        write(
-            "chain.pem",
-            format!("{}{}", pem(&self.issuing)?, pem(&self.root)?),
-        )?;
+        write("chain.pem", format!("{}{}", pem(&self.issuing)?, pem(&self.root)?))?;
         write("root.key.pem", key(&self.root_key)?)?;
         write("issuing-ca.key.pem", key(&self.issuing_key)?)?;
         Ok(())
@@ -469,14 +377,10 @@ impl TestCa {
         use der::DecodePem;
         use pkcs1::DecodeRsaPrivateKey;
         let read = |name: &str| {
-            std::fs::read_to_string(dir.join(name))
-                .map_err(|e| format!("{}: {e}", dir.join(name).display()))
+            std::fs::read_to_string(dir.join(name)).map_err(|e| format!("{}: {e}", dir.join(name).display()))
         };
-        let cert =
-            |name: &str| Certificate::from_pem(read(name)?).map_err(|e| format!("{name}: {e}"));
-        let key = |name: &str| {
-            RsaPrivateKey::from_pkcs1_pem(&read(name)?).map_err(|e| format!("{name}: {e}"))
-        };
+        let cert = |name: &str| Certificate::from_pem(read(name)?).map_err(|e| format!("{name}: {e}"));
+        let key = |name: &str| RsaPrivateKey::from_pkcs1_pem(&read(name)?).map_err(|e| format!("{name}: {e}"));
         Ok(TestCa {
             root: cert("root.pem")?,
             root_key: key("root.key.pem")?,
@@ -498,8 +402,5 @@ pub fn rsa_spki(key: &RsaPrivateKey) -> Result<SubjectPublicKeyInfoOwned, String
 
 /// Modulus and exponent of an RSA key, big endian.
 pub fn rsa_public_numbers(key: &RsaPrivateKey) -> (Vec<u8>, Vec<u8>) {
-    (
-        key.n().to_be_bytes_trimmed_vartime().to_vec(),
-        key.e().to_be_bytes_trimmed_vartime().to_vec(),
-    )
+    (key.n().to_be_bytes_trimmed_vartime().to_vec(), key.e().to_be_bytes_trimmed_vartime().to_vec())
 }

@@ -25,18 +25,13 @@ pub struct PrivateStack {
 }
 
 fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
 }
 
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
         .unwrap_or(false)
 }
 
@@ -46,9 +41,7 @@ pub fn missing_prerequisite() -> Option<String> {
         return Some(format!("{PCSCD} not installed (apt-get install pcscd)"));
     }
     if !Path::new(VPCD_DRIVER).is_file() {
-        return Some(format!(
-            "{VPCD_DRIVER} not installed (apt-get install vsmartcard-vpcd)"
-        ));
+        return Some(format!("{VPCD_DRIVER} not installed (apt-get install vsmartcard-vpcd)"));
     }
     for tool in ["unshare", "setpriv", "mount"] {
         if !on_path(tool) {
@@ -56,16 +49,13 @@ pub fn missing_prerequisite() -> Option<String> {
         }
     }
     if !is_root() {
-        return Some(
-            "a private pcscd needs root (a private mount namespace over /run/pcscd)".into(),
-        );
+        return Some("a private pcscd needs root (a private mount namespace over /run/pcscd)".into());
     }
     None
 }
 
 fn port_pair_free(p: u16) -> bool {
-    std::net::TcpListener::bind(("0.0.0.0", p)).is_ok()
-        && std::net::TcpListener::bind(("0.0.0.0", p + 1)).is_ok()
+    std::net::TcpListener::bind(("0.0.0.0", p)).is_ok() && std::net::TcpListener::bind(("0.0.0.0", p + 1)).is_ok()
 }
 
 fn random_port() -> u16 {
@@ -105,10 +95,7 @@ impl PrivateStack {
         }
         let mut last = String::new();
         for _ in 0..5 {
-            let port = (0..50)
-                .map(|_| random_port())
-                .find(|p| port_pair_free(*p))
-                .ok_or("no free port pair")?;
+            let port = (0..50).map(|_| random_port()).find(|p| port_pair_free(*p)).ok_or("no free port pair")?;
             match Self::start_on(port) {
                 Ok(s) => return Ok(s),
                 Err(e) => last = e,
@@ -125,7 +112,9 @@ impl PrivateStack {
         std::fs::create_dir_all("/run/pcscd").map_err(|e| format!("/run/pcscd: {e}"))?;
         std::fs::write(
             dir.join("conf/vpcd"),
-            format!("FRIENDLYNAME \"Virtual PCD\"\nDEVICENAME /dev/null:{port}\nLIBPATH {VPCD_DRIVER}\nCHANNELID {port}\n"),
+            format!(
+                "FRIENDLYNAME \"Virtual PCD\"\nDEVICENAME /dev/null:{port}\nLIBPATH {VPCD_DRIVER}\nCHANNELID {port}\n"
+            ),
         )
         .map_err(io)?;
         let log = std::fs::File::create(dir.join("pcscd.log")).map_err(io)?;
@@ -137,23 +126,9 @@ impl PrivateStack {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let child = Command::new("setpriv")
-                .args([
-                    "--pdeathsig",
-                    "TERM",
-                    "unshare",
-                    "--mount",
-                    "--propagation",
-                    "private",
-                    "sh",
-                    "-c",
-                    &script,
-                ])
+                .args(["--pdeathsig", "TERM", "unshare", "--mount", "--propagation", "private", "sh", "-c", &script])
                 .stdin(Stdio::null())
-                .stdout(
-                    log.try_clone()
-                        .map(Stdio::from)
-                        .unwrap_or_else(|_| Stdio::null()),
-                )
+                .stdout(log.try_clone().map(Stdio::from).unwrap_or_else(|_| Stdio::null()))
                 .stderr(Stdio::from(log))
                 .spawn();
             match child {
@@ -170,9 +145,7 @@ impl PrivateStack {
                 }
             }
         });
-        let pid = rx
-            .recv_timeout(Duration::from_secs(10))
-            .map_err(|_| "pcscd did not start".to_string())??;
+        let pid = rx.recv_timeout(Duration::from_secs(10)).map_err(|_| "pcscd did not start".to_string())??;
         let stack = PrivateStack { dir, port, pid };
         let deadline = Instant::now() + Duration::from_secs(10);
         while !stack.socket().exists() {
@@ -190,8 +163,6 @@ impl PrivateStack {
 
     /// Stops pcscd (SIGTERM); it removes its socket.
     pub fn stop(&self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.pid.to_string()])
-            .status();
+        let _ = Command::new("kill").args(["-TERM", &self.pid.to_string()]).status();
     }
 }

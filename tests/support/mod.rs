@@ -37,9 +37,7 @@ fn missing_tool() -> Option<String> {
     for tool in ["opensc-tool", "pkcs15-tool", "pkcs11-tool", "openssl"] {
         let ok = Command::new(tool).arg("--help").output().is_ok();
         if !ok {
-            return Some(format!(
-                "{tool} not installed (apt-get install opensc openssl)"
-            ));
+            return Some(format!("{tool} not installed (apt-get install opensc openssl)"));
         }
     }
     None
@@ -111,10 +109,7 @@ pub fn insert(stack: &PrivateStack, image: CardImage) -> Inserted {
     let addr = stack.vpcd_addr(slot);
     let flag = stop.clone();
     let thread = std::thread::spawn(move || {
-        let mut host = HostedCard {
-            card: Card::new(image, CardRng::insecure_deterministic(11)),
-            image_path: None,
-        };
+        let mut host = HostedCard { card: Card::new(image, CardRng::insecure_deterministic(11)), image_path: None };
         vpcd::serve(&mut host, &addr, &flag, &mut |_| {}).expect("vpcd client");
         host
     });
@@ -126,12 +121,7 @@ pub fn insert(stack: &PrivateStack, image: CardImage) -> Inserted {
         String::from_utf8_lossy(&out.stderr),
         stack.log()
     );
-    Inserted {
-        stop,
-        thread: Some(thread),
-        slot,
-        reader,
-    }
+    Inserted { stop, thread: Some(thread), slot, reader }
 }
 
 /// Runs a PC/SC client program against the private stack.
@@ -148,20 +138,11 @@ pub fn firmalab(stack: &PrivateStack, args: &[&str]) -> Output {
 }
 
 pub fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 pub fn fixture(name: &str) -> CardImage {
-    CardImage::load(
-        &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("fixtures/cards")
-            .join(name),
-    )
-    .unwrap()
+    CardImage::load(&std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/cards").join(name)).unwrap()
 }
 
 pub const PKCS11: &str = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so";

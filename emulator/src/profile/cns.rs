@@ -16,8 +16,7 @@
 use super::{Fcp, be16, fcp_fields, template, tlv};
 use crate::apdu::Apdu;
 use crate::command::{
-    self as c, Command, DataObject, KeyGen, KeySelector, NewFile, NewFileKind, PinRef, PinScope,
-    UnblockProof,
+    self as c, Command, DataObject, KeyGen, KeySelector, NewFile, NewFileKind, PinRef, PinScope, UnblockProof,
 };
 use crate::fs::{AccessCondition, Acl, FileBody, FileNode, MF};
 use crate::hex::{Bytes, Hex8, Hex16};
@@ -30,14 +29,14 @@ use crate::sw::Sw;
 /// CNS 1.1 ATR (H13 = `11`): what the emulator presents by default, so RSA-2048 signs in
 /// OpenSC 0.23 (spec/cards.md §3.1; TCK correct).
 pub const ATR_CNS_1_1: [u8; 25] = [
-    0x3B, 0xFF, 0x18, 0x00, 0xFF, 0x81, 0x31, 0xFE, 0x55, 0x00, 0x6B, 0x02, 0x09, 0x13, 0x03, 0x01,
-    0x01, 0x01, 0x43, 0x4E, 0x53, 0x11, 0x31, 0x80, 0x8C,
+    0x3B, 0xFF, 0x18, 0x00, 0xFF, 0x81, 0x31, 0xFE, 0x55, 0x00, 0x6B, 0x02, 0x09, 0x13, 0x03, 0x01, 0x01, 0x01, 0x43,
+    0x4E, 0x53, 0x11, 0x31, 0x80, 0x8C,
 ];
 
 /// The genuine Aruba Incard ATR, CNS 1.0 (OpenSC registers RSA-1024 only).
 pub const ATR_CNS_1_0: [u8; 25] = [
-    0x3B, 0xFF, 0x18, 0x00, 0xFF, 0x81, 0x31, 0xFE, 0x55, 0x00, 0x6B, 0x02, 0x09, 0x13, 0x03, 0x01,
-    0x01, 0x01, 0x43, 0x4E, 0x53, 0x10, 0x31, 0x80, 0x8D,
+    0x3B, 0xFF, 0x18, 0x00, 0xFF, 0x81, 0x31, 0xFE, 0x55, 0x00, 0x6B, 0x02, 0x09, 0x13, 0x03, 0x01, 0x01, 0x01, 0x43,
+    0x4E, 0x53, 0x10, 0x31, 0x80, 0x8D,
 ];
 
 /// PIN references.
@@ -58,14 +57,7 @@ fn pin_ref(p2: u8) -> Result<PinRef, Sw> {
     if p2 & 0x7F == 0 {
         return Err(Sw::WrongP1P2);
     }
-    Ok(PinRef {
-        reference: p2 & 0x7F,
-        scope: if p2 & 0x80 != 0 {
-            PinScope::Local
-        } else {
-            PinScope::Global
-        },
-    })
+    Ok(PinRef { reference: p2 & 0x7F, scope: if p2 & 0x80 != 0 { PinScope::Local } else { PinScope::Global } })
 }
 
 /// Decodes a CNS APDU (class and chaining already checked by the card).
@@ -77,33 +69,20 @@ pub fn parse<'a>(apdu: &Apdu<'a>) -> Result<Command<'a>, Sw> {
         (0x00, 0xD6) => c::update_binary(apdu),
         (0x00, 0xB2) => {
             c::no_data(apdu)?;
-            Ok(Command::ReadRecord {
-                record: c::record_number(apdu)?,
-                le: apdu.le.unwrap_or(256),
-            })
+            Ok(Command::ReadRecord { record: c::record_number(apdu)?, le: apdu.le.unwrap_or(256) })
         }
         (0x00, 0x20) => {
             if apdu.p1 != 0 {
                 return Err(Sw::WrongP1P2);
             }
-            let data = if apdu.data.is_empty() {
-                None
-            } else {
-                Some(apdu.data)
-            };
-            Ok(Command::Verify {
-                pin: pin_ref(apdu.p2)?,
-                data,
-            })
+            let data = if apdu.data.is_empty() { None } else { Some(apdu.data) };
+            Ok(Command::Verify { pin: pin_ref(apdu.p2)?, data })
         }
         (0x00, 0x24) => {
             if apdu.p1 != 0 {
                 return Err(Sw::WrongP1P2);
             }
-            Ok(Command::ChangeReferenceData {
-                pin: pin_ref(apdu.p2)?,
-                data: apdu.data,
-            })
+            Ok(Command::ChangeReferenceData { pin: pin_ref(apdu.p2)?, data: apdu.data })
         }
         (0x00, 0x2C) => {
             let pin = pin_ref(apdu.p2)?;
@@ -114,18 +93,10 @@ pub fn parse<'a>(apdu: &Apdu<'a>) -> Result<Command<'a>, Sw> {
                         return Err(Sw::WrongLength);
                     }
                     let (puk, new) = apdu.data.split_at(apdu.data.len() / 2);
-                    Ok(Command::ResetRetryCounter {
-                        pin,
-                        proof: UnblockProof::Puk(puk),
-                        new_pin: Some(new),
-                    })
+                    Ok(Command::ResetRetryCounter { pin, proof: UnblockProof::Puk(puk), new_pin: Some(new) })
                 }
                 // PUK only: reset the counter, keep the PIN.
-                0x01 => Ok(Command::ResetRetryCounter {
-                    pin,
-                    proof: UnblockProof::Puk(apdu.data),
-                    new_pin: None,
-                }),
+                0x01 => Ok(Command::ResetRetryCounter { pin, proof: UnblockProof::Puk(apdu.data), new_pin: None }),
                 _ => Err(Sw::WrongP1P2),
             }
         }
@@ -146,10 +117,7 @@ pub fn parse<'a>(apdu: &Apdu<'a>) -> Result<Command<'a>, Sw> {
                     _ => Err(Sw::WrongData),
                 })?;
                 let key = key.ok_or(Sw::WrongData)?;
-                Ok(Command::MseSet {
-                    op,
-                    key: KeySelector::Reference(key),
-                })
+                Ok(Command::MseSet { op, key: KeySelector::Reference(key) })
             }
             _ => Err(Sw::WrongP1P2),
         },
@@ -174,10 +142,7 @@ pub fn parse<'a>(apdu: &Apdu<'a>) -> Result<Command<'a>, Sw> {
                 [_, _] => return Err(Sw::WrongData),
                 _ => return Err(Sw::WrongLength),
             };
-            Ok(Command::GenerateKeyPair(KeyGen::Slot {
-                key: apdu.p2,
-                algorithm,
-            }))
+            Ok(Command::GenerateKeyPair(KeyGen::Slot { key: apdu.p2, algorithm }))
         }
         (0x00, 0xE0) => {
             if p1p2 != (0, 0) {
@@ -189,10 +154,7 @@ pub fn parse<'a>(apdu: &Apdu<'a>) -> Result<Command<'a>, Sw> {
             if p1p2 != (0, 0) {
                 return Err(Sw::WrongP1P2);
             }
-            Ok(Command::DeleteFile {
-                fid: c::fid_of(apdu.data)?,
-                df: None,
-            })
+            Ok(Command::DeleteFile { fid: c::fid_of(apdu.data)?, df: None })
         }
         (0xB0, 0xF5) => {
             c::no_data(apdu)?;
@@ -228,29 +190,9 @@ fn acl_bytes(node: &FileNode) -> [u8; 9] {
     let a = node.acl;
     let never = 0xFF;
     if node.is_df() {
-        [
-            0x00,
-            ac_byte(a.update),
-            ac_byte(a.create),
-            never,
-            never,
-            ac_byte(a.delete),
-            never,
-            ac_byte(a.create),
-            never,
-        ]
+        [0x00, ac_byte(a.update), ac_byte(a.create), never, never, ac_byte(a.delete), never, ac_byte(a.create), never]
     } else {
-        [
-            ac_byte(a.read),
-            ac_byte(a.update),
-            ac_byte(a.update),
-            never,
-            never,
-            ac_byte(a.delete),
-            never,
-            never,
-            never,
-        ]
+        [ac_byte(a.read), ac_byte(a.update), ac_byte(a.update), never, never, ac_byte(a.delete), never, never, never]
     }
 }
 
@@ -271,11 +213,7 @@ pub fn fcp(node: &FileNode) -> Result<Fcp, Sw> {
             tlv(&mut f, 0x82, &[0x01])?;
             tlv(&mut f, 0x83, &node.fid.0.to_be_bytes())?;
         }
-        FileBody::Records {
-            record_len,
-            max_records,
-            ..
-        } => {
+        FileBody::Records { record_len, max_records, .. } => {
             tlv(&mut f, 0x80, &size)?;
             tlv(&mut f, 0x82, &[0x02, 0x21, 0x00, *record_len, *max_records])?;
             tlv(&mut f, 0x83, &node.fid.0.to_be_bytes())?;
@@ -310,9 +248,7 @@ fn parse_create(data: &[u8]) -> Result<NewFile, Sw> {
     }
     let kind = match desc {
         Some(0x38) => NewFileKind::Df,
-        Some(0x01) => NewFileKind::Transparent {
-            size: size.ok_or(Sw::WrongData)?,
-        },
+        Some(0x01) => NewFileKind::Transparent { size: size.ok_or(Sw::WrongData)? },
         _ => return Err(Sw::WrongData),
     };
     let acl = match acl {
@@ -322,18 +258,10 @@ fn parse_create(data: &[u8]) -> Result<NewFile, Sw> {
             create: AccessCondition::Always,
             delete: AccessCondition::Always,
         },
-        Some(b) if kind == NewFileKind::Df => Acl {
-            read: AccessCondition::Always,
-            update: ac_of(b[1]),
-            create: ac_of(b[7]),
-            delete: ac_of(b[5]),
-        },
-        Some(b) => Acl {
-            read: ac_of(b[0]),
-            update: ac_of(b[1]),
-            create: AccessCondition::Never,
-            delete: ac_of(b[5]),
-        },
+        Some(b) if kind == NewFileKind::Df => {
+            Acl { read: AccessCondition::Always, update: ac_of(b[1]), create: ac_of(b[7]), delete: ac_of(b[5]) }
+        }
+        Some(b) => Acl { read: ac_of(b[0]), update: ac_of(b[1]), create: AccessCondition::Never, delete: ac_of(b[5]) },
     };
     Ok(NewFile { fid, kind, acl })
 }
@@ -387,22 +315,11 @@ const fn pin_ac(r: u8) -> AccessCondition {
     AccessCondition::Pin(Hex8(r))
 }
 
-fn ef(
-    fid: u16,
-    name: &str,
-    read: AccessCondition,
-    update: AccessCondition,
-    data: Vec<u8>,
-) -> FileNode {
+fn ef(fid: u16, name: &str, read: AccessCondition, update: AccessCondition, data: Vec<u8>) -> FileNode {
     FileNode::new(
         fid,
         Some(name),
-        Acl {
-            read,
-            update,
-            create: AccessCondition::Never,
-            delete: AccessCondition::Never,
-        },
+        Acl { read, update, create: AccessCondition::Never, delete: AccessCondition::Never },
         FileBody::Transparent { data: Bytes(data) },
     )
 }
@@ -411,16 +328,8 @@ fn df(fid: u16, name: &str, admin: AccessCondition, children: Vec<FileNode>) -> 
     FileNode::new(
         fid,
         Some(name),
-        Acl {
-            read: AccessCondition::Always,
-            update: admin,
-            create: admin,
-            delete: admin,
-        },
-        FileBody::Df {
-            aid: None,
-            children,
-        },
+        Acl { read: AccessCondition::Always, update: admin, create: admin, delete: admin },
+        FileBody::Df { aid: None, children },
     )
 }
 
@@ -453,63 +362,26 @@ fn pin(
 /// The CNS file tree, PINs and keys for a personalisation (spec/cards.md §3.3).
 pub fn personalize(p: &Personalization) -> Result<CardImage, String> {
     if p.serial.len() != 16 || !p.serial.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(format!(
-            "a CNS serial is 16 ASCII characters, got {:?}",
-            p.serial
-        ));
+        return Err(format!("a CNS serial is 16 ASCII characters, got {:?}", p.serial));
     }
     let cert_file = |fid: u16, name: &str, ks: &Option<KeySet>, pin: u8| {
-        ks.as_ref().map(|k| {
-            ef(
-                fid,
-                name,
-                AccessCondition::Always,
-                pin_ac(pin),
-                k.certificate.clone(),
-            )
-        })
+        ks.as_ref().map(|k| ef(fid, name, AccessCondition::Always, pin_ac(pin), k.certificate.clone()))
     };
     let always = AccessCondition::Always;
     let never = AccessCondition::Never;
     let dati_processore = b"INCARD STINCARD CNS".to_vec();
     let mut dir1100 = vec![];
-    dir1100.extend(cert_file(
-        0x1101,
-        "CNS0 certificate (authentication)",
-        &p.auth,
-        PIN_CNS0,
-    ));
+    dir1100.extend(cert_file(0x1101, "CNS0 certificate (authentication)", &p.auth, PIN_CNS0));
     if p.auth.is_some() || p.sign.is_some() {
-        dir1100.push(ef(
-            0x1102,
-            "EF_DatiPersonali",
-            always,
-            pin_ac(PIN_CNS0),
-            encode_dati_personali(&p.holder),
-        ));
+        dir1100.push(ef(0x1102, "EF_DatiPersonali", always, pin_ac(PIN_CNS0), encode_dati_personali(&p.holder)));
     }
     let mut dir1400 = vec![];
-    dir1400.extend(cert_file(
-        0x9010,
-        "CNS1 certificate (qualified signature)",
-        &p.sign,
-        PIN_CNS1,
-    ));
-    dir1400.push(df(
-        0x8110,
-        "CNS1 private key container",
-        pin_ac(PIN_CNS1),
-        vec![],
-    ));
+    dir1400.extend(cert_file(0x9010, "CNS1 certificate (qualified signature)", &p.sign, PIN_CNS1));
+    dir1400.push(df(0x8110, "CNS1 private key container", pin_ac(PIN_CNS1), vec![]));
     let mf = FileNode::new(
         MF,
         Some("MF"),
-        Acl {
-            read: always,
-            update: never,
-            create: never,
-            delete: never,
-        },
+        Acl { read: always, update: never, create: never, delete: never },
         FileBody::Df {
             aid: None,
             children: vec![
@@ -519,13 +391,7 @@ pub fn personalize(p: &Personalization) -> Result<CardImage, String> {
                     never,
                     vec![
                         ef(0x1002, "EF_DatiProcessore", always, never, dati_processore),
-                        ef(
-                            0x1003,
-                            "EF_IDCarta",
-                            always,
-                            never,
-                            p.serial.as_bytes().to_vec(),
-                        ),
+                        ef(0x1003, "EF_IDCarta", always, never, p.serial.as_bytes().to_vec()),
                     ],
                 ),
                 df(0x1100, "DF1 (CNS)", pin_ac(PIN_CNS0), dir1100),
@@ -534,104 +400,37 @@ pub fn personalize(p: &Personalization) -> Result<CardImage, String> {
                     "DF2 (services)",
                     pin_ac(PIN_CNS0),
                     vec![
-                        ef(
-                            0x1201,
-                            "EF_DatiPersonaliAggiuntivi",
-                            always,
-                            pin_ac(PIN_CNS0),
-                            vec![0; 32],
-                        ),
-                        FileNode::new(
-                            0x1202,
-                            Some("EF_MemoriaResidua"),
-                            Acl::open_read_only(),
-                            FileBody::FreeMemory,
-                        ),
-                        ef(
-                            0x1203,
-                            "EF_ServiziInstallati",
-                            always,
-                            pin_ac(PIN_CNS0),
-                            vec![0; 32],
-                        ),
+                        ef(0x1201, "EF_DatiPersonaliAggiuntivi", always, pin_ac(PIN_CNS0), vec![0; 32]),
+                        FileNode::new(0x1202, Some("EF_MemoriaResidua"), Acl::open_read_only(), FileBody::FreeMemory),
+                        ef(0x1203, "EF_ServiziInstallati", always, pin_ac(PIN_CNS0), vec![0; 32]),
                     ],
                 ),
-                df(
-                    0x1400,
-                    "DF firma (qualified signature)",
-                    pin_ac(PIN_CNS1),
-                    dir1400,
-                ),
+                df(0x1400, "DF firma (qualified signature)", pin_ac(PIN_CNS1), dir1400),
             ],
         },
     );
     let blank = p.auth.is_none() && p.sign.is_none();
     let value = |v: &str| {
-        if blank {
-            DEFAULT_PIN.to_owned()
-        } else {
-            v.to_owned()
-        }
+        if blank { DEFAULT_PIN.to_owned() } else { v.to_owned() }
     };
     let pins = vec![
-        pin(
-            PIN_CNS0,
-            "PIN CNS0",
-            PinRole::User,
-            &[MF],
-            &value(&p.pin),
-            p.pin_tries,
-            Some(PUK_CNS0),
-        ),
-        pin(
-            PUK_CNS0,
-            "PUK CNS0",
-            PinRole::Puk,
-            &[MF],
-            &p.puk,
-            p.puk_tries,
-            None,
-        ),
-        pin(
-            PIN_CNS1,
-            "PIN CNS1",
-            PinRole::User,
-            &[MF, 0x1400],
-            &value(&p.pin),
-            p.pin_tries,
-            Some(PUK_CNS1),
-        ),
-        pin(
-            PUK_CNS1,
-            "PUK CNS1",
-            PinRole::Puk,
-            &[MF, 0x1400],
-            &p.puk,
-            p.puk_tries,
-            None,
-        ),
+        pin(PIN_CNS0, "PIN CNS0", PinRole::User, &[MF], &value(&p.pin), p.pin_tries, Some(PUK_CNS0)),
+        pin(PUK_CNS0, "PUK CNS0", PinRole::Puk, &[MF], &p.puk, p.puk_tries, None),
+        pin(PIN_CNS1, "PIN CNS1", PinRole::User, &[MF, 0x1400], &value(&p.pin), p.pin_tries, Some(PUK_CNS1)),
+        pin(PUK_CNS1, "PUK CNS1", PinRole::Puk, &[MF, 0x1400], &p.puk, p.puk_tries, None),
     ];
-    let slot = |reference: u8,
-                label: &str,
-                pin: u8,
-                always_auth: bool,
-                ks: &Option<KeySet>,
-                default: Algorithm| KeyObject {
-        reference: Hex8(reference),
-        label: ks
-            .as_ref()
-            .map_or_else(|| label.to_owned(), |k| k.label.clone()),
-        algorithm: ks.as_ref().map_or(default, |k| k.algorithm),
-        // Both PSO forms reach both keys: OpenSC signs through DECIPHER when the certificate
-        // implies a decipher usage (spec/cards.md §3.7).
-        usage: KeyUsage {
-            sign: true,
-            decipher: true,
-        },
-        pin: Hex8(pin),
-        always_authenticate: always_auth,
-        material: ks.as_ref().map(|k| k.material.clone()),
-    };
+    let slot =
+        |reference: u8, label: &str, pin: u8, always_auth: bool, ks: &Option<KeySet>, default: Algorithm| KeyObject {
+            reference: Hex8(reference),
+            label: ks.as_ref().map_or_else(|| label.to_owned(), |k| k.label.clone()),
+            algorithm: ks.as_ref().map_or(default, |k| k.algorithm),
+            // Both PSO forms reach both keys: OpenSC signs through DECIPHER when the certificate
+            // implies a decipher usage (spec/cards.md §3.7).
+            usage: KeyUsage { sign: true, decipher: true },
+            pin: Hex8(pin),
+            always_authenticate: always_auth,
+            material: ks.as_ref().map(|k| k.material.clone()),
+        };
     Ok(CardImage {
         schema: SCHEMA_NAME.into(),
         version: SCHEMA_VERSION,
@@ -646,22 +445,8 @@ pub fn personalize(p: &Personalization) -> Result<CardImage, String> {
         mf,
         pins,
         keys: vec![
-            slot(
-                KEY_CNS0,
-                "CNS0 authentication key",
-                PIN_CNS0,
-                false,
-                &p.auth,
-                Algorithm::Rsa2048,
-            ),
-            slot(
-                KEY_CNS1,
-                "CNS1 qualified signature key",
-                PIN_CNS1,
-                true,
-                &p.sign,
-                Algorithm::Rsa2048,
-            ),
+            slot(KEY_CNS0, "CNS0 authentication key", PIN_CNS0, false, &p.auth, Algorithm::Rsa2048),
+            slot(KEY_CNS1, "CNS1 qualified signature key", PIN_CNS1, true, &p.sign, Algorithm::Rsa2048),
         ],
     })
 }
@@ -671,9 +456,7 @@ pub fn personalize(p: &Personalization) -> Result<CardImage, String> {
 /// default 12345 with full counters, life-cycle back to admin. The serial and the PUKs stay.
 pub fn erase(image: &mut CardImage) {
     let remove = |image: &mut CardImage, path: &[u16], fid: u16| {
-        if let Some(children) =
-            crate::fs::lookup_mut(&mut image.mf, path).and_then(FileNode::children_mut)
-        {
+        if let Some(children) = crate::fs::lookup_mut(&mut image.mf, path).and_then(FileNode::children_mut) {
             children.retain(|c| c.fid.0 != fid);
         }
     };

@@ -43,8 +43,7 @@ pub fn class_supported(profile: ProfileKind, cla: u8) -> bool {
 /// Appends a TLV with a 1-byte tag and a short length.
 pub(crate) fn tlv(out: &mut Fcp, tag: u8, value: &[u8]) -> Result<(), Sw> {
     let len = u8::try_from(value.len()).map_err(|_| Sw::Unknown)?;
-    out.extend_from_slice(&[tag, len])
-        .map_err(|_| Sw::Unknown)?;
+    out.extend_from_slice(&[tag, len]).map_err(|_| Sw::Unknown)?;
     out.extend_from_slice(value).map_err(|_| Sw::Unknown)
 }
 
@@ -56,14 +55,9 @@ pub(crate) fn template(inner: &Fcp) -> Result<Fcp, Sw> {
 }
 
 /// Iterates the TLVs inside a `62 L` FCP template (CREATE FILE data).
-pub(crate) fn fcp_fields(
-    data: &[u8],
-    mut f: impl FnMut(u8, &[u8]) -> Result<(), Sw>,
-) -> Result<(), Sw> {
+pub(crate) fn fcp_fields(data: &[u8], mut f: impl FnMut(u8, &[u8]) -> Result<(), Sw>) -> Result<(), Sw> {
     match data {
-        [0x62, len, inner @ ..] if usize::from(*len) == inner.len() => {
-            crate::command::simple_tlv(inner, &mut f)
-        }
+        [0x62, len, inner @ ..] if usize::from(*len) == inner.len() => crate::command::simple_tlv(inner, &mut f),
         _ => Err(Sw::WrongData),
     }
 }
@@ -115,29 +109,14 @@ pub struct Recognised {
 /// structural rule).
 pub fn recognise(atr: &[u8]) -> Recognised {
     const OBERTHUR: [&[u8]; 6] = [
+        &[0x3B, 0x7D, 0x18, 0x00, 0x00, 0x00, 0x31, 0x80, 0x71, 0x8E, 0x64, 0x77, 0xE3, 0x01, 0x00, 0x82, 0x90, 0x00],
+        &[0x3B, 0x7D, 0x18, 0x00, 0x00, 0x00, 0x31, 0x80, 0x71, 0x8E, 0x64, 0x77, 0xE3, 0x02, 0x00, 0x82, 0x90, 0x00],
+        &[0x3B, 0x7D, 0x11, 0x00, 0x00, 0x00, 0x31, 0x80, 0x71, 0x8E, 0x64, 0x77, 0xE3, 0x01, 0x00, 0x82, 0x90, 0x00],
+        &[0x3B, 0x7D, 0x11, 0x00, 0x00, 0x00, 0x31, 0x80, 0x71, 0x8E, 0x64, 0x77, 0xE3, 0x02, 0x00, 0x82, 0x90, 0x00],
+        &[0x3B, 0x7B, 0x18, 0x00, 0x00, 0x00, 0x31, 0xC0, 0x64, 0x77, 0xE3, 0x03, 0x00, 0x82, 0x90, 0x00],
         &[
-            0x3B, 0x7D, 0x18, 0x00, 0x00, 0x00, 0x31, 0x80, 0x71, 0x8E, 0x64, 0x77, 0xE3, 0x01,
-            0x00, 0x82, 0x90, 0x00,
-        ],
-        &[
-            0x3B, 0x7D, 0x18, 0x00, 0x00, 0x00, 0x31, 0x80, 0x71, 0x8E, 0x64, 0x77, 0xE3, 0x02,
-            0x00, 0x82, 0x90, 0x00,
-        ],
-        &[
-            0x3B, 0x7D, 0x11, 0x00, 0x00, 0x00, 0x31, 0x80, 0x71, 0x8E, 0x64, 0x77, 0xE3, 0x01,
-            0x00, 0x82, 0x90, 0x00,
-        ],
-        &[
-            0x3B, 0x7D, 0x11, 0x00, 0x00, 0x00, 0x31, 0x80, 0x71, 0x8E, 0x64, 0x77, 0xE3, 0x02,
-            0x00, 0x82, 0x90, 0x00,
-        ],
-        &[
-            0x3B, 0x7B, 0x18, 0x00, 0x00, 0x00, 0x31, 0xC0, 0x64, 0x77, 0xE3, 0x03, 0x00, 0x82,
-            0x90, 0x00,
-        ],
-        &[
-            0x3B, 0xFB, 0x11, 0x00, 0x00, 0x81, 0x31, 0xFE, 0x45, 0x00, 0x31, 0xC0, 0x64, 0x77,
-            0xE9, 0x10, 0x00, 0x00, 0x90, 0x00, 0x6A,
+            0x3B, 0xFB, 0x11, 0x00, 0x00, 0x81, 0x31, 0xFE, 0x45, 0x00, 0x31, 0xC0, 0x64, 0x77, 0xE9, 0x10, 0x00, 0x00,
+            0x90, 0x00, 0x6A,
         ],
     ];
     if OBERTHUR.contains(&atr) {
@@ -163,41 +142,20 @@ pub fn recognise(atr: &[u8]) -> Recognised {
             "Athena",
             "Gemalto",
         ];
-        let mask = MASKS
-            .get(usize::from(hist[3]))
-            .copied()
-            .unwrap_or("unknown");
-        if hist[6..15]
-            == [
-                0x01, hist[7], hist[8], 0x43, 0x4E, 0x53, hist[12], 0x31, 0x80,
-            ]
-        {
+        let mask = MASKS.get(usize::from(hist[3])).copied().unwrap_or("unknown");
+        if hist[6..15] == [0x01, hist[7], hist[8], 0x43, 0x4E, 0x53, hist[12], 0x31, 0x80] {
             let v = hist[12];
-            let rsa = if v >= 0x11 {
-                "RSA-1024/2048"
-            } else {
-                "RSA-1024 only in OpenSC 0.23"
-            };
+            let rsa = if v >= 0x11 { "RSA-1024/2048" } else { "RSA-1024 only in OpenSC 0.23" };
             return Recognised {
                 profile: Some(ProfileKind::Cns),
-                label: format!(
-                    "Italian CNS {}.{} (mask {mask}; {rsa}; OpenSC itacns)",
-                    v >> 4,
-                    v & 0x0F
-                ),
+                label: format!("Italian CNS {}.{} (mask {mask}; {rsa}; OpenSC itacns)", v >> 4, v & 0x0F),
             };
         }
         if hist[6..15] == [0x02, 0x49, 0x54, 0x49, 0x44, 0x20, 0x20, 0x31, 0x80] {
-            return Recognised {
-                profile: None,
-                label: "Italian CIE v2 (not emulated)".into(),
-            };
+            return Recognised { profile: None, label: "Italian CIE v2 (not emulated)".into() };
         }
     }
-    Recognised {
-        profile: None,
-        label: "unknown card".into(),
-    }
+    Recognised { profile: None, label: "unknown card".into() }
 }
 
 /// The 15 historical bytes of an ATR shaped like the CNS ones (`card-itacns.c` rule), if any.

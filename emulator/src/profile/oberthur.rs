@@ -19,8 +19,7 @@
 use super::{Fcp, be16, fcp_fields, template, tlv};
 use crate::apdu::Apdu;
 use crate::command::{
-    self as c, Command, DataObject, KeyGen, KeySelector, NewFile, NewFileKind, PinRef, PinScope,
-    UnblockProof,
+    self as c, Command, DataObject, KeyGen, KeySelector, NewFile, NewFileKind, PinRef, PinScope, UnblockProof,
 };
 use crate::fs::{AccessCondition, Acl, FileBody, FileNode, MF};
 use crate::hex::{Bytes, Hex8, Hex16};
@@ -31,17 +30,14 @@ use crate::security::{Charset, PinObject, PinRole};
 use crate::sw::Sw;
 
 /// The ATR recommended by spec/cards.md §2.1 ("Oberthur 64k v4/2.1.1"), T=0.
-pub const ATR: [u8; 18] = [
-    0x3B, 0x7D, 0x18, 0x00, 0x00, 0x00, 0x31, 0x80, 0x71, 0x8E, 0x64, 0x77, 0xE3, 0x02, 0x00, 0x82,
-    0x90, 0x00,
-];
+pub const ATR: [u8; 18] =
+    [0x3B, 0x7D, 0x18, 0x00, 0x00, 0x00, 0x31, 0x80, 0x71, 0x8E, 0x64, 0x77, 0xE3, 0x02, 0x00, 0x82, 0x90, 0x00];
 
 /// GlobalPlatform card manager AID (OP 2.0.1).
 pub const AID_CARD_MANAGER: [u8; 7] = [0xA0, 0x00, 0x00, 0x00, 0x03, 0x00, 0x00];
 /// The AuthentIC application AID.
-pub const AID_AUTHENTIC: [u8; 16] = [
-    0xA0, 0x00, 0x00, 0x00, 0x77, 0x01, 0x03, 0x03, 0x00, 0x00, 0x00, 0xF1, 0x00, 0x00, 0x00, 0x02,
-];
+pub const AID_AUTHENTIC: [u8; 16] =
+    [0xA0, 0x00, 0x00, 0x00, 0x77, 0x01, 0x03, 0x03, 0x00, 0x00, 0x00, 0xF1, 0x00, 0x00, 0x00, 0x02];
 
 pub const PIN_USER: u8 = 0x81;
 pub const PIN_SO: u8 = 0x04;
@@ -60,10 +56,7 @@ pub const PUK_FILE: [u16; 3] = [MF, DF_AWP, 0x2000];
 pub const CONTAINER_RECORD_LEN: u8 = 141;
 
 fn pin_ref(reference: u8) -> PinRef {
-    PinRef {
-        reference,
-        scope: PinScope::Anywhere,
-    }
+    PinRef { reference, scope: PinScope::Anywhere }
 }
 
 /// CHANGE / RESET / CREATE PIN address the user PIN as `01` (spec/cards.md §2.6).
@@ -80,19 +73,13 @@ pub fn parse<'a>(apdu: &Apdu<'a>) -> Result<Command<'a>, Sw> {
         (0x00, 0xD6) => c::update_binary(apdu),
         (0x00, 0xB2) => {
             c::no_data(apdu)?;
-            Ok(Command::ReadRecord {
-                record: c::record_number(apdu)?,
-                le: apdu.le.unwrap_or(256),
-            })
+            Ok(Command::ReadRecord { record: c::record_number(apdu)?, le: apdu.le.unwrap_or(256) })
         }
         (0x00, 0xDC) => {
             if apdu.data.is_empty() {
                 return Err(Sw::WrongLength);
             }
-            Ok(Command::UpdateRecord {
-                record: c::record_number(apdu)?,
-                data: apdu.data,
-            })
+            Ok(Command::UpdateRecord { record: c::record_number(apdu)?, data: apdu.data })
         }
         (0x00, 0xE2) => {
             if p1p2 != (0, 0) {
@@ -105,36 +92,22 @@ pub fn parse<'a>(apdu: &Apdu<'a>) -> Result<Command<'a>, Sw> {
         }
         (0x80, 0x32) => {
             c::no_data(apdu)?;
-            Ok(Command::DeleteRecord {
-                record: c::record_number(apdu)?,
-            })
+            Ok(Command::DeleteRecord { record: c::record_number(apdu)? })
         }
         (0x00, 0x20) => {
             if apdu.p1 != 0 {
                 return Err(Sw::WrongP1P2);
             }
-            let data = if apdu.data.is_empty() {
-                None
-            } else {
-                Some(apdu.data)
-            };
-            Ok(Command::Verify {
-                pin: pin_ref(apdu.p2),
-                data,
-            })
+            let data = if apdu.data.is_empty() { None } else { Some(apdu.data) };
+            Ok(Command::Verify { pin: pin_ref(apdu.p2), data })
         }
         (0x00, 0x24) => match apdu.p1 {
-            0x00 => Ok(Command::ChangeReferenceData {
-                pin: management_ref(apdu.p2),
-                data: apdu.data,
-            }),
+            0x00 => Ok(Command::ChangeReferenceData { pin: management_ref(apdu.p2), data: apdu.data }),
             // CREATE PIN: tries ‖ 40 ‖ PIN padded to 64 (the optional PUK part is not supported).
             0x01 => match apdu.data {
-                [tries, 0x40, value @ ..] if value.len() == 64 => Ok(Command::CreatePin {
-                    pin: pin_ref(apdu.p2 | 0x80),
-                    tries: *tries,
-                    value,
-                }),
+                [tries, 0x40, value @ ..] if value.len() == 64 => {
+                    Ok(Command::CreatePin { pin: pin_ref(apdu.p2 | 0x80), tries: *tries, value })
+                }
                 _ => Err(Sw::WrongData),
             },
             _ => Err(Sw::WrongP1P2),
@@ -150,19 +123,14 @@ pub fn parse<'a>(apdu: &Apdu<'a>) -> Result<Command<'a>, Sw> {
             let (code, new) = apdu.data.split_at(16);
             Ok(Command::ResetRetryCounter {
                 pin: management_ref(apdu.p2),
-                proof: UnblockProof::PukFile {
-                    code,
-                    path: &PUK_FILE,
-                },
+                proof: UnblockProof::PukFile { code, path: &PUK_FILE },
                 new_pin: Some(new),
             })
         }
         (0x80, 0x2E) => {
             c::no_data(apdu)?;
             match p1p2 {
-                (0x00, r @ (0x21 | 0x22)) => Ok(Command::Logout {
-                    pin: pin_ref(0x80 | (r & 0x0F)),
-                }),
+                (0x00, r @ (0x21 | 0x22)) => Ok(Command::Logout { pin: pin_ref(0x80 | (r & 0x0F)) }),
                 _ => Err(Sw::WrongP1P2),
             }
         }
@@ -173,10 +141,7 @@ pub fn parse<'a>(apdu: &Apdu<'a>) -> Result<Command<'a>, Sw> {
             let op = c::mse_op(apdu.p2)?;
             match apdu.data {
                 // RSA; the key is the private-key EF selected before (no key reference).
-                [0x80, 0x01, 0x11] => Ok(Command::MseSet {
-                    op,
-                    key: KeySelector::CurrentEf,
-                }),
+                [0x80, 0x01, 0x11] => Ok(Command::MseSet { op, key: KeySelector::CurrentEf }),
                 [0x80, 0x01, _] => Err(Sw::WrongData),
                 _ => Err(Sw::WrongLength),
             }
@@ -208,14 +173,8 @@ pub fn parse<'a>(apdu: &Apdu<'a>) -> Result<Command<'a>, Sw> {
         (0x80, 0xB4) => {
             c::no_data(apdu)?;
             match p1p2 {
-                (0x01, 0x00) => Ok(Command::ReadPublicComponent {
-                    exponent: false,
-                    le: apdu.le.unwrap_or(256),
-                }),
-                (0x02, 0x00) => Ok(Command::ReadPublicComponent {
-                    exponent: true,
-                    le: apdu.le.unwrap_or(256),
-                }),
+                (0x01, 0x00) => Ok(Command::ReadPublicComponent { exponent: false, le: apdu.le.unwrap_or(256) }),
+                (0x02, 0x00) => Ok(Command::ReadPublicComponent { exponent: true, le: apdu.le.unwrap_or(256) }),
                 _ => Err(Sw::WrongP1P2),
             }
         }
@@ -231,19 +190,14 @@ pub fn parse<'a>(apdu: &Apdu<'a>) -> Result<Command<'a>, Sw> {
                 (0x01, 0x00) => true,
                 _ => return Err(Sw::WrongP1P2),
             };
-            Ok(Command::DeleteFile {
-                fid: c::fid_of(apdu.data)?,
-                df: Some(df),
-            })
+            Ok(Command::DeleteFile { fid: c::fid_of(apdu.data)?, df: Some(df) })
         }
         (0x80, 0x34) => {
             c::no_data(apdu)?;
             if p1p2 != (0, 0) {
                 return Err(Sw::WrongP1P2);
             }
-            Ok(Command::ListFiles {
-                le: apdu.le.unwrap_or(256),
-            })
+            Ok(Command::ListFiles { le: apdu.le.unwrap_or(256) })
         }
         _ => Err(Sw::InsNotSupported),
     }
@@ -276,12 +230,7 @@ fn ac_of(b: u8) -> AccessCondition {
 /// The 8 access bytes of tag 86, positions per file type (§2.3 table).
 fn acl_bytes(node: &FileNode) -> [u8; 8] {
     let a = node.acl;
-    let (r, u, cr, d) = (
-        ac_byte(a.read),
-        ac_byte(a.update),
-        ac_byte(a.create),
-        ac_byte(a.delete),
-    );
+    let (r, u, cr, d) = (ac_byte(a.read), ac_byte(a.update), ac_byte(a.create), ac_byte(a.delete));
     let x = 0xFF;
     match node.body {
         // CREATE, CRYPTO, LIST FILES, DELETE, PIN DEFINE, PIN CHANGE, PIN RESET, –
@@ -291,9 +240,7 @@ fn acl_bytes(node: &FileNode) -> [u8; 8] {
         // UPDATE, –, ENCRYPT, –, VERIFY, –, EXT. AUTH, –
         FileBody::PublicKey { .. } => [u, x, r, x, r, x, r, x],
         // WRITE, UPDATE, READ, ERASE
-        FileBody::Transparent { .. } | FileBody::Records { .. } | FileBody::FreeMemory => {
-            [u, u, r, d, x, x, x, x]
-        }
+        FileBody::Transparent { .. } | FileBody::Records { .. } | FileBody::FreeMemory => [u, u, r, d, x, x, x, x],
     }
 }
 
@@ -314,11 +261,7 @@ pub fn fcp(node: &FileNode, free: u32) -> Result<Fcp, Sw> {
             tlv(&mut f, 0x82, &[0x01, 0x01])?;
             tlv(&mut f, 0x83, &fid)?;
         }
-        FileBody::Records {
-            record_len,
-            max_records,
-            ..
-        } => {
+        FileBody::Records { record_len, max_records, .. } => {
             tlv(&mut f, 0x82, &[0x04, 0x01, 0x00, *record_len, *max_records])?;
             tlv(&mut f, 0x83, &fid)?;
             tlv(&mut f, 0x85, &[record_len / 7])?;
@@ -355,29 +298,14 @@ fn parse_create(data: &[u8], record_count: u8) -> Result<NewFile, Sw> {
         }
         Ok(())
     })?;
-    let (fid, size, b) = (
-        fid.ok_or(Sw::WrongData)?,
-        size.ok_or(Sw::WrongData)?,
-        ac.ok_or(Sw::WrongData)?,
-    );
+    let (fid, size, b) = (fid.ok_or(Sw::WrongData)?, size.ok_or(Sw::WrongData)?, ac.ok_or(Sw::WrongData)?);
     let (kind, acl) = match ty {
-        Some(0x38) => (
-            NewFileKind::Df,
-            Acl {
-                create: ac_of(b[0]),
-                read: ac_of(b[2]),
-                delete: ac_of(b[3]),
-                update: ac_of(b[0]),
-            },
-        ),
+        Some(0x38) => {
+            (NewFileKind::Df, Acl { create: ac_of(b[0]), read: ac_of(b[2]), delete: ac_of(b[3]), update: ac_of(b[0]) })
+        }
         Some(0x01) => (
             NewFileKind::Transparent { size },
-            Acl {
-                update: ac_of(b[1]),
-                read: ac_of(b[2]),
-                delete: ac_of(b[3]),
-                create: AccessCondition::Never,
-            },
+            Acl { update: ac_of(b[1]), read: ac_of(b[2]), delete: ac_of(b[3]), create: AccessCondition::Never },
         ),
         Some(0x04) => {
             let record_len = u8::try_from(size).map_err(|_| Sw::WrongData)?;
@@ -385,16 +313,8 @@ fn parse_create(data: &[u8], record_count: u8) -> Result<NewFile, Sw> {
                 return Err(Sw::WrongData);
             }
             (
-                NewFileKind::Records {
-                    record_len,
-                    max_records: record_count,
-                },
-                Acl {
-                    update: ac_of(b[1]),
-                    read: ac_of(b[2]),
-                    delete: ac_of(b[3]),
-                    create: AccessCondition::Never,
-                },
+                NewFileKind::Records { record_len, max_records: record_count },
+                Acl { update: ac_of(b[1]), read: ac_of(b[2]), delete: ac_of(b[3]), create: AccessCondition::Never },
             )
         }
         Some(0x14) if matches!(size, 1024 | 2048) => (
@@ -474,9 +394,7 @@ pub fn key_info(k: &KeySet, flags: u16) -> Vec<u8> {
 /// A container record (§2.4): exchange public/private/certificate FIDs, a zero signature
 /// triple, then the braced GUID.
 pub fn container_record(index: u8, guid: &str) -> Vec<u8> {
-    let mut r = vec![
-        0x10, index, 0x30, index, 0x20, index, 0, 0, 0, 0, 0, 0, 0x26,
-    ];
+    let mut r = vec![0x10, index, 0x30, index, 0x20, index, 0, 0, 0, 0, 0, 0, 0x26];
     r.extend_from_slice(format!("{{{guid}}}").as_bytes());
     r.resize(usize::from(CONTAINER_RECORD_LEN), 0);
     r
@@ -500,36 +418,19 @@ fn guid(serial: &str, index: u8) -> String {
 
 /// The AWP tree, PINs and keys for a personalisation.
 pub fn personalize(p: &Personalization) -> Result<CardImage, String> {
-    let serial = crate::hex::decode(&p.serial)
-        .ok()
-        .and_then(|b| <[u8; 4]>::try_from(b).ok());
+    let serial = crate::hex::decode(&p.serial).ok().and_then(|b| <[u8; 4]>::try_from(b).ok());
     let Some(serial_bytes) = serial else {
-        return Err(format!(
-            "an Oberthur serial is 8 hex digits, got {:?}",
-            p.serial
-        ));
+        return Err(format!("an Oberthur serial is 8 hex digits, got {:?}", p.serial));
     };
     let user = AccessCondition::Pin(Hex8(PIN_USER));
     let so = AccessCondition::Pin(Hex8(PIN_SO));
     let always = AccessCondition::Always;
     let never = AccessCondition::Never;
-    let acl = |read, update, create, delete| Acl {
-        read,
-        update,
-        create,
-        delete,
-    };
+    let acl = |read, update, create, delete| Acl { read, update, create, delete };
     let ef = |fid: u16, name: &str, read, update, data: Vec<u8>| {
-        FileNode::new(
-            fid,
-            Some(name),
-            acl(read, update, never, user),
-            FileBody::Transparent { data: Bytes(data) },
-        )
+        FileNode::new(fid, Some(name), acl(read, update, never, user), FileBody::Transparent { data: Bytes(data) })
     };
-    let mut label = format!("{} {}", p.holder.first_name, p.holder.last_name)
-        .trim()
-        .to_owned();
+    let mut label = format!("{} {}", p.holder.first_name, p.holder.last_name).trim().to_owned();
     if label.is_empty() {
         label = "Aruba PEC".into();
     }
@@ -537,21 +438,17 @@ pub fn personalize(p: &Personalization) -> Result<CardImage, String> {
     token_info.resize(32, b' ');
     token_info.extend_from_slice(&[0x00, 0x00, 0x04, 0x0D]);
 
-    let sets: Vec<(u8, &KeySet, u16)> = [
-        (KEY_AUTH, &p.auth, FLAGS_AUTH_KEY),
-        (KEY_SIGN, &p.sign, FLAGS_SIGN_KEY),
-    ]
-    .into_iter()
-    .filter_map(|(i, k, f)| k.as_ref().map(|k| (i, k, f)))
-    .collect();
+    let sets: Vec<(u8, &KeySet, u16)> = [(KEY_AUTH, &p.auth, FLAGS_AUTH_KEY), (KEY_SIGN, &p.sign, FLAGS_SIGN_KEY)]
+        .into_iter()
+        .filter_map(|(i, k, f)| k.as_ref().map(|k| (i, k, f)))
+        .collect();
     let mut public_list = Vec::new();
     let mut private_list = Vec::new();
     let mut containers = Vec::new();
     let mut public_files = Vec::new();
     let mut private_files = Vec::new();
     for &(i, k, flags) in &sets {
-        let bits =
-            u16::try_from(k.algorithm.rsa_bits().ok_or("Oberthur keys are RSA")?).unwrap_or(2048);
+        let bits = u16::try_from(k.algorithm.rsa_bits().ok_or("Oberthur keys are RSA")?).unwrap_or(2048);
         let cert_len = u16::try_from(k.certificate.len()).map_err(|_| "certificate too large")?;
         public_list.extend_from_slice(&list_entry(0x2000 | u16::from(i), cert_len));
         private_list.extend_from_slice(&list_entry(0x3000 | u16::from(i), bits));
@@ -562,33 +459,15 @@ pub fn personalize(p: &Personalization) -> Result<CardImage, String> {
             acl(always, user, never, never),
             FileBody::PublicKey { key: Hex8(i), bits },
         ));
-        public_files.push(ef(
-            0x2000 | u16::from(i),
-            "X.509 certificate",
-            always,
-            user,
-            k.certificate.clone(),
-        ));
-        public_files.push(ef(
-            0x2100 | u16::from(i),
-            "certificate info",
-            always,
-            user,
-            cert_info(k),
-        ));
+        public_files.push(ef(0x2000 | u16::from(i), "X.509 certificate", always, user, k.certificate.clone()));
+        public_files.push(ef(0x2100 | u16::from(i), "certificate info", always, user, cert_info(k)));
         private_files.push(FileNode::new(
             0x3000 | u16::from(i),
             Some("RSA private key"),
             acl(user, user, never, never),
             FileBody::PrivateKey { key: Hex8(i), bits },
         ));
-        private_files.push(ef(
-            0x3100 | u16::from(i),
-            "private key info",
-            always,
-            user,
-            key_info(k, flags),
-        ));
+        private_files.push(ef(0x3100 | u16::from(i), "private key info", always, user, key_info(k, flags)));
     }
     public_list.resize(250, 0);
     private_list.resize(125, 0);
@@ -600,22 +479,12 @@ pub fn personalize(p: &Personalization) -> Result<CardImage, String> {
             aid: None,
             children: vec![
                 ef(0x1000, "token info", always, so, token_info),
-                ef(
-                    0x2000,
-                    "PUK file (unblock code)",
-                    AccessCondition::Pin(Hex8(PUK)),
-                    so,
-                    puk_file_code(&p.puk),
-                ),
+                ef(0x2000, "PUK file (unblock code)", AccessCondition::Pin(Hex8(PUK)), so, puk_file_code(&p.puk)),
                 FileNode::new(
                     0x3000,
                     Some("container list"),
                     acl(always, user, never, user),
-                    FileBody::Records {
-                        record_len: CONTAINER_RECORD_LEN,
-                        max_records: 4,
-                        records: containers,
-                    },
+                    FileBody::Records { record_len: CONTAINER_RECORD_LEN, max_records: 4, records: containers },
                 ),
                 ef(0x4000, "public object list", always, user, public_list),
                 ef(0x5000, "private object list", always, user, private_list),
@@ -623,66 +492,43 @@ pub fn personalize(p: &Personalization) -> Result<CardImage, String> {
                     DF_PUBLIC,
                     Some("public objects"),
                     acl(always, user, user, user),
-                    FileBody::Df {
-                        aid: None,
-                        children: public_files,
-                    },
+                    FileBody::Df { aid: None, children: public_files },
                 ),
                 FileNode::new(
                     DF_PRIVATE,
                     Some("private objects"),
                     acl(always, user, user, user),
-                    FileBody::Df {
-                        aid: None,
-                        children: private_files,
-                    },
+                    FileBody::Df { aid: None, children: private_files },
                 ),
             ],
         },
     );
-    let mf = FileNode::new(
-        MF,
-        Some("MF"),
-        acl(always, never, so, never),
-        FileBody::Df {
-            aid: None,
-            children: vec![awp],
-        },
-    );
+    let mf =
+        FileNode::new(MF, Some("MF"), acl(always, never, so, never), FileBody::Df { aid: None, children: vec![awp] });
     let blank = sets.is_empty();
-    let pin =
-        |reference: u8, label: &str, role, value: &str, tries: u8, unblocked_by: Option<u8>| {
-            PinObject {
-                reference: Hex8(reference),
-                label: label.into(),
-                role,
-                df: vec![Hex16(MF), Hex16(DF_AWP)],
-                value: value.into(),
-                charset: Charset::Ascii,
-                min_len: 4,
-                max_len: 64,
-                pad_len: 64,
-                pad_byte: Hex8(0xFF),
-                max_tries: tries,
-                tries_left: tries,
-                unblocked_by: unblocked_by.map(Hex8),
-            }
-        };
-    let user_pin = if blank {
-        super::cns::DEFAULT_PIN
-    } else {
-        p.pin.as_str()
+    let pin = |reference: u8, label: &str, role, value: &str, tries: u8, unblocked_by: Option<u8>| PinObject {
+        reference: Hex8(reference),
+        label: label.into(),
+        role,
+        df: vec![Hex16(MF), Hex16(DF_AWP)],
+        value: value.into(),
+        charset: Charset::Ascii,
+        min_len: 4,
+        max_len: 64,
+        pad_len: 64,
+        pad_byte: Hex8(0xFF),
+        max_tries: tries,
+        tries_left: tries,
+        unblocked_by: unblocked_by.map(Hex8),
     };
+    let user_pin = if blank { super::cns::DEFAULT_PIN } else { p.pin.as_str() };
     let keys = sets
         .iter()
         .map(|&(i, k, _)| KeyObject {
             reference: Hex8(i),
             label: k.label.clone(),
             algorithm: k.algorithm,
-            usage: KeyUsage {
-                sign: true,
-                decipher: i == KEY_AUTH,
-            },
+            usage: KeyUsage { sign: true, decipher: i == KEY_AUTH },
             pin: Hex8(PIN_USER),
             always_authenticate: i == KEY_SIGN,
             material: Some(k.material.clone()),
@@ -702,14 +548,7 @@ pub fn personalize(p: &Personalization) -> Result<CardImage, String> {
         mf,
         pins: vec![
             pin(PIN_SO, "SO PIN", PinRole::So, &p.so_pin, 3, None),
-            pin(
-                PIN_USER,
-                "SCM",
-                PinRole::User,
-                user_pin,
-                p.pin_tries,
-                Some(PUK),
-            ),
+            pin(PIN_USER, "SCM", PinRole::User, user_pin, p.pin_tries, Some(PUK)),
             pin(PUK, "PUK", PinRole::Puk, &p.puk, p.puk_tries, None),
         ],
         keys,

@@ -7,9 +7,7 @@ use firmalab_emulator::{Card, CardImage, CardRng};
 use std::path::PathBuf;
 
 pub fn fixture_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../fixtures/cards")
-        .join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/cards").join(name)
 }
 
 pub fn image(name: &str) -> CardImage {
@@ -35,17 +33,11 @@ pub struct Session {
 
 impl Session {
     pub fn new(name: &str) -> Self {
-        Session {
-            card: card(name),
-            trace: vec![],
-        }
+        Session { card: card(name), trace: vec![] }
     }
 
     pub fn with(card: Card) -> Self {
-        Session {
-            card,
-            trace: vec![],
-        }
+        Session { card, trace: vec![] }
     }
 
     /// Sends an APDU and returns the whole response.
@@ -69,10 +61,7 @@ impl Session {
     pub fn expect(&mut self, cmd: &str, want: &str) -> Vec<u8> {
         let r = self.sendh(cmd);
         if let Err(why) = matches(&r, want) {
-            panic!(
-                "APDU {cmd} expected {want}: {why}\ntrace:\n{}",
-                self.trace.join("\n")
-            );
+            panic!("APDU {cmd} expected {want}: {why}\ntrace:\n{}", self.trace.join("\n"));
         }
         r[..r.len() - 2].to_vec()
     }
@@ -97,39 +86,22 @@ fn matches(r: &[u8], want: &str) -> Result<(), String> {
         _ => return Err(format!("bad expectation {want:?}")),
     };
     if hex::encode(sw) != sw_want.to_uppercase() {
-        return Err(format!(
-            "got SW {} with {} data bytes ({})",
-            hex::encode(sw),
-            data.len(),
-            hex::encode(data)
-        ));
+        return Err(format!("got SW {} with {} data bytes ({})", hex::encode(sw), data.len(), hex::encode(data)));
     }
     match data_want {
         None if data.is_empty() => Ok(()),
-        None => Err(format!(
-            "expected no data, got {} bytes {}",
-            data.len(),
-            hex::encode(data)
-        )),
+        None => Err(format!("expected no data, got {} bytes {}", data.len(), hex::encode(data))),
         Some("*") => Ok(()),
         Some(d) if d.starts_with('#') => {
             let n: usize = d[1..].parse().map_err(|_| format!("bad length {d}"))?;
-            if data.len() == n {
-                Ok(())
-            } else {
-                Err(format!("expected {n} data bytes, got {}", data.len()))
-            }
+            if data.len() == n { Ok(()) } else { Err(format!("expected {n} data bytes, got {}", data.len())) }
         }
         Some(d) if d.ends_with("..") => {
             let prefix = h(&d[..d.len() - 2]);
             if data.starts_with(&prefix) {
                 Ok(())
             } else {
-                Err(format!(
-                    "data {} does not start with {}",
-                    hex::encode(data),
-                    &d[..d.len() - 2]
-                ))
+                Err(format!("data {} does not start with {}", hex::encode(data), &d[..d.len() - 2]))
             }
         }
         Some(d) => {
@@ -163,21 +135,14 @@ pub fn pkcs1_block(digest: &[u8], k: usize) -> Vec<u8> {
 pub fn sha256_digest_info(msg: &[u8]) -> (Vec<u8>, Vec<u8>) {
     use sha2::{Digest, Sha256};
     let d = Sha256::digest(msg).to_vec();
-    let di: Vec<u8> = h("3031300d060960864801650304020105000420")
-        .into_iter()
-        .chain(d.clone())
-        .collect();
+    let di: Vec<u8> = h("3031300d060960864801650304020105000420").into_iter().chain(d.clone()).collect();
     (d, di)
 }
 
 /// The RSA public key of key slot `reference` of a card image.
 pub fn public_key(image: &CardImage, reference: u8) -> rsa::RsaPublicKey {
     use firmalab_emulator::keys::LoadedKey;
-    let k = image
-        .keys
-        .iter()
-        .find(|k| k.reference.0 == reference)
-        .unwrap();
+    let k = image.keys.iter().find(|k| k.reference.0 == reference).unwrap();
     match k.material.as_ref().unwrap().load().unwrap() {
         LoadedKey::Rsa(k) => k.to_public_key(),
         LoadedKey::EcP256(_) => panic!("not RSA"),

@@ -19,26 +19,14 @@ impl InProcess {
         let label = format!("in-process {}", path.display());
         let mut card = Card::new(image, rng);
         card.power_on();
-        Ok(InProcess {
-            host: HostedCard {
-                card,
-                image_path: Some(path),
-            },
-            label,
-        })
+        Ok(InProcess { host: HostedCard { card, image_path: Some(path) }, label })
     }
 
     /// An ephemeral card (never saved).
     pub fn ephemeral(image: CardImage, rng: CardRng, label: &str) -> Self {
         let mut card = Card::new(image, rng);
         card.power_on();
-        InProcess {
-            host: HostedCard {
-                card,
-                image_path: None,
-            },
-            label: format!("in-process {label}"),
-        }
+        InProcess { host: HostedCard { card, image_path: None }, label: format!("in-process {label}") }
     }
 
     pub fn card(&self) -> &Card {

@@ -18,10 +18,7 @@ pub enum TransportError {
     /// No PC/SC service (pcscd not running).
     NoService(String),
     /// The named reader does not exist; the list of readers that do.
-    NoReader {
-        wanted: String,
-        available: Vec<String>,
-    },
+    NoReader { wanted: String, available: Vec<String> },
     /// No card in the reader (within the wait).
     NoCard(String),
     /// The card was removed or reset under us.
@@ -61,15 +58,9 @@ impl Response {
         match bytes.len().checked_sub(2) {
             Some(n) => {
                 let (data, sw) = bytes.split_at(n);
-                Ok(Response {
-                    data: data.to_vec(),
-                    sw: Sw::from_u16(u16::from_be_bytes([sw[0], sw[1]])),
-                })
+                Ok(Response { data: data.to_vec(), sw: Sw::from_u16(u16::from_be_bytes([sw[0], sw[1]])) })
             }
-            None => Err(TransportError::Other(format!(
-                "response of {} bytes has no status word",
-                bytes.len()
-            ))),
+            None => Err(TransportError::Other(format!("response of {} bytes has no status word", bytes.len()))),
         }
     }
 
@@ -109,10 +100,7 @@ pub fn exchange(t: &mut dyn Transport, command: &[u8]) -> Result<Response, Trans
 const MAX_GET_RESPONSE: usize = 64;
 
 /// The follow-up logic of [`exchange`], over any transport.
-pub fn follow<T: Transport + ?Sized>(
-    t: &mut T,
-    command: &[u8],
-) -> Result<Response, TransportError> {
+pub fn follow<T: Transport + ?Sized>(t: &mut T, command: &[u8]) -> Result<Response, TransportError> {
     let mut r = Response::from_bytes(&t.transmit_raw(command)?)?;
     if let Sw::WrongLe(n) = r.sw
         && let Ok(mut apdu) = firmalab_emulator::apdu::Apdu::parse(command)

@@ -11,9 +11,7 @@ use std::time::{Duration, Instant};
 
 fn map(e: Error, reader: &str) -> TransportError {
     match e {
-        Error::NoService | Error::ServiceStopped | Error::NoReadersAvailable
-            if reader.is_empty() =>
-        {
+        Error::NoService | Error::ServiceStopped | Error::NoReadersAvailable if reader.is_empty() => {
             TransportError::NoService(e.to_string())
         }
         Error::NoService | Error::ServiceStopped => TransportError::NoService(e.to_string()),
@@ -47,24 +45,16 @@ pub struct ReaderInfo {
 pub fn list_readers() -> Result<Vec<ReaderInfo>, TransportError> {
     let ctx = context()?;
     let names = reader_names(&ctx)?;
-    let mut states: Vec<ReaderState> = names
-        .iter()
-        .map(|n| ReaderState::new(n.clone(), State::UNAWARE))
-        .collect();
+    let mut states: Vec<ReaderState> = names.iter().map(|n| ReaderState::new(n.clone(), State::UNAWARE)).collect();
     if !states.is_empty() {
-        ctx.get_status_change(Duration::from_millis(0), &mut states)
-            .map_err(|e| map(e, ""))?;
+        ctx.get_status_change(Duration::from_millis(0), &mut states).map_err(|e| map(e, ""))?;
     }
     Ok(states
         .iter()
         .map(|s| {
             let present = s.event_state().contains(State::PRESENT);
             let atr = present.then(|| s.atr().to_vec()).filter(|a| !a.is_empty());
-            ReaderInfo {
-                name: s.name().to_string_lossy().into_owned(),
-                recognised: atr.as_deref().map(recognise),
-                atr,
-            }
+            ReaderInfo { name: s.name().to_string_lossy().into_owned(), recognised: atr.as_deref().map(recognise), atr }
         })
         .collect())
 }
@@ -72,34 +62,19 @@ pub fn list_readers() -> Result<Vec<ReaderInfo>, TransportError> {
 /// Finds the reader: exact name, else the only one containing `wanted`.
 fn pick(ctx: &Context, wanted: &str) -> Result<CString, TransportError> {
     let names = reader_names(ctx)?;
-    let display: Vec<String> = names
-        .iter()
-        .map(|n| n.to_string_lossy().into_owned())
-        .collect();
+    let display: Vec<String> = names.iter().map(|n| n.to_string_lossy().into_owned()).collect();
     if let Some(i) = display.iter().position(|n| n == wanted) {
         return Ok(names[i].clone());
     }
-    let hits: Vec<usize> = display
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| n.contains(wanted))
-        .map(|(i, _)| i)
-        .collect();
+    let hits: Vec<usize> = display.iter().enumerate().filter(|(_, n)| n.contains(wanted)).map(|(i, _)| i).collect();
     match hits.as_slice() {
         [i] => Ok(names[*i].clone()),
-        _ => Err(TransportError::NoReader {
-            wanted: wanted.into(),
-            available: display,
-        }),
+        _ => Err(TransportError::NoReader { wanted: wanted.into(), available: display }),
     }
 }
 
 /// Blocks until a card is present in the reader (SCardGetStatusChange), up to `timeout`.
-pub fn wait_for_card(
-    ctx: &Context,
-    reader: &CString,
-    timeout: Duration,
-) -> Result<(), TransportError> {
+pub fn wait_for_card(ctx: &Context, reader: &CString, timeout: Duration) -> Result<(), TransportError> {
     let name = reader.to_string_lossy().into_owned();
     let deadline = Instant::now() + timeout;
     let mut states = [ReaderState::new(reader.clone(), State::UNAWARE)];
@@ -138,28 +113,16 @@ impl PcscTransport {
         let name = pick(&ctx, reader)?;
         wait_for_card(&ctx, &name, wait)?;
         let display = name.to_string_lossy().into_owned();
-        let card = ctx
-            .connect(&name, ShareMode::Shared, Protocols::T0 | Protocols::T1)
-            .map_err(|e| map(e, &display))?;
-        let atr = card
-            .status2_owned()
-            .map(|s| s.atr().to_vec())
-            .map_err(|e| map(e, &display))?;
-        Ok(PcscTransport {
-            card,
-            reader: display,
-            atr,
-            _ctx: ctx,
-        })
+        let card =
+            ctx.connect(&name, ShareMode::Shared, Protocols::T0 | Protocols::T1).map_err(|e| map(e, &display))?;
+        let atr = card.status2_owned().map(|s| s.atr().to_vec()).map_err(|e| map(e, &display))?;
+        Ok(PcscTransport { card, reader: display, atr, _ctx: ctx })
     }
 }
 
 fn transmit_on(card: &pcsc::Card, reader: &str, command: &[u8]) -> Result<Vec<u8>, TransportError> {
     let mut buf = [0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED];
-    Ok(card
-        .transmit(command, &mut buf)
-        .map_err(|e| map(e, reader))?
-        .to_vec())
+    Ok(card.transmit(command, &mut buf).map_err(|e| map(e, reader))?.to_vec())
 }
 
 /// The card inside one open transaction.
@@ -180,9 +143,7 @@ impl Transport for InTransaction<'_> {
         self.reader.to_owned()
     }
     fn reset(&mut self) -> Result<(), TransportError> {
-        Err(TransportError::Other(
-            "no reset inside a transaction".into(),
-        ))
+        Err(TransportError::Other("no reset inside a transaction".into()))
     }
 }
 
@@ -190,23 +151,14 @@ impl Transport for PcscTransport {
     fn transmit_raw(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
         let tx = self.card.transaction().map_err(|e| map(e, &self.reader))?;
         let r = transmit_on(&tx, &self.reader, command)?;
-        tx.end(Disposition::LeaveCard)
-            .map_err(|(_, e)| map(e, &self.reader))?;
+        tx.end(Disposition::LeaveCard).map_err(|(_, e)| map(e, &self.reader))?;
         Ok(r)
     }
 
     fn exchange(&mut self, command: &[u8]) -> Result<super::Response, TransportError> {
         let tx = self.card.transaction().map_err(|e| map(e, &self.reader))?;
-        let r = super::follow(
-            &mut InTransaction {
-                card: &tx,
-                reader: &self.reader,
-                atr: &self.atr,
-            },
-            command,
-        )?;
-        tx.end(Disposition::LeaveCard)
-            .map_err(|(_, e)| map(e, &self.reader))?;
+        let r = super::follow(&mut InTransaction { card: &tx, reader: &self.reader, atr: &self.atr }, command)?;
+        tx.end(Disposition::LeaveCard).map_err(|(_, e)| map(e, &self.reader))?;
         Ok(r)
     }
 
@@ -220,11 +172,7 @@ impl Transport for PcscTransport {
 
     fn reset(&mut self) -> Result<(), TransportError> {
         self.card
-            .reconnect(
-                ShareMode::Shared,
-                Protocols::T0 | Protocols::T1,
-                Disposition::ResetCard,
-            )
+            .reconnect(ShareMode::Shared, Protocols::T0 | Protocols::T1, Disposition::ResetCard)
             .map_err(|e| map(e, &self.reader))
     }
 }
