@@ -371,4 +371,54 @@ mod with_stack {
         );
         card.remove();
     }
+
+    #[test]
+    fn card_process_saves_before_answering_survives_a_pcscd_restart_and_stops_on_sigterm() {
+        let Some((_shared, _turn)) =
+            stack("card_process_saves_before_answering_survives_a_pcscd_restart_and_stops_on_sigterm")
+        else {
+            return;
+        };
+        // Its own pcscd, so it can be restarted.
+        let first = firmalab_harness::stack::PrivateStack::start().expect("private pcscd");
+        let dir = scratch("process");
+        let img = dir.join("card.json");
+        std::fs::copy(
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/cards/cns-renewable.json"),
+            &img,
+        )
+        .unwrap();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_firmalab"))
+            .args(["card", "--image", img.to_str().unwrap(), "--vpcd", &first.vpcd_addr(0)])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let reader = firmalab_harness::stack::PrivateStack::reader(0);
+        let wait = |s: &firmalab_harness::stack::PrivateStack| {
+            let o = firmalab(s, &["readers", "--wait", &reader, "--timeout", "15"]);
+            assert!(o.status.success(), "{}", text(&o));
+        };
+        wait(&first);
+        let o = client(&first, "opensc-tool", &["-r", "0", "-s", "00200090083131313131313131"]);
+        assert!(text(&o).contains("SW1=0x63, SW2=0xC2"), "{}", text(&o));
+        // The answered 63C2 is already on disk.
+        let saved = firmalab_emulator::CardImage::load(&img).unwrap();
+        assert_eq!(saved.pins[0].tries_left, 2);
+
+        first.stop();
+        let second =
+            firmalab_harness::stack::PrivateStack::start_on(first.port).expect("pcscd restarted on the same port");
+        wait(&second);
+        let o = client(&second, "opensc-tool", &["-r", "0", "-s", "00200090"]);
+        assert!(text(&o).contains("SW1=0x63, SW2=0xC2"), "the same card came back: {}", text(&o));
+
+        std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        let status = child.wait().unwrap();
+        let mut err = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+        assert!(status.success(), "clean exit on SIGTERM: {status:?} {err}");
+        assert!(err.contains("cards removed"), "{err}");
+        assert!(err.contains("Disconnected"), "it saw pcscd go: {err}");
+        second.stop();
+    }
 }

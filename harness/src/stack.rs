@@ -104,7 +104,8 @@ impl PrivateStack {
         Err(last)
     }
 
-    fn start_on(port: u16) -> Result<Self, String> {
+    /// Starts a private pcscd on a given vpcd port pair (a restart on the same port).
+    pub fn start_on(port: u16) -> Result<Self, String> {
         let dir = std::env::temp_dir().join(format!("firmalab-pcsc-{}-{port}", std::process::id()));
         let io = |e: std::io::Error| format!("{}: {e}", dir.display());
         std::fs::create_dir_all(dir.join("run")).map_err(io)?;
