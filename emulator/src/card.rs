@@ -71,7 +71,7 @@ pub struct Card {
     pending_pos: usize,
     reply: HVec<u8, REPLY_CAPACITY>,
     /// Parsed private keys by reference (derived from the image; dropped when keys change).
-    loaded: Vec<(u8, LoadedKey)>,
+    loaded: Vec<(u8, bool, LoadedKey)>,
     changed: bool,
 }
 
@@ -320,6 +320,7 @@ impl Card {
             }
             Command::GetResponse { le } => self.get_response(le),
             Command::GenerateKeyPair(spec) => self.generate_key_pair(spec),
+            Command::CommitKey { key, certificate } => self.commit_key(key, certificate),
             Command::ReadPublicComponent { exponent, le } => self.read_public_component(exponent, le),
             Command::CreateFile(spec) => self.create_file(spec),
             Command::DeleteFile { fid, df } => self.delete_file(fid, df),
@@ -603,6 +604,8 @@ impl Card {
                     pin,
                     always_authenticate: false,
                     material: None,
+                    pending: None,
+                    certificate: None,
                 });
             }
         }
@@ -845,8 +848,11 @@ impl Card {
 
     fn mse_set(&mut self, op: SecOp, key: KeySelector) -> Result<Sw> {
         self.vol.se = None;
-        if let KeySelector::Reference(r) = key {
+        if let KeySelector::Reference(r) | KeySelector::Pending(r) = key {
             let k = self.key_index(r).and_then(|i| self.image.keys.get(i)).ok_or(Sw::ReferencedDataNotFound)?;
+            if matches!(key, KeySelector::Pending(_)) && k.pending.is_none() {
+                return Err(Sw::ReferencedDataNotFound);
+            }
             if !usage_allows(k.usage, op) {
                 return Err(Sw::WrongData);
             }
@@ -856,13 +862,14 @@ impl Card {
     }
 
     /// The key a PSO uses, after every check: SE for this operation, key present, usage, PIN.
-    fn key_for(&mut self, op: SecOp) -> Result<(usize, u8)> {
+    fn key_for(&mut self, op: SecOp) -> Result<(usize, u8, bool)> {
         let se = self.vol.se.ok_or(Sw::ConditionsNotSatisfied)?;
         if se.op != op {
             return Err(Sw::ConditionsNotSatisfied);
         }
+        let pending = matches!(se.key, KeySelector::Pending(_));
         let reference = match se.key {
-            KeySelector::Reference(r) => r,
+            KeySelector::Reference(r) | KeySelector::Pending(r) => r,
             KeySelector::CurrentEf => {
                 let ef = self.current_ef().map_err(|_| Sw::ConditionsNotSatisfied)?;
                 match ef.body {
@@ -876,7 +883,8 @@ impl Card {
         };
         let ki = self.key_index(reference).ok_or(Sw::ReferencedDataNotFound)?;
         let key = self.image.keys.get(ki).ok_or(Sw::Unknown)?;
-        if key.material.is_none() {
+        let present = if pending { key.pending.is_some() } else { key.material.is_some() };
+        if !present {
             return Err(Sw::ReferencedDataNotFound);
         }
         if !usage_allows(key.usage, op) {
@@ -886,16 +894,17 @@ impl Card {
         if !self.vol.verified.get(pin) {
             return Err(Sw::SecurityNotSatisfied);
         }
-        Ok((ki, reference))
+        Ok((ki, reference, pending))
     }
 
-    fn loaded_key(&mut self, ki: usize, reference: u8) -> Result<usize> {
-        if let Some(i) = self.loaded.iter().position(|(r, _)| *r == reference) {
+    fn loaded_key(&mut self, ki: usize, reference: u8, pending: bool) -> Result<usize> {
+        if let Some(i) = self.loaded.iter().position(|(r, p, _)| *r == reference && *p == pending) {
             return Ok(i);
         }
-        let material = self.image.keys.get(ki).and_then(|k| k.material.as_ref()).ok_or(Sw::ReferencedDataNotFound)?;
-        let key = material.load()?;
-        self.loaded.push((reference, key));
+        let slot = self.image.keys.get(ki).ok_or(Sw::ReferencedDataNotFound)?;
+        let material = if pending { slot.pending.as_ref() } else { slot.material.as_ref() };
+        let key = material.ok_or(Sw::ReferencedDataNotFound)?.load()?;
+        self.loaded.push((reference, pending, key));
         Ok(self.loaded.len() - 1)
     }
 
@@ -911,9 +920,9 @@ impl Card {
     }
 
     fn compute_signature(&mut self, input: &[u8], padding: SignPadding) -> Result<Sw> {
-        let (ki, reference) = self.key_for(SecOp::Sign)?;
-        let li = self.loaded_key(ki, reference)?;
-        let (_, key) = self.loaded.get(li).ok_or(Sw::Unknown)?;
+        let (ki, reference, pending) = self.key_for(SecOp::Sign)?;
+        let li = self.loaded_key(ki, reference, pending)?;
+        let (_, _, key) = self.loaded.get(li).ok_or(Sw::Unknown)?;
         let sig = match (key, padding) {
             (LoadedKey::EcP256(_), _) => key.ecdsa_sign_prehash(input)?,
             (LoadedKey::Rsa(_), SignPadding::Raw) => key.rsa_raw(input, &mut self.rng)?,
@@ -925,9 +934,9 @@ impl Card {
     }
 
     fn decipher(&mut self, input: &[u8], unpad: bool) -> Result<Sw> {
-        let (ki, reference) = self.key_for(SecOp::Decipher)?;
-        let li = self.loaded_key(ki, reference)?;
-        let (_, key) = self.loaded.get(li).ok_or(Sw::Unknown)?;
+        let (ki, reference, pending) = self.key_for(SecOp::Decipher)?;
+        let li = self.loaded_key(ki, reference, pending)?;
+        let (_, _, key) = self.loaded.get(li).ok_or(Sw::Unknown)?;
         let plain =
             if unpad { key.rsa_decrypt_pkcs1(input, &mut self.rng)? } else { key.rsa_raw(input, &mut self.rng)? };
         self.consume_authentication(ki);
@@ -976,7 +985,7 @@ impl Card {
 
     fn generate_key_pair(&mut self, spec: KeyGen) -> Result<Sw> {
         let (reference, algorithm) = match spec {
-            KeyGen::Slot { key, algorithm } => (key, algorithm),
+            KeyGen::Slot { key, algorithm, .. } => (key, algorithm),
             KeyGen::Files { public, private } => {
                 let prv_path = self.find_file(private, true).ok_or(Sw::FileNotFound)?;
                 let pub_path = self.find_file(public, false).ok_or(Sw::FileNotFound)?;
@@ -1001,21 +1010,81 @@ impl Card {
         if algorithm == Algorithm::EcP256 && !self.image.capabilities.p256 {
             return Err(Sw::WrongData);
         }
-        let old = if slot.material.is_some() { slot.algorithm.eeprom_bytes() } else { 0 };
+        let pending = matches!(spec, KeyGen::Slot { pending: true, .. });
+        if pending && algorithm != slot.algorithm {
+            // A renewal keeps the slot's algorithm.
+            return Err(Sw::WrongData);
+        }
+        let old = match (pending, &slot.material, &slot.pending) {
+            (false, Some(_), _) | (true, _, Some(_)) => slot.algorithm.eeprom_bytes(),
+            _ => 0,
+        };
         if algorithm.eeprom_bytes().saturating_sub(old) > self.image.eeprom_free() {
             return Err(Sw::NotEnoughMemory);
         }
         let material = KeyMaterial::generate(algorithm, &mut self.rng)?;
         let public = material.load()?.public();
         let slot = self.image.keys.get_mut(ki).ok_or(Sw::Unknown)?;
-        slot.algorithm = algorithm;
-        slot.material = Some(material);
+        if pending {
+            slot.pending = Some(material);
+        } else {
+            slot.algorithm = algorithm;
+            slot.material = Some(material);
+        }
         self.loaded.clear();
         self.changed = true;
         match (spec, public) {
             (KeyGen::Files { .. }, PublicKey::Rsa { modulus, .. }) => self.emit(&modulus)?,
             (_, public) => self.emit_public_template(&public)?,
         }
+        Ok(Sw::Ok)
+    }
+
+    /// Makes the pending key of a slot its key and writes the slot's certificate EF, in one
+    /// step: before it the old key and certificate are in use, after it the new ones.
+    fn commit_key(&mut self, reference: u8, certificate: &[u8]) -> Result<Sw> {
+        let ki = self.key_index(reference).ok_or(Sw::ReferencedDataNotFound)?;
+        let slot = self.image.keys.get(ki).ok_or(Sw::Unknown)?;
+        let pin = self.pin_index(slot.pin).ok_or(Sw::ReferencedDataNotFound)?;
+        if !self.vol.verified.get(pin) {
+            return Err(Sw::SecurityNotSatisfied);
+        }
+        if slot.pending.is_none() {
+            return Err(Sw::ConditionsNotSatisfied);
+        }
+        let path: Vec<u16> = slot.certificate.as_ref().ok_or(Sw::ReferencedDataNotFound)?.iter().map(|h| h.0).collect();
+        let (parent, fid) = match path.split_last() {
+            Some((fid, parent)) if !parent.is_empty() => (parent, *fid),
+            _ => return Err(Sw::ReferencedDataNotFound),
+        };
+        let pin_ref = slot.pin;
+        let old_len = fs::lookup(&self.image.mf, &path).map_or(0, FileNode::size);
+        let grow = u32::try_from(certificate.len().saturating_sub(old_len)).unwrap_or(u32::MAX);
+        if grow > self.image.eeprom_free() {
+            return Err(Sw::NotEnoughMemory);
+        }
+        let dir =
+            fs::lookup_mut(&mut self.image.mf, parent).and_then(FileNode::children_mut).ok_or(Sw::FileNotFound)?;
+        let data = Bytes(certificate.to_vec());
+        match dir.iter_mut().find(|c| c.fid.0 == fid) {
+            Some(FileNode { body: FileBody::Transparent { data: d }, .. }) => *d = data,
+            Some(_) => return Err(Sw::IncompatibleFile),
+            None => dir.push(FileNode::new(
+                fid,
+                None,
+                fs::Acl {
+                    read: AccessCondition::Always,
+                    update: AccessCondition::Pin(pin_ref),
+                    create: AccessCondition::Never,
+                    delete: AccessCondition::Never,
+                },
+                FileBody::Transparent { data },
+            )),
+        }
+        let slot = self.image.keys.get_mut(ki).ok_or(Sw::Unknown)?;
+        slot.material = slot.pending.take();
+        self.loaded.clear();
+        self.changed = true;
         Ok(Sw::Ok)
     }
 
@@ -1048,8 +1117,8 @@ impl Card {
         };
         self.require(ef.acl.read)?;
         let ki = self.key_index(key.0).ok_or(Sw::ReferencedDataNotFound)?;
-        let li = self.loaded_key(ki, key.0)?;
-        let (_, loaded) = self.loaded.get(li).ok_or(Sw::Unknown)?;
+        let li = self.loaded_key(ki, key.0, false)?;
+        let (_, _, loaded) = self.loaded.get(li).ok_or(Sw::Unknown)?;
         match loaded.public() {
             PublicKey::Rsa { modulus, exponent: e } => {
                 let v = if exponent { e } else { modulus };

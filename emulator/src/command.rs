@@ -67,6 +67,8 @@ pub enum SecOp {
 pub enum KeySelector {
     /// By reference (CNS: `83 01 kk`).
     Reference(u8),
+    /// The pending (generated, not yet committed) key of slot `kk` (CNS renewal: `84 01 kk`).
+    Pending(u8),
     /// The private-key EF selected just before (Oberthur: MSE carries no key reference).
     CurrentEf,
 }
@@ -84,8 +86,9 @@ pub enum UnblockProof<'a> {
 /// What the new key is.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum KeyGen {
-    /// CNS: `00 46 00 kk` with the modulus bits (`08 00`) or the P-256 OID: regenerate slot `kk`.
-    Slot { key: u8, algorithm: Algorithm },
+    /// CNS: `00 46 00 kk` with the modulus bits (`08 00`) or the P-256 OID: regenerate slot `kk`;
+    /// with P1 = `80` the new key is *pending*: the active key stays in use until committed.
+    Slot { key: u8, algorithm: Algorithm, pending: bool },
     /// Oberthur: `00 46 00 00` with public FID ‖ private FID: size from the private-key EF.
     Files { public: u16, private: u16 },
 }
@@ -203,6 +206,12 @@ pub enum Command<'a> {
         le: usize,
     },
     GenerateKeyPair(KeyGen),
+    /// CNS renewal commit (`00 46 81 kk` + the new certificate): in one step the pending key
+    /// of slot `kk` becomes its key and the certificate EF of the slot gets the new content.
+    CommitKey {
+        key: u8,
+        certificate: &'a [u8],
+    },
     /// Oberthur `80 B4 nn 00`: 1 = modulus, 2 = exponent of the selected public-key EF.
     ReadPublicComponent {
         exponent: bool,

@@ -233,7 +233,11 @@ impl CardImage {
 
     /// EEPROM bytes in use: files plus key material plus PIN objects.
     pub fn eeprom_used(&self) -> u32 {
-        let keys: u32 = self.keys.iter().filter(|k| k.material.is_some()).map(|k| k.algorithm.eeprom_bytes()).sum();
+        let keys: u32 = self
+            .keys
+            .iter()
+            .map(|k| k.algorithm.eeprom_bytes() * (u32::from(k.material.is_some()) + u32::from(k.pending.is_some())))
+            .sum();
         let pins = 32 * u32::try_from(self.pins.len()).unwrap_or(u32::MAX);
         self.mf.eeprom_used().saturating_add(keys).saturating_add(pins)
     }

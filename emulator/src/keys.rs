@@ -96,6 +96,13 @@ pub struct KeyObject {
     pub always_authenticate: bool,
     /// `None` for an empty slot (erased, or not generated yet).
     pub material: Option<KeyMaterial>,
+    /// A key generated for renewal and not committed yet (CNS): usable only through
+    /// `84 01 kk`, it replaces `material` on commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<KeyMaterial>,
+    /// The EF holding this key's certificate (path from the MF), written by the commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<Vec<crate::hex::Hex16>>,
 }
 
 /// A parsed private key, kept between operations so a signature does not re-parse DER.

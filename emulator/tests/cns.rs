@@ -476,3 +476,53 @@ fn atrs_are_recognised_as_opensc_would() {
     );
     assert_eq!(recognise(&h("3B8A80017670696363 2D746F79210A".replace(' ', "").as_str())).profile, None);
 }
+
+#[test]
+fn renewal_pending_key_coexists_with_the_old_one_and_commit_swaps_key_and_certificate_together() {
+    let mut s = Session::new("cns-renewable.json");
+    let old = public_key(s.card.image(), 0x10);
+    let (digest, _) = sha256_digest_info(b"csr");
+    let block = hex(&pkcs1_block(&digest, 256));
+    s.table(&[
+        ("00A4080C0414008110", "9000"),
+        ("0022F1B603840110", "6A88"), // nothing pending yet
+        (&format!("0020009A08{PIN}"), "9000"),
+        ("00468210020800", "6A86"),
+    ]);
+    s.expect("00468010020800", "#256 610E");
+    s.expect("00C000000E", "#14 9000");
+    let pending = {
+        let k = s.card.image().keys.iter().find(|k| k.reference.0 == 0x10).unwrap();
+        match k.pending.as_ref().unwrap().load().unwrap() {
+            firmalab_emulator::keys::LoadedKey::Rsa(k) => k.to_public_key(),
+            _ => unreachable!(),
+        }
+    };
+    assert_eq!(public_key(s.card.image(), 0x10), old, "the active key is untouched");
+    // The pending key signs (the PKCS#10 of the renewal) ...
+    s.expect(&format!("0020009A08{PIN}"), "9000");
+    s.expect("0022F1B603840110", "9000");
+    let sig = s.expect(&format!("002A9E9A000100{block}0000"), "#256 9000");
+    pending.verify(Pkcs1v15Sign::new::<Sha256>(), &digest, &sig).expect("signed by the pending key");
+    // ... and the old key still signs (the authorisation).
+    s.expect(&format!("0020009A08{PIN}"), "9000");
+    s.expect("0022F1B603830110", "9000");
+    let sig = s.expect(&format!("002A9E9A000100{block}0000"), "#256 9000");
+    old.verify(Pkcs1v15Sign::new::<Sha256>(), &digest, &sig).expect("signed by the old key");
+    // Commit with the new certificate, chained.
+    let cert: Vec<u8> = (0..600u32).map(|i| i as u8).collect();
+    s.expect(&format!("00468110FF{}", hex(&cert[..255])), "6982"); // PIN consumed by the last signature
+    s.expect(&format!("0020009A08{PIN}"), "9000");
+    s.expect(&format!("10468110FF{}", hex(&cert[..255])), "9000");
+    s.expect(&format!("10468110FF{}", hex(&cert[255..510])), "9000");
+    s.expect(&format!("004681105A{}", hex(&cert[510..])), "9000");
+    assert_eq!(public_key(s.card.image(), 0x10), pending);
+    assert!(s.card.image().keys.iter().all(|k| k.pending.is_none()));
+    s.expect("00A4080C0414009010", "9000");
+    let mut back = s.expect("00B00000FF", "#255 9000");
+    back.extend(s.expect("00B000FFFF", "#255 9000"));
+    back.extend(s.expect("00B001FE00", "#90 6282"));
+    assert_eq!(back, cert);
+    s.expect(&format!("0020009A08{PIN}"), "9000");
+    s.expect("004681100130", "6985"); // nothing pending any more
+}

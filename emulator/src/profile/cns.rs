@@ -47,6 +47,9 @@ pub const PUK_CNS1: u8 = 0x1B;
 /// Key references (security-environment numbers).
 pub const KEY_CNS0: u8 = 0x01;
 pub const KEY_CNS1: u8 = 0x10;
+/// Certificate EFs of the two key sets.
+pub const CERT_CNS0: [u16; 3] = [MF, 0x1100, 0x1101];
+pub const CERT_CNS1: [u16; 3] = [MF, 0x1400, 0x9010];
 /// The PIN a reset or a failed issuance leaves (spec/domain.md §0, FAQ CMS).
 pub const DEFAULT_PIN: &str = "12345";
 
@@ -110,14 +113,19 @@ pub fn parse<'a>(apdu: &Apdu<'a>) -> Result<Command<'a>, Sw> {
                 let op = c::mse_op(apdu.p2)?;
                 let mut key = None;
                 c::simple_tlv(apdu.data, |tag, v| match (tag, v) {
-                    (0x83 | 0x84, [kk]) => {
-                        key = Some(*kk);
+                    (0x83, [kk]) => {
+                        key = Some(KeySelector::Reference(*kk));
+                        Ok(())
+                    }
+                    // 84: the pending key of a slot being renewed.
+                    (0x84, [kk]) => {
+                        key = Some(KeySelector::Pending(*kk));
                         Ok(())
                     }
                     _ => Err(Sw::WrongData),
                 })?;
                 let key = key.ok_or(Sw::WrongData)?;
-                Ok(Command::MseSet { op, key: KeySelector::Reference(key) })
+                Ok(Command::MseSet { op, key })
             }
             _ => Err(Sw::WrongP1P2),
         },
@@ -131,10 +139,18 @@ pub fn parse<'a>(apdu: &Apdu<'a>) -> Result<Command<'a>, Sw> {
             }
         }
         (0x00, 0xC0) => c::get_response(apdu),
-        (0x00, 0x46) => {
-            if apdu.p1 != 0 {
-                return Err(Sw::WrongP1P2);
+        (0x00, 0x46) if apdu.p1 == 0x81 => {
+            if apdu.data.is_empty() {
+                return Err(Sw::WrongLength);
             }
+            Ok(Command::CommitKey { key: apdu.p2, certificate: apdu.data })
+        }
+        (0x00, 0x46) => {
+            let pending = match apdu.p1 {
+                0x00 => false,
+                0x80 => true,
+                _ => return Err(Sw::WrongP1P2),
+            };
             let algorithm = match apdu.data {
                 [0x04, 0x00] => Algorithm::Rsa1024,
                 [0x08, 0x00] => Algorithm::Rsa2048,
@@ -142,7 +158,7 @@ pub fn parse<'a>(apdu: &Apdu<'a>) -> Result<Command<'a>, Sw> {
                 [_, _] => return Err(Sw::WrongData),
                 _ => return Err(Sw::WrongLength),
             };
-            Ok(Command::GenerateKeyPair(KeyGen::Slot { key: apdu.p2, algorithm }))
+            Ok(Command::GenerateKeyPair(KeyGen::Slot { key: apdu.p2, algorithm, pending }))
         }
         (0x00, 0xE0) => {
             if p1p2 != (0, 0) {
@@ -419,18 +435,19 @@ pub fn personalize(p: &Personalization) -> Result<CardImage, String> {
         pin(PIN_CNS1, "PIN CNS1", PinRole::User, &[MF, 0x1400], &value(&p.pin), p.pin_tries, Some(PUK_CNS1)),
         pin(PUK_CNS1, "PUK CNS1", PinRole::Puk, &[MF, 0x1400], &p.puk, p.puk_tries, None),
     ];
-    let slot =
-        |reference: u8, label: &str, pin: u8, always_auth: bool, ks: &Option<KeySet>, default: Algorithm| KeyObject {
-            reference: Hex8(reference),
-            label: ks.as_ref().map_or_else(|| label.to_owned(), |k| k.label.clone()),
-            algorithm: ks.as_ref().map_or(default, |k| k.algorithm),
-            // Both PSO forms reach both keys: OpenSC signs through DECIPHER when the certificate
-            // implies a decipher usage (spec/cards.md §3.7).
-            usage: KeyUsage { sign: true, decipher: true },
-            pin: Hex8(pin),
-            always_authenticate: always_auth,
-            material: ks.as_ref().map(|k| k.material.clone()),
-        };
+    let slot = |reference: u8, label: &str, pin: u8, always_auth: bool, ks: &Option<KeySet>, cert: &[u16]| KeyObject {
+        reference: Hex8(reference),
+        label: ks.as_ref().map_or_else(|| label.to_owned(), |k| k.label.clone()),
+        algorithm: ks.as_ref().map_or(Algorithm::Rsa2048, |k| k.algorithm),
+        // Both PSO forms reach both keys: OpenSC signs through DECIPHER when the certificate
+        // implies a decipher usage (spec/cards.md §3.7).
+        usage: KeyUsage { sign: true, decipher: true },
+        pin: Hex8(pin),
+        always_authenticate: always_auth,
+        material: ks.as_ref().map(|k| k.material.clone()),
+        pending: None,
+        certificate: Some(cert.iter().map(|f| Hex16(*f)).collect()),
+    };
     Ok(CardImage {
         schema: SCHEMA_NAME.into(),
         version: SCHEMA_VERSION,
@@ -445,8 +462,8 @@ pub fn personalize(p: &Personalization) -> Result<CardImage, String> {
         mf,
         pins,
         keys: vec![
-            slot(KEY_CNS0, "CNS0 authentication key", PIN_CNS0, false, &p.auth, Algorithm::Rsa2048),
-            slot(KEY_CNS1, "CNS1 qualified signature key", PIN_CNS1, true, &p.sign, Algorithm::Rsa2048),
+            slot(KEY_CNS0, "CNS0 authentication key", PIN_CNS0, false, &p.auth, &CERT_CNS0),
+            slot(KEY_CNS1, "CNS1 qualified signature key", PIN_CNS1, true, &p.sign, &CERT_CNS1),
         ],
     })
 }
@@ -465,6 +482,7 @@ pub fn erase(image: &mut CardImage) {
     remove(image, &[MF, 0x1400], 0x9010);
     for k in &mut image.keys {
         k.material = None;
+        k.pending = None;
     }
     for p in image.pins.iter_mut().filter(|p| p.role == PinRole::User) {
         p.value = DEFAULT_PIN.into();

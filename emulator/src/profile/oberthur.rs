@@ -532,6 +532,8 @@ pub fn personalize(p: &Personalization) -> Result<CardImage, String> {
             pin: Hex8(PIN_USER),
             always_authenticate: i == KEY_SIGN,
             material: Some(k.material.clone()),
+            pending: None,
+            certificate: None,
         })
         .collect();
     Ok(CardImage {
