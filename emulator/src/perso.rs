@@ -7,22 +7,28 @@
 use crate::image::{CardImage, History, LifeCycle, ProfileKind};
 use crate::keys::{Algorithm, KeyMaterial};
 
-/// One key with its certificate.
+/// The public facts of a key and its certificate (what the Oberthur info files hold).
 #[derive(Clone, Debug)]
-pub struct KeySet {
+pub struct ObjectInfo {
     pub label: String,
-    /// PKCS#15 ID linking key and certificate (Oberthur info files).
+    /// PKCS#15 ID linking key and certificate.
     pub id: Vec<u8>,
-    pub algorithm: Algorithm,
-    pub material: KeyMaterial,
-    /// DER certificate.
-    pub certificate: Vec<u8>,
     /// DER subject and issuer Names of the certificate.
     pub subject: Vec<u8>,
     pub issuer: Vec<u8>,
     /// RSA modulus and public exponent, big endian.
     pub modulus: Vec<u8>,
     pub exponent: Vec<u8>,
+}
+
+/// One key with its certificate.
+#[derive(Clone, Debug)]
+pub struct KeySet {
+    pub info: ObjectInfo,
+    pub algorithm: Algorithm,
+    pub material: KeyMaterial,
+    /// DER certificate.
+    pub certificate: Vec<u8>,
 }
 
 /// Everything an issuer decides about a card.

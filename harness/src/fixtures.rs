@@ -8,7 +8,7 @@ use crate::dates::Date;
 use crate::pki::{self, CertKind, Holder, Issue, TestCa};
 use firmalab_emulator::image::{CardImage, History, LifeCycle, ProfileKind};
 use firmalab_emulator::keys::{Algorithm, KeyMaterial};
-use firmalab_emulator::perso::{self, KeySet, Personalization};
+use firmalab_emulator::perso::{self, KeySet, ObjectInfo, Personalization};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use rsa::RsaPrivateKey;
@@ -123,16 +123,28 @@ fn key_set(ca: &TestCa, req: &CardRequest<'_>, person: &Person, kind: CertKind, 
         not_after: req.not_after,
     })?;
     let (modulus, exponent) = pki::rsa_public_numbers(&key);
-    use der::Encode;
     Ok(KeySet {
+        info: object_info(&cert, kind, modulus, exponent)?,
+        algorithm: Algorithm::Rsa2048,
+        material: KeyMaterial::from_rsa(&key)?,
+        certificate: pki::der_of(&cert)?,
+    })
+}
+
+/// The public facts the Oberthur info files record for a certificate and its key.
+pub fn object_info(
+    cert: &x509_cert::Certificate,
+    kind: CertKind,
+    modulus: Vec<u8>,
+    exponent: Vec<u8>,
+) -> Result<ObjectInfo, String> {
+    use der::Encode;
+    Ok(ObjectInfo {
         label: match kind {
             CertKind::Authentication => "CNS0 authentication".into(),
             CertKind::QualifiedSignature => "CNS1 qualified signature".into(),
         },
         id: Sha256::digest(&modulus).get(..20).unwrap_or_default().to_vec(),
-        algorithm: Algorithm::Rsa2048,
-        material: KeyMaterial::from_rsa(&key)?,
-        certificate: pki::der_of(&cert)?,
         subject: cert.tbs_certificate().subject().to_der().map_err(|e| e.to_string())?,
         issuer: cert.tbs_certificate().issuer().to_der().map_err(|e| e.to_string())?,
         modulus,

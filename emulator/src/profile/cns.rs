@@ -437,7 +437,7 @@ pub fn personalize(p: &Personalization) -> Result<CardImage, String> {
     ];
     let slot = |reference: u8, label: &str, pin: u8, always_auth: bool, ks: &Option<KeySet>, cert: &[u16]| KeyObject {
         reference: Hex8(reference),
-        label: ks.as_ref().map_or_else(|| label.to_owned(), |k| k.label.clone()),
+        label: ks.as_ref().map_or_else(|| label.to_owned(), |k| k.info.label.clone()),
         algorithm: ks.as_ref().map_or(Algorithm::Rsa2048, |k| k.algorithm),
         // Both PSO forms reach both keys: OpenSC signs through DECIPHER when the certificate
         // implies a decipher usage (spec/cards.md §3.7).

@@ -25,7 +25,7 @@ use crate::fs::{AccessCondition, Acl, FileBody, FileNode, MF};
 use crate::hex::{Bytes, Hex8, Hex16};
 use crate::image::{Capabilities, CardImage, ProfileKind, SCHEMA_NAME, SCHEMA_VERSION};
 use crate::keys::{KeyObject, KeyUsage};
-use crate::perso::{KeySet, Personalization};
+use crate::perso::{KeySet, ObjectInfo, Personalization};
 use crate::security::{Charset, PinObject, PinRole};
 use crate::sw::Sw;
 
@@ -367,7 +367,7 @@ fn llv(out: &mut Vec<u8>, v: &[u8]) {
 }
 
 /// Certificate info blob `21nn` (§2.4).
-pub fn cert_info(k: &KeySet) -> Vec<u8> {
+pub fn cert_info(k: &ObjectInfo) -> Vec<u8> {
     let mut b = vec![0x00, 0x01];
     llv(&mut b, k.label.as_bytes());
     llv(&mut b, &k.id);
@@ -379,7 +379,7 @@ pub fn cert_info(k: &KeySet) -> Vec<u8> {
 
 /// Private-key info blob `31nn` (§2.4): flags, label, ID, 16 date bytes, subject, modulus,
 /// exponent (1-byte length + value).
-pub fn key_info(k: &KeySet, flags: u16) -> Vec<u8> {
+pub fn key_info(k: &ObjectInfo, flags: u16) -> Vec<u8> {
     let mut b = flags.to_be_bytes().to_vec();
     llv(&mut b, k.label.as_bytes());
     llv(&mut b, &k.id);
@@ -460,14 +460,14 @@ pub fn personalize(p: &Personalization) -> Result<CardImage, String> {
             FileBody::PublicKey { key: Hex8(i), bits },
         ));
         public_files.push(ef(0x2000 | u16::from(i), "X.509 certificate", always, user, k.certificate.clone()));
-        public_files.push(ef(0x2100 | u16::from(i), "certificate info", always, user, cert_info(k)));
+        public_files.push(ef(0x2100 | u16::from(i), "certificate info", always, user, cert_info(&k.info)));
         private_files.push(FileNode::new(
             0x3000 | u16::from(i),
             Some("RSA private key"),
             acl(user, user, never, never),
             FileBody::PrivateKey { key: Hex8(i), bits },
         ));
-        private_files.push(ef(0x3100 | u16::from(i), "private key info", always, user, key_info(k, flags)));
+        private_files.push(ef(0x3100 | u16::from(i), "private key info", always, user, key_info(&k.info, flags)));
     }
     public_list.resize(250, 0);
     private_list.resize(125, 0);
@@ -526,7 +526,7 @@ pub fn personalize(p: &Personalization) -> Result<CardImage, String> {
         .iter()
         .map(|&(i, k, _)| KeyObject {
             reference: Hex8(i),
-            label: k.label.clone(),
+            label: k.info.label.clone(),
             algorithm: k.algorithm,
             usage: KeyUsage { sign: true, decipher: i == KEY_AUTH },
             pin: Hex8(PIN_USER),

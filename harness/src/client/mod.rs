@@ -1,0 +1,323 @@
+//! Card clients: what Aruba's middleware (Bit4id `bit4ipki` / `bit4opki`) does with a card,
+//! one implementation per profile, speaking the card's own APDUs through a [`Transport`].
+//! Flows use only this trait; they never build APDUs.
+//!
+//! "The PIN" is the holder's view: on the CNS it is both user PIN objects (CNS0 `10` and
+//! CNS1 `1A`, issued with the same value), on Oberthur the AWP user PIN `81`. Likewise "the
+//! PUK".
+
+pub mod cns;
+pub mod oberthur;
+
+use crate::transport::{Response, Transport, TransportError};
+use firmalab_emulator::image::ProfileKind;
+use firmalab_emulator::perso::Holder;
+use firmalab_emulator::profile::recognise;
+use firmalab_emulator::{Sw, hex};
+use rsa::RsaPublicKey;
+use std::fmt;
+
+/// Which key of the card.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyRole {
+    /// CNS0 / the AWP exchange key: TLS client authentication and decryption.
+    Authentication,
+    /// CNS1 / DS: the qualified signature key (nonRepudiation).
+    Signature,
+}
+
+/// A certificate read from the card.
+#[derive(Clone, Debug)]
+pub struct CardCert {
+    pub role: KeyRole,
+    pub der: Vec<u8>,
+    /// Where it was read, e.g. `3F00/1400/9010`.
+    pub path: String,
+}
+
+/// One PIN or PUK object's counter.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Counter {
+    pub label: String,
+    /// Tries left (`None`: the card does not say).
+    pub tries_left: Option<u8>,
+    pub blocked: bool,
+}
+
+/// What presenting a PIN or PUK gave.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum PinOutcome {
+    Accepted,
+    Wrong { tries_left: u8 },
+    Blocked,
+}
+
+/// A key generated for renewal, not yet installed.
+#[derive(Clone, Debug)]
+pub struct StagedKey {
+    pub role: KeyRole,
+    pub public: RsaPublicKey,
+    /// Profile-specific handle (Oberthur: the new object index `nn`).
+    pub handle: u8,
+}
+
+/// A client failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientError {
+    Transport(TransportError),
+    /// The card answered a status word the step cannot continue with.
+    Card {
+        what: String,
+        sw: Sw,
+    },
+    /// The card's content is not what the profile expects.
+    Content(String),
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::Transport(e) => e.fmt(f),
+            ClientError::Card { what, sw } => write!(f, "{what}: card answered {sw} ({})", sw.meaning()),
+            ClientError::Content(s) => f.write_str(s),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+impl From<TransportError> for ClientError {
+    fn from(e: TransportError) -> Self {
+        ClientError::Transport(e)
+    }
+}
+
+pub type Result<T> = std::result::Result<T, ClientError>;
+
+/// A card, as the middleware sees it.
+pub trait CardClient {
+    fn profile(&self) -> ProfileKind;
+    fn atr(&self) -> Vec<u8>;
+    fn transport_name(&self) -> String;
+    /// The serial the holder sees (CNS EF_IDCarta; Oberthur CPLC IC serial in hex).
+    fn serial(&mut self) -> Result<String>;
+    fn certificates(&mut self) -> Result<Vec<CardCert>>;
+    /// Personal data stored on the card (CNS EF_DatiPersonali), if any.
+    fn holder(&mut self) -> Result<Option<Holder>>;
+    /// The life-cycle byte, where the card has one.
+    fn life_cycle(&mut self) -> Result<Option<u8>>;
+    /// Free EEPROM bytes, where the card reports them.
+    fn free_memory(&mut self) -> Result<Option<u32>>;
+    fn pin_counters(&mut self) -> Result<Vec<Counter>>;
+    fn puk_counters(&mut self) -> Result<Vec<Counter>>;
+    fn verify_pin(&mut self, pin: &str) -> Result<PinOutcome>;
+    fn change_pin(&mut self, old: &str, new: &str) -> Result<PinOutcome>;
+    fn change_puk(&mut self, old: &str, new: &str) -> Result<PinOutcome>;
+    fn unblock_pin(&mut self, puk: &str, new_pin: &str) -> Result<PinOutcome>;
+    /// PIN length rules of the card (min, max).
+    fn pin_length(&self) -> (usize, usize);
+    /// Signs a SHA-256 digest (PKCS#1 v1.5) with a key, presenting the PIN first (the
+    /// signature key needs it for every signature). `staged`: the renewal key instead.
+    fn sign_sha256(
+        &mut self,
+        role: KeyRole,
+        staged: Option<&StagedKey>,
+        digest: &[u8; 32],
+        pin: &str,
+    ) -> Result<Vec<u8>>;
+    /// Generates the renewal key for a role next to the current one.
+    fn stage_key(&mut self, role: KeyRole, pin: &str) -> Result<StagedKey>;
+    /// Installs a staged key with its certificate; the old key and certificate go.
+    fn install(&mut self, staged: &StagedKey, certificate: &[u8], pin: &str) -> Result<()>;
+    /// PKI Manager's reset: PIN login, then back to the blank card with the default PIN 12345.
+    fn reset(&mut self, pin: &str) -> Result<PinOutcome>;
+}
+
+/// Opens the right client for the card's ATR.
+pub fn open(transport: Box<dyn Transport>) -> Result<Box<dyn CardClient>> {
+    let atr = transport.atr();
+    match recognise(&atr).profile {
+        Some(ProfileKind::Cns) => Ok(Box::new(cns::Cns::new(transport))),
+        Some(ProfileKind::Oberthur) => Ok(Box::new(oberthur::Oberthur::new(transport)?)),
+        None => {
+            Err(ClientError::Content(format!("unknown card (ATR {}): {}", hex::encode(&atr), recognise(&atr).label)))
+        }
+    }
+}
+
+/// Sends a command (chained in 255-byte blocks when longer) and follows 61xx / 6Cxx.
+pub(crate) fn send(
+    t: &mut dyn Transport,
+    cla: u8,
+    ins: u8,
+    p1: u8,
+    p2: u8,
+    data: &[u8],
+    le: Option<u16>,
+) -> Result<Response> {
+    let mut chunks = data.chunks(255).peekable();
+    if data.is_empty() {
+        return Ok(t.exchange(&build(cla, ins, p1, p2, &[], le))?);
+    }
+    while let Some(chunk) = chunks.next() {
+        if chunks.peek().is_some() {
+            let r = t.exchange(&build(cla | 0x10, ins, p1, p2, chunk, None))?;
+            if !r.ok() {
+                return Ok(r);
+            }
+        } else {
+            return Ok(t.exchange(&build(cla, ins, p1, p2, chunk, le))?);
+        }
+    }
+    Err(ClientError::Content("empty chain".into()))
+}
+
+fn build(cla: u8, ins: u8, p1: u8, p2: u8, data: &[u8], le: Option<u16>) -> Vec<u8> {
+    let mut v = vec![cla, ins, p1, p2];
+    if !data.is_empty() {
+        v.push(data.len() as u8);
+        v.extend_from_slice(data);
+    }
+    if let Some(le) = le {
+        v.push(if le >= 256 { 0 } else { le as u8 });
+    }
+    v
+}
+
+/// `Ok` or a [`ClientError::Card`] naming the step.
+pub(crate) fn expect_ok(r: Response, what: &str) -> Result<Vec<u8>> {
+    if r.ok() || r.sw == Sw::EndOfFile { Ok(r.data) } else { Err(ClientError::Card { what: what.into(), sw: r.sw }) }
+}
+
+/// Maps a VERIFY/CHANGE/RESET answer.
+pub(crate) fn pin_outcome(r: &Response, what: &str) -> Result<PinOutcome> {
+    match r.sw {
+        Sw::Ok => Ok(PinOutcome::Accepted),
+        Sw::TriesLeft(n) => Ok(PinOutcome::Wrong { tries_left: n }),
+        Sw::AuthBlocked => Ok(PinOutcome::Blocked),
+        sw => Err(ClientError::Card { what: what.into(), sw }),
+    }
+}
+
+/// A status query answer as a counter.
+pub(crate) fn counter(label: &str, sw: Sw) -> Counter {
+    match sw {
+        Sw::TriesLeft(n) => Counter { label: label.into(), tries_left: Some(n), blocked: n == 0 },
+        Sw::AuthBlocked => Counter { label: label.into(), tries_left: Some(0), blocked: true },
+        _ => Counter { label: label.into(), tries_left: None, blocked: false },
+    }
+}
+
+/// `value` padded with `pad` to `len` bytes.
+pub(crate) fn padded(value: &str, len: usize, pad: u8) -> Vec<u8> {
+    let mut v = value.as_bytes().to_vec();
+    v.resize(len.max(v.len()), pad);
+    v
+}
+
+/// The SHA-256 DigestInfo prefix (RFC 8017 §9.2).
+pub const SHA256_DIGEST_INFO: [u8; 19] =
+    [0x30, 0x31, 0x30, 0x0D, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20];
+
+pub(crate) fn digest_info(digest: &[u8; 32]) -> Vec<u8> {
+    let mut v = SHA256_DIGEST_INFO.to_vec();
+    v.extend_from_slice(digest);
+    v
+}
+
+/// The PKCS#1 v1.5 type-01 block of a DigestInfo for a `k`-byte modulus.
+pub(crate) fn pkcs1_type1(digest_info: &[u8], k: usize) -> Vec<u8> {
+    let mut b = vec![0x00, 0x01];
+    b.resize(k.saturating_sub(digest_info.len() + 1), 0xFF);
+    b.push(0x00);
+    b.extend_from_slice(digest_info);
+    b
+}
+
+/// Which role a certificate plays: nonRepudiation means the qualified signature key.
+pub fn role_of(der: &[u8]) -> Option<KeyRole> {
+    use der::Decode;
+    use x509_cert::ext::pkix::KeyUsage;
+    let cert = x509_cert::Certificate::from_der(der).ok()?;
+    let ku = cert
+        .tbs_certificate()
+        .extensions()?
+        .iter()
+        .find(|e| e.extn_id == crate::pki::oid::KEY_USAGE)
+        .and_then(|e| KeyUsage::from_der(e.extn_value.as_bytes()).ok());
+    Some(if ku.is_some_and(|k| k.non_repudiation()) { KeyRole::Signature } else { KeyRole::Authentication })
+}
+
+/// An RSA public key from modulus and exponent.
+pub(crate) fn rsa_public(modulus: &[u8], exponent: &[u8]) -> Result<RsaPublicKey> {
+    let n = rsa::BoxedUint::from_be_slice_vartime(modulus);
+    let e = rsa::BoxedUint::from_be_slice_vartime(exponent);
+    RsaPublicKey::new(n, e).map_err(|e| ClientError::Content(format!("bad public key from the card: {e}")))
+}
+
+/// Parses an ISO 7816-8 public-key template `7F49 { 81 n 82 e }`.
+pub(crate) fn parse_public_template(data: &[u8]) -> Result<RsaPublicKey> {
+    let bad =
+        || ClientError::Content(format!("not a public-key template: {}", hex::encode(data.get(..16).unwrap_or(data))));
+    let body = match data {
+        [0x7F, 0x49, rest @ ..] => ber_value(rest).ok_or_else(bad)?.0,
+        _ => return Err(bad()),
+    };
+    let (mut n, mut e) = (None, None);
+    let mut rest = body;
+    while let [tag, more @ ..] = rest {
+        let (value, after) = ber_value(more).ok_or_else(bad)?;
+        match tag {
+            0x81 => n = Some(value),
+            0x82 => e = Some(value),
+            _ => {}
+        }
+        rest = after;
+    }
+    rsa_public(n.ok_or_else(bad)?, e.ok_or_else(bad)?)
+}
+
+/// A BER length and value; returns (value, rest).
+fn ber_value(b: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (len, skip) = match *b.first()? {
+        n @ 0..=0x7F => (usize::from(n), 1),
+        0x81 => (usize::from(*b.get(1)?), 2),
+        0x82 => (usize::from(u16::from_be_bytes([*b.get(1)?, *b.get(2)?])), 3),
+        _ => return None,
+    };
+    let value = b.get(skip..skip + len)?;
+    Some((value, b.get(skip + len..)?))
+}
+
+/// Reads a whole transparent EF with READ BINARY in chunks of `chunk` bytes.
+pub(crate) fn read_all(t: &mut dyn Transport, size: usize, chunk: usize, what: &str) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(size);
+    while out.len() < size {
+        let off = out.len();
+        let n = (size - off).min(chunk);
+        let r = send(t, 0x00, 0xB0, (off >> 8) as u8, off as u8, &[], Some(n as u16))?;
+        let data = expect_ok(r, what)?;
+        if data.is_empty() {
+            break;
+        }
+        out.extend(data);
+    }
+    Ok(out)
+}
+
+/// The size in an FCP: tag 80 (or 81), 2 bytes.
+pub(crate) fn fcp_size(fcp: &[u8]) -> Option<usize> {
+    let inner = fcp.get(2..)?;
+    let mut rest = inner;
+    while let [tag, len, more @ ..] = rest {
+        let len = usize::from(*len);
+        let v = more.get(..len)?;
+        if matches!(tag, 0x80 | 0x81) && len == 2 {
+            return Some(usize::from(u16::from_be_bytes([v[0], v[1]])));
+        }
+        rest = more.get(len..)?;
+    }
+    None
+}

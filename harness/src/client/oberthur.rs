@@ -1,0 +1,393 @@
+//! The Oberthur AWP client (spec/cards.md §2, §7.1): the driver's connect sequence, paths
+//! walked one FID at a time with the FCP requested, PINs padded with `FF` to 64, the card
+//! padding DigestInfos, the PUK-file unblock OpenSC 0.23 cannot do, and renewal through AWP
+//! objects: new key files `30nn`/`10nn` next to the old ones, then the lists and the container
+//! switched to them and the old objects deleted.
+
+use super::{
+    CardCert, CardClient, ClientError, Counter, KeyRole, PinOutcome, Result, StagedKey, counter, digest_info,
+    expect_ok, fcp_size, padded, pin_outcome, read_all, role_of, rsa_public, send,
+};
+use crate::pki::CertKind;
+use crate::transport::Transport;
+use firmalab_emulator::Sw;
+use firmalab_emulator::image::ProfileKind;
+use firmalab_emulator::perso::Holder;
+use firmalab_emulator::profile::oberthur::{
+    AID_AUTHENTIC, AID_CARD_MANAGER, CONTAINER_RECORD_LEN, FLAGS_AUTH_KEY, FLAGS_SIGN_KEY, cert_info, key_info,
+    list_entry,
+};
+use rsa::traits::PublicKeyParts;
+
+const AWP: u16 = 0x5011;
+const PUBLIC: u16 = 0x9001;
+const PRIVATE: u16 = 0x9002;
+
+pub struct Oberthur {
+    t: Box<dyn Transport>,
+    serial: String,
+}
+
+fn fcp_ef(fid: u16, size: u16) -> Vec<u8> {
+    let [f0, f1] = fid.to_be_bytes();
+    let [s0, s1] = size.to_be_bytes();
+    // Transparent EF: WRITE/UPDATE/ERASE with the user PIN, READ always.
+    vec![
+        0x62, 0x16, 0x82, 0x02, 0x01, 0x01, 0x83, 0x02, f0, f1, 0x85, 0x02, s0, s1, 0x86, 0x08, 0x21, 0x21, 0x00, 0x21,
+        0xFF, 0xFF, 0xFF, 0xFF,
+    ]
+}
+
+fn fcp_key(fid: u16, private: bool) -> Vec<u8> {
+    let [f0, f1] = fid.to_be_bytes();
+    let (ty, ac) = if private {
+        (0x14, [0x21, 0x21, 0xFF, 0x21, 0xFF, 0x21, 0xFF, 0xFF])
+    } else {
+        (0x12, [0x21, 0xFF, 0x00, 0xFF, 0x00, 0xFF, 0x00, 0xFF])
+    };
+    let mut v = vec![0x62, 0x16, 0x82, 0x02, ty, 0x00, 0x83, 0x02, f0, f1, 0x85, 0x02, 0x08, 0x00, 0x86, 0x08];
+    v.extend_from_slice(&ac);
+    v
+}
+
+impl Oberthur {
+    /// Runs the connect sequence of spec/cards.md §2.2.
+    pub fn new(mut t: Box<dyn Transport>) -> Result<Self> {
+        expect_ok(send(t.as_mut(), 0x00, 0xA4, 0x04, 0x0C, &AID_CARD_MANAGER, None)?, "select the card manager")?;
+        let cplc = expect_ok(send(t.as_mut(), 0x80, 0xCA, 0x9F, 0x7F, &[], Some(0x2D))?, "GET DATA CPLC")?;
+        let serial = cplc
+            .get(15..19)
+            .ok_or_else(|| ClientError::Content("CPLC shorter than 19 bytes".into()))?
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        expect_ok(send(t.as_mut(), 0x00, 0xA4, 0x04, 0x0C, &AID_AUTHENTIC, None)?, "select the AuthentIC application")?;
+        Ok(Oberthur { t, serial })
+    }
+
+    /// Walks a path from the MF one FID at a time, FCP requested (as the driver does).
+    fn select(&mut self, path: &[u16]) -> Result<(Sw, Vec<u8>)> {
+        let mut last = (Sw::Ok, vec![]);
+        for fid in std::iter::once(&0x3F00).chain(path) {
+            let r = send(self.t.as_mut(), 0x00, 0xA4, 0x00, 0x00, &fid.to_be_bytes(), None)?;
+            if !r.ok() {
+                return Ok((r.sw, vec![]));
+            }
+            last = (r.sw, r.data);
+        }
+        Ok(last)
+    }
+
+    fn select_ok(&mut self, path: &[u16], what: &str) -> Result<Vec<u8>> {
+        match self.select(path)? {
+            (Sw::Ok, fcp) => Ok(fcp),
+            (sw, _) => Err(ClientError::Card { what: format!("select {what}"), sw }),
+        }
+    }
+
+    fn read(&mut self, path: &[u16], what: &str) -> Result<Vec<u8>> {
+        let fcp = self.select_ok(path, what)?;
+        let size = fcp_size(&fcp).ok_or_else(|| ClientError::Content(format!("{what}: FCP without a size")))?;
+        read_all(self.t.as_mut(), size, 256, what)
+    }
+
+    fn verify(&mut self, reference: u8, value: &str) -> Result<PinOutcome> {
+        self.select_ok(&[AWP], "the AWP DF")?;
+        let r = send(self.t.as_mut(), 0x00, 0x20, 0x00, reference, &padded(value, 64, 0xFF), None)?;
+        pin_outcome(&r, "VERIFY")
+    }
+
+    fn login(&mut self, pin: &str) -> Result<()> {
+        match self.verify(0x81, pin)? {
+            PinOutcome::Accepted => Ok(()),
+            PinOutcome::Wrong { tries_left } => {
+                Err(ClientError::Card { what: "VERIFY".into(), sw: Sw::TriesLeft(tries_left) })
+            }
+            PinOutcome::Blocked => Err(ClientError::Card { what: "VERIFY".into(), sw: Sw::AuthBlocked }),
+        }
+    }
+
+    /// The object index `nn` of the key with this role, from the certificates listed.
+    fn index_of(&mut self, role: KeyRole) -> Result<u8> {
+        for c in self.list(0x4000, 250)? {
+            if c >> 8 == 0x20 {
+                let der = self.read(&[AWP, PUBLIC, c], "certificate")?;
+                if role_of(&der) == Some(role) {
+                    return Ok(c as u8);
+                }
+            }
+        }
+        Err(ClientError::Content(format!("no {role:?} certificate listed")))
+    }
+
+    /// FIDs listed in an object list (`4000` public, `5000` private).
+    fn list(&mut self, fid: u16, size: usize) -> Result<Vec<u16>> {
+        let data = self.read(&[AWP, fid], "object list")?;
+        Ok(data
+            .get(..size.min(data.len()))
+            .unwrap_or_default()
+            .chunks_exact(5)
+            .filter(|e| e[0] == 0xFF)
+            .map(|e| u16::from_be_bytes([e[1], e[2]]))
+            .collect())
+    }
+
+    fn update_binary(&mut self, data: &[u8], what: &str) -> Result<()> {
+        for (i, chunk) in data.chunks(255).enumerate() {
+            let off = i * 255;
+            expect_ok(send(self.t.as_mut(), 0x00, 0xD6, (off >> 8) as u8, off as u8, chunk, None)?, what)?;
+        }
+        Ok(())
+    }
+
+    /// Creates (replacing) a transparent EF in a DF and writes it.
+    fn write_ef(&mut self, df: u16, fid: u16, data: &[u8], what: &str) -> Result<()> {
+        self.select_ok(&[AWP, df], "DF")?;
+        let _ = send(self.t.as_mut(), 0x00, 0xE4, 0x02, 0x00, &fid.to_be_bytes(), None)?;
+        let size = u16::try_from(data.len()).map_err(|_| ClientError::Content(format!("{what} too large")))?;
+        expect_ok(send(self.t.as_mut(), 0x00, 0xE0, 0x00, 0x00, &fcp_ef(fid, size), None)?, &format!("create {what}"))?;
+        self.update_binary(data, what)
+    }
+
+    fn delete(&mut self, df: u16, fid: u16) -> Result<()> {
+        self.select_ok(&[AWP, df], "DF")?;
+        let r = send(self.t.as_mut(), 0x00, 0xE4, 0x02, 0x00, &fid.to_be_bytes(), None)?;
+        match r.sw {
+            Sw::Ok | Sw::FileNotFound => Ok(()),
+            sw => Err(ClientError::Card { what: format!("delete {fid:04X}"), sw }),
+        }
+    }
+
+    /// Replaces the list entry for `old` with one for `new` (or appends it).
+    fn relist(&mut self, list: u16, size: usize, old: u16, new: u16, entry_size: u16) -> Result<()> {
+        let mut data = self.read(&[AWP, list], "object list")?;
+        data.resize(size, 0);
+        let entry = list_entry(new, entry_size);
+        let pos = data.chunks_exact(5).position(|e| e[0] == 0xFF && u16::from_be_bytes([e[1], e[2]]) == old);
+        let free = data.chunks_exact(5).position(|e| e[0] != 0xFF);
+        let at = pos.or(free).ok_or_else(|| ClientError::Content("object list full".into()))? * 5;
+        data.get_mut(at..at + 5)
+            .ok_or_else(|| ClientError::Content("object list full".into()))?
+            .copy_from_slice(&entry);
+        self.update_binary(&data, "object list")
+    }
+
+    fn free_index(&mut self) -> Result<u8> {
+        let used: Vec<u8> =
+            self.list(0x5000, 125)?.iter().chain(self.list(0x4000, 250)?.iter()).map(|f| *f as u8).collect();
+        self.select_ok(&[AWP, PRIVATE], "private DF")?;
+        let present = expect_ok(send(self.t.as_mut(), 0x80, 0x34, 0, 0, &[], Some(0x40))?, "LIST FILES")?;
+        let present: Vec<u8> = present.chunks_exact(2).map(|c| c[1]).collect();
+        (1..=0x0F)
+            .find(|i| !used.contains(i) && !present.contains(i))
+            .ok_or_else(|| ClientError::Content("no free key index".into()))
+    }
+}
+
+impl CardClient for Oberthur {
+    fn profile(&self) -> ProfileKind {
+        ProfileKind::Oberthur
+    }
+
+    fn atr(&self) -> Vec<u8> {
+        self.t.atr()
+    }
+
+    fn transport_name(&self) -> String {
+        self.t.name()
+    }
+
+    fn serial(&mut self) -> Result<String> {
+        Ok(self.serial.clone())
+    }
+
+    fn certificates(&mut self) -> Result<Vec<CardCert>> {
+        let mut out = Vec::new();
+        for fid in self.list(0x4000, 250)? {
+            if fid >> 8 != 0x20 {
+                continue;
+            }
+            let der = self.read(&[AWP, PUBLIC, fid], "certificate")?;
+            let role =
+                role_of(&der).ok_or_else(|| ClientError::Content(format!("certificate {fid:04X} does not parse")))?;
+            out.push(CardCert { role, der, path: format!("3F00/5011/9001/{fid:04X}") });
+        }
+        Ok(out)
+    }
+
+    fn holder(&mut self) -> Result<Option<Holder>> {
+        Ok(None)
+    }
+
+    fn life_cycle(&mut self) -> Result<Option<u8>> {
+        Ok(None)
+    }
+
+    fn free_memory(&mut self) -> Result<Option<u32>> {
+        let fcp = self.select_ok(&[], "MF")?;
+        // Tag 85 of a DF FCP: free space in KiB (§2.3, informative).
+        let kib = fcp.windows(3).find(|w| w[0] == 0x85 && w[1] == 0x01).map(|w| u32::from(w[2]));
+        Ok(kib.map(|k| k * 1024))
+    }
+
+    fn pin_counters(&mut self) -> Result<Vec<Counter>> {
+        self.select_ok(&[AWP], "the AWP DF")?;
+        Ok(vec![counter("SCM (user PIN)", send(self.t.as_mut(), 0x00, 0x20, 0x00, 0x81, &[], None)?.sw)])
+    }
+
+    fn puk_counters(&mut self) -> Result<Vec<Counter>> {
+        self.select_ok(&[AWP], "the AWP DF")?;
+        Ok(vec![counter("PUK", send(self.t.as_mut(), 0x00, 0x20, 0x00, 0x84, &[], None)?.sw)])
+    }
+
+    fn verify_pin(&mut self, pin: &str) -> Result<PinOutcome> {
+        self.verify(0x81, pin)
+    }
+
+    fn change_pin(&mut self, old: &str, new: &str) -> Result<PinOutcome> {
+        self.select_ok(&[AWP], "the AWP DF")?;
+        let mut data = padded(old, 64, 0xFF);
+        data.extend(padded(new, 64, 0xFF));
+        pin_outcome(&send(self.t.as_mut(), 0x00, 0x24, 0x00, 0x01, &data, None)?, "CHANGE REFERENCE DATA")
+    }
+
+    fn change_puk(&mut self, old: &str, new: &str) -> Result<PinOutcome> {
+        self.select_ok(&[AWP], "the AWP DF")?;
+        let mut data = padded(old, 64, 0xFF);
+        data.extend(padded(new, 64, 0xFF));
+        pin_outcome(&send(self.t.as_mut(), 0x00, 0x24, 0x00, 0x84, &data, None)?, "CHANGE REFERENCE DATA (PUK)")
+    }
+
+    fn unblock_pin(&mut self, puk: &str, new_pin: &str) -> Result<PinOutcome> {
+        // The AWP unblock (§2.6): VERIFY the PUK, read the unblock code from 5011/2000, then
+        // RESET RETRY COUNTER with it.
+        let o = self.verify(0x84, puk)?;
+        if o != PinOutcome::Accepted {
+            return Ok(o);
+        }
+        let code = self.read(&[AWP, 0x2000], "the PUK file")?;
+        self.select_ok(&[AWP], "the AWP DF")?;
+        let mut data = code;
+        data.extend(padded(new_pin, 64, 0xFF));
+        pin_outcome(&send(self.t.as_mut(), 0x00, 0x2C, 0x00, 0x01, &data, None)?, "RESET RETRY COUNTER")
+    }
+
+    fn pin_length(&self) -> (usize, usize) {
+        (4, 64)
+    }
+
+    fn sign_sha256(
+        &mut self,
+        role: KeyRole,
+        staged: Option<&StagedKey>,
+        digest: &[u8; 32],
+        pin: &str,
+    ) -> Result<Vec<u8>> {
+        let nn = match staged {
+            Some(s) => s.handle,
+            None => self.index_of(role)?,
+        };
+        self.login(pin)?;
+        self.select_ok(&[AWP, PRIVATE, 0x3000 | u16::from(nn)], "the private key")?;
+        expect_ok(send(self.t.as_mut(), 0x00, 0x22, 0x41, 0xB6, &[0x80, 0x01, 0x11], None)?, "MSE SET")?;
+        expect_ok(
+            send(self.t.as_mut(), 0x00, 0x2A, 0x9E, 0x9A, &digest_info(digest), None)?,
+            "PSO COMPUTE DIGITAL SIGNATURE",
+        )
+    }
+
+    fn stage_key(&mut self, role: KeyRole, pin: &str) -> Result<StagedKey> {
+        self.login(pin)?;
+        let nn = self.free_index()?;
+        let (prv, publ) = (0x3000 | u16::from(nn), 0x1000 | u16::from(nn));
+        self.select_ok(&[AWP, PRIVATE], "private DF")?;
+        expect_ok(
+            send(self.t.as_mut(), 0x00, 0xE0, 0x00, 0x00, &fcp_key(prv, true), None)?,
+            "create the private key file",
+        )?;
+        self.select_ok(&[AWP, PUBLIC], "public DF")?;
+        expect_ok(
+            send(self.t.as_mut(), 0x00, 0xE0, 0x00, 0x00, &fcp_key(publ, false), None)?,
+            "create the public key file",
+        )?;
+        let mut data = publ.to_be_bytes().to_vec();
+        data.extend(prv.to_be_bytes());
+        let modulus = expect_ok(send(self.t.as_mut(), 0x00, 0x46, 0x00, 0x00, &data, Some(256))?, "GENERATE KEY PAIR")?;
+        self.select_ok(&[AWP, PUBLIC, publ], "the public key")?;
+        let exponent =
+            expect_ok(send(self.t.as_mut(), 0x80, 0xB4, 0x02, 0x00, &[], Some(256))?, "READ PUBLIC COMPONENT")?;
+        Ok(StagedKey { role, public: rsa_public(&modulus, &exponent)?, handle: nn })
+    }
+
+    fn install(&mut self, staged: &StagedKey, certificate: &[u8], pin: &str) -> Result<()> {
+        use der::Decode;
+        let old = self.index_of(staged.role)?;
+        let nn = staged.handle;
+        self.login(pin)?;
+        let cert = x509_cert::Certificate::from_der(certificate)
+            .map_err(|e| ClientError::Content(format!("new certificate: {e}")))?;
+        let kind = match staged.role {
+            KeyRole::Signature => CertKind::QualifiedSignature,
+            KeyRole::Authentication => CertKind::Authentication,
+        };
+        let info = crate::fixtures::object_info(
+            &cert,
+            kind,
+            staged.public.n().to_be_bytes_trimmed_vartime().to_vec(),
+            staged.public.e().to_be_bytes_trimmed_vartime().to_vec(),
+        )
+        .map_err(ClientError::Content)?;
+        let flags = if staged.role == KeyRole::Signature { FLAGS_SIGN_KEY } else { FLAGS_AUTH_KEY };
+        let (cert_fid, prv) = (0x2000 | u16::from(nn), 0x3000 | u16::from(nn));
+        self.write_ef(PUBLIC, cert_fid, certificate, "certificate")?;
+        self.write_ef(PUBLIC, 0x2100 | u16::from(nn), &cert_info(&info), "certificate info")?;
+        self.write_ef(PRIVATE, 0x3100 | u16::from(nn), &key_info(&info, flags), "key info")?;
+        // The switch: container, then private and public lists.
+        self.select_ok(&[AWP, 0x3000], "the container list")?;
+        for rec in 1..=u8::MAX {
+            let r = send(self.t.as_mut(), 0x00, 0xB2, rec, 0x04, &[], Some(u16::from(CONTAINER_RECORD_LEN)))?;
+            if r.sw == Sw::RecordNotFound {
+                break;
+            }
+            let mut record = expect_ok(r, "READ RECORD")?;
+            if record.get(2..4) == Some(&(0x3000 | u16::from(old)).to_be_bytes()[..])
+                && let Some(head) = record.get_mut(0..6)
+            {
+                head.copy_from_slice(&[0x10, nn, 0x30, nn, 0x20, nn]);
+                expect_ok(send(self.t.as_mut(), 0x00, 0xDC, rec, 0x04, &record, None)?, "UPDATE RECORD")?;
+            }
+        }
+        let cert_len = u16::try_from(certificate.len()).unwrap_or(u16::MAX);
+        self.relist(0x5000, 125, 0x3000 | u16::from(old), prv, 0x0800)?;
+        self.relist(0x4000, 250, 0x2000 | u16::from(old), cert_fid, cert_len)?;
+        for (df, fid) in [(PRIVATE, 0x3000), (PRIVATE, 0x3100), (PUBLIC, 0x2000), (PUBLIC, 0x2100), (PUBLIC, 0x1000)] {
+            self.delete(df, fid | u16::from(old))?;
+        }
+        Ok(())
+    }
+
+    fn reset(&mut self, pin: &str) -> Result<PinOutcome> {
+        let o = self.verify(0x81, pin)?;
+        if o != PinOutcome::Accepted {
+            return Ok(o);
+        }
+        for df in [PRIVATE, PUBLIC] {
+            self.select_ok(&[AWP, df], "DF")?;
+            let files = expect_ok(send(self.t.as_mut(), 0x80, 0x34, 0, 0, &[], Some(0x40))?, "LIST FILES")?;
+            for f in files.chunks_exact(2) {
+                self.delete(df, u16::from_be_bytes([f[0], f[1]]))?;
+            }
+        }
+        self.select_ok(&[AWP, 0x4000], "public list")?;
+        self.update_binary(&[0; 250], "public list")?;
+        self.select_ok(&[AWP, 0x5000], "private list")?;
+        self.update_binary(&[0; 125], "private list")?;
+        self.select_ok(&[AWP, 0x3000], "container list")?;
+        while send(self.t.as_mut(), 0x80, 0x32, 0x01, 0x04, &[], None)?.ok() {}
+        self.select_ok(&[AWP], "the AWP DF")?;
+        let mut data = vec![0x03, 0x40];
+        data.extend(padded(firmalab_emulator::profile::cns::DEFAULT_PIN, 64, 0xFF));
+        expect_ok(send(self.t.as_mut(), 0x00, 0x24, 0x01, 0x01, &data, None)?, "CREATE PIN")?;
+        Ok(PinOutcome::Accepted)
+    }
+}
