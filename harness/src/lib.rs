@@ -1,14 +1,18 @@
 //! The host side of firmalab: the test PKI, fixture generation, and (in later layers) the
 //! transports, card clients and management flows.
 
+pub mod backoffice;
+pub mod ca;
 pub mod cades;
 pub mod cf;
 pub mod client;
 pub mod console;
 pub mod dates;
 pub mod fixtures;
+pub mod flows;
 pub mod inspect;
 pub mod pki;
 pub mod signer;
 pub mod stack;
+pub mod transcript;
 pub mod transport;

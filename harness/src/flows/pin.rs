@@ -1,0 +1,103 @@
+//! Aruba Sign → Gestione carte: Cambio PIN, Sblocco PIN, Cambio PUK (spec/domain.md §4, §6.3
+//! items 2-4). New values are checked before the card is touched.
+
+use super::{FlowReport, Runner, Stop, check_new_secret, refuse};
+use crate::client::PinOutcome;
+
+fn wrong(what: &str, o: PinOutcome) -> Result<(), Stop> {
+    match o {
+        PinOutcome::Accepted => Ok(()),
+        PinOutcome::Wrong { tries_left: 0 } => {
+            Err(refuse(&format!("{what}Blocked"), format!("wrong {what}: now blocked")))
+        }
+        PinOutcome::Wrong { tries_left } => {
+            Err(refuse(&format!("Wrong{what}"), format!("wrong {what}, {tries_left} tries left")))
+        }
+        PinOutcome::Blocked => Err(refuse(&format!("{what}Blocked"), format!("the {what} is blocked"))),
+    }
+}
+
+fn serial_step(r: &mut Runner<'_>) -> Result<String, Stop> {
+    r.step("Scanned", |c, _| {
+        let s = c.serial()?;
+        Ok((s.clone(), format!("card {s} ({})", c.profile().name())))
+    })
+}
+
+/// PIN change: current, new, repeat.
+pub fn change(mut r: Runner<'_>, current: &str, new: &str, repeat: &str) -> FlowReport {
+    r.secret("pin", current);
+    r.secret("new_pin", new);
+    let (min, max) = r.client.pin_length();
+    let mut card = String::new();
+    let result = (|| {
+        card = serial_step(&mut r)?;
+        r.step("NewPinChecked", |_, _| {
+            check_new_secret("PIN", new, repeat, min, max).map(|()| ((), format!("{}-digit PIN", new.len())))
+        })?;
+        r.step("PinChanged", |c, _| {
+            wrong("PIN", c.change_pin(current, new)?)?;
+            Ok(((), "PIN changed".into()))
+        })?;
+        Ok(("PinChanged".into(), "the PIN was changed".into()))
+    })();
+    r.finish("pin-change", card, result, serde_json::Value::Null)
+}
+
+/// PIN unblock with the PUK: a blocked PUK ends in "revoke and buy a new card".
+pub fn unblock(mut r: Runner<'_>, puk: &str, new: &str, repeat: &str) -> FlowReport {
+    r.secret("puk", puk);
+    r.secret("new_pin", new);
+    let (min, max) = r.client.pin_length();
+    let mut card = String::new();
+    let result = (|| {
+        card = serial_step(&mut r)?;
+        r.step("NewPinChecked", |_, _| {
+            check_new_secret("PIN", new, repeat, min, max).map(|()| ((), format!("{}-digit PIN", new.len())))
+        })?;
+        r.step("PukStatus", |c, _| {
+            let counters = c.puk_counters()?;
+            if counters.iter().any(|k| k.blocked) {
+                return Err(refuse(
+                    "PukBlocked",
+                    "the PUK is blocked: the card cannot be unblocked; revoke the certificates and buy a new card",
+                ));
+            }
+            let left: Vec<String> = counters
+                .iter()
+                .map(|k| format!("{}: {}", k.label, k.tries_left.map_or("?".into(), |n| n.to_string())))
+                .collect();
+            Ok(((), format!("tries left {}", left.join(", "))))
+        })?;
+        r.step("PinUnblocked", |c, _| match c.unblock_pin(puk, new)? {
+            PinOutcome::Accepted => Ok(((), "PIN unblocked and set".into())),
+            PinOutcome::Wrong { tries_left: 0 } | PinOutcome::Blocked => Err(refuse(
+                "PukBlocked",
+                "wrong PUK: the PUK is now blocked; revoke the certificates and buy a new card",
+            )),
+            PinOutcome::Wrong { tries_left } => Err(refuse("WrongPuk", format!("wrong PUK, {tries_left} tries left"))),
+        })?;
+        Ok(("PinUnblocked".into(), "the PIN was unblocked".into()))
+    })();
+    r.finish("pin-unblock", card, result, serde_json::Value::Null)
+}
+
+/// PUK change: current, new (at least 8 digits, Aruba), repeat.
+pub fn change_puk(mut r: Runner<'_>, current: &str, new: &str, repeat: &str) -> FlowReport {
+    r.secret("puk", current);
+    r.secret("new_puk", new);
+    let mut card = String::new();
+    let result = (|| {
+        card = serial_step(&mut r)?;
+        let max = if r.client.profile() == firmalab_emulator::ProfileKind::Cns { 8 } else { 64 };
+        r.step("NewPukChecked", |_, _| {
+            check_new_secret("PUK", new, repeat, 8, max).map(|()| ((), format!("{}-digit PUK", new.len())))
+        })?;
+        r.step("PukChanged", |c, _| {
+            wrong("PUK", c.change_puk(current, new)?)?;
+            Ok(((), "PUK changed".into()))
+        })?;
+        Ok(("PukChanged".into(), "the PUK was changed".into()))
+    })();
+    r.finish("puk-change", card, result, serde_json::Value::Null)
+}

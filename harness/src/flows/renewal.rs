@@ -1,0 +1,489 @@
+//! Renewal as Aruba Enroll runs it for a CDRL customer (spec/domain.md §0, §2, §6.3 item 6):
+//!
+//! Scanned → CertSelected → EncryptionWarningAcknowledged → PinVerified → DiagnosticPassed →
+//! HolderDataConfirmed (uniqueness of email and mobile) → ContractsAccepted → FormSigned
+//! (CAdES-BES `.p7m` with the expiring key) → KeysGenerated (next to the old ones) →
+//! CsrSubmitted (PKCS#10 signed by each new key, authorised by the old qualified key) →
+//! CertificateInstalled (old keys and certificates gone, the decryption key with them) →
+//! AwaitingCdrlAuthorization, until `firmalab ra authorize` (the reseller, after payment).
+//!
+//! Open points of §6.6 are options: the expiry rule ([`ExpiryRule`]), and the new
+//! certificates stay `suspended` in the registry until the CDRL authorises.
+
+use super::diagnostic::{Policy, diagnose};
+use super::{FlowReport, Runner, Stop, refuse};
+use crate::backoffice::{
+    CertRecord, CertStatus, ContactKind, NewPractice, OrderStatus, PracticeEvent, PracticeKind, PracticeState,
+    RenewalOrder, Store,
+};
+use crate::ca::{ExpiryRule, issue_renewal, serial_hex};
+use crate::cades;
+use crate::client::{CardClient, KeyRole, PinOutcome, StagedKey};
+use crate::dates::Date;
+use crate::pki::{CertKind, TestCa};
+use crate::signer::CardSigner;
+use der::referenced::OwnedToRef;
+use der::{Decode, Encode};
+use serde::Serialize;
+use std::path::PathBuf;
+use x509_cert::Certificate;
+use x509_cert::builder::{Builder, RequestBuilder};
+
+/// What the holder (or the operator) decides during the flow.
+#[derive(Clone, Debug)]
+pub struct RenewalOptions {
+    pub pin: String,
+    /// The warning "renewal deletes the decryption key" was read and accepted.
+    pub acknowledge_key_loss: bool,
+    /// The holder data written in the certificate is right (else: buy a new card).
+    pub holder_data_correct: bool,
+    pub email: String,
+    pub mobile: String,
+    pub accept_contracts: bool,
+    pub cdrl: String,
+    pub expiry: ExpiryRule,
+    /// Where the signed form and the requests are written.
+    pub out_dir: PathBuf,
+    pub policy: Policy,
+}
+
+#[derive(Clone, Debug, Serialize, Default)]
+pub struct RenewalDetails {
+    pub practice: Option<String>,
+    pub form: Option<String>,
+    pub old_signature_certificate: Option<String>,
+    pub new_certificates: Vec<String>,
+    pub files: Vec<String>,
+}
+
+fn dates(c: &Certificate) -> (Date, Date) {
+    let v = c.tbs_certificate().validity();
+    (Date::from_der(&v.not_before.to_date_time()), Date::from_der(&v.not_after.to_date_time()))
+}
+
+fn pin_stop(o: PinOutcome) -> Result<(), Stop> {
+    match o {
+        PinOutcome::Accepted => Ok(()),
+        PinOutcome::Wrong { tries_left } if tries_left > 0 => {
+            Err(refuse("WrongPin", format!("wrong PIN, {tries_left} tries left")))
+        }
+        _ => Err(refuse("PinBlocked", "the PIN is blocked: unblock it with the PUK")),
+    }
+}
+
+/// The Modulo di Rinnovo the holder signs.
+fn form_text(
+    holder: &crate::pki::Holder,
+    card: &str,
+    old: &Certificate,
+    o: &RenewalOptions,
+    now: Date,
+    practice: &str,
+) -> String {
+    format!(
+        "MODULO DI RINNOVO DEL CERTIFICATO DI FIRMA DIGITALE\n\
+         Pratica: {practice}\nData: {now}\n\
+         Titolare: {} {}\nCodice fiscale: {}\n\
+         Dispositivo: {card}\nCertificato in scadenza: {} (scade il {})\n\
+         Email: {}\nCellulare: {}\nCDRL: {}\n\
+         Il titolare richiede il rinnovo dei certificati sul dispositivo indicato e accetta le condizioni contrattuali.\n\
+         La procedura cancella la chiave di decifratura presente sul dispositivo.\n",
+        holder.first_name,
+        holder.last_name,
+        holder.codice_fiscale,
+        serial_hex(old),
+        dates(old).1,
+        o.email,
+        o.mobile,
+        o.cdrl
+    )
+}
+
+fn public_of(c: &Certificate) -> Result<rsa::RsaPublicKey, Stop> {
+    rsa::RsaPublicKey::try_from(c.tbs_certificate().subject_public_key_info().owned_to_ref())
+        .map_err(|e| Stop::Failed(format!("certificate key: {e}")))
+}
+
+fn signer_error(s: &CardSigner<'_>, what: &str, e: impl std::fmt::Display) -> Stop {
+    match s.take_error() {
+        Some(card) => Stop::Failed(format!("{what}: {card}")),
+        None => Stop::Failed(format!("{what}: {e}")),
+    }
+}
+
+fn write(dir: &std::path::Path, name: &str, bytes: &[u8], files: &mut Vec<String>) -> Result<(), Stop> {
+    std::fs::create_dir_all(dir).map_err(|e| Stop::Failed(format!("{}: {e}", dir.display())))?;
+    let p = dir.join(name);
+    firmalab_emulator::image::write_atomically(&p, bytes).map_err(|e| Stop::Failed(format!("{}: {e}", p.display())))?;
+    files.push(p.display().to_string());
+    Ok(())
+}
+
+/// Runs the renewal on one card.
+pub fn run(mut r: Runner<'_>, ca: &TestCa, bo: &mut Store, o: &RenewalOptions) -> FlowReport {
+    r.secret("pin", &o.pin);
+    let mut details = RenewalDetails::default();
+    let mut card = String::new();
+    let result = renew(&mut r, ca, bo, o, &mut details, &mut card);
+    if let Err(Stop::Refused { .. } | Stop::Failed(_)) = &result
+        && let Some(p) = details.practice.as_ref().and_then(|id| bo.data.practice_mut(id))
+        && p.state == PracticeState::RenewalInProgress
+    {
+        p.events.push(PracticeEvent {
+            date: r.now.to_string(),
+            event: "renewal interrupted; run it again to resume".into(),
+        });
+        let _ = bo.save();
+    }
+    let details = serde_json::to_value(&details).unwrap_or_default();
+    r.finish("renewal", card, result, details)
+}
+
+fn renew(
+    r: &mut Runner<'_>,
+    ca: &TestCa,
+    bo: &mut Store,
+    o: &RenewalOptions,
+    d: &mut RenewalDetails,
+    card: &mut String,
+) -> Result<(String, String), Stop> {
+    let now = r.now;
+    *card = r.step("Scanned", |c, _| {
+        let s = c.serial()?;
+        Ok((s.clone(), format!("card {s} ({})", c.profile().name())))
+    })?;
+    let certs = r.step("CertSelected", |c, now| {
+        let certs = c.certificates()?;
+        let mut parsed = vec![];
+        for cc in certs {
+            let x = Certificate::from_der(&cc.der).map_err(|e| Stop::Failed(format!("{}: {e}", cc.path)))?;
+            parsed.push((cc.role, x));
+        }
+        let sign = parsed
+            .iter()
+            .find(|(r, _)| *r == KeyRole::Signature)
+            .map(|(_, c)| c.clone())
+            .ok_or_else(|| refuse("CertificateMissing", "no qualified signature certificate on the card"))?;
+        let (_, until) = dates(&sign);
+        let detail = format!(
+            "signature certificate {} expires {until} ({} days)",
+            serial_hex(&sign),
+            until.days_since_epoch() - now.days_since_epoch()
+        );
+        Ok((parsed, detail))
+    })?;
+    let old_sign = certs
+        .iter()
+        .find(|(r, _)| *r == KeyRole::Signature)
+        .map(|(_, c)| c.clone())
+        .ok_or_else(|| Stop::Failed("no signature certificate".into()))?;
+    d.old_signature_certificate = Some(serial_hex(&old_sign));
+    r.step("EncryptionWarningAcknowledged", |_, _| {
+        if o.acknowledge_key_loss {
+            Ok(((), "renewal deletes the decryption key: files encrypted for it can no longer be opened".into()))
+        } else {
+            Err(refuse(
+                "DecryptionKeyWarningNotAccepted",
+                "the renewal deletes the decryption key; accept the warning to go on (--yes)",
+            ))
+        }
+    })?;
+    r.step("PinVerified", |c, _| {
+        pin_stop(c.verify_pin(&o.pin)?)?;
+        Ok(((), "PIN accepted".into()))
+    })?;
+    // A renewal already under way for this card resumes where it stopped.
+    let resuming = bo.data.open_renewal(card).map(|p| (p.id.clone(), p.state));
+    if let Some((id, PracticeState::AwaitingCdrlAuthorization)) = &resuming {
+        d.practice = Some(id.clone());
+        return Err(refuse(
+            "AlreadyAwaitingAuthorization",
+            format!("practice {id}: the new certificate is on the card; the CDRL must authorise it"),
+        ));
+    }
+    if resuming.is_none() {
+        r.step("DiagnosticPassed", |c, now| {
+            let diagnosis = diagnose(c, now, &bo.data, &o.policy, Some(&o.pin))?;
+            match diagnosis.first_failure() {
+                None => Ok(((), format!("{} checks passed", diagnosis.checks.len()))),
+                Some(f) => Err(refuse(
+                    &format!("{:?}", f.reason.unwrap_or(super::diagnostic::Reason::UnknownCard)),
+                    f.detail.clone(),
+                )),
+            }
+        })?;
+    }
+    let holder = crate::ca::holder_of(old_sign.tbs_certificate().subject())
+        .ok_or_else(|| Stop::Failed("the certificate subject is not a holder's".into()))?;
+    r.step("HolderDataConfirmed", |c, _| {
+        if let Some(h) = c.holder()?
+            && h.codice_fiscale != holder.codice_fiscale
+        {
+            return Err(refuse(
+                "NewPurchaseRequired",
+                format!(
+                    "the card's personal data ({}) differs from the certificate ({})",
+                    h.codice_fiscale, holder.codice_fiscale
+                ),
+            ));
+        }
+        if !o.holder_data_correct {
+            return Err(refuse(
+                "NewPurchaseRequired",
+                "the data in the certificate is wrong: it cannot be changed by a renewal; buy a new card",
+            ));
+        }
+        for (kind, value) in [(ContactKind::Email, &o.email), (ContactKind::Mobile, &o.mobile)] {
+            if let Some(other) = bo.data.contact_owner(kind, value).filter(|cf| *cf != holder.codice_fiscale) {
+                return Err(refuse(
+                    "ContactNotUnique",
+                    format!("{value} is bound to another holder ({other}): change it to continue"),
+                ));
+            }
+        }
+        Ok((
+            (),
+            format!(
+                "{} {} ({}), {}, {}",
+                holder.first_name, holder.last_name, holder.codice_fiscale, o.email, o.mobile
+            ),
+        ))
+    })?;
+    r.step("ContractsAccepted", |_, _| {
+        if o.accept_contracts {
+            Ok(((), "contract conditions accepted".into()))
+        } else {
+            Err(refuse("ContractsNotAccepted", "the contract conditions must be accepted (--accept-contracts)"))
+        }
+    })?;
+    // Back office: the renewal practice and its order.
+    let practice = match resuming {
+        Some((id, _)) => id,
+        None => {
+            let b = &mut bo.data;
+            for (kind, value) in [(ContactKind::Email, &o.email), (ContactKind::Mobile, &o.mobile)] {
+                b.bind_contact(kind, value, &holder.codice_fiscale).map_err(|m| refuse("ContactNotUnique", m))?;
+            }
+            let spec = NewPractice {
+                kind: PracticeKind::Renewal,
+                codice_fiscale: &holder.codice_fiscale,
+                cdrl: &o.cdrl,
+                card,
+                state: PracticeState::RenewalInProgress,
+            };
+            let id = b.new_practice(spec, now, "renewal started with Aruba Enroll");
+            b.orders.push(RenewalOrder {
+                id: format!("O-{}", &id[2..]),
+                practice: id.clone(),
+                status: OrderStatus::Requested,
+            });
+            bo.save().map_err(Stop::Failed)?;
+            id
+        }
+    };
+    d.practice = Some(practice.clone());
+    let form = form_text(&holder, card, &old_sign, o, now, &practice);
+    let old_public = public_of(&old_sign)?;
+    let p7m = r.step("FormSigned", |c, now| {
+        let signer = CardSigner::new(c, KeyRole::Signature, None, old_public.clone(), &o.pin);
+        let p7m = cades::sign_attached(form.as_bytes(), &old_sign, &signer, now)
+            .map_err(|e| signer_error(&signer, "signing the form", e))?;
+        Ok((p7m, "Modulo di Rinnovo signed (CAdES-BES, signingCertificateV2) with the expiring key".to_owned()))
+    })?;
+    let form_name = format!("{practice}-modulo-rinnovo.txt.p7m");
+    write(&o.out_dir, &form_name, &p7m, &mut d.files)?;
+    d.form = d.files.last().cloned();
+    if let Some(p) = bo.data.practice_mut(&practice) {
+        p.events.push(PracticeEvent {
+            date: now.to_string(),
+            event: format!("modulo di rinnovo firmato; copia inviata a {}", o.email),
+        });
+    }
+    bo.save().map_err(Stop::Failed)?;
+
+    r.begin("KeysGenerated");
+    let mut staged: Vec<StagedKey> = vec![];
+    for role in [KeyRole::Signature, KeyRole::Authentication] {
+        match r.client.stage_key(role, &o.pin) {
+            Ok(k) => staged.push(k),
+            Err(e) => {
+                r.end(super::StepStatus::Failed, e.to_string());
+                return Err(e.into());
+            }
+        }
+    }
+    r.end(super::StepStatus::Ok, "new signature and authentication key pairs generated on the card (RSA-2048)");
+
+    let issued = r.step("CsrSubmitted", |c, now| {
+        let mut out = vec![];
+        for k in &staged {
+            let subject = certs
+                .iter()
+                .find(|(role, _)| *role == k.role)
+                .map(|(_, x)| x.tbs_certificate().subject().clone())
+                .unwrap_or_else(|| old_sign.tbs_certificate().subject().clone());
+            let csr = {
+                let signer = CardSigner::new(&mut *c, k.role, Some(k.clone()), k.public.clone(), &o.pin);
+                let builder = RequestBuilder::new(subject).map_err(|e| Stop::Failed(e.to_string()))?;
+                let req = builder
+                    .build::<_, rsa::pkcs1v15::Signature>(&signer)
+                    .map_err(|e| signer_error(&signer, "signing the request with the new key", e))?;
+                req.to_der().map_err(|e| Stop::Failed(e.to_string()))?
+            };
+            let authorized = {
+                let signer = CardSigner::new(&mut *c, KeyRole::Signature, None, old_public.clone(), &o.pin);
+                cades::signed_data(cades::ID_DATA, &csr, &old_sign, &signer, Some(now), false)
+                    .map_err(|e| signer_error(&signer, "authorising the request with the expiring key", e))?
+            };
+            let kind =
+                if k.role == KeyRole::Signature { CertKind::QualifiedSignature } else { CertKind::Authentication };
+            let cert = issue_renewal(ca, &bo.data, &authorized, kind, now, o.expiry)
+                .map_err(|e| refuse("CaRefused", e.to_string()))?;
+            out.push((k.clone(), csr, authorized, cert));
+        }
+        let detail = out
+            .iter()
+            .map(|(k, _, _, c)| format!("{:?} → {} until {}", k.role, serial_hex(c), dates(c).1))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Ok((out, format!("CA issued {detail}")))
+    })?;
+    for (k, csr, authorized, cert) in &issued {
+        let role = format!("{:?}", k.role).to_lowercase();
+        write(&o.out_dir, &format!("{practice}-{role}.csr"), csr, &mut d.files)?;
+        write(&o.out_dir, &format!("{practice}-{role}-authorized.p7m"), authorized, &mut d.files)?;
+        write(&o.out_dir, &format!("{practice}-{role}.cer"), &cert.to_der().unwrap_or_default(), &mut d.files)?;
+    }
+    // Record the new certificates before touching the card, suspended until the CDRL acts.
+    for (k, _, _, cert) in &issued {
+        let (nb, na) = dates(cert);
+        bo.data.certificates.push(CertRecord {
+            serial: serial_hex(cert),
+            role: k.role,
+            codice_fiscale: holder.codice_fiscale.clone(),
+            card_serial: card.clone(),
+            status: CertStatus::Suspended,
+            not_before: nb.to_string(),
+            not_after: na.to_string(),
+        });
+        d.new_certificates.push(serial_hex(cert));
+    }
+    bo.save().map_err(Stop::Failed)?;
+
+    r.step("CertificateInstalled", |c, _| {
+        // The authentication key first: the qualified one goes last, its old key authorised all.
+        let mut ordered: Vec<&(StagedKey, Vec<u8>, Vec<u8>, Certificate)> = issued.iter().collect();
+        ordered.sort_by_key(|(k, ..)| k.role == KeyRole::Signature);
+        for (k, _, _, cert) in ordered {
+            let der = cert.to_der().map_err(|e| Stop::Failed(e.to_string()))?;
+            c.install(k, &der, &o.pin)?;
+        }
+        Ok(((), "new certificates written; old keys, certificates and the decryption key removed".into()))
+    })?;
+    let b = &mut bo.data;
+    for (_, c) in &certs {
+        if let Some(rec) = b.cert_mut(&serial_hex(c)) {
+            rec.status = CertStatus::Superseded;
+        }
+    }
+    if let Some(c) = b.card_mut(card) {
+        c.renewal_count += 1;
+    }
+    if let Some(p) = b.practice_mut(&practice) {
+        p.state = PracticeState::AwaitingCdrlAuthorization;
+        p.events.push(PracticeEvent {
+            date: now.to_string(),
+            event: "certificates installed on the card; waiting for the CDRL's authorisation".into(),
+        });
+    }
+    bo.save().map_err(Stop::Failed)?;
+    Ok((
+        "AwaitingCdrlAuthorization".into(),
+        format!(
+            "practice {practice}: renewal partially complete, the CDRL authorises it after payment (firmalab ra authorize {practice})"
+        ),
+    ))
+}
+
+/// `firmalab ra authorize`: the reseller completes a renewal after payment.
+pub fn authorize(bo: &mut Store, practice: &str, now: Date) -> Result<String, String> {
+    let b = &mut bo.data;
+    let p = b.practice_mut(practice).ok_or_else(|| format!("no practice {practice}"))?;
+    if p.state != PracticeState::AwaitingCdrlAuthorization {
+        return Err(format!("practice {practice} is {:?}, not awaiting the CDRL's authorisation", p.state));
+    }
+    p.state = PracticeState::Completed;
+    p.events.push(PracticeEvent {
+        date: now.to_string(),
+        event: "payment registered; renewal authorised by the CDRL".into(),
+    });
+    let card = p.card_serial.clone();
+    for o in b.orders.iter_mut().filter(|o| o.practice == practice) {
+        o.status = OrderStatus::Completed;
+    }
+    let mut n = 0;
+    for c in b.certificates.iter_mut().filter(|c| c.card_serial == card && c.status == CertStatus::Suspended) {
+        c.status = CertStatus::Active;
+        n += 1;
+    }
+    bo.save()?;
+    Ok(format!("practice {practice} completed; {n} certificate(s) active"))
+}
+
+/// `firmalab ra enroll`: records an issued card in the back office (its certificates, holder,
+/// contacts and CDRL), as the issuance would have.
+pub fn enroll(
+    client: &mut dyn CardClient,
+    bo: &mut Store,
+    cdrl: &str,
+    email: &str,
+    mobile: &str,
+    now: Date,
+) -> Result<String, String> {
+    let serial = client.serial().map_err(|e| e.to_string())?;
+    let certs = client.certificates().map_err(|e| e.to_string())?;
+    let sign = certs.iter().find(|c| c.role == KeyRole::Signature).ok_or("the card has no signature certificate")?;
+    let sign = Certificate::from_der(&sign.der).map_err(|e| e.to_string())?;
+    let holder =
+        crate::ca::holder_of(sign.tbs_certificate().subject()).ok_or("the certificate subject is not a holder's")?;
+    let b = &mut bo.data;
+    if b.card(&serial).is_some() {
+        return Err(format!("card {serial} is already enrolled"));
+    }
+    b.bind_contact(ContactKind::Email, email, &holder.codice_fiscale)?;
+    b.bind_contact(ContactKind::Mobile, mobile, &holder.codice_fiscale)?;
+    let (issued, _) = dates(&sign);
+    b.cards.push(crate::backoffice::CardRecord {
+        serial: serial.clone(),
+        codice_fiscale: holder.codice_fiscale.clone(),
+        cdrl: cdrl.into(),
+        first_issuance: issued.to_string(),
+        renewal_count: 0,
+    });
+    for c in &certs {
+        let x = Certificate::from_der(&c.der).map_err(|e| e.to_string())?;
+        let (nb, na) = dates(&x);
+        b.certificates.push(CertRecord {
+            serial: serial_hex(&x),
+            role: c.role,
+            codice_fiscale: holder.codice_fiscale.clone(),
+            card_serial: serial.clone(),
+            status: CertStatus::Active,
+            not_before: nb.to_string(),
+            not_after: na.to_string(),
+        });
+    }
+    let spec = NewPractice {
+        kind: PracticeKind::Issuance,
+        codice_fiscale: &holder.codice_fiscale,
+        cdrl,
+        card: &serial,
+        state: PracticeState::Completato,
+    };
+    let id = b.new_practice(spec, now, "issuance recorded (enrolled)");
+    bo.save()?;
+    Ok(format!(
+        "card {serial} of {} {} ({}) enrolled as practice {id}",
+        holder.first_name, holder.last_name, holder.codice_fiscale
+    ))
+}
