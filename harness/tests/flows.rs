@@ -446,7 +446,8 @@ fn openssl_checks(files: &[String]) {
 #[test]
 fn renewal_refusals_stop_before_any_key_is_touched() {
     let ca = ca();
-    let cases: Vec<(&str, Box<dyn Fn(&mut RenewalOptions, &mut Store)>, &str)> = vec![
+    type Tweak = Box<dyn Fn(&mut RenewalOptions, &mut Store)>;
+    let cases: Vec<(&str, Tweak, &str)> = vec![
         ("no-ack", Box::new(|o, _| o.acknowledge_key_loss = false), "DecryptionKeyWarningNotAccepted"),
         ("wrong-pin", Box::new(|o, _| o.pin = "11111111".into()), "WrongPin"),
         ("contracts", Box::new(|o, _| o.accept_contracts = false), "ContractsNotAccepted"),
