@@ -10,6 +10,8 @@ use firmalab_harness::{console, inspect, pki::TestCa};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod flows_cli;
+
 #[derive(Parser)]
 #[command(
     name = "firmalab",
@@ -80,6 +82,37 @@ enum Cmd {
         #[arg(long, default_value_t = 10)]
         timeout: u64,
     },
+    /// Run a management flow: diagnostic, pin-change, pin-unblock, puk-change, reset, renewal.
+    /// Exit codes: 0 done, 1 refused (wrong PIN, diagnostic failed, …), 2 bad usage,
+    /// 3 card or transport failure.
+    Flow(flows_cli::FlowArgs),
+    /// The back office: show it, authorise a renewal (the CDRL, after payment), enroll a card.
+    Ra {
+        #[command(subcommand)]
+        command: RaCmd,
+        /// The back-office store.
+        #[arg(long, global = true, default_value = firmalab_harness::backoffice::DEFAULT_PATH)]
+        ra: PathBuf,
+    },
+    /// Replay a recorded transcript against a card and report the first divergence.
+    Replay {
+        file: PathBuf,
+        /// An image file or reader:NAME.
+        #[arg(long)]
+        card: String,
+        /// A secret the transcript needs, NAME=VALUE (pin, puk, new_pin, new_puk). Repeatable.
+        #[arg(long = "secret")]
+        secrets: Vec<String>,
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// Diagnostic, renewal, authorisation, PIN unblock and reset on copies of the fixture
+    /// cards, in-process: the first command to run.
+    Demo {
+        /// Keep the cards, back office and signed forms in this folder (default: a temporary one).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Inspect or create card images.
     Image {
         #[command(subcommand)]
@@ -89,6 +122,35 @@ enum Cmd {
     Fixtures {
         #[command(subcommand)]
         command: FixturesCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum RaCmd {
+    /// Practices, cards, certificates, contacts and orders.
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Complete a renewal waiting for the CDRL's authorisation.
+    Authorize {
+        practice: String,
+        #[arg(long)]
+        now: Option<Date>,
+    },
+    /// Record an issued card (its certificates, holder and contacts), as its issuance would.
+    Enroll {
+        /// An image file or reader:NAME.
+        #[arg(long)]
+        card: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        mobile: String,
+        #[arg(long, default_value = "CDRL-ROMA-01")]
+        cdrl: String,
+        #[arg(long)]
+        now: Option<Date>,
     },
 }
 
@@ -149,7 +211,7 @@ enum FixturesCmd {
 
 fn main() -> ExitCode {
     match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("firmalab: {e}");
             ExitCode::FAILURE
@@ -157,8 +219,16 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<(), String> {
-    match cli.command {
+fn run(cli: Cli) -> Result<u8, String> {
+    let code = match cli.command {
+        Cmd::Flow(args) => return flows_cli::flow(args),
+        Cmd::Ra { command: RaCmd::Show { json }, ra } => flows_cli::ra_show(&ra, json),
+        Cmd::Ra { command: RaCmd::Authorize { practice, now }, ra } => flows_cli::ra_authorize(&ra, &practice, now),
+        Cmd::Ra { command: RaCmd::Enroll { card, email, mobile, cdrl, now }, ra } => {
+            flows_cli::ra_enroll(&ra, &card, &cdrl, &email, &mobile, now)
+        }
+        Cmd::Replay { file, card, secrets, seed } => return flows_cli::replay(&file, &card, &secrets, seed),
+        Cmd::Demo { dir } => flows_cli::demo(dir),
         Cmd::Apdu { image, reader, raw, seed, repeat, apdus } => {
             let lines = match (image, reader) {
                 (Some(image), _) => console::run(&image, &apdus, raw, seed)?,
@@ -231,7 +301,8 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
-    }
+    };
+    code.map(|()| 0)
 }
 
 fn run_cards(

@@ -360,3 +360,17 @@ pub fn builtin(name: &str) -> Result<CardImage, String> {
         .ok_or_else(|| format!("no built-in card {name:?}; known: {}", BUILTIN.map(|(n, _)| n).join(", ")))?;
     CardImage::from_json(text)
 }
+
+/// The test CA compiled into the binary (for the demo and ephemeral use from any folder).
+pub fn builtin_ca() -> Result<TestCa, String> {
+    use der::DecodePem;
+    use pkcs1::DecodeRsaPrivateKey;
+    let cert = |pem: &str| x509_cert::Certificate::from_pem(pem).map_err(|e| e.to_string());
+    let key = |pem: &str| RsaPrivateKey::from_pkcs1_pem(pem).map_err(|e| e.to_string());
+    Ok(TestCa {
+        root: cert(include_str!("../../fixtures/ca/root.pem"))?,
+        root_key: key(include_str!("../../fixtures/ca/root.key.pem"))?,
+        issuing: cert(include_str!("../../fixtures/ca/issuing-ca.pem"))?,
+        issuing_key: key(include_str!("../../fixtures/ca/issuing-ca.key.pem"))?,
+    })
+}

@@ -12,6 +12,7 @@ pub mod fixtures;
 pub mod flows;
 pub mod inspect;
 pub mod pki;
+pub mod report;
 pub mod signer;
 pub mod stack;
 pub mod transcript;

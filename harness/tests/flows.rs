@@ -9,7 +9,7 @@ use firmalab_harness::dates::Date;
 use firmalab_harness::fixtures::REFERENCE_DATE;
 use firmalab_harness::flows::diagnostic::{self, Policy};
 use firmalab_harness::flows::renewal::{self, RenewalOptions};
-use firmalab_harness::flows::{FlowReport, Outcome, Runner, StepRecord, pin, reset};
+use firmalab_harness::flows::{FlowReport, Outcome, Runner, pin, reset};
 use firmalab_harness::pki::TestCa;
 use firmalab_harness::transport::in_process::InProcess;
 use std::path::PathBuf;
@@ -47,7 +47,7 @@ impl Bench {
 fn run(bench: &mut Bench, flow: &str, now: Date, f: impl FnOnce(Runner<'_>) -> FlowReport) -> FlowReport {
     let shared = std::rc::Rc::new(std::cell::RefCell::new(None));
     let transport = Keep { inner: bench.transport(), out: shared.clone() };
-    let mut sink = |_: &StepRecord| {};
+    let mut sink = |_: firmalab_harness::flows::Event<'_>| {};
     let runner = Runner::open(Box::new(transport), flow, now, &mut sink).unwrap();
     let report = f(runner);
     if let Some(img) = shared.borrow_mut().take() {

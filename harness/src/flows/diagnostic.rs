@@ -332,7 +332,7 @@ pub fn run(mut r: Runner<'_>, bo: &BackOffice, policy: &Policy, pin: Option<&str
                     },
                     millis: 0,
                 };
-                (r.reporter)(&rec);
+                (r.reporter)(super::Event::End(&rec));
                 r.steps.push(rec);
             }
             let card = d.serial.clone().unwrap_or_default();

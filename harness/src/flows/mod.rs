@@ -87,13 +87,20 @@ pub fn refuse(code: &str, message: impl Into<String>) -> Stop {
     Stop::Refused { code: code.into(), message: message.into() }
 }
 
+/// What a reporter sees: a step starting (long ones take seconds on a real card), a step done.
+#[derive(Clone, Copy, Debug)]
+pub enum Event<'a> {
+    Begin(&'a str),
+    End(&'a StepRecord),
+}
+
 /// Runs a flow's steps on one card.
 pub struct Runner<'r> {
     pub client: Box<dyn CardClient>,
     pub recording: Rc<RefCell<Recording>>,
     pub now: Date,
     pub steps: Vec<StepRecord>,
-    pub(crate) reporter: &'r mut dyn FnMut(&StepRecord),
+    pub(crate) reporter: &'r mut dyn FnMut(Event<'_>),
     started: Option<(String, Instant)>,
 }
 
@@ -103,7 +110,7 @@ impl<'r> Runner<'r> {
         transport: Box<dyn Transport>,
         flow: &str,
         now: Date,
-        reporter: &'r mut dyn FnMut(&StepRecord),
+        reporter: &'r mut dyn FnMut(Event<'_>),
     ) -> Result<Self, String> {
         let profile = firmalab_emulator::profile::recognise(&transport.atr()).profile.map_or("unknown", |p| p.name());
         let recorder = Recorder::new(transport, flow, profile);
@@ -120,6 +127,7 @@ impl<'r> Runner<'r> {
     /// Announces a long step before it runs (key generation takes seconds on a real card).
     pub fn begin(&mut self, name: &str) {
         self.recording.borrow_mut().step(name);
+        (self.reporter)(Event::Begin(name));
         self.started = Some((name.to_owned(), Instant::now()));
     }
 
@@ -132,7 +140,7 @@ impl<'r> Runner<'r> {
             detail: detail.into(),
             millis: u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX),
         };
-        (self.reporter)(&rec);
+        (self.reporter)(Event::End(&rec));
         self.steps.push(rec);
     }
 

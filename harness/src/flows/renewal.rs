@@ -487,3 +487,19 @@ pub fn enroll(
         holder.first_name, holder.last_name, holder.codice_fiscale
     ))
 }
+
+/// Among several cards, the one to renew: the signature certificate that expires first among
+/// those not yet expired (Enroll: "choose the expiring certificate"). Returns its index.
+pub fn choose(clients: &mut [Box<dyn CardClient>], now: Date) -> Result<usize, String> {
+    let mut best: Option<(usize, Date)> = None;
+    for (i, c) in clients.iter_mut().enumerate() {
+        let certs = c.certificates().map_err(|e| e.to_string())?;
+        let Some(sign) = certs.iter().find(|x| x.role == KeyRole::Signature) else { continue };
+        let Ok(cert) = Certificate::from_der(&sign.der) else { continue };
+        let until = dates(&cert).1;
+        if until > now && best.is_none_or(|(_, b)| until < b) {
+            best = Some((i, until));
+        }
+    }
+    best.map(|(i, _)| i).ok_or_else(|| "no card has a signature certificate that can still be renewed".into())
+}
