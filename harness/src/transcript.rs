@@ -143,21 +143,34 @@ impl Recording {
     }
 }
 
-/// Replaces `needle` in a hex string only at byte boundaries.
+/// Replaces `needle` in a hex string only at byte boundaries, leaving earlier placeholders
+/// (`{…}`, which each stand for whole bytes) alone.
 fn replace_aligned(hay: &str, needle: &str, with: &str) -> String {
     let mut out = String::with_capacity(hay.len());
-    let mut i = 0;
-    while i < hay.len() {
-        if hay[i..].starts_with(needle) && i % 2 == 0 && !hay[..i].ends_with('{') {
-            out.push_str(with);
-            i += needle.len();
-        } else {
-            let c = hay[i..].chars().next().unwrap_or('?');
-            out.push(c);
-            i += c.len_utf8();
+    let mut rest = hay;
+    loop {
+        let (run, tail) = match rest.find('{') {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        // Within a run of hex digits, offsets are byte-aligned from its start.
+        let mut i = 0;
+        while i < run.len() {
+            if i % 2 == 0 && run[i..].starts_with(needle) {
+                out.push_str(with);
+                i += needle.len();
+            } else {
+                out.push_str(&run[i..i + 1]);
+                i += 1;
+            }
         }
+        if tail.is_empty() {
+            return out;
+        }
+        let end = tail.find('}').map_or(tail.len(), |j| j + 1);
+        out.push_str(&tail[..end]);
+        rest = &tail[end..];
     }
-    out
 }
 
 /// Masks any data of a secret-carrying command still in clear after redaction.

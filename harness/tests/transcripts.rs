@@ -1,0 +1,126 @@
+//! Every flow's APDU transcript on each profile, in deterministic mode, against an insta
+//! snapshot: an unintended change to what the harness sends or the card answers shows up
+//! here. Also: transcripts never hold a PIN, and replay finds the first divergence.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use firmalab_emulator::{CardImage, CardRng};
+use firmalab_harness::backoffice::Store;
+use firmalab_harness::ca::ExpiryRule;
+use firmalab_harness::client;
+use firmalab_harness::fixtures::REFERENCE_DATE;
+use firmalab_harness::flows::diagnostic::{self, Policy};
+use firmalab_harness::flows::renewal::{self, RenewalOptions};
+use firmalab_harness::flows::{Event, FlowReport, Runner, pin, reset};
+use firmalab_harness::pki::TestCa;
+use firmalab_harness::transcript::replay;
+use firmalab_harness::transport::in_process::InProcess;
+use std::path::PathBuf;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn card(name: &str) -> CardImage {
+    CardImage::load(&root().join("fixtures/cards").join(name)).unwrap()
+}
+
+fn transport(image: CardImage) -> Box<InProcess> {
+    Box::new(InProcess::ephemeral(image, CardRng::insecure_deterministic(42), "snapshot"))
+}
+
+fn flow(name: &str, image: CardImage) -> FlowReport {
+    let mut sink = |_: Event<'_>| {};
+    let ca = TestCa::load(&root().join("fixtures/ca")).unwrap();
+    let mut bo = Store::in_memory();
+    renewal::enroll(
+        client::open(transport(image.clone())).unwrap().as_mut(),
+        &mut bo,
+        "CDRL-ROMA-01",
+        "h@example.it",
+        "+390000000000",
+        REFERENCE_DATE,
+    )
+    .ok();
+    let r = Runner::open(transport(image), name, REFERENCE_DATE, &mut sink).unwrap();
+    match name {
+        "diagnostic" => diagnostic::run(r, &bo.data, &Policy::default(), Some("12345678")),
+        "pin-change" => pin::change(r, "12345678", "24682468", "24682468"),
+        "pin-unblock" => pin::unblock(r, "87654321", "13571357", "13571357"),
+        "puk-change" => pin::change_puk(r, "87654321", "11112222", "11112222"),
+        "reset" => reset::reset(r, "12345678", &mut bo),
+        "renewal" => renewal::run(
+            r,
+            &ca,
+            &mut bo,
+            &RenewalOptions {
+                pin: "12345678".into(),
+                acknowledge_key_loss: true,
+                holder_data_correct: true,
+                email: "h@example.it".into(),
+                mobile: "+390000000000".into(),
+                accept_contracts: true,
+                cdrl: "CDRL-ROMA-01".into(),
+                expiry: ExpiryRule::FromOldExpiry,
+                out_dir: std::env::temp_dir().join(format!("firmalab-snap-{}", std::process::id())),
+                policy: Policy::default(),
+            },
+        ),
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn flow_transcripts_match_their_snapshots_and_hold_no_secret() {
+    let cases = [
+        ("diagnostic", "cns", "cns-renewable.json"),
+        ("diagnostic", "oberthur", "oberthur-renewable.json"),
+        ("pin-change", "cns", "cns-renewable.json"),
+        ("pin-change", "oberthur", "oberthur-renewable.json"),
+        ("pin-unblock", "cns", "cns-pin-blocked.json"),
+        ("pin-unblock", "oberthur", "oberthur-blocked"),
+        ("puk-change", "cns", "cns-renewable.json"),
+        ("puk-change", "oberthur", "oberthur-renewable.json"),
+        ("reset", "cns", "cns-renewable.json"),
+        ("reset", "oberthur", "oberthur-renewable.json"),
+        ("renewal", "cns", "cns-renewable.json"),
+        ("renewal", "oberthur", "oberthur-renewable.json"),
+    ];
+    for (name, profile, fixture) in cases {
+        let image = if fixture == "oberthur-blocked" {
+            let mut img = card("oberthur-renewable.json");
+            img.pins[1].tries_left = 0;
+            img
+        } else {
+            card(fixture)
+        };
+        let report = flow(name, image);
+        assert_eq!(report.outcome.exit_code(), 0, "{name} on {profile}: {:?}", report.outcome);
+        let text = report.transcript.render();
+        for secret in ["12345678", "87654321", "24682468", "13571357", "11112222"] {
+            let hexed: String = secret.bytes().map(|b| format!("{b:02X}")).collect();
+            assert!(!text.contains(&hexed), "{name}/{profile}: secret {secret} in clear");
+            let json = serde_json::to_string(&report.transcript).unwrap();
+            assert!(!json.contains(&hexed), "{name}/{profile}: secret {secret} in the transcript file");
+        }
+        insta::assert_snapshot!(format!("{name}-{profile}"), text);
+    }
+}
+
+#[test]
+fn replaying_a_transcript_on_the_same_card_matches_and_on_another_card_reports_the_divergence() {
+    let report = flow("diagnostic", CardImage::load(&root().join("fixtures/cards/cns-renewable.json")).unwrap());
+    let secrets = vec![("pin".to_owned(), "12345678".to_owned())];
+    let mut same = transport(CardImage::load(&root().join("fixtures/cards/cns-renewable.json")).unwrap());
+    let n = replay(&report.transcript, same.as_mut(), &secrets).unwrap().unwrap();
+    assert!(n > 20, "{n} exchanges");
+    // The replayed wrong-free VERIFY really reached the card with the right PIN.
+    assert_eq!(same.card().image().pins[0].tries_left, 3);
+    let mut other = transport(CardImage::load(&root().join("fixtures/cards/cns-expired.json")).unwrap());
+    let d = replay(&report.transcript, other.as_mut(), &secrets).unwrap().unwrap_err();
+    assert_eq!(d.step, "Diagnostic");
+    assert_eq!(d.expected, "363031303030303030303030303130319000", "the serial differs: {d:?}");
+    assert_eq!(d.got, "363031303030303030303030303130359000");
+    // Without the PIN the transcript cannot be replayed, and says why.
+    let e = replay(&report.transcript, same.as_mut(), &[]).unwrap_err();
+    assert!(e.contains("\"pin\""), "{e}");
+}
