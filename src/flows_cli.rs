@@ -191,8 +191,30 @@ fn finish(report: &FlowReport, a: &FlowArgs) -> Result<u8, String> {
     Ok(report.outcome.exit_code())
 }
 
-/// `firmalab flow NAME …`.
+/// Why `firmalab flow` could not run a flow: bad usage (exit 2) or the card (exit 3).
+enum Trouble {
+    Usage(String),
+    Card(String),
+}
+
+/// `firmalab flow NAME …`: exit 0 done, 1 refused, 2 bad usage, 3 card or transport failure.
 pub fn flow(a: FlowArgs) -> Result<u8, String> {
+    match run_flow(&a) {
+        Ok(code) => Ok(code),
+        Err(Trouble::Usage(m)) => {
+            eprintln!("firmalab: {m}");
+            Ok(2)
+        }
+        Err(Trouble::Card(m)) => {
+            eprintln!("firmalab: {m}");
+            Ok(3)
+        }
+    }
+}
+
+fn run_flow(a: &FlowArgs) -> Result<u8, Trouble> {
+    use Trouble::{Card, Usage};
+    let open = |spec: &str| open_card(spec, a.seed).map_err(Card);
     let now = a.now.unwrap_or_else(Date::today);
     let name = match a.name {
         FlowName::Diagnostic => "diagnostic",
@@ -208,54 +230,55 @@ pub fn flow(a: FlowArgs) -> Result<u8, String> {
             let mut clients = many
                 .iter()
                 .map(|c| open_card(c, a.seed).and_then(|t| client::open(t).map_err(|e| e.to_string())))
-                .collect::<Result<Vec<_>, _>>()?;
-            let i = renewal::choose(&mut clients, now)?;
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(Card)?;
+            let i = renewal::choose(&mut clients, now).map_err(Card)?;
             drop(clients);
             eprintln!("renewing the card {} (its signature certificate expires first)", many[i]);
             many[i].clone()
         }
-        _ => return Err(format!("{name} runs on one card; {} given", a.cards.len())),
+        _ => return Err(Usage(format!("{name} runs on one card; {} given", a.cards.len()))),
     };
     // Ask for everything before touching the card.
     let json = a.json;
     let mut printer = print_event(json);
     let report = match a.name {
         FlowName::Diagnostic => {
-            let bo = Store::open(&a.ra)?;
+            let bo = Store::open(&a.ra).map_err(Usage)?;
             let policy = Policy { cdrl: None, ..Policy::default() };
-            let r = Runner::open(open_card(&spec, a.seed)?, name, now, &mut printer)?;
+            let r = Runner::open(open(&spec)?, name, now, &mut printer).map_err(Card)?;
             diagnostic::run(r, &bo.data, &policy, a.pin.as_deref())
         }
         FlowName::PinChange => {
-            let current = secret(&a.pin, "pin", "Current PIN: ")?;
-            let (new, repeat) = new_secret(&a.new_pin, "new-pin", "PIN")?;
-            pin::change(Runner::open(open_card(&spec, a.seed)?, name, now, &mut printer)?, &current, &new, &repeat)
+            let current = secret(&a.pin, "pin", "Current PIN: ").map_err(Usage)?;
+            let (new, repeat) = new_secret(&a.new_pin, "new-pin", "PIN").map_err(Usage)?;
+            pin::change(Runner::open(open(&spec)?, name, now, &mut printer).map_err(Card)?, &current, &new, &repeat)
         }
         FlowName::PinUnblock => {
-            let puk = secret(&a.puk, "puk", "PUK: ")?;
-            let (new, repeat) = new_secret(&a.new_pin, "new-pin", "PIN")?;
-            pin::unblock(Runner::open(open_card(&spec, a.seed)?, name, now, &mut printer)?, &puk, &new, &repeat)
+            let puk = secret(&a.puk, "puk", "PUK: ").map_err(Usage)?;
+            let (new, repeat) = new_secret(&a.new_pin, "new-pin", "PIN").map_err(Usage)?;
+            pin::unblock(Runner::open(open(&spec)?, name, now, &mut printer).map_err(Card)?, &puk, &new, &repeat)
         }
         FlowName::PukChange => {
-            let puk = secret(&a.puk, "puk", "Current PUK: ")?;
-            let (new, repeat) = new_secret(&a.new_puk, "new-puk", "PUK")?;
-            pin::change_puk(Runner::open(open_card(&spec, a.seed)?, name, now, &mut printer)?, &puk, &new, &repeat)
+            let puk = secret(&a.puk, "puk", "Current PUK: ").map_err(Usage)?;
+            let (new, repeat) = new_secret(&a.new_puk, "new-puk", "PUK").map_err(Usage)?;
+            pin::change_puk(Runner::open(open(&spec)?, name, now, &mut printer).map_err(Card)?, &puk, &new, &repeat)
         }
         FlowName::Reset => {
-            let pin = secret(&a.pin, "pin", "PIN (12345 after a failed issuance): ")?;
-            let mut bo = Store::open(&a.ra)?;
-            reset::reset(Runner::open(open_card(&spec, a.seed)?, name, now, &mut printer)?, &pin, &mut bo)
+            let pin = secret(&a.pin, "pin", "PIN (12345 after a failed issuance): ").map_err(Usage)?;
+            let mut bo = Store::open(&a.ra).map_err(Usage)?;
+            reset::reset(Runner::open(open(&spec)?, name, now, &mut printer).map_err(Card)?, &pin, &mut bo)
         }
         FlowName::Renewal => {
-            let ca = TestCa::load(&a.ca)?;
-            let mut bo = Store::open(&a.ra)?;
+            let ca = TestCa::load(&a.ca).map_err(Usage)?;
+            let mut bo = Store::open(&a.ra).map_err(Usage)?;
             let acknowledge = confirm(
                 a.yes,
                 "The renewal deletes the decryption key: files encrypted for it can no longer be opened. Continue?",
             );
-            let pin = secret(&a.pin, "pin", "PIN: ")?;
-            let email = text(&a.email, "email", "Email: ")?;
-            let mobile = text(&a.mobile, "mobile", "Mobile: ")?;
+            let pin = secret(&a.pin, "pin", "PIN: ").map_err(Usage)?;
+            let email = text(&a.email, "email", "Email: ").map_err(Usage)?;
+            let mobile = text(&a.mobile, "mobile", "Mobile: ").map_err(Usage)?;
             let holder_ok = !a.holder_data_wrong && confirm(a.yes, "Is the holder data in the certificate correct?");
             let contracts = confirm(a.yes, "Do you accept the contract conditions?");
             let o = RenewalOptions {
@@ -273,10 +296,10 @@ pub fn flow(a: FlowArgs) -> Result<u8, String> {
                 out_dir: a.out_dir.clone(),
                 policy: Policy::default(),
             };
-            renewal::run(Runner::open(open_card(&spec, a.seed)?, name, now, &mut printer)?, &ca, &mut bo, &o)
+            renewal::run(Runner::open(open(&spec)?, name, now, &mut printer).map_err(Card)?, &ca, &mut bo, &o)
         }
     };
-    finish(&report, &a)
+    finish(&report, a).map_err(Usage)
 }
 
 /// `firmalab ra show`.

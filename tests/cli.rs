@@ -164,3 +164,165 @@ fn fixtures_regenerate_reproduces_the_committed_fixtures_byte_for_byte() {
         }
     }
 }
+
+fn status(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+#[test]
+fn flow_diagnostic_json_transcript_junit_and_replay() {
+    let dir = scratch("flow");
+    let img = copy_fixture("cns-renewable.json", &dir);
+    let ra = dir.join("ra.json");
+    let (img_s, ra_s) = (img.to_str().unwrap(), ra.to_str().unwrap());
+    let o = firmalab(&[
+        "ra",
+        "enroll",
+        "--ra",
+        ra_s,
+        "--card",
+        img_s,
+        "--email",
+        "m@example.it",
+        "--mobile",
+        "+393331112222",
+        "--now",
+        "2026-06-01",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let t = dir.join("t.json");
+    let j = dir.join("junit.xml");
+    let o = firmalab(&[
+        "flow",
+        "diagnostic",
+        "--card",
+        img_s,
+        "--pin",
+        "12345678",
+        "--now",
+        "2026-06-01",
+        "--ra",
+        ra_s,
+        "--json",
+        "--transcript",
+        t.to_str().unwrap(),
+        "--junit",
+        j.to_str().unwrap(),
+    ]);
+    assert_eq!(status(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["outcome"]["outcome"], "done");
+    assert_eq!(v["details"]["checks"].as_array().unwrap().len(), 10);
+    let junit = std::fs::read_to_string(&j).unwrap();
+    assert!(junit.contains("<testsuite name=\"firmalab.diagnostic\" tests=\"11\" failures=\"0\""), "{junit}");
+    let transcript = std::fs::read_to_string(&t).unwrap();
+    assert!(transcript.contains("{pin:8:FF}") && !transcript.contains("3132333435363738"));
+    // Replay on a fresh copy of the same card: identical; without the PIN: a clear error.
+    let fresh = dir.join("fresh.json");
+    std::fs::copy(root().join("fixtures/cards/cns-renewable.json"), &fresh).unwrap();
+    let o = firmalab(&["replay", t.to_str().unwrap(), "--card", fresh.to_str().unwrap(), "--secret", "pin=12345678"]);
+    assert_eq!(status(&o), 0, "{}{}", stdout(&o), String::from_utf8_lossy(&o.stderr));
+    assert!(stdout(&o).contains("every response as recorded"));
+    let other = copy_fixture("cns-expired.json", &dir);
+    let o = firmalab(&["replay", t.to_str().unwrap(), "--card", other.to_str().unwrap(), "--secret", "pin=12345678"]);
+    assert_eq!(status(&o), 1);
+    assert!(stdout(&o).contains("first divergence in step Diagnostic"), "{}", stdout(&o));
+}
+
+#[test]
+fn flow_exit_codes_say_done_refused_usage_and_card_failure() {
+    let dir = scratch("codes");
+    let img = copy_fixture("cns-renewable.json", &dir);
+    let img_s = img.to_str().unwrap();
+    let o = firmalab(&["flow", "pin-change", "--card", img_s, "--pin", "11111111", "--new-pin", "24682468"]);
+    assert_eq!(status(&o), 1, "refused: wrong PIN");
+    assert!(stdout(&o).contains("WrongPIN") && stdout(&o).contains("2 tries left"), "{}", stdout(&o));
+    let o = firmalab(&["flow", "pin-change", "--card", img_s, "--new-pin", "24682468"]);
+    assert_eq!(status(&o), 2, "usage: no PIN and no terminal");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--pin is required"));
+    let o = firmalab(&["flow", "pin-change", "--card", "/nonexistent.json", "--pin", "1", "--new-pin", "24682468"]);
+    assert_eq!(status(&o), 3, "card failure");
+    let o = firmalab(&["flow", "pin-change", "--card", img_s, "--pin", "12345678", "--new-pin", "24682468"]);
+    assert_eq!(status(&o), 0, "{}", stdout(&o));
+    // The image was saved: the new PIN works in the next run.
+    let o = firmalab(&["flow", "pin-change", "--card", img_s, "--pin", "24682468", "--new-pin", "12345678"]);
+    assert_eq!(status(&o), 0, "{}", stdout(&o));
+}
+
+#[test]
+fn flow_renewal_on_the_command_line_then_ra_authorize() {
+    let dir = scratch("renewal");
+    let img = copy_fixture("oberthur-renewable.json", &dir);
+    let ra = dir.join("ra.json");
+    let out = dir.join("out");
+    let (img_s, ra_s) = (img.to_str().unwrap(), ra.to_str().unwrap());
+    assert!(
+        firmalab(&[
+            "ra",
+            "enroll",
+            "--ra",
+            ra_s,
+            "--card",
+            img_s,
+            "--email",
+            "g@example.it",
+            "--mobile",
+            "+393330000009",
+            "--now",
+            "2026-06-01"
+        ])
+        .status
+        .success()
+    );
+    let args = [
+        "flow",
+        "renewal",
+        "--card",
+        img_s,
+        "--pin",
+        "12345678",
+        "--email",
+        "g@example.it",
+        "--mobile",
+        "+393330000009",
+        "--now",
+        "2026-06-01",
+        "--ra",
+        ra_s,
+        "--out-dir",
+        out.to_str().unwrap(),
+    ];
+    let o = firmalab(&args);
+    assert_eq!(status(&o), 1, "without --yes the decryption-key warning stops it: {}", stdout(&o));
+    assert!(stdout(&o).contains("DecryptionKeyWarningNotAccepted"));
+    let mut with_yes = args.to_vec();
+    with_yes.push("--yes");
+    let o = firmalab(&with_yes);
+    assert_eq!(status(&o), 0, "{}{}", stdout(&o), String::from_utf8_lossy(&o.stderr));
+    assert!(stdout(&o).contains("renewal: AwaitingCdrlAuthorization"), "{}", stdout(&o));
+    let o = firmalab(&["ra", "show", "--ra", ra_s]);
+    assert!(stdout(&o).contains("AwaitingCdrlAuthorization"), "{}", stdout(&o));
+    let o = firmalab(&["ra", "authorize", "--ra", ra_s, "P-000002", "--now", "2026-06-02"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout(&o).contains("2 certificate(s) active"));
+    let o = firmalab(&["image", "show", img_s]);
+    assert!(stdout(&o).contains("valid 2026-06-01 .. 2029-07-01"), "{}", stdout(&o));
+}
+
+#[test]
+fn demo_runs_every_flow_on_fixture_copies() {
+    let dir = scratch("demo");
+    let o = firmalab(&["demo", "--dir", dir.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s = stdout(&o);
+    for want in [
+        "diagnostic: Renewable",
+        "renewal: AwaitingCdrlAuthorization",
+        "2 certificate(s) active",
+        "pin-unblock: PinUnblocked",
+        "reset: Reset",
+    ] {
+        assert!(s.contains(want), "missing {want:?}\n{s}");
+    }
+    assert!(dir.join("ra.json").exists());
+}
