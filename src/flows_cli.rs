@@ -477,3 +477,21 @@ pub fn demo(dir: Option<PathBuf>) -> Result<(), String> {
     println!("look at them with: firmalab image show {}   firmalab ra show --ra {}", path(1), ra.display());
     Ok(())
 }
+
+/// `firmalab scenario FILE… --card X`: exit 0 when every step of every file passes.
+pub fn scenario(files: &[PathBuf], card: &str, seed: Option<u64>) -> Result<u8, String> {
+    use firmalab_harness::scenario::{Scenario, run};
+    let mut all = true;
+    for f in files {
+        let s = Scenario::load(f)?;
+        println!("scenario {} — {}", f.display(), s.name);
+        let results = run(&s, open_card(card, seed)?)?;
+        for r in &results {
+            println!("  {} {:<40} {}", if r.passed { "ok " } else { "NO " }, r.name, r.detail);
+        }
+        let passed = results.len() == s.steps.len() && results.iter().all(|r| r.passed);
+        println!("  {}", if passed { "passed" } else { "FAILED" });
+        all &= passed;
+    }
+    Ok(if all { 0 } else { 1 })
+}

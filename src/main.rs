@@ -106,6 +106,16 @@ enum Cmd {
         #[arg(long)]
         seed: Option<u64>,
     },
+    /// Run scenario files (raw APDUs and high-level steps) against a card.
+    Scenario {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// An image file or reader:NAME.
+        #[arg(long)]
+        card: String,
+        #[arg(long)]
+        seed: Option<u64>,
+    },
     /// Diagnostic, renewal, authorisation, PIN unblock and reset on copies of the fixture
     /// cards, in-process: the first command to run.
     Demo {
@@ -229,6 +239,7 @@ fn run(cli: Cli) -> Result<u8, String> {
         }
         Cmd::Replay { file, card, secrets, seed } => return flows_cli::replay(&file, &card, &secrets, seed),
         Cmd::Demo { dir } => flows_cli::demo(dir),
+        Cmd::Scenario { files, card, seed } => return flows_cli::scenario(&files, &card, seed),
         Cmd::Apdu { image, reader, raw, seed, repeat, apdus } => {
             let lines = match (image, reader) {
                 (Some(image), _) => console::run(&image, &apdus, raw, seed)?,

@@ -421,4 +421,172 @@ mod with_stack {
         assert!(err.contains("Disconnected"), "it saw pcscd go: {err}");
         second.stop();
     }
+
+    fn status(o: &std::process::Output) -> i32 {
+        o.status.code().unwrap_or(-1)
+    }
+
+    #[test]
+    fn renewal_diagnostic_and_scenario_run_through_pcsc_and_opensc_signs_with_the_new_key() {
+        let Some((stack, _turn)) =
+            stack("renewal_diagnostic_and_scenario_run_through_pcsc_and_opensc_signs_with_the_new_key")
+        else {
+            return;
+        };
+        let card = insert(stack, fixture("cns-renewable.json"));
+        let reader = format!("reader:{}", card.reader);
+        let dir = scratch("pcsc-renewal");
+        let ra = dir.join("ra.json");
+        let ra_s = ra.to_str().unwrap();
+        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let o = firmalab(
+            stack,
+            &["scenario", root.join("fixtures/scenarios/cns-basics.json").to_str().unwrap(), "--card", &reader],
+        );
+        assert_eq!(status(&o), 0, "{}", text(&o));
+        let o = firmalab(
+            stack,
+            &[
+                "ra",
+                "enroll",
+                "--ra",
+                ra_s,
+                "--card",
+                &reader,
+                "--email",
+                "m@example.it",
+                "--mobile",
+                "+393331110000",
+                "--now",
+                "2026-06-01",
+            ],
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        let o = firmalab(
+            stack,
+            &["flow", "diagnostic", "--card", &reader, "--pin", PIN, "--now", "2026-06-01", "--ra", ra_s],
+        );
+        assert_eq!(status(&o), 0, "{}", text(&o));
+        assert!(text(&o).contains("diagnostic: Renewable"));
+        let out = dir.join("out");
+        let o = firmalab(
+            stack,
+            &[
+                "flow",
+                "renewal",
+                "--card",
+                &reader,
+                "--pin",
+                PIN,
+                "--yes",
+                "--email",
+                "m@example.it",
+                "--mobile",
+                "+393331110000",
+                "--now",
+                "2026-06-01",
+                "--ra",
+                ra_s,
+                "--out-dir",
+                out.to_str().unwrap(),
+                "--ca",
+                root.join("fixtures/ca").to_str().unwrap(),
+            ],
+        );
+        assert_eq!(status(&o), 0, "{}", text(&o));
+        assert!(text(&o).contains("renewal: AwaitingCdrlAuthorization"), "{}", text(&o));
+        // OpenSC sees the new signature certificate, and its key signs.
+        let r = card.slot.to_string();
+        let o = client(stack, "pkcs15-tool", &["-r", &r, "--read-certificate", "10"]);
+        let new_cert = pem_to_der(&o.stdout);
+        assert_ne!(new_cert, file(&fixture("cns-renewable.json"), &[0x3F00, 0x1400, 0x9010]), "a new certificate");
+        let (msg, sig, cert, pubkey) = (dir.join("msg"), dir.join("sig"), dir.join("new.der"), dir.join("new.pub"));
+        std::fs::write(&msg, b"firmato con la chiave rinnovata").unwrap();
+        std::fs::write(&cert, &new_cert).unwrap();
+        let o = client(
+            stack,
+            "pkcs11-tool",
+            &[
+                "--module",
+                PKCS11,
+                "--token-label",
+                "MARIO ROSSI (PIN CNS1)",
+                "--login",
+                "--pin",
+                PIN,
+                "--sign",
+                "-m",
+                "SHA256-RSA-PKCS",
+                "-i",
+                msg.to_str().unwrap(),
+                "-o",
+                sig.to_str().unwrap(),
+            ],
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        let run = |args: &[&str]| std::process::Command::new("openssl").args(args).output().unwrap();
+        assert!(
+            run(&[
+                "x509",
+                "-inform",
+                "DER",
+                "-in",
+                cert.to_str().unwrap(),
+                "-pubkey",
+                "-noout",
+                "-out",
+                pubkey.to_str().unwrap()
+            ])
+            .status
+            .success()
+        );
+        let o = run(&[
+            "dgst",
+            "-sha256",
+            "-verify",
+            pubkey.to_str().unwrap(),
+            "-signature",
+            sig.to_str().unwrap(),
+            msg.to_str().unwrap(),
+        ]);
+        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "Verified OK");
+        card.remove();
+    }
+
+    #[test]
+    fn oberthur_unblock_and_signature_through_pcsc_by_the_harness_client() {
+        let Some((stack, _turn)) = stack("oberthur_unblock_and_signature_through_pcsc_by_the_harness_client") else {
+            return;
+        };
+        let mut image = fixture("oberthur-renewable.json");
+        image.pins[1].tries_left = 0;
+        let card = insert(stack, image);
+        let reader = format!("reader:{}", card.reader);
+        let o =
+            firmalab(stack, &["flow", "pin-unblock", "--card", &reader, "--puk", "87654321", "--new-pin", "24682468"]);
+        assert_eq!(status(&o), 0, "{}", text(&o));
+        assert!(text(&o).contains("pin-unblock: PinUnblocked"));
+        // The diagnostic's key check signs with the qualified key on the card (what OpenSC 0.23
+        // cannot do on this driver) and verifies it with the certificate.
+        let o = firmalab(
+            stack,
+            &[
+                "flow",
+                "diagnostic",
+                "--card",
+                &reader,
+                "--pin",
+                "24682468",
+                "--now",
+                "2026-06-01",
+                "--json",
+                "--ra",
+                scratch("ob-ra").join("ra.json").to_str().unwrap(),
+            ],
+        );
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", text(&o)));
+        assert_eq!(v["details"]["checks"][5]["status"], "pass", "{}", text(&o));
+        let card = card.remove();
+        assert_eq!(card.image().pins[1].value, "24682468");
+    }
 }

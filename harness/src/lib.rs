@@ -13,6 +13,7 @@ pub mod flows;
 pub mod inspect;
 pub mod pki;
 pub mod report;
+pub mod scenario;
 pub mod signer;
 pub mod stack;
 pub mod transcript;

@@ -103,6 +103,10 @@ impl CardClient for Cns {
         self.t.name()
     }
 
+    fn transport(&mut self) -> &mut dyn Transport {
+        self.t.as_mut()
+    }
+
     fn serial(&mut self) -> Result<String> {
         let sw = self.select(&[0x10, 0x00, 0x10, 0x03])?;
         if sw != Sw::Ok {

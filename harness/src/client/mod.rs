@@ -101,6 +101,8 @@ pub trait CardClient {
     fn profile(&self) -> ProfileKind;
     fn atr(&self) -> Vec<u8>;
     fn transport_name(&self) -> String;
+    /// The transport underneath, for raw APDUs (scenario files).
+    fn transport(&mut self) -> &mut dyn Transport;
     /// The serial the holder sees (CNS EF_IDCarta; Oberthur CPLC IC serial in hex).
     fn serial(&mut self) -> Result<String>;
     fn certificates(&mut self) -> Result<Vec<CardCert>>;

@@ -197,6 +197,10 @@ impl CardClient for Oberthur {
         self.t.name()
     }
 
+    fn transport(&mut self) -> &mut dyn Transport {
+        self.t.as_mut()
+    }
+
     fn serial(&mut self) -> Result<String> {
         Ok(self.serial.clone())
     }

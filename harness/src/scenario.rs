@@ -1,0 +1,193 @@
+//! Scenario files: named steps mixing raw APDUs (expected SW, optional expected data) and
+//! high-level actions (verify / change / unblock the PIN, read the serial, run the
+//! diagnostic), in JSON with explicit step tags and unknown fields rejected. The same file
+//! runs in-process, over PC/SC on the virtual card, and against a real token.
+
+use crate::backoffice::BackOffice;
+use crate::client::{self, PinOutcome};
+use crate::dates::Date;
+use crate::flows::diagnostic::{Policy, diagnose};
+use crate::transport::Transport;
+use firmalab_emulator::hex;
+use serde::{Deserialize, Serialize};
+
+pub const SCHEMA_NAME: &str = "firmalab-scenario";
+
+/// What a PIN step must give.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PinExpect {
+    Accepted,
+    Wrong,
+    Blocked,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Step {
+    /// A raw command APDU. `sw` defaults to `9000`; `data` is the exact response data in hex,
+    /// or a prefix ending in `..`.
+    Apdu {
+        name: String,
+        command: String,
+        #[serde(default)]
+        sw: Option<String>,
+        #[serde(default)]
+        data: Option<String>,
+    },
+    VerifyPin {
+        name: String,
+        pin: String,
+        expect: PinExpect,
+    },
+    ChangePin {
+        name: String,
+        pin: String,
+        new_pin: String,
+        expect: PinExpect,
+    },
+    UnblockPin {
+        name: String,
+        puk: String,
+        new_pin: String,
+        expect: PinExpect,
+    },
+    /// The card serial equals this.
+    Serial {
+        name: String,
+        equals: String,
+    },
+    /// The diagnostic's first failing reason code, or `Renewable` (back office empty, so
+    /// check 10 is expected to fail unless `ignore_back_office`).
+    Diagnostic {
+        name: String,
+        now: String,
+        #[serde(default)]
+        pin: Option<String>,
+        expect: String,
+    },
+}
+
+impl Step {
+    pub fn name(&self) -> &str {
+        match self {
+            Step::Apdu { name, .. }
+            | Step::VerifyPin { name, .. }
+            | Step::ChangePin { name, .. }
+            | Step::UnblockPin { name, .. }
+            | Step::Serial { name, .. }
+            | Step::Diagnostic { name, .. } => name,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub schema: String,
+    pub version: u32,
+    pub name: String,
+    /// `cns` or `oberthur`: the scenario refuses to run on another card.
+    #[serde(default)]
+    pub profile: Option<String>,
+    pub steps: Vec<Step>,
+}
+
+impl Scenario {
+    pub fn load(path: &std::path::Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("scenario {}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| format!("scenario {}: {e}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let s: Scenario = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        if s.schema != SCHEMA_NAME || s.version != 1 {
+            return Err(format!("not a {SCHEMA_NAME} v1 file"));
+        }
+        for step in &s.steps {
+            if let Step::Apdu { command, .. } = step {
+                let bytes = hex::decode(command).map_err(|e| format!("step {:?}: {e}", step.name()))?;
+                if !crate::transcript::well_formed(&bytes) {
+                    return Err(format!("step {:?}: {command} is not a well-formed APDU", step.name()));
+                }
+            }
+        }
+        Ok(s)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StepResult {
+    pub name: String,
+    pub passed: bool,
+    pub detail: String,
+}
+
+fn pin_matches(got: PinOutcome, want: PinExpect) -> bool {
+    matches!(
+        (got, want),
+        (PinOutcome::Accepted, PinExpect::Accepted)
+            | (PinOutcome::Wrong { .. }, PinExpect::Wrong)
+            | (PinOutcome::Blocked, PinExpect::Blocked)
+    )
+}
+
+/// Runs a scenario; stops at the first failing step. Returns every step's result.
+pub fn run(s: &Scenario, transport: Box<dyn Transport>) -> Result<Vec<StepResult>, String> {
+    let mut c = client::open(transport).map_err(|e| e.to_string())?;
+    if let Some(p) = &s.profile
+        && p != c.profile().name()
+    {
+        return Err(format!("scenario {:?} is for {p} cards; this card is {}", s.name, c.profile().name()));
+    }
+    let mut out = vec![];
+    for step in &s.steps {
+        let (passed, detail) = match step {
+            Step::Apdu { command, sw, data, .. } => {
+                let bytes = hex::decode(command)?;
+                let r = c.transport().transmit_raw(&bytes).map_err(|e| e.to_string())?;
+                let (got_data, got_sw) = r.split_at(r.len().saturating_sub(2));
+                let want_sw = sw.clone().unwrap_or_else(|| "9000".into()).to_uppercase();
+                let sw_ok = want_sw == "*" || hex::encode(got_sw) == want_sw;
+                let data_ok = match data {
+                    None => true,
+                    Some(d) if d.ends_with("..") => hex::encode(got_data).starts_with(&d[..d.len() - 2].to_uppercase()),
+                    Some(d) => hex::encode(got_data) == d.to_uppercase(),
+                };
+                (sw_ok && data_ok, format!("< {}", hex::encode(&r)))
+            }
+            Step::VerifyPin { pin, expect, .. } => {
+                let o = c.verify_pin(pin).map_err(|e| e.to_string())?;
+                (pin_matches(o, *expect), format!("{o:?}"))
+            }
+            Step::ChangePin { pin, new_pin, expect, .. } => {
+                let o = c.change_pin(pin, new_pin).map_err(|e| e.to_string())?;
+                (pin_matches(o, *expect), format!("{o:?}"))
+            }
+            Step::UnblockPin { puk, new_pin, expect, .. } => {
+                let o = c.unblock_pin(puk, new_pin).map_err(|e| e.to_string())?;
+                (pin_matches(o, *expect), format!("{o:?}"))
+            }
+            Step::Serial { equals, .. } => {
+                let s = c.serial().map_err(|e| e.to_string())?;
+                (&s == equals, format!("serial {s}"))
+            }
+            Step::Diagnostic { now, pin, expect, .. } => {
+                let now: Date = now.parse()?;
+                let d = diagnose(c.as_mut(), now, &BackOffice::default(), &Policy::default(), pin.as_deref())
+                    .map_err(|e| format!("{e:?}"))?;
+                let first =
+                    d.checks.iter().find(|k| k.status == crate::flows::diagnostic::CheckStatus::Fail && k.id != 10);
+                let got = first.map_or("Renewable".to_owned(), |k| {
+                    format!("{:?}", k.reason.unwrap_or(crate::flows::diagnostic::Reason::UnknownCard))
+                });
+                (&got == expect, format!("diagnostic: {got}"))
+            }
+        };
+        out.push(StepResult { name: step.name().to_owned(), passed, detail });
+        if !passed {
+            break;
+        }
+    }
+    Ok(out)
+}
