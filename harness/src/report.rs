@@ -14,6 +14,7 @@ pub fn step_line(e: Event<'_>) -> Option<String> {
                 StepStatus::Ok => "ok ",
                 StepStatus::Refused => "NO ",
                 StepStatus::Failed => "ERR",
+                StepStatus::Skipped => "-- ",
             };
             Some(format!("  {mark} {:<30} {}  ({} ms)", s.name, s.detail, s.millis))
         }
@@ -37,7 +38,7 @@ fn xml(s: &str) -> String {
 pub fn junit(reports: &[FlowReport]) -> String {
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n");
     for r in reports {
-        let failures = r.steps.iter().filter(|s| s.status != StepStatus::Ok).count();
+        let failures = r.steps.iter().filter(|s| matches!(s.status, StepStatus::Refused | StepStatus::Failed)).count();
         let time: f64 = r.steps.iter().map(|s| s.millis as f64 / 1000.0).sum();
         out.push_str(&format!(
             "  <testsuite name=\"firmalab.{}\" tests=\"{}\" failures=\"{failures}\" time=\"{time:.3}\">\n",
@@ -52,8 +53,12 @@ pub fn junit(reports: &[FlowReport]) -> String {
                 xml(&s.name),
                 s.millis as f64 / 1000.0
             ));
-            if s.status != StepStatus::Ok {
-                out.push_str(&format!("<failure message=\"{}\"/>", xml(&s.detail)));
+            match s.status {
+                StepStatus::Ok => {}
+                StepStatus::Skipped => out.push_str(&format!("<skipped message=\"{}\"/>", xml(&s.detail))),
+                StepStatus::Refused | StepStatus::Failed => {
+                    out.push_str(&format!("<failure message=\"{}\"/>", xml(&s.detail)))
+                }
             }
             out.push_str("</testcase>\n");
         }

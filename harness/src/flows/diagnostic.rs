@@ -320,7 +320,8 @@ pub fn run(mut r: Runner<'_>, bo: &BackOffice, policy: &Policy, pin: Option<&str
             for c in &d.checks {
                 let status = match c.status {
                     CheckStatus::Fail => StepStatus::Refused,
-                    _ => StepStatus::Ok,
+                    CheckStatus::Skip => StepStatus::Skipped,
+                    CheckStatus::Pass => StepStatus::Ok,
                 };
                 let rec = super::StepRecord {
                     name: format!("{:>2}. {}", c.id, c.name),

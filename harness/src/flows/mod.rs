@@ -27,6 +27,8 @@ pub enum StepStatus {
     Refused,
     /// The card or the transport failed.
     Failed,
+    /// Not run (a diagnostic check that needs what is missing).
+    Skipped,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
