@@ -217,6 +217,11 @@ enum FixturesCmd {
         #[arg(long, default_value = "fixtures")]
         dir: PathBuf,
     },
+    /// Write the fuzz targets' seed corpora, from the real flows' transcripts.
+    FuzzCorpus {
+        #[arg(long, default_value = "fuzz/corpus")]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -310,6 +315,11 @@ fn run(cli: Cli) -> Result<u8, String> {
             for p in written {
                 println!("{}", p.display());
             }
+            Ok(())
+        }
+        Cmd::Fixtures { command: FixturesCmd::FuzzCorpus { out } } => {
+            let n = firmalab_harness::fuzz_corpus::write(&out)?;
+            println!("{n} seed inputs under {}", out.display());
             Ok(())
         }
     };

@@ -151,7 +151,7 @@ fn fixtures_regenerate_reproduces_the_committed_fixtures_byte_for_byte() {
     let dir = scratch("regen");
     let o = firmalab(&["fixtures", "regenerate", "--dir", dir.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    for sub in ["cards", "ca"] {
+    for sub in ["cards", "ca", "keys"] {
         for e in std::fs::read_dir(root().join("fixtures").join(sub)).unwrap() {
             let p = e.unwrap().path();
             let name = p.file_name().unwrap();

@@ -12,6 +12,9 @@ use rsa::traits::PublicKeyParts;
 use rsa::{BoxedUint, Pkcs1v15Encrypt, Pkcs1v15Sign, RsaPrivateKey};
 use serde::{Deserialize, Serialize};
 
+/// Pre-generated RSA-2048 keys (PKCS#1 DER hex, one a line) for deterministic mode only.
+const RSA2048_POOL: &str = include_str!("../../fixtures/keys/rsa2048-pool.txt");
+
 /// RSA public exponent of every generated key.
 pub const RSA_EXPONENT: u32 = 65_537;
 
@@ -144,8 +147,20 @@ impl KeyMaterial {
         KeyMaterial::EcP256 { scalar: Bytes(key.to_bytes().to_vec()) }
     }
 
-    /// Generates a key on the card.
+    /// Generates a key on the card. In deterministic (test) mode an RSA-2048 key is drawn
+    /// from a pool of pre-generated keys (`fixtures/keys/rsa2048-pool.txt`), chosen by the
+    /// seeded RNG: runs stay reproducible and tests never wait on key generation. Otherwise
+    /// the key is generated for real.
     pub fn generate(alg: Algorithm, rng: &mut CardRng) -> Result<Self, Sw> {
+        if alg == Algorithm::Rsa2048 && rng.is_deterministic() {
+            use rand_core::Rng;
+            let pool: Vec<&str> = RSA2048_POOL.lines().filter(|l| !l.trim().is_empty()).collect();
+            if !pool.is_empty() {
+                let pick = pool.get(rng.next_u32() as usize % pool.len()).copied().unwrap_or_default();
+                let der = crate::hex::decode(pick).map_err(|_| Sw::MemoryFailure)?;
+                return Ok(KeyMaterial::Rsa { pkcs1: Bytes(der) });
+            }
+        }
         match alg.rsa_bits() {
             Some(bits) => {
                 let key = RsaPrivateKey::new(rng, bits).map_err(|_| Sw::MemoryFailure)?;

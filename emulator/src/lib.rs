@@ -20,6 +20,7 @@ pub mod command;
 pub mod fs;
 pub mod hex;
 pub mod image;
+pub mod invariants;
 pub mod keys;
 pub mod perso;
 pub mod profile;

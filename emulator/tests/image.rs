@@ -120,3 +120,23 @@ fn save_replaces_atomically_and_a_failed_save_keeps_the_old_file() {
     assert!(e.contains("cannot save"), "{e}");
     assert!(target_is_dir.join("x").exists(), "the existing entry is untouched");
 }
+
+#[test]
+fn concurrent_saves_in_one_process_never_collide() {
+    let dir = tmp("concurrent");
+    let image = image("cns-renewable.json");
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let (dir, image) = (&dir, &image);
+            s.spawn(move || {
+                for i in 0..25 {
+                    let mut img = image.clone();
+                    img.description = format!("{t}-{i}");
+                    img.save(&dir.join("same.json")).unwrap();
+                }
+            });
+        }
+    });
+    CardImage::load(&dir.join("same.json")).unwrap();
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "no temporary file left");
+}

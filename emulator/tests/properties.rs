@@ -6,10 +6,8 @@
 mod common;
 use common::*;
 use firmalab_emulator::apdu::Apdu;
-use firmalab_emulator::keys::LoadedKey;
-use firmalab_emulator::{Card, CardImage, CardRng};
+use firmalab_emulator::invariants::{Checked, Op};
 use proptest::prelude::*;
-use rsa::traits::PrivateKeyParts;
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
@@ -134,78 +132,16 @@ fn step(profile_cns: bool) -> impl Strategy<Value = Step> {
     ]
 }
 
-/// 16-byte windows of every private value on the card.
-fn secrets(image: &CardImage) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    for k in &image.keys {
-        let Some(m) = &k.material else { continue };
-        match m.load().unwrap() {
-            LoadedKey::Rsa(k) => {
-                for v in [k.d().to_be_bytes(), k.primes()[0].to_be_bytes(), k.primes()[1].to_be_bytes()] {
-                    out.extend(v.chunks_exact(16).map(<[u8]>::to_vec));
-                }
-            }
-            LoadedKey::EcP256(k) => out.push(k.to_bytes()[..16].to_vec()),
-        }
-    }
-    out
-}
-
-fn pad(value: &str, len: u8, byte: u8) -> Vec<u8> {
-    let mut v = value.as_bytes().to_vec();
-    v.resize(usize::from(len), byte);
-    v
-}
-
 fn run_session(name: &str, steps: Vec<Step>) -> Result<(), TestCaseError> {
-    let mut card = Card::new(image(name), CardRng::insecure_deterministic(5));
-    card.power_on();
-    let secrets = secrets(card.image());
-    for s in steps {
-        let before = card.image().clone();
-        let Step::Apdu(cmd) = s else {
-            match s {
-                Step::PowerCycle => {
-                    card.power_off();
-                    card.power_on();
-                }
-                _ => card.reset(),
-            }
-            continue;
-        };
-        let resp = card.transmit_vec(&cmd);
-        prop_assert!(resp.len() >= 2);
-        for secret in &secrets {
-            prop_assert!(
-                !resp.windows(16).any(|w| w == secret.as_slice()),
-                "private key bytes in a response to {:02X?}",
-                cmd
-            );
-        }
-        let after = card.image();
-        prop_assert!(after.validate().is_ok(), "{:?}", after.validate());
-        for (i, (b, a)) in before.pins.iter().zip(&after.pins).enumerate() {
-            if a.tries_left > b.tries_left {
-                let puk = b.unblocked_by.and_then(|r| before.pins.iter().find(|p| p.reference == r));
-                let own = pad(&b.value, b.pad_len, b.pad_byte.0);
-                let by_puk = puk.map(|p| pad(&p.value, p.pad_len, p.pad_byte.0));
-                let puk_file =
-                    before.profile == firmalab_emulator::ProfileKind::Oberthur && cmd.starts_with(&[0x00, 0x2C]);
-                let erase = cmd == [0xB0, 0xF5, 0x00, 0x00];
-                let contains = |needle: &[u8]| cmd.windows(needle.len()).any(|w| w == needle);
-                prop_assert!(
-                    contains(&own) || by_puk.is_some_and(|p| contains(&p)) || puk_file || erase,
-                    "PIN #{i} counter rose from {} to {} on {:02X?}",
-                    b.tries_left,
-                    a.tries_left,
-                    cmd
-                );
-            }
-        }
-    }
-    let img = card.into_image();
-    prop_assert_eq!(CardImage::from_json(&img.to_json()).unwrap(), img);
-    Ok(())
+    let ops: Vec<Op> = steps
+        .into_iter()
+        .map(|s| match s {
+            Step::Apdu(c) => Op::Apdu(c),
+            Step::PowerCycle => Op::PowerCycle,
+            Step::Reset => Op::Reset,
+        })
+        .collect();
+    Checked::new(image(name), 5).run(&ops).map_err(TestCaseError::fail)
 }
 
 proptest! {

@@ -105,8 +105,11 @@ pub fn issue_renewal(
         ExpiryRule::FromOldExpiry => until.add_years(3),
         ExpiryRule::FromIssuance => now.add_years(3),
     };
-    let digest =
-        Sha256::digest([old_tbs.serial_number().as_bytes(), &[kind as u8], now.to_string().as_bytes()].concat());
+    // Unique per issuance, and reproducible: the registry's size tells issuances apart.
+    let issued = bo.certificates.len().to_be_bytes();
+    let digest = Sha256::digest(
+        [old_tbs.serial_number().as_bytes(), &[kind as u8], now.to_string().as_bytes(), &issued[..]].concat(),
+    );
     let serial = u64::from_be_bytes([
         digest[0] & 0x7F,
         digest[1],

@@ -323,6 +323,19 @@ pub fn regenerate(dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<Vec<Path
     let ca = build_ca()?;
     ca.save(&dir.join("ca"))?;
     let mut written = vec![dir.join("ca")];
+    progress("RSA-2048 key pool for deterministic cards (32 keys)");
+    let mut pool = String::new();
+    for i in 0..32 {
+        let key = rsa_key(&KeySource::Seeded("deterministic card pool"), &i.to_string(), 2048)?;
+        let KeyMaterial::Rsa { pkcs1 } = KeyMaterial::from_rsa(&key)? else { unreachable!() };
+        pool.push_str(&firmalab_emulator::hex::encode(&pkcs1.0));
+        pool.push('\n');
+    }
+    let keys = dir.join("keys");
+    std::fs::create_dir_all(&keys).map_err(|e| format!("{}: {e}", keys.display()))?;
+    firmalab_emulator::image::write_atomically(&keys.join("rsa2048-pool.txt"), pool.as_bytes())
+        .map_err(|e| e.to_string())?;
+    written.push(keys.join("rsa2048-pool.txt"));
     let cards = dir.join("cards");
     std::fs::create_dir_all(&cards).map_err(|e| format!("{}: {e}", cards.display()))?;
     for f in fixtures() {

@@ -10,6 +10,7 @@ pub mod console;
 pub mod dates;
 pub mod fixtures;
 pub mod flows;
+pub mod fuzz_corpus;
 pub mod inspect;
 pub mod pki;
 pub mod report;

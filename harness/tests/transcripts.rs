@@ -4,14 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use firmalab_emulator::{CardImage, CardRng};
-use firmalab_harness::backoffice::Store;
-use firmalab_harness::ca::ExpiryRule;
-use firmalab_harness::client;
-use firmalab_harness::fixtures::REFERENCE_DATE;
-use firmalab_harness::flows::diagnostic::{self, Policy};
-use firmalab_harness::flows::renewal::{self, RenewalOptions};
-use firmalab_harness::flows::{Event, FlowReport, Runner, pin, reset};
-use firmalab_harness::pki::TestCa;
+use firmalab_harness::flows::FlowReport;
+use firmalab_harness::fuzz_corpus::deterministic_flow;
 use firmalab_harness::transcript::replay;
 use firmalab_harness::transport::in_process::InProcess;
 use std::path::PathBuf;
@@ -29,44 +23,7 @@ fn transport(image: CardImage) -> Box<InProcess> {
 }
 
 fn flow(name: &str, image: CardImage) -> FlowReport {
-    let mut sink = |_: Event<'_>| {};
-    let ca = TestCa::load(&root().join("fixtures/ca")).unwrap();
-    let mut bo = Store::in_memory();
-    renewal::enroll(
-        client::open(transport(image.clone())).unwrap().as_mut(),
-        &mut bo,
-        "CDRL-ROMA-01",
-        "h@example.it",
-        "+390000000000",
-        REFERENCE_DATE,
-    )
-    .ok();
-    let r = Runner::open(transport(image), name, REFERENCE_DATE, &mut sink).unwrap();
-    match name {
-        "diagnostic" => diagnostic::run(r, &bo.data, &Policy::default(), Some("12345678")),
-        "pin-change" => pin::change(r, "12345678", "24682468", "24682468"),
-        "pin-unblock" => pin::unblock(r, "87654321", "13571357", "13571357"),
-        "puk-change" => pin::change_puk(r, "87654321", "11112222", "11112222"),
-        "reset" => reset::reset(r, "12345678", &mut bo),
-        "renewal" => renewal::run(
-            r,
-            &ca,
-            &mut bo,
-            &RenewalOptions {
-                pin: "12345678".into(),
-                acknowledge_key_loss: true,
-                holder_data_correct: true,
-                email: "h@example.it".into(),
-                mobile: "+390000000000".into(),
-                accept_contracts: true,
-                cdrl: "CDRL-ROMA-01".into(),
-                expiry: ExpiryRule::FromOldExpiry,
-                out_dir: std::env::temp_dir().join(format!("firmalab-snap-{}", std::process::id())),
-                policy: Policy::default(),
-            },
-        ),
-        other => panic!("{other}"),
-    }
+    deterministic_flow(name, image).unwrap()
 }
 
 #[test]

@@ -247,6 +247,12 @@ impl CardClient for Cns {
         Ok(())
     }
 
+    fn tidy(&mut self, _pin: &str) -> Result<()> {
+        // The commit swaps key and certificate in one command: nothing can be half-done. A
+        // pending key left by an interrupted renewal is replaced by the next one.
+        Ok(())
+    }
+
     fn reset(&mut self, pin: &str) -> Result<PinOutcome> {
         let o = self.verify_one(PIN0, &[], pin)?;
         if o != PinOutcome::Accepted {

@@ -133,6 +133,9 @@ pub trait CardClient {
     fn stage_key(&mut self, role: KeyRole, pin: &str) -> Result<StagedKey>;
     /// Installs a staged key with its certificate; the old key and certificate go.
     fn install(&mut self, staged: &StagedKey, certificate: &[u8], pin: &str) -> Result<()>;
+    /// Repairs what an interrupted renewal left (Oberthur: lists, containers and orphan key
+    /// files, from the certificates listed; the CNS commits atomically and needs nothing).
+    fn tidy(&mut self, pin: &str) -> Result<()>;
     /// PKI Manager's reset: PIN login, then back to the blank card with the default PIN 12345.
     fn reset(&mut self, pin: &str) -> Result<PinOutcome>;
 }

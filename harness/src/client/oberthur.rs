@@ -172,6 +172,75 @@ impl Oberthur {
         self.update_binary(&data, "object list")
     }
 
+    /// Makes the private list and the containers follow the certificates listed in the public
+    /// list (the commit point of an installation) and, with `sweep_orphans`, deletes objects of
+    /// indices no listed certificate has. Needs the user PIN verified.
+    fn repair(&mut self, sweep_orphans: bool) -> Result<()> {
+        let listed: Vec<u8> = self.list(0x4000, 250)?.into_iter().filter(|f| f >> 8 == 0x20).map(|f| f as u8).collect();
+        // Private list: exactly the keys of the listed certificates.
+        let mut private = self.read(&[AWP, 0x5000], "private list")?;
+        private.resize(125, 0);
+        let mut changed = false;
+        let mut present: Vec<u8> = vec![];
+        for e in private.chunks_exact_mut(5) {
+            if e[0] == 0xFF && e[1] == 0x30 {
+                if listed.contains(&e[2]) && !present.contains(&e[2]) {
+                    present.push(e[2]);
+                } else {
+                    e.copy_from_slice(&[0; 5]);
+                    changed = true;
+                }
+            }
+        }
+        for nn in listed.iter().filter(|nn| !present.contains(nn)) {
+            if let Some(e) = private.chunks_exact_mut(5).find(|e| e[0] != 0xFF) {
+                e.copy_from_slice(&list_entry(0x3000 | u16::from(*nn), 0x0800));
+                changed = true;
+            }
+        }
+        if changed {
+            self.select_ok(&[AWP, 0x5000], "private list")?;
+            self.update_binary(&private, "private list")?;
+        }
+        // Containers: a record naming an unlisted key takes a listed one no record names.
+        self.select_ok(&[AWP, 0x3000], "the container list")?;
+        let mut records = vec![];
+        for rec in 1..=u8::MAX {
+            let r = send(self.t.as_mut(), 0x00, 0xB2, rec, 0x04, &[], Some(u16::from(CONTAINER_RECORD_LEN)))?;
+            if r.sw == Sw::RecordNotFound {
+                break;
+            }
+            records.push((rec, expect_ok(r, "READ RECORD")?));
+        }
+        let named: Vec<u8> =
+            records.iter().filter_map(|(_, r)| r.get(3).copied()).filter(|nn| listed.contains(nn)).collect();
+        let mut free = listed.iter().filter(|nn| !named.contains(nn)).copied();
+        for (rec, mut record) in records {
+            if record.get(3).is_some_and(|nn| !listed.contains(nn))
+                && let Some(nn) = free.next()
+                && let Some(head) = record.get_mut(0..6)
+            {
+                head.copy_from_slice(&[0x10, nn, 0x30, nn, 0x20, nn]);
+                expect_ok(send(self.t.as_mut(), 0x00, 0xDC, rec, 0x04, &record, None)?, "UPDATE RECORD")?;
+            }
+        }
+        // Orphans: objects of an index no listed certificate has (left by an interrupted
+        // renewal). Not during an install: the other role's staged key is not listed yet.
+        if !sweep_orphans {
+            return Ok(());
+        }
+        for (df, classes) in [(PRIVATE, &[0x30u8, 0x31][..]), (PUBLIC, &[0x10, 0x20, 0x21][..])] {
+            self.select_ok(&[AWP, df], "DF")?;
+            let files = expect_ok(send(self.t.as_mut(), 0x80, 0x34, 0, 0, &[], Some(0x40))?, "LIST FILES")?;
+            for f in files.chunks_exact(2) {
+                if classes.contains(&f[0]) && !listed.contains(&f[1]) {
+                    self.delete(df, u16::from_be_bytes([f[0], f[1]]))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn free_index(&mut self) -> Result<u8> {
         let used: Vec<u8> =
             self.list(0x5000, 125)?.iter().chain(self.list(0x4000, 250)?.iter()).map(|f| *f as u8).collect();
@@ -346,28 +415,22 @@ impl CardClient for Oberthur {
         self.write_ef(PUBLIC, cert_fid, certificate, "certificate")?;
         self.write_ef(PUBLIC, 0x2100 | u16::from(nn), &cert_info(&info), "certificate info")?;
         self.write_ef(PRIVATE, 0x3100 | u16::from(nn), &key_info(&info, flags), "key info")?;
-        // The switch: container, then private and public lists.
-        self.select_ok(&[AWP, 0x3000], "the container list")?;
-        for rec in 1..=u8::MAX {
-            let r = send(self.t.as_mut(), 0x00, 0xB2, rec, 0x04, &[], Some(u16::from(CONTAINER_RECORD_LEN)))?;
-            if r.sw == Sw::RecordNotFound {
-                break;
-            }
-            let mut record = expect_ok(r, "READ RECORD")?;
-            if record.get(2..4) == Some(&(0x3000 | u16::from(old)).to_be_bytes()[..])
-                && let Some(head) = record.get_mut(0..6)
-            {
-                head.copy_from_slice(&[0x10, nn, 0x30, nn, 0x20, nn]);
-                expect_ok(send(self.t.as_mut(), 0x00, 0xDC, rec, 0x04, &record, None)?, "UPDATE RECORD")?;
-            }
-        }
+        // The commit point: the public list names the new certificate for the role. Before
+        // it the old certificate and key are current; after it the new ones (both exist).
         let cert_len = u16::try_from(certificate.len()).unwrap_or(u16::MAX);
-        self.relist(0x5000, 125, 0x3000 | u16::from(old), prv, 0x0800)?;
         self.relist(0x4000, 250, 0x2000 | u16::from(old), cert_fid, cert_len)?;
+        let _ = prv;
+        // Private list and containers follow the public list; the old objects go.
+        self.repair(false)?;
         for (df, fid) in [(PRIVATE, 0x3000), (PRIVATE, 0x3100), (PUBLIC, 0x2000), (PUBLIC, 0x2100), (PUBLIC, 0x1000)] {
             self.delete(df, fid | u16::from(old))?;
         }
         Ok(())
+    }
+
+    fn tidy(&mut self, pin: &str) -> Result<()> {
+        self.login(pin)?;
+        self.repair(true)
     }
 
     fn reset(&mut self, pin: &str) -> Result<PinOutcome> {
@@ -375,6 +438,14 @@ impl CardClient for Oberthur {
         if o != PinOutcome::Accepted {
             return Ok(o);
         }
+        // The commit point: with the public list empty the card holds no certificate for any
+        // client. Then the lists, containers and objects go, and the PIN last.
+        self.select_ok(&[AWP, 0x4000], "public list")?;
+        self.update_binary(&[0; 250], "public list")?;
+        self.select_ok(&[AWP, 0x5000], "private list")?;
+        self.update_binary(&[0; 125], "private list")?;
+        self.select_ok(&[AWP, 0x3000], "container list")?;
+        while send(self.t.as_mut(), 0x80, 0x32, 0x01, 0x04, &[], None)?.ok() {}
         for df in [PRIVATE, PUBLIC] {
             self.select_ok(&[AWP, df], "DF")?;
             let files = expect_ok(send(self.t.as_mut(), 0x80, 0x34, 0, 0, &[], Some(0x40))?, "LIST FILES")?;
@@ -382,12 +453,6 @@ impl CardClient for Oberthur {
                 self.delete(df, u16::from_be_bytes([f[0], f[1]]))?;
             }
         }
-        self.select_ok(&[AWP, 0x4000], "public list")?;
-        self.update_binary(&[0; 250], "public list")?;
-        self.select_ok(&[AWP, 0x5000], "private list")?;
-        self.update_binary(&[0; 125], "private list")?;
-        self.select_ok(&[AWP, 0x3000], "container list")?;
-        while send(self.t.as_mut(), 0x80, 0x32, 0x01, 0x04, &[], None)?.ok() {}
         self.select_ok(&[AWP], "the AWP DF")?;
         let mut data = vec![0x03, 0x40];
         data.extend(padded(firmalab_emulator::profile::cns::DEFAULT_PIN, 64, 0xFF));

@@ -201,6 +201,42 @@ fn renew(
             format!("practice {id}: the new certificate is on the card; the CDRL must authorise it"),
         ));
     }
+    if let Some((id, PracticeState::RenewalInProgress)) = &resuming {
+        d.practice = Some(id.clone());
+        let on_card: Vec<String> = certs.iter().map(|(_, c)| serial_hex(c)).collect();
+        let installed = bo.data.certificates.iter().any(|c| {
+            c.card_serial == *card
+                && c.status == CertStatus::Suspended
+                && c.role == KeyRole::Signature
+                && on_card.contains(&c.serial)
+        });
+        if installed {
+            r.step("Resumed", |c, _| {
+                c.tidy(&o.pin)?;
+                Ok((
+                    (),
+                    "the new certificates were already installed when the renewal stopped; completing it".to_owned(),
+                ))
+            })?;
+            finalize(bo, card, id, now, &on_card)?;
+            return Ok((
+                "AwaitingCdrlAuthorization".into(),
+                format!(
+                    "practice {id}: renewal partially complete, the CDRL authorises it after payment (firmalab ra authorize {id})"
+                ),
+            ));
+        }
+        // Certificates issued before the interruption but never installed are void.
+        for c in bo
+            .data
+            .certificates
+            .iter_mut()
+            .filter(|c| c.card_serial == *card && c.status == CertStatus::Suspended && !on_card.contains(&c.serial))
+        {
+            c.status = CertStatus::Revoked;
+        }
+        bo.save().map_err(Stop::Failed)?;
+    }
     if resuming.is_none() {
         r.step("DiagnosticPassed", |c, now| {
             let diagnosis = diagnose(c, now, &bo.data, &o.policy, Some(&o.pin))?;
@@ -288,6 +324,8 @@ fn renew(
         let signer = CardSigner::new(c, KeyRole::Signature, None, old_public.clone(), &o.pin);
         let p7m = cades::sign_attached(form.as_bytes(), &old_sign, &signer, now)
             .map_err(|e| signer_error(&signer, "signing the form", e))?;
+        // The card's signature is checked before the form goes anywhere.
+        cades::verify(&p7m).map_err(|e| Stop::Failed(format!("the signed form does not verify: {e}")))?;
         Ok((p7m, "Modulo di Rinnovo signed (CAdES-BES, signingCertificateV2) with the expiring key".to_owned()))
     })?;
     let form_name = format!("{practice}-modulo-rinnovo.txt.p7m");
@@ -302,6 +340,10 @@ fn renew(
     bo.save().map_err(Stop::Failed)?;
 
     r.begin("KeysGenerated");
+    if let Err(e) = r.client.tidy(&o.pin) {
+        r.end(super::StepStatus::Failed, e.to_string());
+        return Err(e.into());
+    }
     let mut staged: Vec<StagedKey> = vec![];
     for role in [KeyRole::Signature, KeyRole::Authentication] {
         match r.client.stage_key(role, &o.pin) {
@@ -380,29 +422,39 @@ fn renew(
         }
         Ok(((), "new certificates written; old keys, certificates and the decryption key removed".into()))
     })?;
-    let b = &mut bo.data;
-    for (_, c) in &certs {
-        if let Some(rec) = b.cert_mut(&serial_hex(c)) {
-            rec.status = CertStatus::Superseded;
-        }
-    }
-    if let Some(c) = b.card_mut(card) {
-        c.renewal_count += 1;
-    }
-    if let Some(p) = b.practice_mut(&practice) {
-        p.state = PracticeState::AwaitingCdrlAuthorization;
-        p.events.push(PracticeEvent {
-            date: now.to_string(),
-            event: "certificates installed on the card; waiting for the CDRL's authorisation".into(),
-        });
-    }
-    bo.save().map_err(Stop::Failed)?;
+    let installed: Vec<String> = issued.iter().map(|(_, _, _, c)| serial_hex(c)).collect();
+    finalize(bo, card, &practice, now, &installed)?;
     Ok((
         "AwaitingCdrlAuthorization".into(),
         format!(
             "practice {practice}: renewal partially complete, the CDRL authorises it after payment (firmalab ra authorize {practice})"
         ),
     ))
+}
+
+/// Records a completed installation: certificates on the card stay suspended until the CDRL
+/// authorises; the card's other active ones are superseded, issued-but-absent ones void; one
+/// more renewal for the device; the practice waits for the CDRL.
+fn finalize(bo: &mut Store, card: &str, practice: &str, now: Date, on_card: &[String]) -> Result<(), Stop> {
+    let b = &mut bo.data;
+    for c in b.certificates.iter_mut().filter(|c| c.card_serial == card && !on_card.contains(&c.serial)) {
+        c.status = match c.status {
+            CertStatus::Active => CertStatus::Superseded,
+            CertStatus::Suspended => CertStatus::Revoked,
+            other => other,
+        };
+    }
+    if let Some(c) = b.card_mut(card) {
+        c.renewal_count += 1;
+    }
+    if let Some(p) = b.practice_mut(practice) {
+        p.state = PracticeState::AwaitingCdrlAuthorization;
+        p.events.push(PracticeEvent {
+            date: now.to_string(),
+            event: "certificates installed on the card; waiting for the CDRL's authorisation".into(),
+        });
+    }
+    bo.save().map_err(Stop::Failed)
 }
 
 /// `firmalab ra authorize`: the reseller completes a renewal after payment.

@@ -5,38 +5,41 @@
 use super::{FlowReport, Runner, refuse};
 use crate::backoffice::{CertStatus, PracticeEvent, PracticeState, Store};
 use crate::client::PinOutcome;
+use firmalab_emulator::profile::cns::DEFAULT_PIN;
 
 pub fn reset(mut r: Runner<'_>, pin: &str, bo: &mut Store) -> FlowReport {
     r.secret("pin", pin);
+    r.secret("default_pin", DEFAULT_PIN);
     let mut card = String::new();
     let result = (|| {
         card = r.step("Scanned", |c, _| {
             let s = c.serial()?;
             Ok((s.clone(), format!("card {s} ({})", c.profile().name())))
         })?;
-        r.begin("CardReset");
-        let outcome = r.client.reset(pin);
-        match outcome {
-            Ok(PinOutcome::Accepted) => {
-                r.end(super::StepStatus::Ok, "keys, certificates and personal data erased; PIN 12345")
-            }
-            Ok(o) => {
-                let stop = match o {
-                    PinOutcome::Wrong { tries_left } if tries_left > 0 => {
-                        refuse("WrongPin", format!("wrong PIN, {tries_left} tries left"))
-                    }
-                    _ => refuse("PinBlocked", "the PIN is blocked: unblock it with the PUK first"),
-                };
-                if let super::Stop::Refused { code, message } = &stop {
-                    r.end(super::StepStatus::Refused, format!("{code}: {message}"));
+        r.step("CardReset", |c, _| {
+            let stop = |o: PinOutcome| match o {
+                PinOutcome::Wrong { tries_left } if tries_left > 0 => {
+                    refuse("WrongPin", format!("wrong PIN, {tries_left} tries left"))
                 }
-                return Err(stop);
+                _ => refuse("PinBlocked", "the PIN is blocked: unblock it with the PUK first"),
+            };
+            match c.reset(pin)? {
+                PinOutcome::Accepted => Ok(((), "keys, certificates and personal data erased; PIN 12345".to_owned())),
+                PinOutcome::Wrong { .. } if pin != DEFAULT_PIN && c.certificates()?.is_empty() => {
+                    // A reset interrupted after the erase: the PIN is already the default one.
+                    // Logging in with it restores the counter the refused PIN cost; the reset
+                    // then finishes (it is idempotent).
+                    match c.reset(DEFAULT_PIN)? {
+                        PinOutcome::Accepted => Ok((
+                            (),
+                            "the card had been erased by an interrupted reset; finished with PIN 12345".to_owned(),
+                        )),
+                        o => Err(stop(o)),
+                    }
+                }
+                o => Err(stop(o)),
             }
-            Err(e) => {
-                r.end(super::StepStatus::Failed, e.to_string());
-                return Err(e.into());
-            }
-        }
+        })?;
         let now = r.now;
         let card_serial = card.clone();
         r.step("BackOfficeUpdated", |_, _| {

@@ -5,6 +5,7 @@
 //! [`exchange`] follows `61xx` (GET RESPONSE) and `6Cxx` (resend with the right Le) the way
 //! OpenSC's `apdu.c` does, so callers always see the whole answer.
 
+pub mod fault;
 pub mod in_process;
 #[cfg(feature = "pcsc")]
 pub mod pcsc;
