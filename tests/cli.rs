@@ -326,3 +326,59 @@ fn demo_runs_every_flow_on_fixture_copies() {
     }
     assert!(dir.join("ra.json").exists());
 }
+
+#[test]
+fn truncated_transcript_unknown_reader_and_no_pcscd_give_one_line_errors_and_touch_nothing() {
+    let dir = scratch("bad-inputs");
+    let img = copy_fixture("cns-renewable.json", &dir);
+    let img_s = img.to_str().unwrap();
+    let before = std::fs::read(&img).unwrap();
+    let t = dir.join("t.json");
+    let o = firmalab(&[
+        "flow",
+        "diagnostic",
+        "--card",
+        img_s,
+        "--pin",
+        "12345678",
+        "--now",
+        "2026-06-01",
+        "--ra",
+        dir.join("ra.json").to_str().unwrap(),
+        "--transcript",
+        t.to_str().unwrap(),
+    ]);
+    assert!(t.exists(), "{}", String::from_utf8_lossy(&o.stderr));
+    let full = std::fs::read(&t).unwrap();
+    std::fs::write(&t, &full[..full.len() / 2]).unwrap();
+    let img_now = std::fs::read(&img).unwrap();
+    let one_line_failure = |args: &[&str], want: &str| {
+        let o = firmalab(args);
+        assert_ne!(status(&o), 0, "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.starts_with("firmalab: ") && err.lines().count() == 1 && err.contains(want), "{args:?}: {err}");
+    };
+    one_line_failure(
+        &["replay", t.to_str().unwrap(), "--card", img_s, "--secret", "pin=12345678"],
+        "EOF while parsing",
+    );
+    assert_eq!(std::fs::read(&img).unwrap(), img_now, "replay of a bad transcript sends nothing");
+    // Cards in readers: without PC/SC support, or with no pcscd behind the socket.
+    let o = Command::new(env!("CARGO_BIN_EXE_firmalab"))
+        .args(["flow", "diagnostic", "--card", "reader:Nope", "--ra", dir.join("ra.json").to_str().unwrap()])
+        .env("PCSCLITE_CSOCK_NAME", dir.join("no-pcscd.comm"))
+        .output()
+        .unwrap();
+    assert_eq!(status(&o), 3);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.lines().count() == 1 && (err.contains("no PC/SC service") || err.contains("--features pcsc")), "{err}");
+    let o = Command::new(env!("CARGO_BIN_EXE_firmalab"))
+        .args(["readers"])
+        .env("PCSCLITE_CSOCK_NAME", dir.join("no-pcscd.comm"))
+        .output()
+        .unwrap();
+    assert_ne!(status(&o), 0);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.lines().count() == 1 && (err.contains("no PC/SC service") || err.contains("--features pcsc")), "{err}");
+    drop(before);
+}

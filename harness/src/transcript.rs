@@ -85,13 +85,10 @@ impl Transcript {
                 h.to_owned()
             } else {
                 let digest = Sha256::digest(h.as_bytes());
-                format!(
-                    "{}…[{} hex digits, sha256 {}]{}",
-                    &h[..48],
-                    h.len(),
-                    hex::encode(&digest[..4]),
-                    &h[h.len() - 4..]
-                )
+                // By characters: a transcript file may hold anything, not only hex.
+                let head: String = h.chars().take(48).collect();
+                let tail: String = h.chars().skip(h.chars().count().saturating_sub(4)).collect();
+                format!("{head}…[{} hex digits, sha256 {}]{tail}", h.len(), hex::encode(&digest[..4]))
             }
         };
         let mut out = format!("flow {} on {} ({})\n", self.flow, self.profile, self.atr);
