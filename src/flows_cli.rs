@@ -91,10 +91,22 @@ pub struct FlowArgs {
     /// INSECURE deterministic RNG for in-process cards.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// In-process cards answer with a physical token's latency (none, fast, typical, slow).
+    #[arg(long, default_value = "none")]
+    pub timing: firmalab_emulator::timing::Timing,
 }
 
 /// Opens a card: an image file (saved as it changes) or `reader:NAME`.
 pub fn open_card(spec: &str, seed: Option<u64>) -> Result<Box<dyn Transport>, String> {
+    open_card_timed(spec, seed, firmalab_emulator::timing::Timing::None)
+}
+
+/// [`open_card`] with a latency model for in-process cards.
+pub fn open_card_timed(
+    spec: &str,
+    seed: Option<u64>,
+    timing: firmalab_emulator::timing::Timing,
+) -> Result<Box<dyn Transport>, String> {
     if let Some(reader) = spec.strip_prefix("reader:") {
         return open_reader(reader);
     }
@@ -102,7 +114,7 @@ pub fn open_card(spec: &str, seed: Option<u64>) -> Result<Box<dyn Transport>, St
         Some(s) => CardRng::insecure_deterministic(s),
         None => CardRng::from_os()?,
     };
-    Ok(Box::new(InProcess::open(spec, rng)?))
+    Ok(Box::new(InProcess::open(spec, rng)?.with_timing(timing)))
 }
 
 #[cfg(feature = "pcsc")]
@@ -214,7 +226,7 @@ pub fn flow(a: FlowArgs) -> Result<u8, String> {
 
 fn run_flow(a: &FlowArgs) -> Result<u8, Trouble> {
     use Trouble::{Card, Usage};
-    let open = |spec: &str| open_card(spec, a.seed).map_err(Card);
+    let open = |spec: &str| open_card_timed(spec, a.seed, a.timing).map_err(Card);
     let now = a.now.unwrap_or_else(Date::today);
     let name = match a.name {
         FlowName::Diagnostic => "diagnostic",
@@ -494,4 +506,67 @@ pub fn scenario(files: &[PathBuf], card: &str, seed: Option<u64>) -> Result<u8, 
         all &= passed;
     }
     Ok(if all { 0 } else { 1 })
+}
+
+/// `firmalab bench`: one table, every figure next to its yardstick measured in the same run.
+pub fn bench(seconds: u64, reader: Option<String>) -> Result<(), String> {
+    use firmalab_harness::bench::{Alg, SigningCard, apdu_ns, backends, bare_signer, openssl_speed, rate};
+    let time = std::time::Duration::from_secs(seconds.max(1));
+    eprintln!("measuring ({}s per figure)…", time.as_secs());
+    let (ossl_rsa, ossl_ec) = openssl_speed(u32::try_from(seconds.max(1)).unwrap_or(1))?;
+    println!("{:<44} {:>12} {:>16}", "", "per second", "vs openssl speed");
+    println!("{:<44} {:>12.0} {:>16}", "openssl speed rsa2048 (sign)", ossl_rsa, "1.00×");
+    println!("{:<44} {:>12.0} {:>16}", "openssl speed ecdsap256 (sign)", ossl_ec, "1.00×");
+    for (backend, name) in backends() {
+        for (alg, label, yard) in [(Alg::Rsa2048, "RSA-2048", ossl_rsa), (Alg::P256, "ECDSA P-256", ossl_ec)] {
+            let mut card = SigningCard::new(alg, backend)?;
+            let through = rate(|| card.sign(), time)?;
+            let bare = rate(bare_signer(alg, backend)?, time)?;
+            println!("{:<44} {:>12.0} {:>15.2}×", format!("{label} {name}, bare crypto call"), bare, bare / yard);
+            println!(
+                "{:<44} {:>12.0} {:>15.2}×   (APDU path / bare: {:.2}×)",
+                format!("{label} {name}, VERIFY+MSE+PSO through the card"),
+                through,
+                through / yard,
+                through / bare
+            );
+        }
+    }
+    for (what, ns) in apdu_ns(time)? {
+        println!("{:<44} {:>12.0} {:>16}", format!("APDU {what} (in-process, {ns:.0} ns each)"), 1e9 / ns, "");
+    }
+    match reader {
+        Some(r) => println!("{:<44} {}", "PC/SC round trip", pcsc_round_trip(&r)?),
+        None => println!(
+            "{:<44} {}",
+            "PC/SC round trip", "not measured: give --reader \"Virtual PCD 00 00\" with a card running"
+        ),
+    }
+    Ok(())
+}
+
+#[cfg(feature = "pcsc")]
+fn pcsc_round_trip(reader: &str) -> Result<String, String> {
+    use firmalab_harness::transport::pcsc::PcscTransport;
+    let mut t = PcscTransport::connect(reader, std::time::Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    let short = firmalab_harness::console::time_on(&mut t, &["00A4000C023F00".into()], 1000)?;
+    let sign = firmalab_harness::console::time_on(
+        &mut t,
+        &[
+            "00A4080C0414008110".into(),
+            "0020009A083132333435363738".into(),
+            "0022F1B603830110".into(),
+            firmalab_emulator::hex::encode(&firmalab_harness::bench::rsa_pso_command()),
+        ],
+        50,
+    )?;
+    Ok(format!(
+        "SELECT median {:.0} µs; signature sequence (4 APDUs) median {:.0} µs per APDU",
+        short.median_us, sign.median_us
+    ))
+}
+
+#[cfg(not(feature = "pcsc"))]
+fn pcsc_round_trip(_reader: &str) -> Result<String, String> {
+    Err("PC/SC needs `--features pcsc`".into())
 }

@@ -67,6 +67,10 @@ enum Cmd {
         /// INSECURE deterministic card RNG seed.
         #[arg(long)]
         seed: Option<u64>,
+        /// Answer with a physical token's latency: none (default), fast, typical, slow
+        /// (RSA-2048 signature 60 / 250 / 680 ms, key generation 2 / 10 / 30 s).
+        #[arg(long, default_value = "none")]
+        timing: firmalab_emulator::timing::Timing,
         /// Diagnostic: do not re-arm TCP_QUICKACK (shows Debian 12 vpcd's ~44 ms stall per
         /// APDU).
         #[arg(long, hide = true)]
@@ -105,6 +109,16 @@ enum Cmd {
         secrets: Vec<String>,
         #[arg(long)]
         seed: Option<u64>,
+    },
+    /// Signature throughput and per-APDU cost, each next to `openssl speed` measured in the
+    /// same run (build with --features openssl for the OpenSSL backend, pcsc for --reader).
+    Bench {
+        /// Seconds per figure.
+        #[arg(long, default_value_t = 2)]
+        seconds: u64,
+        /// Also measure the PC/SC round trip to the card in this reader.
+        #[arg(long)]
+        reader: Option<String>,
     },
     /// Run scenario files (raw APDUs and high-level steps) against a card.
     Scenario {
@@ -244,6 +258,7 @@ fn run(cli: Cli) -> Result<u8, String> {
         }
         Cmd::Replay { file, card, secrets, seed } => return flows_cli::replay(&file, &card, &secrets, seed),
         Cmd::Demo { dir } => flows_cli::demo(dir),
+        Cmd::Bench { seconds, reader } => flows_cli::bench(seconds, reader),
         Cmd::Scenario { files, card, seed } => return flows_cli::scenario(&files, &card, seed),
         Cmd::Apdu { image, reader, raw, seed, repeat, apdus } => {
             let lines = match (image, reader) {
@@ -257,8 +272,8 @@ fn run(cli: Cli) -> Result<u8, String> {
             Ok(())
         }
         Cmd::Readers { wait, timeout } => readers(wait, timeout),
-        Cmd::Card { image, persona, vpcd, verbose, seed, no_quickack } => {
-            run_cards(image, persona, vpcd, verbose, seed, !no_quickack)
+        Cmd::Card { image, persona, vpcd, verbose, seed, timing, no_quickack } => {
+            run_cards(image, persona, vpcd, verbose, seed, !no_quickack, timing)
         }
         Cmd::Image { command: ImageCmd::Show { file, json } } => {
             let image = CardImage::load(&file).map_err(|e| e.to_string())?;
@@ -333,6 +348,7 @@ fn run_cards(
     verbose: bool,
     seed: Option<u64>,
     quickack: bool,
+    timing: firmalab_emulator::timing::Timing,
 ) -> Result<(), String> {
     use firmalab_emulator::vpcd::{self, Event, HostedCard};
     use firmalab_emulator::{Card, CardRng};
@@ -344,14 +360,14 @@ fn run_cards(
         let image = CardImage::load(&path).map_err(|e| e.to_string())?;
         hosts.push((
             path.display().to_string(),
-            HostedCard { card: Card::new(image, CardRng::from_os()?), image_path: Some(path) },
+            HostedCard { card: Card::new(image, CardRng::from_os()?), image_path: Some(path), timing },
         ));
     }
     for name in personas {
         let image = fixtures::builtin(&name)?;
         hosts.push((
             format!("{name} (ephemeral)"),
-            HostedCard { card: Card::new(image, CardRng::from_os()?), image_path: None },
+            HostedCard { card: Card::new(image, CardRng::from_os()?), image_path: None, timing },
         ));
     }
     if hosts.is_empty() {

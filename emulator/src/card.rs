@@ -72,6 +72,9 @@ pub struct Card {
     reply: HVec<u8, REPLY_CAPACITY>,
     /// Parsed private keys by reference (derived from the image; dropped when keys change).
     loaded: Vec<(u8, bool, LoadedKey)>,
+    backend: crate::keys::Backend,
+    #[cfg(feature = "openssl")]
+    fast: Vec<(u8, bool, crate::fast::FastKey)>,
     changed: bool,
 }
 
@@ -89,6 +92,9 @@ impl Card {
             pending_pos: 0,
             reply: HVec::new(),
             loaded: Vec::new(),
+            backend: crate::keys::Backend::default(),
+            #[cfg(feature = "openssl")]
+            fast: Vec::new(),
             changed: false,
         }
     }
@@ -104,6 +110,11 @@ impl Card {
 
     pub fn atr(&self) -> &[u8] {
         &self.image.atr.0
+    }
+
+    /// Chooses the implementation of private-key operations.
+    pub fn set_backend(&mut self, backend: crate::keys::Backend) {
+        self.backend = backend;
     }
 
     pub fn rng_is_deterministic(&self) -> bool {
@@ -642,7 +653,7 @@ impl Card {
         }
         if let Some(key) = key {
             self.image.keys.retain(|k| k.reference != key);
-            self.loaded.clear();
+            self.forget_keys();
         }
         if self.vol.ef == Some(fid) {
             self.vol.ef = None;
@@ -669,7 +680,7 @@ impl Card {
             return Err(Sw::SecurityNotSatisfied);
         }
         profile::erase(&mut self.image);
-        self.loaded.clear();
+        self.forget_keys();
         self.clear_volatile();
         self.changed = true;
         Ok(Sw::Ok)
@@ -897,6 +908,25 @@ impl Card {
         Ok((ki, reference, pending))
     }
 
+    /// Drops every parsed key (the key material changed).
+    fn forget_keys(&mut self) {
+        self.loaded.clear();
+        #[cfg(feature = "openssl")]
+        self.fast.clear();
+    }
+
+    #[cfg(feature = "openssl")]
+    fn fast_key(&mut self, ki: usize, reference: u8, pending: bool) -> Result<usize> {
+        if let Some(i) = self.fast.iter().position(|(r, p, _)| *r == reference && *p == pending) {
+            return Ok(i);
+        }
+        let slot = self.image.keys.get(ki).ok_or(Sw::ReferencedDataNotFound)?;
+        let material = if pending { slot.pending.as_ref() } else { slot.material.as_ref() };
+        let key = crate::fast::FastKey::load(material.ok_or(Sw::ReferencedDataNotFound)?)?;
+        self.fast.push((reference, pending, key));
+        Ok(self.fast.len() - 1)
+    }
+
     fn loaded_key(&mut self, ki: usize, reference: u8, pending: bool) -> Result<usize> {
         if let Some(i) = self.loaded.iter().position(|(r, p, _)| *r == reference && *p == pending) {
             return Ok(i);
@@ -921,6 +951,20 @@ impl Card {
 
     fn compute_signature(&mut self, input: &[u8], padding: SignPadding) -> Result<Sw> {
         let (ki, reference, pending) = self.key_for(SecOp::Sign)?;
+        #[cfg(feature = "openssl")]
+        if self.backend == crate::keys::Backend::OpenSsl {
+            use crate::fast::FastKey;
+            let fi = self.fast_key(ki, reference, pending)?;
+            let (_, _, key) = self.fast.get(fi).ok_or(Sw::Unknown)?;
+            let sig = match (key, padding) {
+                (FastKey::EcP256(_), _) => key.ecdsa_sign_prehash(input)?,
+                (FastKey::Rsa(_), SignPadding::Raw) => key.rsa_raw(input)?,
+                (FastKey::Rsa(_), SignPadding::Pkcs1) => key.rsa_sign_digest_info(input)?,
+            };
+            self.consume_authentication(ki);
+            self.emit(&sig)?;
+            return Ok(Sw::Ok);
+        }
         let li = self.loaded_key(ki, reference, pending)?;
         let (_, _, key) = self.loaded.get(li).ok_or(Sw::Unknown)?;
         let sig = match (key, padding) {
@@ -935,6 +979,15 @@ impl Card {
 
     fn decipher(&mut self, input: &[u8], unpad: bool) -> Result<Sw> {
         let (ki, reference, pending) = self.key_for(SecOp::Decipher)?;
+        #[cfg(feature = "openssl")]
+        if self.backend == crate::keys::Backend::OpenSsl {
+            let fi = self.fast_key(ki, reference, pending)?;
+            let (_, _, key) = self.fast.get(fi).ok_or(Sw::Unknown)?;
+            let plain = if unpad { key.rsa_decrypt_pkcs1(input)? } else { key.rsa_raw(input)? };
+            self.consume_authentication(ki);
+            self.emit(&plain)?;
+            return Ok(Sw::Ok);
+        }
         let li = self.loaded_key(ki, reference, pending)?;
         let (_, _, key) = self.loaded.get(li).ok_or(Sw::Unknown)?;
         let plain =
@@ -1031,7 +1084,7 @@ impl Card {
             slot.algorithm = algorithm;
             slot.material = Some(material);
         }
-        self.loaded.clear();
+        self.forget_keys();
         self.changed = true;
         match (spec, public) {
             (KeyGen::Files { .. }, PublicKey::Rsa { modulus, .. }) => self.emit(&modulus)?,
@@ -1083,7 +1136,7 @@ impl Card {
         }
         let slot = self.image.keys.get_mut(ki).ok_or(Sw::Unknown)?;
         slot.material = slot.pending.take();
-        self.loaded.clear();
+        self.forget_keys();
         self.changed = true;
         Ok(Sw::Ok)
     }

@@ -18,6 +18,17 @@ const RSA2048_POOL: &str = include_str!("../../fixtures/keys/rsa2048-pool.txt");
 /// RSA public exponent of every generated key.
 pub const RSA_EXPONENT: u32 = 65_537;
 
+/// Which implementation computes private-key operations.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// Pure Rust (the `rsa` and `p256` crates): the default.
+    #[default]
+    RustCrypto,
+    /// OpenSSL (feature `openssl`), for throughput.
+    #[cfg(feature = "openssl")]
+    OpenSsl,
+}
+
 /// What a key may be used for.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -17,6 +17,8 @@
 pub mod apdu;
 pub mod card;
 pub mod command;
+#[cfg(feature = "openssl")]
+pub mod fast;
 pub mod fs;
 pub mod hex;
 pub mod image;
@@ -27,6 +29,7 @@ pub mod profile;
 pub mod rng;
 pub mod security;
 pub mod sw;
+pub mod timing;
 pub mod vpcd;
 
 pub use card::Card;

@@ -40,6 +40,8 @@ const POLL: Duration = Duration::from_millis(100);
 pub struct HostedCard {
     pub card: Card,
     pub image_path: Option<PathBuf>,
+    /// A physical token's latency, added after each command (default: none).
+    pub timing: crate::timing::Timing,
 }
 
 impl HostedCard {
@@ -48,6 +50,10 @@ impl HostedCard {
     /// the image does not hold.
     pub fn transmit(&mut self, command: &[u8]) -> (Vec<u8>, Option<String>) {
         let response = self.card.transmit_vec(command);
+        let delay = self.timing.delay(command, &response);
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
         if self.card.take_changed()
             && let Some(path) = &self.image_path
             && let Err(e) = self.card.image().save(path)

@@ -2,6 +2,7 @@
 //! transports, card clients and management flows.
 
 pub mod backoffice;
+pub mod bench;
 pub mod ca;
 pub mod cades;
 pub mod cf;

@@ -109,7 +109,11 @@ pub fn insert(stack: &PrivateStack, image: CardImage) -> Inserted {
     let addr = stack.vpcd_addr(slot);
     let flag = stop.clone();
     let thread = std::thread::spawn(move || {
-        let mut host = HostedCard { card: Card::new(image, CardRng::insecure_deterministic(11)), image_path: None };
+        let mut host = HostedCard {
+            card: Card::new(image, CardRng::insecure_deterministic(11)),
+            image_path: None,
+            timing: firmalab_emulator::timing::Timing::None,
+        };
         vpcd::serve(&mut host, &addr, &flag, &mut |_| {}).expect("vpcd client");
         host
     });

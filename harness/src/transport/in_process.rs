@@ -2,6 +2,7 @@
 //! that changed the card, like the vpcd host does.
 
 use super::{Transport, TransportError};
+use firmalab_emulator::timing::Timing;
 use firmalab_emulator::vpcd::HostedCard;
 use firmalab_emulator::{Card, CardImage, CardRng};
 use std::path::PathBuf;
@@ -19,14 +20,23 @@ impl InProcess {
         let label = format!("in-process {}", path.display());
         let mut card = Card::new(image, rng);
         card.power_on();
-        Ok(InProcess { host: HostedCard { card, image_path: Some(path) }, label })
+        Ok(InProcess { host: HostedCard { card, image_path: Some(path), timing: Timing::None }, label })
     }
 
     /// An ephemeral card (never saved).
     pub fn ephemeral(image: CardImage, rng: CardRng, label: &str) -> Self {
         let mut card = Card::new(image, rng);
         card.power_on();
-        InProcess { host: HostedCard { card, image_path: None }, label: format!("in-process {label}") }
+        InProcess {
+            host: HostedCard { card, image_path: None, timing: Timing::None },
+            label: format!("in-process {label}"),
+        }
+    }
+
+    /// Adds a physical token's latency to every command.
+    pub fn with_timing(mut self, timing: Timing) -> Self {
+        self.host.timing = timing;
+        self
     }
 
     pub fn card(&self) -> &Card {
