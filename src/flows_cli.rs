@@ -537,10 +537,9 @@ pub fn bench(seconds: u64, reader: Option<String>) -> Result<(), String> {
     }
     match reader {
         Some(r) => println!("{:<44} {}", "PC/SC round trip", pcsc_round_trip(&r)?),
-        None => println!(
-            "{:<44} {}",
-            "PC/SC round trip", "not measured: give --reader \"Virtual PCD 00 00\" with a card running"
-        ),
+        None => {
+            println!("{:<44} not measured: give --reader \"Virtual PCD 00 00\" with a card running", "PC/SC round trip")
+        }
     }
     Ok(())
 }

@@ -162,8 +162,9 @@ pub fn rsa_pso_command() -> Vec<u8> {
 
 /// Every backend compiled in.
 pub fn backends() -> Vec<(Backend, &'static str)> {
-    let mut v = vec![(Backend::RustCrypto, "rustcrypto")];
-    #[cfg(feature = "openssl")]
-    v.push((Backend::OpenSsl, "openssl"));
-    v
+    vec![
+        (Backend::RustCrypto, "rustcrypto"),
+        #[cfg(feature = "openssl")]
+        (Backend::OpenSsl, "openssl"),
+    ]
 }
