@@ -32,19 +32,24 @@ pub const UNBLOCK_NEW_PIN: &str = "13571357";
 /// The flows, with what they need, for snapshots and corpora.
 pub const FLOWS: [&str; 6] = ["diagnostic", "pin-change", "pin-unblock", "puk-change", "reset", "renewal"];
 
-fn transport(image: CardImage) -> Box<InProcess> {
-    Box::new(InProcess::ephemeral(image, CardRng::insecure_deterministic(42), "deterministic"))
+fn transport(image: CardImage, rng: CardRng) -> Box<InProcess> {
+    Box::new(InProcess::ephemeral(image, rng, "fixture"))
 }
 
 /// Runs a flow in deterministic mode on an in-process copy of `image`, with the fixtures'
 /// secrets, at the reference date, after enrolling the card in a fresh back office.
 pub fn deterministic_flow(name: &str, image: CardImage) -> Result<FlowReport, String> {
+    fixture_flow(name, image, || CardRng::insecure_deterministic(42))
+}
+
+/// [`deterministic_flow`] with the card RNG of your choice (the OS RNG generates real keys).
+pub fn fixture_flow(name: &str, image: CardImage, rng: impl Fn() -> CardRng) -> Result<FlowReport, String> {
     let mut sink = |_: Event<'_>| {};
     let ca = builtin_ca()?;
     let mut bo = Store::in_memory();
-    let mut c = client::open(transport(image.clone())).map_err(|e| e.to_string())?;
+    let mut c = client::open(transport(image.clone(), rng())).map_err(|e| e.to_string())?;
     let _ = renewal::enroll(c.as_mut(), &mut bo, "CDRL-ROMA-01", "h@example.it", "+390000000000", REFERENCE_DATE);
-    let r = Runner::open(transport(image), name, REFERENCE_DATE, &mut sink)?;
+    let r = Runner::open(transport(image, rng()), name, REFERENCE_DATE, &mut sink)?;
     Ok(match name {
         "diagnostic" => diagnostic::run(r, &bo.data, &Policy::default(), Some("12345678")),
         "pin-change" => pin::change(r, "12345678", "24682468", "24682468"),
