@@ -1,6 +1,8 @@
 //! Heap allocations per APDU with a counting allocator (the goal on the non-crypto path is
 //! zero), and on the signature path for comparison. `cargo bench --bench allocations`.
 
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
 use firmalab_emulator::{Card, CardRng, hex};
 use firmalab_harness::bench::{Alg, SigningCard};
 use firmalab_harness::fixtures::builtin;

@@ -3,6 +3,8 @@
 //! and the PC/SC round trip when a reader is given. `cargo bench` (add `--features openssl`
 //! for the OpenSSL backend, `--features pcsc` and FIRMALAB_BENCH_READER for PC/SC).
 
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use firmalab_emulator::{Card, CardRng, hex};
 use firmalab_harness::bench::{Alg, SigningCard, backends, bare_signer};
