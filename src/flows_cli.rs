@@ -514,17 +514,17 @@ pub fn bench(seconds: u64, reader: Option<String>) -> Result<(), String> {
     let time = std::time::Duration::from_secs(seconds.max(1));
     eprintln!("measuring ({}s per figure)…", time.as_secs());
     let (ossl_rsa, ossl_ec) = openssl_speed(u32::try_from(seconds.max(1)).unwrap_or(1))?;
-    println!("{:<44} {:>12} {:>16}", "", "per second", "vs openssl speed");
-    println!("{:<44} {:>12.0} {:>16}", "openssl speed rsa2048 (sign)", ossl_rsa, "1.00×");
-    println!("{:<44} {:>12.0} {:>16}", "openssl speed ecdsap256 (sign)", ossl_ec, "1.00×");
+    println!("{:<58} {:>12} {:>16}", "", "per second", "vs openssl speed");
+    println!("{:<58} {:>12.0} {:>16}", "openssl speed rsa2048 (sign)", ossl_rsa, "1.00×");
+    println!("{:<58} {:>12.0} {:>16}", "openssl speed ecdsap256 (sign)", ossl_ec, "1.00×");
     for (backend, name) in backends() {
         for (alg, label, yard) in [(Alg::Rsa2048, "RSA-2048", ossl_rsa), (Alg::P256, "ECDSA P-256", ossl_ec)] {
             let mut card = SigningCard::new(alg, backend)?;
             let through = rate(|| card.sign(), time)?;
             let bare = rate(bare_signer(alg, backend)?, time)?;
-            println!("{:<44} {:>12.0} {:>15.2}×", format!("{label} {name}, bare crypto call"), bare, bare / yard);
+            println!("{:<58} {:>12.0} {:>15.2}×", format!("{label} {name}, bare crypto call"), bare, bare / yard);
             println!(
-                "{:<44} {:>12.0} {:>15.2}×   (APDU path / bare: {:.2}×)",
+                "{:<58} {:>12.0} {:>15.2}×   (APDU path / bare: {:.2}×)",
                 format!("{label} {name}, VERIFY+MSE+PSO through the card"),
                 through,
                 through / yard,
@@ -533,12 +533,12 @@ pub fn bench(seconds: u64, reader: Option<String>) -> Result<(), String> {
         }
     }
     for (what, ns) in apdu_ns(time)? {
-        println!("{:<44} {:>12.0} {:>16}", format!("APDU {what} (in-process, {ns:.0} ns each)"), 1e9 / ns, "");
+        println!("{:<58} {:>12.0} {:>16}", format!("APDU {what} (in-process, {ns:.0} ns each)"), 1e9 / ns, "");
     }
     match reader {
-        Some(r) => println!("{:<44} {}", "PC/SC round trip", pcsc_round_trip(&r)?),
+        Some(r) => println!("{:<58} {}", "PC/SC round trip", pcsc_round_trip(&r)?),
         None => {
-            println!("{:<44} not measured: give --reader \"Virtual PCD 00 00\" with a card running", "PC/SC round trip")
+            println!("{:<58} not measured: give --reader \"Virtual PCD 00 00\" with a card running", "PC/SC round trip")
         }
     }
     Ok(())
