@@ -20,7 +20,7 @@ use crate::image::{CardImage, ProfileKind};
 use crate::keys::{Algorithm, KeyMaterial, KeyObject, KeyUsage, LoadedKey, PublicKey};
 use crate::profile::{self, Application};
 use crate::rng::CardRng;
-use crate::security::{Charset, PinObject, PinRole, Verified};
+use crate::security::{PinObject, PinRole, Verified};
 use crate::sw::Sw;
 use heapless::Vec as HVec;
 use rand_core::Rng;
@@ -812,21 +812,8 @@ impl Card {
             0x04 => PinRole::Puk,
             _ => PinRole::User,
         };
-        let template = PinObject {
-            reference: Hex8(pin.reference),
-            label: String::new(),
-            role,
-            df: home,
-            value: String::new(),
-            charset: Charset::Ascii,
-            min_len: 4,
-            max_len: 64,
-            pad_len: 64,
-            pad_byte: Hex8(0xFF),
-            max_tries: tries,
-            tries_left: tries,
-            unblocked_by: None,
-        };
+        // CREATE PIN is Oberthur's (the only profile whose parser emits it).
+        let template = profile::oberthur::awp_pin(pin.reference, role, home, tries);
         let idx = match self.resolve_pin(pin) {
             Some(i) => i,
             None => {

@@ -45,7 +45,8 @@ impl Timing {
     /// How long a physical card would have taken for this command, given its answer.
     pub fn delay(self, command: &[u8], response: &[u8]) -> Duration {
         let (apdu, private_op, keygen) = self.figures();
-        let ok = response.ends_with(&[0x90, 0x00]) || response.len() > 2;
+        // Success: 9000, or 61xx (more data to fetch) for a long answer.
+        let ok = matches!(response.get(response.len().saturating_sub(2)), Some(0x90 | 0x61));
         let extra = match command.get(1) {
             // PSO (signature, decipher) that produced a result; chained blocks are quick.
             Some(0x2A) if ok && command.first().is_some_and(|c| c & 0x10 == 0) => private_op,

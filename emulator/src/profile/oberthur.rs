@@ -506,20 +506,12 @@ pub fn personalize(p: &Personalization) -> Result<CardImage, String> {
     let mf =
         FileNode::new(MF, Some("MF"), acl(always, never, so, never), FileBody::Df { aid: None, children: vec![awp] });
     let blank = sets.is_empty();
-    let pin = |reference: u8, label: &str, role, value: &str, tries: u8, unblocked_by: Option<u8>| PinObject {
-        reference: Hex8(reference),
-        label: label.into(),
-        role,
-        df: vec![Hex16(MF), Hex16(DF_AWP)],
-        value: value.into(),
-        charset: Charset::Ascii,
-        min_len: 4,
-        max_len: 64,
-        pad_len: 64,
-        pad_byte: Hex8(0xFF),
-        max_tries: tries,
-        tries_left: tries,
-        unblocked_by: unblocked_by.map(Hex8),
+    let pin = |reference: u8, label: &str, role, value: &str, tries: u8, unblocked_by: Option<u8>| {
+        let mut o = awp_pin(reference, role, vec![Hex16(MF), Hex16(DF_AWP)], tries);
+        o.label = label.into();
+        o.value = value.into();
+        o.unblocked_by = unblocked_by.map(Hex8);
+        o
     };
     let user_pin = if blank { super::cns::DEFAULT_PIN } else { p.pin.as_str() };
     let keys = sets
@@ -555,6 +547,25 @@ pub fn personalize(p: &Personalization) -> Result<CardImage, String> {
         ],
         keys,
     })
+}
+
+/// An AWP PIN object (§2.6): ASCII, 4 to 64 characters, padded with `FF` to 64; empty value.
+pub fn awp_pin(reference: u8, role: PinRole, df: Vec<Hex16>, tries: u8) -> PinObject {
+    PinObject {
+        reference: Hex8(reference),
+        label: String::new(),
+        role,
+        df,
+        value: String::new(),
+        charset: Charset::Ascii,
+        min_len: 4,
+        max_len: 64,
+        pad_len: 64,
+        pad_byte: Hex8(0xFF),
+        max_tries: tries,
+        tries_left: tries,
+        unblocked_by: None,
+    }
 }
 
 /// The 16-byte unblock code stored in `5011/2000`: the PUK's ASCII, zero-padded (what AWP
