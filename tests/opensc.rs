@@ -127,17 +127,19 @@ mod with_stack {
         assert_eq!(pin(&card, 0x1A).tries_left, 3);
     }
 
-    #[test]
-    fn cns_pkcs11_sha256_signature_verifies_with_openssl() {
-        let Some((stack, _turn)) = stack("cns_pkcs11_sha256_signature_verifies_with_openssl") else {
-            return;
-        };
-        let image = fixture("cns-renewable.json");
-        let card = insert(stack, image.clone());
-        let dir = scratch("sign");
+    /// Signs `message` through OpenSC's PKCS#11 module with the CNS signature PIN and checks with
+    /// `openssl dgst` that the signature verifies under the public key of `cert_der`.
+    fn pkcs11_sign_and_verify(
+        stack: &firmalab_harness::stack::PrivateStack,
+        dir: &std::path::Path,
+        cert_der: &[u8],
+        message: &[u8],
+    ) {
         let (msg, sig, cert, pubkey) = (dir.join("msg"), dir.join("sig"), dir.join("cert.der"), dir.join("pub.pem"));
-        std::fs::write(&msg, b"Modulo di rinnovo firmato con la chiave in scadenza").unwrap();
-        std::fs::write(&cert, file(&image, &[0x3F00, 0x1400, 0x9010])).unwrap();
+        std::fs::write(&msg, message).unwrap();
+        std::fs::write(&cert, cert_der).unwrap();
+        let path = |p: &std::path::Path| p.to_str().unwrap().to_string();
+        let (msg_s, sig_s, cert_s, pub_s) = (path(&msg), path(&sig), path(&cert), path(&pubkey));
         let o = client(
             stack,
             "pkcs11-tool",
@@ -153,40 +155,29 @@ mod with_stack {
                 "-m",
                 "SHA256-RSA-PKCS",
                 "-i",
-                msg.to_str().unwrap(),
+                &msg_s,
                 "-o",
-                sig.to_str().unwrap(),
+                &sig_s,
             ],
         );
         assert!(o.status.success(), "{}", text(&o));
-        let o = std::process::Command::new("openssl")
-            .args([
-                "x509",
-                "-inform",
-                "DER",
-                "-in",
-                cert.to_str().unwrap(),
-                "-pubkey",
-                "-noout",
-                "-out",
-                pubkey.to_str().unwrap(),
-            ])
-            .output()
-            .unwrap();
-        assert!(o.status.success());
-        let o = std::process::Command::new("openssl")
-            .args([
-                "dgst",
-                "-sha256",
-                "-verify",
-                pubkey.to_str().unwrap(),
-                "-signature",
-                sig.to_str().unwrap(),
-                msg.to_str().unwrap(),
-            ])
-            .output()
-            .unwrap();
+        let openssl = |args: &[&str]| std::process::Command::new("openssl").args(args).output().unwrap();
+        let o = openssl(&["x509", "-inform", "DER", "-in", &cert_s, "-pubkey", "-noout", "-out", &pub_s]);
+        assert!(o.status.success(), "{}", text(&o));
+        let o = openssl(&["dgst", "-sha256", "-verify", &pub_s, "-signature", &sig_s, &msg_s]);
         assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "Verified OK", "{}", text(&o));
+    }
+
+    #[test]
+    fn cns_pkcs11_sha256_signature_verifies_with_openssl() {
+        let Some((stack, _turn)) = stack("cns_pkcs11_sha256_signature_verifies_with_openssl") else {
+            return;
+        };
+        let image = fixture("cns-renewable.json");
+        let card = insert(stack, image.clone());
+        let dir = scratch("sign");
+        let cert = file(&image, &[0x3F00, 0x1400, 0x9010]);
+        pkcs11_sign_and_verify(stack, &dir, &cert, b"Modulo di rinnovo firmato con la chiave in scadenza");
         card.remove();
     }
 
@@ -500,56 +491,7 @@ mod with_stack {
         let o = client(stack, "pkcs15-tool", &["-r", &r, "--read-certificate", "10"]);
         let new_cert = pem_to_der(&o.stdout);
         assert_ne!(new_cert, file(&fixture("cns-renewable.json"), &[0x3F00, 0x1400, 0x9010]), "a new certificate");
-        let (msg, sig, cert, pubkey) = (dir.join("msg"), dir.join("sig"), dir.join("new.der"), dir.join("new.pub"));
-        std::fs::write(&msg, b"firmato con la chiave rinnovata").unwrap();
-        std::fs::write(&cert, &new_cert).unwrap();
-        let o = client(
-            stack,
-            "pkcs11-tool",
-            &[
-                "--module",
-                PKCS11,
-                "--token-label",
-                "MARIO ROSSI (PIN CNS1)",
-                "--login",
-                "--pin",
-                PIN,
-                "--sign",
-                "-m",
-                "SHA256-RSA-PKCS",
-                "-i",
-                msg.to_str().unwrap(),
-                "-o",
-                sig.to_str().unwrap(),
-            ],
-        );
-        assert!(o.status.success(), "{}", text(&o));
-        let run = |args: &[&str]| std::process::Command::new("openssl").args(args).output().unwrap();
-        assert!(
-            run(&[
-                "x509",
-                "-inform",
-                "DER",
-                "-in",
-                cert.to_str().unwrap(),
-                "-pubkey",
-                "-noout",
-                "-out",
-                pubkey.to_str().unwrap()
-            ])
-            .status
-            .success()
-        );
-        let o = run(&[
-            "dgst",
-            "-sha256",
-            "-verify",
-            pubkey.to_str().unwrap(),
-            "-signature",
-            sig.to_str().unwrap(),
-            msg.to_str().unwrap(),
-        ]);
-        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "Verified OK");
+        pkcs11_sign_and_verify(stack, &dir, &new_cert, b"firmato con la chiave rinnovata");
         card.remove();
     }
 
