@@ -24,17 +24,22 @@ fn serial_step(r: &mut Runner<'_>) -> Result<String, Stop> {
     })
 }
 
+/// Checks the new PIN (and its repetition) against the card's PIN length rules.
+fn new_pin_step(r: &mut Runner<'_>, new: &str, repeat: &str) -> Result<(), Stop> {
+    let (min, max) = r.client.pin_length();
+    r.step("NewPinChecked", |_, _| {
+        check_new_secret("PIN", new, repeat, min, max).map(|()| ((), format!("{}-digit PIN", new.len())))
+    })
+}
+
 /// PIN change: current, new, repeat.
 pub fn change(mut r: Runner<'_>, current: &str, new: &str, repeat: &str) -> FlowReport {
     r.secret("pin", current);
     r.secret("new_pin", new);
-    let (min, max) = r.client.pin_length();
     let mut card = String::new();
     let result = (|| {
         card = serial_step(&mut r)?;
-        r.step("NewPinChecked", |_, _| {
-            check_new_secret("PIN", new, repeat, min, max).map(|()| ((), format!("{}-digit PIN", new.len())))
-        })?;
+        new_pin_step(&mut r, new, repeat)?;
         r.step("PinChanged", |c, _| {
             wrong("PIN", c.change_pin(current, new)?)?;
             Ok(((), "PIN changed".into()))
@@ -48,13 +53,10 @@ pub fn change(mut r: Runner<'_>, current: &str, new: &str, repeat: &str) -> Flow
 pub fn unblock(mut r: Runner<'_>, puk: &str, new: &str, repeat: &str) -> FlowReport {
     r.secret("puk", puk);
     r.secret("new_pin", new);
-    let (min, max) = r.client.pin_length();
     let mut card = String::new();
     let result = (|| {
         card = serial_step(&mut r)?;
-        r.step("NewPinChecked", |_, _| {
-            check_new_secret("PIN", new, repeat, min, max).map(|()| ((), format!("{}-digit PIN", new.len())))
-        })?;
+        new_pin_step(&mut r, new, repeat)?;
         r.step("PukStatus", |c, _| {
             let counters = c.puk_counters()?;
             if counters.iter().any(|k| k.blocked) {
