@@ -192,7 +192,7 @@ fn finish(report: &FlowReport, a: &FlowArgs) -> Result<u8, String> {
         report.transcript.save(path)?;
     }
     if let Some(path) = &a.junit {
-        firmalab_emulator::image::write_atomically(path, report::junit(std::slice::from_ref(report)).as_bytes())
+        firmalab_emulator::storage::write_private(path, report::junit(std::slice::from_ref(report)).as_bytes())
             .map_err(|e| format!("{}: {e}", path.display()))?;
     }
     if a.json {
@@ -256,7 +256,7 @@ fn run_flow(a: &FlowArgs) -> Result<u8, Trouble> {
     let mut printer = print_event(json);
     let report = match a.name {
         FlowName::Diagnostic => {
-            let bo = Store::open(&a.ra).map_err(Usage)?;
+            let bo = Store::open_read_only(&a.ra).map_err(Usage)?;
             let policy = Policy { cdrl: None, ..Policy::default() };
             let r = Runner::open(open(&spec)?, name, now, &mut printer).map_err(Card)?;
             diagnostic::run(r, &bo.data, &policy, a.pin.as_deref())
@@ -316,7 +316,7 @@ fn run_flow(a: &FlowArgs) -> Result<u8, Trouble> {
 
 /// `firmalab ra show`.
 pub fn ra_show(path: &Path, json: bool) -> Result<(), String> {
-    let bo = Store::open(path)?;
+    let bo = Store::open_read_only(path)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&bo.data).map_err(|e| e.to_string())?);
         return Ok(());

@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand};
 use firmalab_emulator::CardImage;
-use firmalab_emulator::image::ProfileKind;
+use firmalab_emulator::image::{ImageFile, ProfileKind};
 use firmalab_harness::dates::Date;
 use firmalab_harness::fixtures::{self, CardRequest, KeySource, Person};
 use firmalab_harness::{console, inspect, pki::TestCa};
@@ -261,15 +261,21 @@ fn run(cli: Cli) -> Result<u8, String> {
         Cmd::Bench { seconds, reader } => flows_cli::bench(seconds, reader),
         Cmd::Scenario { files, card, seed } => return flows_cli::scenario(&files, &card, seed),
         Cmd::Apdu { image, reader, raw, seed, repeat, apdus } => {
-            let lines = match (image, reader) {
-                (Some(image), _) => console::run(&image, &apdus, raw, seed)?,
-                (None, Some(reader)) => apdu_over_pcsc(&reader, &apdus, raw, repeat)?,
+            let (lines, failure) = match (image, reader) {
+                (Some(image), _) => {
+                    let session = console::run(&image, &apdus, raw, seed)?;
+                    (session.lines, session.save_failure)
+                }
+                (None, Some(reader)) => (apdu_over_pcsc(&reader, &apdus, raw, repeat)?, None),
                 (None, None) => return Err("give --image FILE or --reader NAME".into()),
             };
             for line in lines {
                 println!("{line}");
             }
-            Ok(())
+            match failure {
+                Some(e) => Err(e),
+                None => Ok(()),
+            }
         }
         Cmd::Readers { wait, timeout } => readers(wait, timeout),
         Cmd::Card { image, persona, vpcd, verbose, seed, timing, no_quickack } => {
@@ -289,9 +295,11 @@ fn run(cli: Cli) -> Result<u8, String> {
             command:
                 ImageCmd::New { profile, out, first_name, last_name, cf, serial, pin, puk, now, seed, blank, ca, force },
         } => {
-            if out.exists() && !force {
-                return Err(format!("{} exists; pass --force to replace it", out.display()));
-            }
+            // Refuse secrets no card of this profile could hold before any work; lock the
+            // output so no running card overwrites it (or is overwritten) meanwhile.
+            issuer_secret_rule(profile, "--pin", &pin)?;
+            issuer_secret_rule(profile, "--puk", &puk)?;
+            let mut file = ImageFile::create(&out, force).map_err(|e| e.to_string())?;
             let ca = TestCa::load(&ca)?;
             let today = now.unwrap_or_else(Date::today);
             let stamp = today.days_since_epoch().unsigned_abs();
@@ -321,7 +329,8 @@ fn run(cli: Cli) -> Result<u8, String> {
                     },
                 },
             )?;
-            image.save(&out).map_err(|e| e.to_string())?;
+            image.validate().map_err(|e| format!("the issued card would be invalid: {e}"))?;
+            file.save(&image).map_err(|e| e.to_string())?;
             print!("{}", inspect::render(&inspect::summarize(&image)));
             Ok(())
         }
@@ -341,6 +350,16 @@ fn run(cli: Cli) -> Result<u8, String> {
     code.map(|()| 0)
 }
 
+/// What `image new` accepts as a PIN or PUK: digits only (what Aruba's cards are issued and
+/// managed with), within the length the profile's PIN objects allow.
+fn issuer_secret_rule(profile: ProfileKind, flag: &str, value: &str) -> Result<(), String> {
+    let rule = firmalab_emulator::image::PinRule {
+        charset: firmalab_emulator::security::Charset::Digits,
+        ..firmalab_emulator::image::pin_rule(profile)
+    };
+    rule.check(value).map_err(|why| format!("{flag}: {why} (a {} card)", profile.name()))
+}
+
 fn run_cards(
     images: Vec<PathBuf>,
     personas: Vec<String>,
@@ -355,37 +374,42 @@ fn run_cards(
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
+    let cards = images.len() + personas.len();
+    if cards == 0 {
+        return Err("give at least one --image FILE or --persona NAME".into());
+    }
+    // Every address is checked before any card starts (or any image is locked).
+    let addrs: Vec<String> = if vpcd.is_empty() {
+        (0..cards).map(|i| format!("127.0.0.1:{}", 35963 + i)).collect()
+    } else if vpcd.len() == cards {
+        vpcd
+    } else {
+        return Err(format!("{cards} cards but {} --vpcd addresses: give one per card, in order", vpcd.len()));
+    };
+    let mut seen = Vec::new();
+    for a in &addrs {
+        for resolved in vpcd::check_address(a)? {
+            if seen.contains(&resolved) {
+                return Err(format!("vpcd address {a} is given to two cards: one reader holds one card"));
+            }
+            seen.push(resolved);
+        }
+    }
+    let rng = |i: usize| match seed {
+        Some(s) => Ok(CardRng::insecure_deterministic(s.wrapping_add(i as u64))),
+        None => CardRng::from_os(),
+    };
     let mut hosts: Vec<(String, HostedCard)> = Vec::new();
     for path in images {
-        let image = CardImage::load(&path).map_err(|e| e.to_string())?;
-        hosts.push((
-            path.display().to_string(),
-            HostedCard { card: Card::new(image, CardRng::from_os()?), image_path: Some(path), timing },
-        ));
+        // Locked for as long as this process runs the card.
+        let host = HostedCard::open(&path, rng(hosts.len())?).map_err(|e| e.to_string())?;
+        hosts.push((path.display().to_string(), host.with_timing(timing)));
     }
     for name in personas {
         let image = fixtures::builtin(&name)?;
-        hosts.push((
-            format!("{name} (ephemeral)"),
-            HostedCard { card: Card::new(image, CardRng::from_os()?), image_path: None, timing },
-        ));
+        let host = HostedCard::ephemeral(Card::new(image, rng(hosts.len())?)).with_timing(timing);
+        hosts.push((format!("{name} (ephemeral)"), host));
     }
-    if hosts.is_empty() {
-        return Err("give at least one --image FILE or --persona NAME".into());
-    }
-    if let Some(s) = seed {
-        for (i, (_, h)) in hosts.iter_mut().enumerate() {
-            let image = h.card.image().clone();
-            h.card = Card::new(image, CardRng::insecure_deterministic(s.wrapping_add(i as u64)));
-        }
-    }
-    let addrs: Vec<String> = if vpcd.is_empty() {
-        (0..hosts.len()).map(|i| format!("127.0.0.1:{}", 35963 + i)).collect()
-    } else if vpcd.len() == hosts.len() {
-        vpcd
-    } else {
-        return Err(format!("{} cards but {} --vpcd addresses: give one per card, in order", hosts.len(), vpcd.len()));
-    };
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
@@ -412,8 +436,13 @@ fn run_cards(
                     }
                     other => eprintln!("[{label}] {other:?}"),
                 };
-                vpcd::serve_with(&mut host, &addr, vpcd::Options { quickack }, &stop, &mut log)
-                    .map_err(|e| format!("{addr}: {e}"))
+                let result = vpcd::serve_with(&mut host, &addr, vpcd::Options { quickack }, &stop, &mut log)
+                    .map_err(|e| format!("[{label}] {addr}: {e}"));
+                if result.is_err() {
+                    // One card failing stops them all: no card keeps running unnoticed.
+                    stop.store(true, Ordering::Relaxed);
+                }
+                result
             })
         })
         .collect();
@@ -421,8 +450,9 @@ fn run_cards(
     for t in threads {
         match t.join() {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => result = Err(e),
-            Err(_) => result = Err("a card thread failed".into()),
+            Ok(Err(e)) if result.is_ok() => result = Err(e),
+            Ok(Err(e)) => eprintln!("firmalab: {e}"),
+            Err(_) => result = result.and(Err("a card thread failed".into())),
         }
     }
     eprintln!("cards removed");

@@ -1,17 +1,19 @@
 //! Card images: the whole persistent state of a card (its EEPROM) as a versioned JSON schema.
 //!
-//! Named fields, explicit enum tags, a schema name and version, unknown fields rejected. Saved
-//! atomically (temporary file in the same folder, fsync, rename, fsync of the folder), so a
-//! crash leaves the old image or the new one, never a mix. Loading never "repairs" an image:
-//! any problem is reported with the file name and what is wrong.
+//! Named fields, explicit enum tags, a schema name and version, unknown fields and duplicate
+//! keys rejected. Saved atomically through [`crate::storage`] (a private temporary file in the
+//! same folder, fsync, rename, fsync of the folder), so a crash leaves the old image or the new
+//! one, never a mix. A process that keeps an image open for writing holds it as an
+//! [`ImageFile`]: locked for as long as it lives. Loading never "repairs" an image: any problem
+//! is reported with the file name, where in the JSON, and the rule.
 
-use crate::fs::{FileBody, FileNode, MF};
+use crate::fs::{FileBody, FileNode, MAX_DEPTH, MF};
 use crate::hex::Bytes;
-use crate::keys::KeyObject;
-use crate::security::{MAX_PINS, PinObject};
+use crate::keys::{Algorithm, KeyMaterial, KeyObject, LoadedKey};
+use crate::security::{Charset, MAX_PINS, PinObject};
+use crate::storage::{self, WriteLock};
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The `schema` field every image carries.
@@ -131,9 +133,12 @@ impl fmt::Display for ImageError {
 impl std::error::Error for ImageError {}
 
 impl CardImage {
-    /// Parses an image from JSON text, migrating older schema versions.
+    /// Parses an image from JSON text, migrating older schema versions. Refuses duplicate
+    /// keys (JSON parsers keep the last one silently) and any image no card could be
+    /// ([`CardImage::validate`]); the reason names the place in the JSON and the rule.
     pub fn from_json(text: &str) -> Result<Self, String> {
         let mut value: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
+        check_unique_keys(text)?;
         let obj = value.as_object().ok_or_else(|| "not a JSON object".to_owned())?;
         match obj.get("schema").and_then(|s| s.as_str()) {
             Some(SCHEMA_NAME) => {}
@@ -162,20 +167,24 @@ impl CardImage {
         s
     }
 
-    /// Loads an image file.
+    /// Loads an image file (a regular file of at most 16 MiB, see [`storage::read_text`]),
+    /// without locking it: what a reader sees is always a complete save.
     pub fn load(path: &Path) -> Result<Self, ImageError> {
         let err = |problem: String| ImageError { path: path.to_owned(), problem };
-        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        let text = storage::read_text(path).map_err(|e| err(e.to_string()))?;
         Self::from_json(&text).map_err(err)
     }
 
-    /// Replaces the image file atomically.
+    /// Replaces the image file atomically ([`storage::write_private`]: a new file is `0600`,
+    /// an existing one keeps its mode, a symlink is written through). Takes no lock: a
+    /// process that keeps an image open for writing uses [`ImageFile`].
     pub fn save(&self, path: &Path) -> Result<(), ImageError> {
-        write_atomically(path, self.to_json().as_bytes())
+        storage::write_private(path, self.to_json().as_bytes())
             .map_err(|e| ImageError { path: path.to_owned(), problem: format!("cannot save: {e}") })
     }
 
-    /// Semantic checks serde cannot express.
+    /// Semantic checks serde cannot express: everything that makes an image a card that
+    /// could exist. Each error is one line: where in the JSON, and the rule broken.
     pub fn validate(&self) -> Result<(), String> {
         if self.atr.0.len() < 2 || self.atr.0.len() > MAX_ATR_LEN {
             return Err(format!("atr has {} bytes (2..=33 allowed)", self.atr.0.len()));
@@ -183,37 +192,9 @@ impl CardImage {
         if self.mf.fid.0 != MF || !self.mf.is_df() {
             return Err("mf must be a DF with FID 3F00".into());
         }
-        if self.pins.len() > MAX_PINS {
-            return Err(format!("{} PIN objects (at most {MAX_PINS})", self.pins.len()));
-        }
-        for (i, p) in self.pins.iter().enumerate() {
-            if p.tries_left > p.max_tries {
-                return Err(format!("PIN {} has tries_left > max_tries", p.reference));
-            }
-            if p.max_tries > 15 {
-                return Err(format!("PIN {}: max_tries above 15 cannot be reported in 63Cx", p.reference));
-            }
-            if p.pad_len < p.max_len || p.min_len > p.max_len {
-                return Err(format!("PIN {}: inconsistent lengths", p.reference));
-            }
-            if p.value.len() > usize::from(p.max_len) {
-                return Err(format!("PIN {}: value longer than max_len", p.reference));
-            }
-            if self.pins[..i].iter().any(|q| q.reference == p.reference && q.df == p.df) {
-                return Err(format!("PIN {} defined twice in one DF", p.reference));
-            }
-            if p.df.first().map(|h| h.0) != Some(MF) {
-                return Err(format!("PIN {}: df must start at 3F00", p.reference));
-            }
-        }
-        for (i, k) in self.keys.iter().enumerate() {
-            if self.keys[..i].iter().any(|q| q.reference == k.reference) {
-                return Err(format!("key {} defined twice", k.reference));
-            }
-            if !self.pins.iter().any(|p| p.reference == k.pin) {
-                return Err(format!("key {} refers to missing PIN {}", k.reference, k.pin));
-            }
-        }
+        self.validate_pins()?;
+        self.validate_keys()?;
+        validate_tree(&self.mf, "mf", &mut vec![MF])?;
         let mut bad_key = None;
         self.mf.walk(&mut |n| {
             if let FileBody::PrivateKey { key, .. } = &n.body
@@ -227,6 +208,80 @@ impl CardImage {
         }
         if self.profile == ProfileKind::Oberthur && self.cplc.as_ref().map(|c| c.0.len()) != Some(42) {
             return Err("an oberthur image needs 42 cplc bytes".into());
+        }
+        let used = self.eeprom_used();
+        if used > self.capacity {
+            return Err(format!(
+                "capacity: files, keys and PINs need {used} bytes of EEPROM, more than the card's {}",
+                self.capacity
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_pins(&self) -> Result<(), String> {
+        if self.pins.len() > MAX_PINS {
+            return Err(format!("pins: {} PIN objects (at most {MAX_PINS})", self.pins.len()));
+        }
+        let rule = pin_rule(self.profile);
+        let profile = self.profile.name();
+        for (i, p) in self.pins.iter().enumerate() {
+            let at = format!("pins[{i}] ({})", p.label);
+            if p.tries_left > p.max_tries {
+                return Err(format!("{at}: PIN {} has tries_left > max_tries", p.reference));
+            }
+            if p.max_tries > 15 {
+                return Err(format!("{at}.max_tries: above 15 cannot be reported in 63Cx"));
+            }
+            if p.max_tries == 0 {
+                return Err(format!("{at}.max_tries: 0, a PIN that can never be presented"));
+            }
+            for (field, got, want) in [
+                ("min_len", p.min_len, rule.min_len),
+                ("max_len", p.max_len, rule.max_len),
+                ("pad_len", p.pad_len, rule.pad_len),
+                ("pad_byte", p.pad_byte.0, rule.pad_byte),
+            ] {
+                if got != want {
+                    return Err(format!("{at}.{field}: {got}, a {profile} card's PIN objects have {want}"));
+                }
+            }
+            if p.charset != rule.charset {
+                return Err(format!(
+                    "{at}.charset: {:?}, a {profile} card's PIN objects use {:?}",
+                    p.charset, rule.charset
+                ));
+            }
+            if let Err(why) = rule.check(&p.value) {
+                return Err(format!("{at}.value: {why}"));
+            }
+            if self.pins[..i].iter().any(|q| q.reference == p.reference && q.df == p.df) {
+                return Err(format!("{at}: PIN {} defined twice in one DF", p.reference));
+            }
+            if p.df.first().map(|h| h.0) != Some(MF) {
+                return Err(format!("{at}.df: must start at 3F00"));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_keys(&self) -> Result<(), String> {
+        for (i, k) in self.keys.iter().enumerate() {
+            let at = format!("keys[{i}] ({})", k.label);
+            if self.keys[..i].iter().any(|q| q.reference == k.reference) {
+                return Err(format!("{at}: key {} defined twice", k.reference));
+            }
+            if !self.pins.iter().any(|p| p.reference == k.pin) {
+                return Err(format!("{at}.pin: key {} refers to missing PIN {}", k.reference, k.pin));
+            }
+            if k.algorithm == crate::keys::Algorithm::EcP256 && !self.capabilities.p256 {
+                return Err(format!("{at}.algorithm: ec_p256 on a card without capabilities.p256"));
+            }
+            for (field, material) in [("material", &k.material), ("pending", &k.pending)] {
+                if let Some(m) = material {
+                    check_key_material(k.algorithm, m).map_err(|why| format!("{at}.{field}: {why}"))?;
+                }
+            }
         }
         Ok(())
     }
@@ -271,31 +326,261 @@ fn migrate(_value: &mut serde_json::Value, version: u64) -> Result<(), String> {
     }
 }
 
-/// Writes `bytes` to `path` so that a crash leaves either the old file or the new one.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into());
-    // Unique per call: two writers in one process must not share a temporary file.
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)?;
-        if let Ok(d) = std::fs::File::open(&dir) {
-            // Persist the rename; some filesystems refuse fsync on a directory: not an error.
-            let _ = d.sync_all();
+/// Same as [`storage::write_private`] (kept for existing callers).
+pub use crate::storage::write_private as write_atomically;
+
+/// What a profile's PIN objects look like and which values they accept.
+///
+/// Every PIN, PUK and SO PIN object of one profile follows it (the card's CHANGE REFERENCE
+/// DATA, RESET RETRY COUNTER and CREATE PIN enforce the same numbers). It lives here for the
+/// image loader until the profile interface carries it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct PinRule {
+    pub charset: Charset,
+    pub min_len: u8,
+    pub max_len: u8,
+    pub pad_len: u8,
+    pub pad_byte: u8,
+}
+
+impl PinRule {
+    /// Whether `value` is a secret a card of this profile can hold; the reason when not.
+    pub fn check(&self, value: &str) -> Result<(), String> {
+        let what = match self.charset {
+            Charset::Digits => "digits",
+            Charset::Ascii => "printable ASCII characters",
+        };
+        let rule = format!("{} to {} {what}", self.min_len, self.max_len);
+        let n = value.len();
+        if n == 0 {
+            return Err(format!("empty; the rule is {rule}"));
+        }
+        let chars_ok = match self.charset {
+            Charset::Digits => value.bytes().all(|b| b.is_ascii_digit()),
+            Charset::Ascii => value.bytes().all(|b| (0x20..0x7F).contains(&b)),
+        };
+        if !chars_ok {
+            return Err(format!("has characters other than {what}; the rule is {rule}"));
+        }
+        if n < usize::from(self.min_len) || n > usize::from(self.max_len) {
+            return Err(format!("{n} characters; the rule is {rule}"));
         }
         Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
     }
-    result
+}
+
+/// The PIN rule of a profile (spec/cards.md §2.6, §3.6): CNS 5–8 digits padded with `FF` to
+/// 8; Oberthur AWP 4–64 characters padded with `FF` to 64.
+pub fn pin_rule(profile: ProfileKind) -> PinRule {
+    match profile {
+        ProfileKind::Cns => PinRule { charset: Charset::Digits, min_len: 5, max_len: 8, pad_len: 8, pad_byte: 0xFF },
+        ProfileKind::Oberthur => {
+            PinRule { charset: Charset::Ascii, min_len: 4, max_len: 64, pad_len: 64, pad_byte: 0xFF }
+        }
+    }
+}
+
+/// Whether stored key material is a key of `algorithm` the card can use. Parsing an RSA key
+/// checks its numbers (a few ms); material already found good is remembered by its SHA-256,
+/// so validating the same image after every command (the invariant checks) stays cheap.
+fn check_key_material(algorithm: Algorithm, material: &KeyMaterial) -> Result<(), String> {
+    use sha2::Digest;
+    static GOOD: std::sync::Mutex<Vec<[u8; 32]>> = std::sync::Mutex::new(Vec::new());
+    const REMEMBERED: usize = 64;
+    let bytes = match material {
+        KeyMaterial::Rsa { pkcs1 } => &pkcs1.0,
+        KeyMaterial::EcP256 { scalar } => &scalar.0,
+    };
+    let mut h = sha2::Sha256::new();
+    h.update([algorithm as u8, u8::from(matches!(material, KeyMaterial::Rsa { .. }))]);
+    h.update(bytes);
+    let digest: [u8; 32] = h.finalize().into();
+    if GOOD.lock().is_ok_and(|g| g.contains(&digest)) {
+        return Ok(());
+    }
+    match (algorithm.rsa_bits(), material) {
+        (Some(bits), KeyMaterial::Rsa { .. }) => match material.load() {
+            Ok(LoadedKey::Rsa(k)) => {
+                let got = rsa::traits::PublicKeyParts::size(k.as_ref()) * 8;
+                if got != bits {
+                    return Err(format!("an RSA-{got} key where the slot holds RSA-{bits}"));
+                }
+            }
+            _ => return Err("not an RSA private key (PKCS#1 RSAPrivateKey DER with consistent numbers)".into()),
+        },
+        (None, KeyMaterial::EcP256 { .. }) => {
+            material.load().map_err(|_| "not a P-256 private scalar (32 bytes, 0 < s < n)".to_owned())?;
+        }
+        (Some(_), KeyMaterial::EcP256 { .. }) => return Err("a P-256 scalar in an RSA slot".into()),
+        (None, KeyMaterial::Rsa { .. }) => return Err("an RSA key in a P-256 slot".into()),
+    }
+    if let Ok(mut g) = GOOD.lock() {
+        if g.len() >= REMEMBERED {
+            g.remove(0);
+        }
+        g.push(digest);
+    }
+    Ok(())
+}
+
+/// File-tree rules: no child named 3F00, unique FIDs among siblings, records within
+/// `record_len` and `max_records`, transparent files within the FCP's 2-byte size, at most
+/// [`MAX_DEPTH`] levels. `at` is the node's place in the JSON, `path` its FID path.
+fn validate_tree(node: &FileNode, at: &str, path: &mut Vec<u16>) -> Result<(), String> {
+    let here = crate::fs::display_path(path);
+    match &node.body {
+        FileBody::Df { children, .. } => {
+            if path.len() >= MAX_DEPTH && !children.is_empty() {
+                return Err(format!("{at} ({here}): DFs nest at most {MAX_DEPTH} levels deep"));
+            }
+            for (i, c) in children.iter().enumerate() {
+                let child_at = format!("{at}.body.children[{i}]");
+                if c.fid.0 == MF {
+                    return Err(format!("{child_at}.fid: 3F00 under {here}; 3F00 is the MF's own FID"));
+                }
+                if children[..i].iter().any(|o| o.fid == c.fid) {
+                    return Err(format!("{child_at}.fid: {} appears twice under {here}", c.fid));
+                }
+                path.push(c.fid.0);
+                let r = validate_tree(c, &child_at, path);
+                path.pop();
+                r?;
+            }
+        }
+        FileBody::Records { record_len, max_records, records } => {
+            if records.len() > usize::from(*max_records) {
+                return Err(format!(
+                    "{at}.body.records ({here}): {} records, more than max_records {max_records}",
+                    records.len()
+                ));
+            }
+            if let Some((i, r)) = records.iter().enumerate().find(|(_, r)| r.0.len() > usize::from(*record_len)) {
+                return Err(format!(
+                    "{at}.body.records[{i}] ({here}): {} bytes, longer than record_len {record_len}",
+                    r.0.len()
+                ));
+            }
+        }
+        FileBody::Transparent { data } if data.0.len() > usize::from(u16::MAX) => {
+            return Err(format!(
+                "{at}.body.data ({here}): {} bytes; a file holds at most 65535 (its FCP size field)",
+                data.0.len()
+            ));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Refuses JSON text in which an object has the same key twice (serde_json keeps the last one
+/// silently, so an image could say two things). The error names the JSON path.
+pub fn check_unique_keys(text: &str) -> Result<(), String> {
+    use serde::de::DeserializeSeed;
+    let mut de = serde_json::Deserializer::from_str(text);
+    UniqueKeys { at: "" }.deserialize(&mut de).map_err(|e| e.to_string())
+}
+
+struct UniqueKeys<'a> {
+    at: &'a str,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for UniqueKeys<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeys<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut i = 0usize;
+        loop {
+            let at = format!("{}[{i}]", self.at);
+            if seq.next_element_seed(UniqueKeys { at: &at })?.is_none() {
+                return Ok(());
+            }
+            i += 1;
+        }
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let at = if self.at.is_empty() { key.clone() } else { format!("{}.{key}", self.at) };
+            if seen.contains(&key) {
+                return Err(serde::de::Error::custom(format!("{at}: key {key:?} appears twice in one object")));
+            }
+            map.next_value_seed(UniqueKeys { at: &at })?;
+            seen.insert(key);
+        }
+        Ok(())
+    }
+}
+
+/// An image file opened for writing: locked ([`WriteLock`]) for as long as this value lives,
+/// so no other firmalab process writes it meanwhile. Opening removes the temporary files a
+/// killed writer of this image left behind.
+#[derive(Debug)]
+pub struct ImageFile {
+    path: PathBuf,
+    lock: WriteLock,
+}
+
+impl ImageFile {
+    fn lock(path: &Path) -> Result<Self, ImageError> {
+        let err = |problem: String| ImageError { path: path.to_owned(), problem };
+        let lock = WriteLock::acquire(path).map_err(|e| err(e.to_string()))?;
+        storage::remove_stale_temps(path).map_err(|e| err(format!("cannot clean its temporary files: {e}")))?;
+        Ok(ImageFile { path: path.to_owned(), lock })
+    }
+
+    /// Locks and loads an existing image. Fails at once, naming the holder's pid, when another
+    /// process has it open for writing.
+    pub fn open(path: &Path) -> Result<(Self, CardImage), ImageError> {
+        let file = Self::lock(path)?;
+        let image = CardImage::load(file.lock.target())
+            .map_err(|e| ImageError { path: path.to_owned(), problem: e.problem })?;
+        Ok((file, image))
+    }
+
+    /// Locks a path to write a new image to; refuses an existing file unless `replace`.
+    pub fn create(path: &Path, replace: bool) -> Result<Self, ImageError> {
+        let file = Self::lock(path)?;
+        if !replace && std::fs::symlink_metadata(file.lock.target()).is_ok() {
+            return Err(ImageError { path: path.to_owned(), problem: "exists; pass --force to replace it".into() });
+        }
+        Ok(file)
+    }
+
+    /// Replaces the image on disk atomically (the locked file; a symlink stays a link).
+    pub fn save(&mut self, image: &CardImage) -> Result<(), ImageError> {
+        storage::write_private(self.lock.target(), image.to_json().as_bytes())
+            .map_err(|e| ImageError { path: self.path.clone(), problem: format!("cannot save: {e}") })
+    }
+
+    /// The path as given.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
 }

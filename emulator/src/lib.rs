@@ -28,6 +28,7 @@ pub mod perso;
 pub mod profile;
 pub mod rng;
 pub mod security;
+pub mod storage;
 pub mod sw;
 pub mod timing;
 pub mod vpcd;

@@ -12,17 +12,21 @@
 //!   a second first (a faster reconnect can leave pcscd reporting "no card" forever);
 //! * never sends a frame over 65 535 bytes (one would wedge pcscd);
 //! * saves the card image before it answers a command that changed persistent state, so a
-//!   killed process never loses a response the host already saw;
-//! * stops cleanly when the stop flag is set (checked at least every 100 ms).
+//!   killed process never loses a response the host already saw, and rolls the card back
+//!   when that save fails ([`HostedCard`]);
+//! * stops cleanly when the stop flag is set: every read, write and connection attempt
+//!   notices it within half a second, also in the middle of a frame.
 
 use crate::apdu;
 use crate::card::Card;
 use crate::hex;
+use crate::image::{CardImage, ImageError, ImageFile};
+use crate::rng::CardRng;
 use crate::sw::Sw;
 use socket2::SockRef;
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
-use std::path::PathBuf;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -32,37 +36,124 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:35963";
 pub const MAX_FRAME: usize = 65_535;
 /// How long to wait after losing vpcd before reconnecting (pcsc.md §3 bug 6: > 1 s).
 pub const RECONNECT_DELAY: Duration = Duration::from_millis(1100);
-/// Read timeout, so a stop request is noticed promptly.
+/// Read and write timeout, so a stop request is noticed promptly in every read and write.
 const POLL: Duration = Duration::from_millis(100);
+/// Longest wait for one connection attempt (a stop request waits at most this long).
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// A card in a virtual reader: the card, and where its image is saved (none for ephemeral
-/// cards).
+/// Where a hosted card's persistent state goes after every command that changed it.
+pub trait ImageStore: Send {
+    /// Writes `image` durably, or says why not (then nothing was written).
+    fn save(&mut self, image: &CardImage) -> Result<(), String>;
+}
+
+impl ImageStore for ImageFile {
+    fn save(&mut self, image: &CardImage) -> Result<(), String> {
+        ImageFile::save(self, image).map_err(|e| e.to_string())
+    }
+}
+
+/// A card in a host (a vpcd reader, the in-process transport, `firmalab apdu`): the card, and
+/// where its image is saved (nowhere for ephemeral cards).
+///
+/// Every command that changed the card's persistent state is saved before its response goes
+/// out. When the save fails the card goes back to the last saved state (a fresh session, as
+/// after a card tear: volatile state and verified PINs are gone) and the host gets `6581`
+/// (memory failure): `6581` from a hosted card means nothing changed, on disk or in the card.
 pub struct HostedCard {
     pub card: Card,
-    pub image_path: Option<PathBuf>,
     /// A physical token's latency, added after each command (default: none).
     pub timing: crate::timing::Timing,
+    store: Option<Box<dyn ImageStore>>,
+    /// The persistent state as last saved (what a rollback returns to).
+    saved: Option<CardImage>,
+    /// Set when a rollback found no randomness for the restored card: every command then
+    /// answers `6581` and changes nothing.
+    mute: bool,
+    rollbacks: u64,
 }
 
 impl HostedCard {
+    /// A card that is never saved.
+    pub fn ephemeral(card: Card) -> Self {
+        HostedCard { card, timing: crate::timing::Timing::None, store: None, saved: None, mute: false, rollbacks: 0 }
+    }
+
+    /// A card whose current image is what `store` holds, saved there as it changes.
+    pub fn persisted(card: Card, store: Box<dyn ImageStore>) -> Self {
+        let saved = Some(card.image().clone());
+        HostedCard { card, timing: crate::timing::Timing::None, store: Some(store), saved, mute: false, rollbacks: 0 }
+    }
+
+    /// Opens an image file for writing ([`ImageFile::open`]: locked while this card lives)
+    /// and puts its card in the host.
+    pub fn open(path: &Path, rng: CardRng) -> Result<Self, ImageError> {
+        let (file, image) = ImageFile::open(path)?;
+        Ok(Self::persisted(Card::new(image, rng), Box::new(file)))
+    }
+
+    /// Adds a physical token's latency to every command.
+    pub fn with_timing(mut self, timing: crate::timing::Timing) -> Self {
+        self.timing = timing;
+        self
+    }
+
+    /// Whether changes are saved somewhere.
+    pub fn is_persisted(&self) -> bool {
+        self.store.is_some()
+    }
+
     /// Executes an APDU; when persistent state changed, saves the image before returning the
-    /// response. If the save fails the host gets `6581` (memory failure), never a success
-    /// the image does not hold.
+    /// response. If the save fails the card is rolled back to the last saved image and the
+    /// host gets `6581` (memory failure), never a success the image does not hold; the second
+    /// value says why the save failed.
     pub fn transmit(&mut self, command: &[u8]) -> (Vec<u8>, Option<String>) {
+        if self.mute {
+            return (Sw::MemoryFailure.to_bytes().to_vec(), None);
+        }
         let response = self.card.transmit_vec(command);
         let delay = self.timing.delay(command, &response);
         if !delay.is_zero() {
             std::thread::sleep(delay);
         }
         if self.card.take_changed()
-            && let Some(path) = &self.image_path
-            && let Err(e) = self.card.image().save(path)
+            && let Some(store) = &mut self.store
         {
-            return (Sw::MemoryFailure.to_bytes().to_vec(), Some(e.to_string()));
+            match store.save(self.card.image()) {
+                Ok(()) => self.saved = Some(self.card.image().clone()),
+                Err(e) => {
+                    let e = self.roll_back(e);
+                    return (Sw::MemoryFailure.to_bytes().to_vec(), Some(e));
+                }
+            }
         }
         (response, None)
     }
+
+    /// Puts the last saved image back in a fresh card; returns the message to report.
+    fn roll_back(&mut self, error: String) -> String {
+        let Some(saved) = self.saved.clone() else { return error };
+        self.rollbacks += 1;
+        let rng = if self.card.rng_is_deterministic() {
+            Ok(CardRng::insecure_deterministic(ROLLBACK_SEED.wrapping_add(self.rollbacks)))
+        } else {
+            CardRng::from_os()
+        };
+        match rng {
+            Ok(rng) => {
+                self.card = Card::new(saved, rng);
+                format!("{error}; the card is back to its last saved state")
+            }
+            Err(why) => {
+                self.mute = true;
+                format!("{error}; the card cannot be restored ({why}) and answers 6581 to everything until restarted")
+            }
+        }
+    }
 }
+
+/// Seed base of the card put back after a failed save, in deterministic (test) mode.
+const ROLLBACK_SEED: u64 = 0x726f_6c6c_6261_636b;
 
 /// What happened, for the caller to log.
 #[derive(Debug)]
@@ -148,10 +239,27 @@ pub fn serve_with(
     Ok(())
 }
 
+/// Checks a vpcd address before any card starts: `HOST:PORT` with a port, resolving to at
+/// least one socket address. Returns the addresses it names.
+pub fn check_address(addr: &str) -> Result<Vec<SocketAddr>, String> {
+    let resolved: Vec<SocketAddr> = addr
+        .to_socket_addrs()
+        .map_err(|e| format!("vpcd address {addr:?}: {e} (expected HOST:PORT, e.g. {DEFAULT_ADDR})"))?
+        .collect();
+    if resolved.is_empty() {
+        return Err(format!("vpcd address {addr:?} resolves to no address"));
+    }
+    if resolved.iter().any(|a| a.port() == 0) {
+        return Err(format!("vpcd address {addr:?}: port 0 is not a vpcd port"));
+    }
+    Ok(resolved)
+}
+
 fn connect(addr: &str) -> io::Result<TcpStream> {
     let mut last = io::Error::new(ErrorKind::InvalidInput, format!("{addr}: no address"));
     for a in addr.to_socket_addrs()? {
-        match TcpStream::connect_timeout(&a, Duration::from_secs(2)) {
+        // Short enough that a stop request waits at most this long.
+        match TcpStream::connect_timeout(&a, CONNECT_TIMEOUT) {
             Ok(s) => return Ok(s),
             Err(e) => last = e,
         }
@@ -159,18 +267,40 @@ fn connect(addr: &str) -> io::Result<TcpStream> {
     Err(last)
 }
 
-/// Reads exactly `buf.len()` bytes, checking `stop` while idle. `Ok(false)`: stopped before
-/// a message began.
-fn read_frame_part(stream: &mut TcpStream, buf: &mut [u8], stop: &AtomicBool, may_stop: bool) -> io::Result<bool> {
+/// Reads exactly `buf.len()` bytes. `Ok(false)`: `stop` was set, noticed within [`POLL`]
+/// whether or not part of a message has arrived (the half-read message is dropped with the
+/// session).
+fn read_frame_part(stream: &mut TcpStream, buf: &mut [u8], stop: &AtomicBool) -> io::Result<bool> {
     let mut got = 0;
     while got < buf.len() {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
         match stream.read(&mut buf[got..]) {
             Ok(0) => {
                 return Err(io::Error::new(ErrorKind::UnexpectedEof, "vpcd closed the connection"));
             }
             Ok(n) => got += n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+/// Sends one frame. `Ok(false)`: `stop` was set while vpcd was not reading.
+fn send(stream: &mut TcpStream, payload: &[u8], stop: &AtomicBool) -> io::Result<bool> {
+    let payload = if payload.len() > MAX_FRAME { &Sw::Unknown.to_bytes()[..] } else { payload };
+    let mut frame = Vec::with_capacity(payload.len() + 2);
+    frame.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    frame.extend_from_slice(payload);
+    let mut sent = 0;
+    while sent < frame.len() {
+        match stream.write(&frame[sent..]) {
+            Ok(0) => return Err(io::Error::new(ErrorKind::WriteZero, "vpcd stopped reading")),
+            Ok(n) => sent += n,
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {
-                if may_stop && got == 0 && stop.load(Ordering::Relaxed) {
+                if stop.load(Ordering::Relaxed) {
                     return Ok(false);
                 }
             }
@@ -178,14 +308,6 @@ fn read_frame_part(stream: &mut TcpStream, buf: &mut [u8], stop: &AtomicBool, ma
         }
     }
     Ok(true)
-}
-
-fn send(stream: &mut TcpStream, payload: &[u8]) -> io::Result<()> {
-    let payload = if payload.len() > MAX_FRAME { &Sw::Unknown.to_bytes()[..] } else { payload };
-    let mut frame = Vec::with_capacity(payload.len() + 2);
-    frame.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-    frame.extend_from_slice(payload);
-    stream.write_all(&frame)
 }
 
 fn session(
@@ -197,6 +319,7 @@ fn session(
 ) -> io::Result<()> {
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(POLL))?;
+    stream.set_write_timeout(Some(POLL))?;
     let mut payload = vec![0u8; MAX_FRAME];
     loop {
         // Must be re-armed before every read: setting it once still stalls (pcsc.md §4).
@@ -204,7 +327,7 @@ fn session(
             let _ = SockRef::from(&stream).set_tcp_quickack(true);
         }
         let mut len = [0u8; 2];
-        if !read_frame_part(&mut stream, &mut len, stop, true)? {
+        if !read_frame_part(&mut stream, &mut len, stop)? {
             return Ok(());
         }
         let n = usize::from(u16::from_be_bytes(len));
@@ -212,7 +335,9 @@ fn session(
             let _ = SockRef::from(&stream).set_tcp_quickack(true);
         }
         let msg = payload.get_mut(..n).ok_or_else(|| io::Error::new(ErrorKind::InvalidData, "frame too long"))?;
-        read_frame_part(&mut stream, msg, stop, false)?;
+        if !read_frame_part(&mut stream, msg, stop)? {
+            return Ok(());
+        }
         match *msg {
             [] => {}
             [0x00] => {
@@ -229,7 +354,9 @@ fn session(
             }
             [0x04] => {
                 let atr = host.card.atr().to_vec();
-                send(&mut stream, &atr)?;
+                if !send(&mut stream, &atr, stop)? {
+                    return Ok(());
+                }
                 log(Event::Atr);
             }
             [_] => {} // vpcd sends no other control code
@@ -237,11 +364,14 @@ fn session(
                 let started = Instant::now();
                 let (response, save_error) = host.transmit(command);
                 let micros = started.elapsed().as_micros();
-                send(&mut stream, &response)?;
+                let sent = send(&mut stream, &response, stop)?;
                 if let Some(e) = save_error {
                     log(Event::SaveFailed(e));
                 }
                 log(Event::Apdu { command: apdu::redacted_hex(command), response: hex::encode(&response), micros });
+                if !sent {
+                    return Ok(());
+                }
             }
         }
     }

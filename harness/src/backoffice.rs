@@ -1,9 +1,11 @@
 //! The back office (CA / CMS / CDRL side, spec/domain.md §6.4): cards, practices with their
 //! event log, the contact registry (uniqueness of email and mobile), the certificate registry
-//! and renewal orders. A JSON store, replaced atomically on every change.
+//! and renewal orders. A JSON store, locked while a process has it open for writing, replaced
+//! atomically on every change (`firmalab_emulator::storage`).
 
 use crate::client::KeyRole;
 use crate::dates::Date;
+use firmalab_emulator::storage::{self, WriteLock};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -157,37 +159,59 @@ impl Default for BackOffice {
 pub struct Store {
     pub data: BackOffice,
     pub path: Option<PathBuf>,
+    /// Held for as long as the store is open for writing.
+    lock: Option<WriteLock>,
 }
 
 impl Store {
-    /// Opens the store at `path`, or an empty one if the file does not exist yet.
+    /// Opens the store at `path` for writing, or an empty one if the file does not exist
+    /// yet. The file is locked while the store lives: another process opening it for writing
+    /// is refused with this one's pid.
     pub fn open(path: &Path) -> Result<Self, String> {
-        let data = match std::fs::read_to_string(path) {
+        let err = |e: std::io::Error| format!("back office {}: {e}", path.display());
+        let lock = WriteLock::acquire(path).map_err(err)?;
+        storage::remove_stale_temps(path).map_err(err)?;
+        let data = Self::read(path)?;
+        Ok(Store { data, path: Some(path.to_owned()), lock: Some(lock) })
+    }
+
+    /// Opens the store to read only (no lock; it sees the last complete save). [`Store::save`]
+    /// refuses.
+    pub fn open_read_only(path: &Path) -> Result<Self, String> {
+        Ok(Store { data: Self::read(path)?, path: Some(path.to_owned()), lock: None })
+    }
+
+    fn read(path: &Path) -> Result<BackOffice, String> {
+        match storage::read_text(path) {
             Ok(text) => {
+                firmalab_emulator::image::check_unique_keys(&text)
+                    .map_err(|e| format!("back office {}: {e}", path.display()))?;
                 let data: BackOffice =
                     serde_json::from_str(&text).map_err(|e| format!("back office {}: {e}", path.display()))?;
                 if data.schema != SCHEMA_NAME || data.version != SCHEMA_VERSION {
                     return Err(format!("back office {}: not a {SCHEMA_NAME} v{SCHEMA_VERSION} file", path.display()));
                 }
-                data
+                Ok(data)
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BackOffice::default(),
-            Err(e) => return Err(format!("back office {}: {e}", path.display())),
-        };
-        Ok(Store { data, path: Some(path.to_owned()) })
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BackOffice::default()),
+            Err(e) => Err(format!("back office {}: {e}", path.display())),
+        }
     }
 
     /// A store kept in memory only.
     pub fn in_memory() -> Self {
-        Store { data: BackOffice::default(), path: None }
+        Store { data: BackOffice::default(), path: None, lock: None }
     }
 
-    /// Saves atomically (no-op for an in-memory store).
+    /// Saves atomically, mode 0600 for a new file (no-op for an in-memory store).
     pub fn save(&self) -> Result<(), String> {
         let Some(path) = &self.path else { return Ok(()) };
+        let Some(lock) = &self.lock else {
+            return Err(format!("back office {}: opened read-only", path.display()));
+        };
         let mut text = serde_json::to_string_pretty(&self.data).map_err(|e| e.to_string())?;
         text.push('\n');
-        firmalab_emulator::image::write_atomically(path, text.as_bytes())
+        storage::write_private(lock.target(), text.as_bytes())
             .map_err(|e| format!("back office {}: {e}", path.display()))
     }
 }

@@ -2,7 +2,8 @@
 
 use crate::transport::Transport;
 use firmalab_emulator::hex;
-use firmalab_emulator::{Card, CardImage, CardRng, Sw};
+use firmalab_emulator::vpcd::HostedCard;
+use firmalab_emulator::{CardRng, Sw};
 use std::path::Path;
 
 /// One response line: data hex, SW, meaning — or, with `raw`, the whole response hex.
@@ -33,27 +34,34 @@ pub fn parse_apdu_arg(arg: &str) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
-/// Sends the APDUs to the image's card, saves the image back only if it changed, and returns
-/// one line per response.
-pub fn run(image_path: &Path, apdus: &[String], raw: bool, seed: Option<u64>) -> Result<Vec<String>, String> {
+/// What `firmalab apdu --image` did: one line per response, and why a save failed, if one did
+/// (the card answered `6581` to that command, nothing changed, and no later command was sent).
+#[derive(Debug, Default)]
+pub struct ImageSession {
+    pub lines: Vec<String>,
+    pub save_failure: Option<String>,
+}
+
+/// Sends the APDUs to the image's card, holding the image locked meanwhile; every command that
+/// changed the card is saved before its response counts (a failed save rolls the card back).
+pub fn run(image_path: &Path, apdus: &[String], raw: bool, seed: Option<u64>) -> Result<ImageSession, String> {
     let commands = apdus.iter().map(|a| parse_apdu_arg(a)).collect::<Result<Vec<_>, _>>()?;
-    let image = CardImage::load(image_path).map_err(|e| e.to_string())?;
     let rng = match seed {
         Some(s) => CardRng::insecure_deterministic(s),
         None => CardRng::from_os()?,
     };
-    let mut card = Card::new(image, rng);
-    card.power_on();
-    let mut lines = Vec::with_capacity(commands.len());
-    let mut changed = false;
+    let mut host = HostedCard::open(image_path, rng).map_err(|e| e.to_string())?;
+    host.card.power_on();
+    let mut session = ImageSession { lines: Vec::with_capacity(commands.len()), save_failure: None };
     for c in &commands {
-        lines.push(format_response(card.transmit(c), raw));
-        changed |= card.take_changed();
+        let (response, failure) = host.transmit(c);
+        session.lines.push(format_response(&response, raw));
+        if failure.is_some() {
+            session.save_failure = failure;
+            break;
+        }
     }
-    if changed {
-        card.image().save(image_path).map_err(|e| e.to_string())?;
-    }
-    Ok(lines)
+    Ok(session)
 }
 
 /// Sends the APDUs over any transport, exactly as given (61xx and 6Cxx are shown, not

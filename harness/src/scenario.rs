@@ -95,7 +95,8 @@ pub struct Scenario {
 
 impl Scenario {
     pub fn load(path: &std::path::Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("scenario {}: {e}", path.display()))?;
+        let text =
+            firmalab_emulator::storage::read_text(path).map_err(|e| format!("scenario {}: {e}", path.display()))?;
         Self::parse(&text).map_err(|e| format!("scenario {}: {e}", path.display()))
     }
 

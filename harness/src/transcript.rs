@@ -61,7 +61,8 @@ pub struct Transcript {
 
 impl Transcript {
     pub fn load(path: &std::path::Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("transcript {}: {e}", path.display()))?;
+        let text =
+            firmalab_emulator::storage::read_text(path).map_err(|e| format!("transcript {}: {e}", path.display()))?;
         let t: Transcript = serde_json::from_str(&text).map_err(|e| format!("transcript {}: {e}", path.display()))?;
         if t.schema != SCHEMA_NAME || t.version != SCHEMA_VERSION {
             return Err(format!("transcript {}: not a {SCHEMA_NAME} v{SCHEMA_VERSION} file", path.display()));
@@ -72,8 +73,7 @@ impl Transcript {
     pub fn save(&self, path: &std::path::Path) -> Result<(), String> {
         let mut text = serde_json::to_string_pretty(self).map_err(|e| e.to_string())?;
         text.push('\n');
-        firmalab_emulator::image::write_atomically(path, text.as_bytes())
-            .map_err(|e| format!("{}: {e}", path.display()))
+        firmalab_emulator::storage::write_private(path, text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))
     }
 
     /// A compact, stable text form for snapshots: no timings, long data abbreviated with its

@@ -109,11 +109,7 @@ pub fn insert(stack: &PrivateStack, image: CardImage) -> Inserted {
     let addr = stack.vpcd_addr(slot);
     let flag = stop.clone();
     let thread = std::thread::spawn(move || {
-        let mut host = HostedCard {
-            card: Card::new(image, CardRng::insecure_deterministic(11)),
-            image_path: None,
-            timing: firmalab_emulator::timing::Timing::None,
-        };
+        let mut host = HostedCard::ephemeral(Card::new(image, CardRng::insecure_deterministic(11)));
         vpcd::serve(&mut host, &addr, &flag, &mut |_| {}).expect("vpcd client");
         host
     });

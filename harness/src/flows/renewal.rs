@@ -114,7 +114,7 @@ fn signer_error(s: &CardSigner<'_>, what: &str, e: impl std::fmt::Display) -> St
 fn write(dir: &std::path::Path, name: &str, bytes: &[u8], files: &mut Vec<String>) -> Result<(), Stop> {
     std::fs::create_dir_all(dir).map_err(|e| Stop::Failed(format!("{}: {e}", dir.display())))?;
     let p = dir.join(name);
-    firmalab_emulator::image::write_atomically(&p, bytes).map_err(|e| Stop::Failed(format!("{}: {e}", p.display())))?;
+    firmalab_emulator::storage::write_private(&p, bytes).map_err(|e| Stop::Failed(format!("{}: {e}", p.display())))?;
     files.push(p.display().to_string());
     Ok(())
 }

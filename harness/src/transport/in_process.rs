@@ -1,5 +1,6 @@
-//! The emulator in this process: no pcscd, no sockets. Saves the image after every command
-//! that changed the card, like the vpcd host does.
+//! The emulator in this process: no pcscd, no sockets. Holds the image file locked while it
+//! lives and saves it after every command that changed the card, rolling the card back when
+//! a save fails, exactly like the vpcd host (both are [`HostedCard`]).
 
 use super::{Transport, TransportError};
 use firmalab_emulator::timing::Timing;
@@ -16,21 +17,16 @@ impl InProcess {
     /// A card from an image file, saved back as it changes.
     pub fn open(path: impl Into<PathBuf>, rng: CardRng) -> Result<Self, String> {
         let path = path.into();
-        let image = CardImage::load(&path).map_err(|e| e.to_string())?;
-        let label = format!("in-process {}", path.display());
-        let mut card = Card::new(image, rng);
-        card.power_on();
-        Ok(InProcess { host: HostedCard { card, image_path: Some(path), timing: Timing::None }, label })
+        let mut host = HostedCard::open(&path, rng).map_err(|e| e.to_string())?;
+        host.card.power_on();
+        Ok(InProcess { host, label: format!("in-process {}", path.display()) })
     }
 
     /// An ephemeral card (never saved).
     pub fn ephemeral(image: CardImage, rng: CardRng, label: &str) -> Self {
         let mut card = Card::new(image, rng);
         card.power_on();
-        InProcess {
-            host: HostedCard { card, image_path: None, timing: Timing::None },
-            label: format!("in-process {label}"),
-        }
+        InProcess { host: HostedCard::ephemeral(card), label: format!("in-process {label}") }
     }
 
     /// Adds a physical token's latency to every command.
