@@ -76,7 +76,8 @@ fn load_error(text: &str) -> String {
     let dir = tmp("errors");
     let file = dir.join(format!("bad-{}.json", text.len()));
     std::fs::write(&file, text).unwrap();
-    let e = CardImage::load(&file).unwrap_err().to_string();
+    let Err(e) = CardImage::load(&file) else { panic!("accepted an image that should be rejected") };
+    let e = e.to_string();
     assert!(e.contains(&file.display().to_string()), "error names the file: {e}");
     e
 }
@@ -139,4 +140,138 @@ fn concurrent_saves_in_one_process_never_collide() {
     });
     CardImage::load(&dir.join("same.json")).unwrap();
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "no temporary file left");
+}
+
+/// The fixture as JSON, changed by `edit`, and the loader's one-line error for it.
+fn rejected(fixture: &str, edit: impl FnOnce(&mut serde_json::Value)) -> String {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture_path(fixture)).unwrap()).unwrap();
+    edit(&mut v);
+    let e = load_error(&serde_json::to_string_pretty(&v).unwrap());
+    assert_eq!(e.lines().count(), 1, "one line: {e}");
+    e
+}
+
+#[test]
+fn image_rule_pins_must_be_values_the_profile_allows() {
+    for (value, why) in [
+        ("", "pins[2] (PIN CNS1).value: empty; the rule is 5 to 8 digits"),
+        ("1", "pins[2] (PIN CNS1).value: 1 characters; the rule is 5 to 8 digits"),
+        ("1234", "pins[2] (PIN CNS1).value: 4 characters; the rule is 5 to 8 digits"),
+        ("12a45678", "pins[2] (PIN CNS1).value: has characters other than digits"),
+        ("123456789", "pins[2] (PIN CNS1).value: 9 characters"),
+    ] {
+        let e = rejected("cns-renewable.json", |v| v["pins"][2]["value"] = value.into());
+        assert!(e.contains(why), "{value:?}: {e}");
+    }
+    let e = rejected("cns-renewable.json", |v| v["pins"][1]["min_len"] = 0.into());
+    assert!(e.contains("pins[1] (PUK CNS0).min_len: 0, a cns card's PIN objects have 5"), "{e}");
+    let e = rejected("cns-renewable.json", |v| v["pins"][0]["charset"] = "ascii".into());
+    assert!(e.contains("pins[0] (PIN CNS0).charset"), "{e}");
+    let e = rejected("oberthur-renewable.json", |v| v["pins"][1]["value"] = "123".into());
+    assert!(e.contains("pins[1] (SCM).value: 3 characters; the rule is 4 to 64 printable ASCII characters"), "{e}");
+    let e = rejected("oberthur-renewable.json", |v| v["pins"][1]["value"] = "1234\u{7}".into());
+    assert!(e.contains("pins[1] (SCM).value: has characters other than printable ASCII"), "{e}");
+}
+
+#[test]
+fn image_rule_key_bytes_must_be_a_key_of_the_slots_algorithm() {
+    let e = rejected("cns-renewable.json", |v| v["keys"][0]["material"]["pkcs1"] = "3003020100".into());
+    assert!(e.contains("keys[0] (") && e.contains(".material: not an RSA private key"), "{e}");
+    // A real key with one byte of its private exponent changed: well-formed DER, wrong numbers.
+    let e = rejected("cns-renewable.json", |v| {
+        let hex = v["keys"][1]["material"]["pkcs1"].as_str().unwrap().to_owned();
+        let mut bytes = firmalab_emulator::hex::decode(&hex).unwrap();
+        let at = bytes.len() - 400;
+        bytes[at] ^= 0x01;
+        v["keys"][1]["material"]["pkcs1"] = firmalab_emulator::hex::encode(&bytes).into();
+    });
+    assert!(e.contains("keys[1] (") && e.contains(".material: not an RSA private key"), "{e}");
+    let e = rejected("cns-renewable.json", |v| {
+        v["keys"][0]["material"] = serde_json::json!({"kind": "ec_p256", "scalar": "01".repeat(32)});
+    });
+    assert!(e.contains("keys[0] (") && e.contains(".material: a P-256 scalar in an RSA slot"), "{e}");
+    let e = rejected("cns-renewable.json", |v| {
+        v["capabilities"]["p256"] = true.into();
+        v["keys"][0]["algorithm"] = "ec_p256".into();
+        v["keys"][0]["material"] = serde_json::json!({"kind": "ec_p256", "scalar": "00".repeat(32)});
+    });
+    assert!(e.contains(".material: not a P-256 private scalar"), "{e}");
+}
+
+#[test]
+fn image_rule_sibling_fids_are_unique_and_3f00_is_only_the_mf() {
+    let e = rejected("cns-renewable.json", |v| {
+        let children = v["mf"]["body"]["children"].as_array_mut().unwrap();
+        let first = children[0].clone();
+        children.push(first);
+    });
+    assert!(e.contains("mf.body.children[") && e.contains("].fid: 1000 appears twice under 3F00"), "{e}");
+    let e = rejected("cns-renewable.json", |v| {
+        v["mf"]["body"]["children"][0]["body"]["children"][0]["fid"] = "3F00".into()
+    });
+    assert!(
+        e.contains("mf.body.children[0].body.children[0].fid: 3F00 under 3F00/1000; 3F00 is the MF's own FID"),
+        "{e}"
+    );
+}
+
+#[test]
+fn image_rule_records_fit_record_len_and_max_records() {
+    let records = |v: &mut serde_json::Value| -> serde_json::Value {
+        v["mf"]["body"]["children"][0]["body"]["children"][2]["body"].clone()
+    };
+    let e = rejected("oberthur-renewable.json", |v| {
+        let mut body = records(v);
+        body["records"][1] = "00".repeat(142).into();
+        v["mf"]["body"]["children"][0]["body"]["children"][2]["body"] = body;
+    });
+    assert!(
+        e.contains("mf.body.children[0].body.children[2].body.records[1] (3F00/5011/3000): 142 bytes, longer than record_len 141"),
+        "{e}"
+    );
+    let e = rejected("oberthur-renewable.json", |v| {
+        let mut body = records(v);
+        let one = body["records"][0].clone();
+        for _ in 0..3 {
+            body["records"].as_array_mut().unwrap().push(one.clone());
+        }
+        v["mf"]["body"]["children"][0]["body"]["children"][2]["body"] = body;
+    });
+    assert!(e.contains("body.records (3F00/5011/3000): 5 records, more than max_records 4"), "{e}");
+}
+
+#[test]
+fn image_rule_files_fit_the_cards_capacity() {
+    let e = rejected("cns-renewable.json", |v| v["capacity"] = 4096.into());
+    assert!(e.contains("capacity: files, keys and PINs need") && e.contains("more than the card's 4096"), "{e}");
+    // 64 000 bytes fit a file but not the 64 KiB card next to everything else.
+    let e = rejected("cns-renewable.json", |v| {
+        v["mf"]["body"]["children"][0]["body"]["children"][0]["body"]["data"] = "00".repeat(64_000).into();
+    });
+    assert!(e.contains("more than the card's 65536"), "{e}");
+    let e = rejected("cns-renewable.json", |v| {
+        v["capacity"] = 100_000_000.into();
+        v["mf"]["body"]["children"][0]["body"]["children"][0]["body"]["data"] = "00".repeat(70_000).into();
+    });
+    assert!(e.contains("mf.body.children[0].body.children[0].body.data (3F00/1000/1002): 70000 bytes"), "{e}");
+}
+
+#[test]
+fn image_rule_duplicate_json_keys_are_rejected_with_their_path() {
+    let good = std::fs::read_to_string(fixture_path("cns-renewable.json")).unwrap();
+    let e = load_error(&good.replacen("\"capacity\": 65536", "\"capacity\": 65536,\n  \"capacity\": 999999", 1));
+    assert!(e.contains("capacity: key \"capacity\" appears twice in one object"), "{e}");
+    let e =
+        load_error(&good.replacen("\"value\": \"12345678\"", "\"value\": \"99999999\", \"value\": \"12345678\"", 1));
+    assert!(e.contains("pins[0].value: key \"value\" appears twice"), "{e}");
+}
+
+#[test]
+fn image_rule_every_fixture_and_golden_image_follows_every_rule() {
+    for dir in ["fixtures/cards", "fixtures/golden/v1"] {
+        for f in json_files(&root().join(dir)) {
+            CardImage::load(&f).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
 }
