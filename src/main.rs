@@ -357,7 +357,7 @@ fn issuer_secret_rule(profile: ProfileKind, flag: &str, value: &str) -> Result<(
         charset: firmalab_emulator::security::Charset::Digits,
         ..firmalab_emulator::image::pin_rule(profile)
     };
-    rule.check(value).map_err(|why| format!("{flag}: {why} (a {} card)", profile.name()))
+    rule.check(value).map_err(|why| format!("{flag}: {why} ({} card)", profile.name()))
 }
 
 fn run_cards(

@@ -234,7 +234,7 @@ pub fn held_by(pid: Option<u32>) -> String {
     match pid {
         Some(p) if p == std::process::id() => "already open for writing in this process".into(),
         Some(p) => format!("in use by process {p} (another firmalab has it open for writing)"),
-        None => "in use by another process (it has not written its pid yet)".into(),
+        None => "in use by another process (its pid is not recorded)".into(),
     }
 }
 
@@ -277,8 +277,12 @@ impl WriteLock {
             if !same {
                 continue;
             }
+            // The pid is for the message of whoever comes next. On a full filesystem it may not
+            // fit: the lock holds all the same.
             file.set_len(0)?;
-            file.write_all(format!("{}\n", std::process::id()).as_bytes())?;
+            if file.write_all(format!("{}\n", std::process::id()).as_bytes()).is_err() {
+                let _ = file.set_len(0);
+            }
             return Ok(WriteLock { file, lock_path, target });
         }
         Err(io::Error::new(ErrorKind::WouldBlock, format!("lock file {} keeps changing", lock_path.display())))
