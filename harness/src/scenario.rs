@@ -103,6 +103,22 @@ pub struct Scenario {
 }
 
 impl Scenario {
+    /// The PINs and PUKs the scenario's steps send, named as transcripts name them, so a
+    /// recording of the run shows them as placeholders.
+    pub fn secrets(&self) -> Vec<(&'static str, &str)> {
+        let mut out = vec![];
+        for step in &self.steps {
+            match step {
+                Step::VerifyPin { pin, .. } => out.push(("pin", pin.as_str())),
+                Step::ChangePin { pin, new_pin, .. } => out.extend([("pin", pin.as_str()), ("new_pin", new_pin)]),
+                Step::UnblockPin { puk, new_pin, .. } => out.extend([("puk", puk.as_str()), ("new_pin", new_pin)]),
+                Step::Diagnostic { pin: Some(pin), .. } => out.push(("pin", pin.as_str())),
+                _ => {}
+            }
+        }
+        out
+    }
+
     pub fn load(path: &std::path::Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("scenario {}: {e}", path.display()))?;
         Self::parse(&text).map_err(|e| format!("scenario {}: {e}", path.display()))

@@ -471,6 +471,17 @@ pub struct Divergence {
     pub got: String,
 }
 
+/// How a replay ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Replayed {
+    /// Every exchange answered as recorded.
+    Matched(usize),
+    /// The first exchange that differed.
+    Diverged(Divergence),
+    /// A dry-run gate stopped it before the exchange `index` of `step` (`replayed` went out).
+    Stopped { replayed: usize, step: String, index: usize, why: String },
+}
+
 /// Replays every command of a transcript against a card, comparing responses with the masks.
 /// Returns the number of exchanges replayed, or the first divergence.
 pub fn replay(
@@ -478,6 +489,19 @@ pub fn replay(
     card: &mut dyn Transport,
     secrets: &[(String, String)],
 ) -> Result<Result<usize, Divergence>, String> {
+    match replay_until(t, card, secrets)? {
+        Replayed::Matched(n) => Ok(Ok(n)),
+        Replayed::Diverged(d) => Ok(Err(d)),
+        Replayed::Stopped { why, .. } => Err(format!("dry run: stopped before {why}")),
+    }
+}
+
+/// [`replay`], telling a stop by a dry-run gate apart.
+pub fn replay_until(
+    t: &Transcript,
+    card: &mut dyn Transport,
+    secrets: &[(String, String)],
+) -> Result<Replayed, String> {
     let mut count = 0;
     for step in &t.steps {
         for (i, e) in step.exchanges.iter().enumerate() {
@@ -485,7 +509,13 @@ pub fn replay(
                 continue;
             }
             let command = fill(&e.command, secrets)?;
-            let response = card.transmit_raw(&command).map_err(|e| e.to_string())?;
+            let response = match card.transmit_raw(&command) {
+                Ok(r) => r,
+                Err(TransportError::DryRun(why)) => {
+                    return Ok(Replayed::Stopped { replayed: count, step: step.name.clone(), index: i, why });
+                }
+                Err(e) => return Err(e.to_string()),
+            };
             let (expected, masked) = fill_answer(&e.response, secrets)?;
             let mask = if masked { Mask::Length } else { e.mask };
             let same = match mask {
@@ -497,7 +527,7 @@ pub fn replay(
                 }
             };
             if !same {
-                return Ok(Err(Divergence {
+                return Ok(Replayed::Diverged(Divergence {
                     step: step.name.clone(),
                     index: i,
                     command: e.command.clone(),
@@ -508,7 +538,25 @@ pub fn replay(
             count += 1;
         }
     }
-    Ok(Ok(count))
+    Ok(Replayed::Matched(count))
+}
+
+/// The names of the placeholders a transcript's commands need (`pin`, `puk` …).
+pub fn placeholder_names(t: &Transcript) -> Vec<String> {
+    let mut names: Vec<String> = vec![];
+    for e in t.steps.iter().flat_map(|s| &s.exchanges) {
+        let mut rest = e.command.as_str();
+        while let Some(start) = rest.find('{') {
+            let Some(end) = rest[start..].find('}') else { break };
+            if let Some(name) = rest[start + 1..start + end].split(':').next()
+                && !names.iter().any(|n| n == name)
+            {
+                names.push(name.to_owned());
+            }
+            rest = &rest[start + end + 1..];
+        }
+    }
+    names
 }
 
 /// Whether a command fits one of the ISO 7816-3 length cases (scenario input checks).

@@ -152,9 +152,20 @@ fn judge_card(
         Some(b) => format!("RSA-{b} keys"),
         None => "no keys certified".into(),
     };
-    let firmware =
-        model.cns.map(|b| format!(", firmware {:02X}.{:02X}", b.firmware.0, b.firmware.1)).unwrap_or_default();
-    Ok(format!("{} ({}{firmware}); {keys}", lot.name, model.label))
+    let what = match model.cns {
+        Some(b) => format!(
+            "{} (CNS {}.{}, IC {}, mask {}, firmware {:02X}.{:02X})",
+            lot.name,
+            b.version >> 4,
+            b.version & 0x0F,
+            b.ic_name(),
+            b.mask_name(),
+            b.firmware.0,
+            b.firmware.1
+        ),
+        None => lot.name.to_owned(),
+    };
+    Ok(format!("{what}; {keys}"))
 }
 
 fn cert_dates(c: &x509_cert::Certificate) -> (Date, Date) {

@@ -29,7 +29,7 @@ pub fn reset(mut r: Runner<'_>, pin: &str, bo: &mut Store) -> FlowReport {
                     // A failed issuance or a reset interrupted after the erase: the PIN is
                     // probably the default one. Never tried behind the user's back.
                     message.push_str(
-                        "; the card holds no certificates: after a failed issuance or an interrupted reset its PIN is the default 12345 (run again with --default-pin)",
+                        "; the card holds no certificates: if its PIN was not changed after a failed issuance or an interrupted reset, it is the default 12345 (run again with --default-pin)",
                     );
                 }
                 Err(refuse("WrongPin", message))
