@@ -227,6 +227,10 @@ pub fn run_with(s: &Scenario, transport: Box<dyn Transport>, mut o: Options<'_>)
             break;
         }
     }
+    // Leave the token as found (Oberthur: LOGOUT of the PIN the scenario verified).
+    if !out.iter().any(|r| r.dry_run) {
+        let _ = c.logout();
+    }
     Ok(out)
 }
 

@@ -193,6 +193,12 @@ impl Guard {
         }
     }
 
+    /// Whether a secret sent to the object was accepted in this run (so the card may hold it
+    /// verified).
+    pub fn succeeded(&self, obj: SecretObject) -> bool {
+        self.get(obj.reference) == Some(&Tries::Full)
+    }
+
     /// Whether the value was rejected earlier in this run.
     pub fn was_rejected(&self, kind: SecretKind, value: &str) -> bool {
         self.rejected.contains(&fingerprint(kind, value))

@@ -186,6 +186,13 @@ pub trait CardClient {
     fn tidy(&mut self, pin: &str) -> Result<()>;
     /// PKI Manager's reset: PIN login, then back to the blank card with the default PIN 12345.
     fn reset(&mut self, pin: &str) -> Result<PinOutcome>;
+    /// At the end of a session: clears what this run verified where the card has a command
+    /// for it, so the token is left as found (the card is never reset). Oberthur: LOGOUT of
+    /// the user PIN. CNS: none exists; the signature key consumes its PIN at every signature,
+    /// and the rest lasts until the card is powered off.
+    fn logout(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Opens the right client for the card's ATR, with the strict secret policy.

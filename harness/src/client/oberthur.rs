@@ -581,6 +581,15 @@ impl CardClient for Oberthur {
         })
     }
 
+    fn logout(&mut self) -> Result<()> {
+        if !self.guard.succeeded(USER_PIN) {
+            return Ok(());
+        }
+        // LOGOUT (`80 2E 00 21`, spec/cards.md §2.5), as OpenSC's PKCS#11 module ends a session.
+        expect_ok(send(self.t.as_mut(), 0x80, 0x2E, 0x00, 0x21, &[], None)?, "LOGOUT")?;
+        Ok(())
+    }
+
     fn reset(&mut self, pin: &str) -> Result<PinOutcome> {
         self.atomic(|s| {
             let o = s.verify(USER_PIN, pin)?;

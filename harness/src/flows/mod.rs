@@ -262,11 +262,17 @@ impl<'r> Runner<'r> {
                 Outcome::DryRun { message: format!("stopped before {what}; nothing that changes the card was sent") }
             }
         };
+        // Leave the token as found: what this run verified is logged out where the card can.
+        // Not an error of the flow if it fails (the card may be gone).
+        let mut client = self.client;
+        if !matches!(outcome, Outcome::DryRun { .. }) {
+            let _ = client.logout();
+        }
         let transcript = self.recording.borrow().transcript.clone();
         FlowReport {
             flow: flow.into(),
             card,
-            profile: self.client.profile().name().into(),
+            profile: client.profile().name().into(),
             outcome,
             steps: self.steps,
             details,

@@ -142,6 +142,14 @@ impl PcscTransport {
         self
     }
 
+    /// Sends one command without holding the card exclusively, as a program that never
+    /// takes transactions does (while another program holds the card it fails with a sharing
+    /// violation). firmalab itself never uses it: tests play the other program with it.
+    pub fn transmit_unlocked(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
+        let reader = self.reader.clone();
+        transmit_on(self.card()?, &reader, command)
+    }
+
     fn card(&mut self) -> Result<&mut pcsc::Card, TransportError> {
         self.card.as_mut().ok_or_else(|| TransportError::CardGone("disconnected".into()))
     }
