@@ -272,7 +272,10 @@ fn secret(src: SecretSource<'_>, prompt: &str) -> Result<String, String> {
         return Ok(v);
     }
     if !interactive() {
-        return Err(format!("--{0} or --{0}-file is required (no terminal to ask on)", src.name));
+        return Err(format!(
+            "--{0} is required (or --{0}-file FILE, `-` for standard input: no terminal to ask on)",
+            src.name
+        ));
     }
     rpassword::prompt_password(prompt).map_err(|e| format!("reading the {}: {e}", src.name))
 }

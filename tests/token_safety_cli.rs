@@ -176,7 +176,7 @@ fn secrets_come_from_files_or_standard_input_never_only_the_command_line() {
     }
     let o = firmalab(&["flow", "pin-change", "--card", s(&img), "--new-pin", "24682468"]);
     assert_eq!(status(&o), 2);
-    assert!(text(&o).contains("--pin or --pin-file is required"), "{}", text(&o));
+    assert!(text(&o).contains("--pin is required (or --pin-file FILE"), "{}", text(&o));
 }
 
 #[test]
