@@ -917,7 +917,7 @@ fn pcsc_round_trip(reader: &str, secrets_allowed: bool) -> Result<Vec<String>, S
     let reads: Vec<String> = PCSC_READ_SEQUENCE.iter().map(|s| s.to_string()).collect();
     let read = time_on(&mut t, &reads, 100)?;
     out.push(format!(
-        "read sequence (SELECT by path, READ BINARY 255, MSE SET) median {:.0} µs per APDU",
+        "read sequence (SELECT, MSE SET, SELECT, READ BINARY 255; no PIN) median {:.0} µs per APDU",
         read.median_us
     ));
     if !secrets_allowed {
