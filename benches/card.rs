@@ -75,8 +75,12 @@ fn flows(c: &mut Criterion) {
     g.finish();
 }
 
+/// PC/SC round trips to the card in FIRMALAB_BENCH_READER. Without any PIN unless
+/// FIRMALAB_BENCH_VIRTUAL_CARD=1 says the card is firmalab's virtual card: a real token would
+/// block after a few wrong VERIFYs, and the benchmark sends dozens.
 #[cfg(feature = "pcsc")]
 fn pcsc(c: &mut Criterion) {
+    use firmalab_harness::bench::{PCSC_READ_SEQUENCE, pcsc_signature_sequence};
     use firmalab_harness::transport::{Transport, pcsc::PcscTransport};
     let Ok(reader) = std::env::var("FIRMALAB_BENCH_READER") else {
         eprintln!(
@@ -94,14 +98,25 @@ fn pcsc(c: &mut Criterion) {
     let mut g = c.benchmark_group("pcsc");
     let select = hex::decode("00A4000C023F00").expect("hex");
     g.bench_function("select-round-trip", |b| b.iter(|| t.transmit_raw(&select).expect("transmit")));
-    let cmds: Vec<Vec<u8>> = ["00A4080C0414008110", "0020009A083132333435363738", "0022F1B603830110"]
-        .iter()
-        .map(|c| hex::decode(c).expect("hex"))
-        .chain([firmalab_harness::bench::rsa_pso_command()])
-        .collect();
-    g.bench_function("rsa2048-signature-round-trips", |b| {
-        b.iter(|| cmds.iter().for_each(|c| drop(t.transmit_raw(c).expect("transmit"))))
+    let reads: Vec<Vec<u8>> = PCSC_READ_SEQUENCE.iter().map(|c| hex::decode(c).expect("hex")).collect();
+    g.bench_function("read-sequence-round-trips", |b| {
+        b.iter(|| reads.iter().for_each(|c| drop(t.transmit_raw(c).expect("transmit"))))
     });
+    if std::env::var("FIRMALAB_BENCH_VIRTUAL_CARD").is_ok_and(|v| v == "1") {
+        match pcsc_signature_sequence(&mut t) {
+            Ok(cmds) => {
+                let cmds: Vec<Vec<u8>> = cmds.iter().map(|c| hex::decode(c).expect("hex")).collect();
+                g.bench_function("rsa2048-signature-round-trips", |b| {
+                    b.iter(|| cmds.iter().for_each(|c| drop(t.transmit_raw(c).expect("transmit"))))
+                });
+            }
+            Err(e) => eprintln!("SKIPPED pcsc signature benchmark: {e}"),
+        }
+    } else {
+        eprintln!(
+            "SKIPPED pcsc signature benchmark: it sends a PIN; set FIRMALAB_BENCH_VIRTUAL_CARD=1 when the card is firmalab's virtual card"
+        );
+    }
     g.finish();
 }
 

@@ -5,16 +5,17 @@ use clap::{Args, ValueEnum};
 use firmalab_emulator::CardRng;
 use firmalab_harness::backoffice::{DEFAULT_PATH, Store};
 use firmalab_harness::ca::ExpiryRule;
-use firmalab_harness::client;
+use firmalab_harness::client::{self, DEFAULT_PIN, SecretPolicy};
 use firmalab_harness::dates::Date;
 use firmalab_harness::fixtures::REFERENCE_DATE;
 use firmalab_harness::flows::diagnostic::Policy;
 use firmalab_harness::flows::renewal::{self, RenewalOptions};
-use firmalab_harness::flows::{Event, FlowReport, Runner, diagnostic, pin, reset};
+use firmalab_harness::flows::{Confirmer, Event, FlowReport, Runner, diagnostic, pin, reset};
 use firmalab_harness::pki::TestCa;
 use firmalab_harness::report;
 use firmalab_harness::transcript::Transcript;
 use firmalab_harness::transport::Transport;
+use firmalab_harness::transport::gate::{Consent, Gate, Mode};
 use firmalab_harness::transport::in_process::InProcess;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -44,15 +45,43 @@ pub struct FlowArgs {
     /// renewal among several cards (the expiring one is chosen).
     #[arg(long = "card", required = true)]
     pub cards: Vec<String>,
-    /// The PIN (asked, hidden, when missing and a terminal is attached).
-    #[arg(long)]
+    /// The PIN (asked, hidden, when missing and a terminal is attached). Visible to every
+    /// user of the machine in /proc/PID/cmdline: scripts use --pin-file.
+    #[arg(long, conflicts_with = "pin_file")]
     pub pin: Option<String>,
-    #[arg(long)]
+    /// Read the PIN from the first line of this file (`-`: standard input).
+    #[arg(long, value_name = "FILE")]
+    pub pin_file: Option<PathBuf>,
+    #[arg(long, conflicts_with = "puk_file")]
     pub puk: Option<String>,
-    #[arg(long)]
+    /// Read the PUK from the first line of this file (`-`: standard input).
+    #[arg(long, value_name = "FILE")]
+    pub puk_file: Option<PathBuf>,
+    #[arg(long, conflicts_with = "new_pin_file")]
     pub new_pin: Option<String>,
-    #[arg(long)]
+    /// Read the new PIN from the first line of this file (`-`: standard input).
+    #[arg(long, value_name = "FILE")]
+    pub new_pin_file: Option<PathBuf>,
+    #[arg(long, conflicts_with = "new_puk_file")]
     pub new_puk: Option<String>,
+    /// Read the new PUK from the first line of this file (`-`: standard input).
+    #[arg(long, value_name = "FILE")]
+    pub new_puk_file: Option<PathBuf>,
+    /// reset: log in with the default PIN 12345 (a blank card after a failed issuance or an
+    /// interrupted reset). firmalab never sends it unless asked.
+    #[arg(long, conflicts_with_all = ["pin", "pin_file"])]
+    pub default_pin: bool,
+    /// Send a PIN or PUK even when its object has 1 try left (a wrong one blocks it).
+    #[arg(long)]
+    pub allow_last_try: bool,
+    /// Send only commands that read; stop before the first one that would present a secret
+    /// or change the card, and print the APDUs (secrets as placeholders). Nothing changes.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Confirms a destructive flow (reset, renewal) on a card in a reader by its serial,
+    /// when no terminal is attached to type it.
+    #[arg(long, value_name = "SERIAL")]
+    pub confirm_serial: Option<String>,
     /// Accept the decryption-key warning and the contract conditions, confirm the holder data.
     #[arg(long)]
     pub yes: bool,
@@ -96,6 +125,59 @@ pub struct FlowArgs {
     pub timing: firmalab_emulator::timing::Timing,
 }
 
+/// Whether a card spec names a card in a PC/SC reader (someone's token, perhaps).
+pub fn in_reader(spec: &str) -> bool {
+    spec.starts_with("reader:")
+}
+
+/// How a flow, a scenario or a replay may treat a card.
+struct Guarded {
+    transport: Box<dyn Transport>,
+    /// For cards in readers: writes wait for the confirmation by serial.
+    consent: Option<Consent>,
+}
+
+/// Opens a card behind the gate its kind needs: a dry run stops before the first change;
+/// a card in a reader takes writes only after the confirmation by its serial.
+fn open_guarded(
+    spec: &str,
+    seed: Option<u64>,
+    timing: firmalab_emulator::timing::Timing,
+    dry_run: bool,
+) -> Result<Guarded, String> {
+    let t = open_card_timed(spec, seed, timing)?;
+    Ok(if dry_run {
+        Guarded { transport: Box::new(Gate::new(t, Mode::DryRun).0), consent: None }
+    } else if in_reader(spec) {
+        let (gate, consent) = Gate::new(t, Mode::Consent);
+        Guarded { transport: Box::new(gate), consent: Some(consent) }
+    } else {
+        Guarded { transport: t, consent: None }
+    })
+}
+
+/// Asks for the card's serial before a destructive operation on a card in a reader: typed on
+/// the terminal, or `--confirm-serial` without one.
+fn serial_confirmer<'a>(confirm: Option<String>, reader: &'a str) -> Confirmer<'a> {
+    Box::new(move |serial: &str, what: &str| match &confirm {
+        Some(given) if given == serial => Ok(()),
+        Some(given) => Err(format!("--confirm-serial {given} is not this card's serial ({serial}): nothing done")),
+        None if interactive() => {
+            eprint!("This will {what}: card {serial} in {reader}.\nType the card's serial to confirm: ");
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).map_err(|e| e.to_string())?;
+            if line.trim() == serial {
+                Ok(())
+            } else {
+                Err(format!("{:?} is not the card's serial: nothing done", line.trim()))
+            }
+        }
+        None => Err(format!(
+            "this would {what} on card {serial} in {reader}: confirm with --confirm-serial {serial} (no terminal to ask on)"
+        )),
+    })
+}
+
 /// Opens a card: an image file (saved as it changes) or `reader:NAME`.
 pub fn open_card(spec: &str, seed: Option<u64>) -> Result<Box<dyn Transport>, String> {
     open_card_timed(spec, seed, firmalab_emulator::timing::Timing::None)
@@ -133,24 +215,80 @@ fn interactive() -> bool {
     std::io::stdin().is_terminal()
 }
 
-/// A secret from its flag, or asked without echo on a terminal.
-fn secret(flag: &Option<String>, name: &str, prompt: &str) -> Result<String, String> {
-    if let Some(v) = flag {
-        return Ok(v.clone());
+/// A secret from the first line of a file, or of standard input for `-`.
+pub fn read_secret_file(path: &Path, name: &str) -> Result<String, String> {
+    use std::io::BufRead;
+    let mut line = String::new();
+    if path == Path::new("-") {
+        std::io::stdin().lock().read_line(&mut line).map_err(|e| format!("--{name}-file -: {e}"))?;
+    } else {
+        let meta = std::fs::metadata(path).map_err(|e| format!("--{name}-file {}: {e}", path.display()))?;
+        if !meta.is_file() {
+            return Err(format!("--{name}-file {}: not a regular file", path.display()));
+        }
+        if meta.len() > 4096 {
+            return Err(format!("--{name}-file {}: {} bytes, not a {name}", path.display(), meta.len()));
+        }
+        let f = std::fs::File::open(path).map_err(|e| format!("--{name}-file {}: {e}", path.display()))?;
+        std::io::BufReader::new(f)
+            .read_line(&mut line)
+            .map_err(|e| format!("--{name}-file {}: {e}", path.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            if meta.permissions().mode() & 0o077 != 0 {
+                eprintln!("firmalab: warning: {} is readable by other users (chmod 600 it)", path.display());
+            }
+        }
     }
-    if !interactive() {
-        return Err(format!("--{name} is required (no terminal to ask on)"));
+    let value = line.trim_end_matches(['\n', '\r']).to_owned();
+    if value.is_empty() {
+        return Err(format!("--{name}-file {}: empty first line", path.display()));
     }
-    rpassword::prompt_password(prompt).map_err(|e| format!("reading the {name}: {e}"))
+    Ok(value)
 }
 
-/// A new secret: from its flag, or asked twice (new, repeat).
-fn new_secret(flag: &Option<String>, name: &str, what: &str) -> Result<(String, String), String> {
-    if let Some(v) = flag {
-        return Ok((v.clone(), v.clone()));
+/// Where each secret comes from: a flag, a file, or (missing) the terminal.
+struct SecretSource<'a> {
+    value: &'a Option<String>,
+    file: &'a Option<PathBuf>,
+    /// The flag's name without dashes: `pin`, `new-pin` …
+    name: &'a str,
+}
+
+impl SecretSource<'_> {
+    fn given(&self) -> Result<Option<String>, String> {
+        match (self.value, self.file) {
+            (Some(v), _) => Ok(Some(v.clone())),
+            (None, Some(f)) => read_secret_file(f, self.name).map(Some),
+            (None, None) => Ok(None),
+        }
     }
-    let new = secret(&None, name, &format!("New {what}: "))?;
-    let repeat = secret(&None, name, &format!("Repeat the new {what}: "))?;
+}
+
+/// A secret from its flag or file, or asked without echo on a terminal.
+fn secret(src: SecretSource<'_>, prompt: &str) -> Result<String, String> {
+    if let Some(v) = src.given()? {
+        return Ok(v);
+    }
+    if !interactive() {
+        return Err(format!(
+            "--{0} is required (or --{0}-file FILE, `-` for standard input: no terminal to ask on)",
+            src.name
+        ));
+    }
+    rpassword::prompt_password(prompt).map_err(|e| format!("reading the {}: {e}", src.name))
+}
+
+/// A new secret: from its flag or file, or asked twice (new, repeat).
+fn new_secret(src: SecretSource<'_>, what: &str) -> Result<(String, String), String> {
+    if let Some(v) = src.given()? {
+        return Ok((v.clone(), v));
+    }
+    let name = src.name;
+    let ask = |prompt: &str| secret(SecretSource { value: &None, file: &None, name }, prompt);
+    let new = ask(&format!("New {what}: "))?;
+    let repeat = ask(&format!("Repeat the new {what}: "))?;
     Ok((new, repeat))
 }
 
@@ -192,8 +330,12 @@ fn finish(report: &FlowReport, a: &FlowArgs) -> Result<u8, String> {
         report.transcript.save(path)?;
     }
     if let Some(path) = &a.junit {
-        firmalab_emulator::storage::write_private(path, report::junit(std::slice::from_ref(report)).as_bytes())
+        firmalab_harness::files::write_private(path, report::junit(std::slice::from_ref(report)).as_bytes())
             .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    if a.dry_run && !a.json {
+        println!("APDUs of the dry run (secrets as placeholders):");
+        print!("{}", report.transcript.render());
     }
     if a.json {
         println!("{}", serde_json::to_string_pretty(report).map_err(|e| e.to_string())?);
@@ -224,9 +366,42 @@ pub fn flow(a: FlowArgs) -> Result<u8, String> {
     }
 }
 
+/// Opens the card of a flow behind its gate, with the user's secret policy, dry run and
+/// confirmation by serial.
+fn open_runner<'r>(
+    a: &FlowArgs,
+    spec: &str,
+    reader_name: &'r str,
+    name: &str,
+    now: Date,
+    policy: SecretPolicy,
+    printer: &'r mut dyn FnMut(Event<'_>),
+) -> Result<Runner<'r>, Trouble> {
+    let g = open_guarded(spec, a.seed, a.timing, a.dry_run).map_err(Trouble::Card)?;
+    let mut r = Runner::open(g.transport, name, now, printer).map_err(Trouble::Card)?.with_policy(policy);
+    if a.dry_run {
+        r = r.dry_run();
+    }
+    if let Some(consent) = g.consent {
+        r = r.confirming(consent, serial_confirmer(a.confirm_serial.clone(), reader_name));
+    }
+    Ok(r)
+}
+
+/// Values the dry run registers for secrets not given: never sent (the dry run stops before
+/// any command carrying one), but shown as the same placeholders.
+const DRY_RUN_SECRETS: [(&str, &str); 4] =
+    [("pin", "10000001"), ("puk", "20000002"), ("new-pin", "30000003"), ("new-puk", "40000004")];
+
 fn run_flow(a: &FlowArgs) -> Result<u8, Trouble> {
     use Trouble::{Card, Usage};
-    let open = |spec: &str| open_card_timed(spec, a.seed, a.timing).map_err(Card);
+    let stdin_secrets = [&a.pin_file, &a.puk_file, &a.new_pin_file, &a.new_puk_file]
+        .iter()
+        .filter(|f| f.as_deref() == Some(Path::new("-")))
+        .count();
+    if stdin_secrets > 1 {
+        return Err(Usage("only one secret can come from standard input (`-`); use files for the others".into()));
+    }
     let now = a.now.unwrap_or_else(Date::today);
     let name = match a.name {
         FlowName::Diagnostic => "diagnostic",
@@ -251,48 +426,89 @@ fn run_flow(a: &FlowArgs) -> Result<u8, Trouble> {
         }
         _ => return Err(Usage(format!("{name} runs on one card; {} given", a.cards.len()))),
     };
+    let src = |name: &'static str| {
+        let (value, file) = match name {
+            "pin" => (&a.pin, &a.pin_file),
+            "puk" => (&a.puk, &a.puk_file),
+            "new-pin" => (&a.new_pin, &a.new_pin_file),
+            _ => (&a.new_puk, &a.new_puk_file),
+        };
+        SecretSource { value, file, name }
+    };
+    // In a dry run nothing secret is sent: a missing secret is not asked for.
+    let dummy = |name: &str| DRY_RUN_SECRETS.iter().find(|(n, _)| *n == name).map_or("0", |(_, v)| v).to_owned();
+    let ask = |name: &'static str, prompt: &str| -> Result<String, Trouble> {
+        match src(name).given().map_err(Usage)? {
+            Some(v) => Ok(v),
+            None if a.dry_run => Ok(dummy(name)),
+            None => secret(src(name), prompt).map_err(Usage),
+        }
+    };
+    let ask_new = |name: &'static str, what: &str| -> Result<(String, String), Trouble> {
+        match src(name).given().map_err(Usage)? {
+            Some(v) => Ok((v.clone(), v)),
+            None if a.dry_run => Ok((dummy(name), dummy(name))),
+            None => new_secret(src(name), what).map_err(Usage),
+        }
+    };
     // Ask for everything before touching the card.
     let json = a.json;
     let mut printer = print_event(json);
+    let policy = SecretPolicy { allow_last_try: a.allow_last_try, virtual_card: false };
+    let reader_name = spec.strip_prefix("reader:").unwrap_or(&spec).to_owned();
+    let open = |printer| open_runner(a, &spec, &reader_name, name, now, policy, printer);
     let report = match a.name {
         FlowName::Diagnostic => {
             let bo = Store::open_read_only(&a.ra).map_err(Usage)?;
             let policy = Policy { cdrl: None, ..Policy::default() };
-            let r = Runner::open(open(&spec)?, name, now, &mut printer).map_err(Card)?;
-            diagnostic::run(r, &bo.data, &policy, a.pin.as_deref())
+            let pin = src("pin").given().map_err(Usage)?;
+            diagnostic::run(open(&mut printer)?, &bo.data, &policy, pin.as_deref())
         }
         FlowName::PinChange => {
-            let current = secret(&a.pin, "pin", "Current PIN: ").map_err(Usage)?;
-            let (new, repeat) = new_secret(&a.new_pin, "new-pin", "PIN").map_err(Usage)?;
-            pin::change(Runner::open(open(&spec)?, name, now, &mut printer).map_err(Card)?, &current, &new, &repeat)
+            let current = ask("pin", "Current PIN: ")?;
+            let (new, repeat) = ask_new("new-pin", "PIN")?;
+            pin::change(open(&mut printer)?, &current, &new, &repeat)
         }
         FlowName::PinUnblock => {
-            let puk = secret(&a.puk, "puk", "PUK: ").map_err(Usage)?;
-            let (new, repeat) = new_secret(&a.new_pin, "new-pin", "PIN").map_err(Usage)?;
-            pin::unblock(Runner::open(open(&spec)?, name, now, &mut printer).map_err(Card)?, &puk, &new, &repeat)
+            let puk = ask("puk", "PUK: ")?;
+            let (new, repeat) = ask_new("new-pin", "PIN")?;
+            pin::unblock(open(&mut printer)?, &puk, &new, &repeat)
         }
         FlowName::PukChange => {
-            let puk = secret(&a.puk, "puk", "Current PUK: ").map_err(Usage)?;
-            let (new, repeat) = new_secret(&a.new_puk, "new-puk", "PUK").map_err(Usage)?;
-            pin::change_puk(Runner::open(open(&spec)?, name, now, &mut printer).map_err(Card)?, &puk, &new, &repeat)
+            let puk = ask("puk", "Current PUK: ")?;
+            let (new, repeat) = ask_new("new-puk", "PUK")?;
+            pin::change_puk(open(&mut printer)?, &puk, &new, &repeat)
         }
         FlowName::Reset => {
-            let pin = secret(&a.pin, "pin", "PIN (12345 after a failed issuance): ").map_err(Usage)?;
+            let pin = if a.default_pin {
+                DEFAULT_PIN.to_owned()
+            } else {
+                ask("pin", "PIN (12345 after a failed issuance): ")?
+            };
             let mut bo = Store::open(&a.ra).map_err(Usage)?;
-            reset::reset(Runner::open(open(&spec)?, name, now, &mut printer).map_err(Card)?, &pin, &mut bo)
+            reset::reset(open(&mut printer)?, &pin, &mut bo)
         }
         FlowName::Renewal => {
             let ca = TestCa::load(&a.ca).map_err(Usage)?;
             let mut bo = Store::open(&a.ra).map_err(Usage)?;
+            let yes = a.yes || a.dry_run;
             let acknowledge = confirm(
-                a.yes,
+                yes,
                 "The renewal deletes the decryption key: files encrypted for it can no longer be opened. Continue?",
             );
-            let pin = secret(&a.pin, "pin", "PIN: ").map_err(Usage)?;
-            let email = text(&a.email, "email", "Email: ").map_err(Usage)?;
-            let mobile = text(&a.mobile, "mobile", "Mobile: ").map_err(Usage)?;
-            let holder_ok = !a.holder_data_wrong && confirm(a.yes, "Is the holder data in the certificate correct?");
-            let contracts = confirm(a.yes, "Do you accept the contract conditions?");
+            let pin = ask("pin", "PIN: ")?;
+            let email = if a.dry_run {
+                a.email.clone().unwrap_or_default()
+            } else {
+                text(&a.email, "email", "Email: ").map_err(Usage)?
+            };
+            let mobile = if a.dry_run {
+                a.mobile.clone().unwrap_or_default()
+            } else {
+                text(&a.mobile, "mobile", "Mobile: ").map_err(Usage)?
+            };
+            let holder_ok = !a.holder_data_wrong && confirm(yes, "Is the holder data in the certificate correct?");
+            let contracts = confirm(yes, "Do you accept the contract conditions?");
             let o = RenewalOptions {
                 pin,
                 acknowledge_key_loss: acknowledge,
@@ -308,7 +524,7 @@ fn run_flow(a: &FlowArgs) -> Result<u8, Trouble> {
                 out_dir: a.out_dir.clone(),
                 policy: Policy::default(),
             };
-            renewal::run(Runner::open(open(&spec)?, name, now, &mut printer).map_err(Card)?, &ca, &mut bo, &o)
+            renewal::run(open(&mut printer)?, &ca, &mut bo, &o)
         }
     };
     finish(&report, a).map_err(Usage)
@@ -379,35 +595,124 @@ pub fn ra_enroll(
     Ok(())
 }
 
+/// `firmalab replay`'s options.
+pub struct ReplayArgs {
+    pub file: PathBuf,
+    pub card: String,
+    pub secrets: Vec<String>,
+    pub secret_files: Vec<String>,
+    pub seed: Option<u64>,
+    pub dry_run: bool,
+    pub confirm_serial: Option<String>,
+}
+
+fn name_value(s: &str, flag: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("{flag} {s:?}: expected NAME=VALUE"))
+}
+
 /// `firmalab replay`.
-pub fn replay(file: &Path, card: &str, secrets: &[String], seed: Option<u64>) -> Result<u8, String> {
-    let t = Transcript::load(file)?;
-    let secrets: Vec<(String, String)> = secrets
-        .iter()
-        .map(|s| {
-            s.split_once('=')
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .ok_or_else(|| format!("--secret {s:?}: expected NAME=VALUE"))
-        })
-        .collect::<Result<_, _>>()?;
-    let mut transport = open_card(card, seed)?;
-    match firmalab_harness::transcript::replay(&t, transport.as_mut(), &secrets)? {
-        Ok(n) => {
+pub fn replay(a: ReplayArgs) -> Result<u8, String> {
+    use firmalab_harness::transcript::{Replayed, fill, placeholder_names, replay_until};
+    use firmalab_harness::wire::apdu::{Effect, effect};
+    let t = Transcript::load(&a.file)?;
+    let mut secrets: Vec<(String, String)> =
+        a.secrets.iter().map(|s| name_value(s, "--secret")).collect::<Result<_, _>>()?;
+    for s in &a.secret_files {
+        let (name, path) = name_value(s, "--secret-file")?;
+        let value = read_secret_file(Path::new(&path), &name)?;
+        secrets.push((name, value));
+    }
+    if a.dry_run {
+        // Commands carrying a secret are never sent in a dry run: missing values are not needed.
+        for name in placeholder_names(&t) {
+            if !secrets.iter().any(|(n, _)| *n == name) {
+                secrets.push((name, "0".into()));
+            }
+        }
+    }
+    let g = open_guarded(&a.card, a.seed, firmalab_emulator::timing::Timing::None, a.dry_run)?;
+    let mut client_holder = None;
+    let mut transport = g.transport;
+    if let Some(consent) = &g.consent {
+        let model = firmalab_harness::wire::atr::recognise(&transport.atr());
+        let writes = t.steps.iter().flat_map(|s| &s.exchanges).any(|e| {
+            fill(&e.command, &secrets).is_ok_and(|c| effect(model.profile, model.tries_query_free, &c) == Effect::Write)
+        });
+        if writes {
+            let mut c = client::open(transport).map_err(|e| e.to_string())?;
+            let serial = c.serial().map_err(|e| e.to_string())?;
+            let reader = a.card.trim_start_matches("reader:");
+            let mut ask = serial_confirmer(a.confirm_serial.clone(), reader);
+            ask(&serial, &format!("replay {} (it writes to the card)", a.file.display()))
+                .map_err(|e| format!("not confirmed: {e}"))?;
+            consent.confirm();
+            client_holder = Some(c);
+            transport = Box::new(NoTransport);
+        }
+    }
+    let target: &mut dyn Transport = match client_holder.as_mut() {
+        Some(c) => c.transport(),
+        None => transport.as_mut(),
+    };
+    match replay_until(&t, target, &secrets)? {
+        Replayed::Matched(n) => {
             println!(
                 "replay of {} ({} on {}): {n} exchanges, every response as recorded (masks: signatures, challenges, generated keys by length)",
-                file.display(),
+                a.file.display(),
                 t.flow,
                 t.profile
             );
             Ok(0)
         }
-        Err(d) => {
-            println!("replay of {}: first divergence in step {} at exchange {}", file.display(), d.step, d.index + 1);
+        Replayed::Diverged(d) => {
+            println!("replay of {}: first divergence in step {} at exchange {}", a.file.display(), d.step, d.index + 1);
             println!("  > {}", d.command);
             println!("  expected < {}", d.expected);
             println!("  got      < {}", d.got);
             Ok(1)
         }
+        Replayed::Stopped { replayed, step, index, why } => {
+            println!("dry run of the replay of {} (secrets as placeholders):", a.file.display());
+            let mut shown = 0;
+            'all: for s in &t.steps {
+                for (i, e) in s.exchanges.iter().enumerate() {
+                    if e.not_sent {
+                        continue;
+                    }
+                    if s.name == step && i == index {
+                        println!("> {}\n< (not sent: {why})", e.command);
+                        break 'all;
+                    }
+                    println!("> {}\n< {}", e.command, e.response);
+                    shown += 1;
+                }
+            }
+            debug_assert_eq!(shown, replayed);
+            println!(
+                "dry run: {replayed} read-only exchanges replayed; stopped before {why}; nothing that changes the card was sent"
+            );
+            Ok(0)
+        }
+    }
+}
+
+/// Stands in for a transport moved into a client.
+struct NoTransport;
+
+impl Transport for NoTransport {
+    fn transmit_raw(&mut self, _: &[u8]) -> Result<Vec<u8>, firmalab_harness::transport::TransportError> {
+        Err(firmalab_harness::transport::TransportError::Other("no transport".into()))
+    }
+    fn atr(&self) -> Vec<u8> {
+        vec![]
+    }
+    fn name(&self) -> String {
+        String::new()
+    }
+    fn reset(&mut self) -> Result<(), firmalab_harness::transport::TransportError> {
+        Ok(())
     }
 }
 
@@ -490,16 +795,68 @@ pub fn demo(dir: Option<PathBuf>) -> Result<(), String> {
     Ok(())
 }
 
-/// `firmalab scenario FILE… --card X`: exit 0 when every step of every file passes.
-pub fn scenario(files: &[PathBuf], card: &str, seed: Option<u64>) -> Result<u8, String> {
-    use firmalab_harness::scenario::{Scenario, run};
+/// `firmalab scenario`'s options.
+pub struct ScenarioArgs {
+    pub files: Vec<PathBuf>,
+    pub card: String,
+    pub seed: Option<u64>,
+    pub virtual_card: bool,
+    pub accept_secret_risk: bool,
+    pub allow_last_try: bool,
+    pub dry_run: bool,
+    pub confirm_serial: Option<String>,
+}
+
+/// `firmalab scenario FILE… --card X`: exit 0 when every step of every file passes (or a dry
+/// run stopped before the first change).
+pub fn scenario(a: ScenarioArgs) -> Result<u8, String> {
+    use firmalab_harness::scenario::{Options, Scenario, run_with};
+    use firmalab_harness::transcript::Recorder;
     let mut all = true;
-    for f in files {
+    let reader = a.card.trim_start_matches("reader:").to_owned();
+    for f in &a.files {
         let s = Scenario::load(f)?;
         println!("scenario {} — {}", f.display(), s.name);
-        let results = run(&s, open_card(card, seed)?)?;
+        let g = open_guarded(&a.card, a.seed, firmalab_emulator::timing::Timing::None, a.dry_run)?;
+        let profile =
+            firmalab_harness::wire::atr::recognise(&g.transport.atr()).profile.map_or("unknown", |p| p.name());
+        let recorder = Recorder::new(g.transport, "scenario", profile);
+        let recording = recorder.recording.clone();
+        let mut used: Vec<(String, String)> = vec![];
+        for (name, value) in s.secrets() {
+            if used.iter().any(|(_, v)| v == value) {
+                continue;
+            }
+            let n = used.iter().filter(|(k, _)| k.starts_with(name)).count();
+            let key = if n == 0 { name.to_owned() } else { format!("{name}{}", n + 1) };
+            recording.borrow_mut().secret(&key, value);
+            used.push((key, value.to_owned()));
+        }
+        let o = Options {
+            policy: SecretPolicy { allow_last_try: a.allow_last_try, virtual_card: a.virtual_card },
+            raw_secrets: !in_reader(&a.card) || a.virtual_card || a.accept_secret_risk,
+            consent: g.consent.map(|c| (c, serial_confirmer(a.confirm_serial.clone(), &reader))),
+        };
+        let results = run_with(&s, Box::new(recorder), o)?;
         for r in &results {
-            println!("  {} {:<40} {}", if r.passed { "ok " } else { "NO " }, r.name, r.detail);
+            let mark = if r.dry_run {
+                "-- "
+            } else if r.passed {
+                "ok "
+            } else {
+                "NO "
+            };
+            println!("  {mark} {:<40} {}", r.name, r.detail);
+        }
+        if results.iter().any(|r| r.dry_run) {
+            println!("  APDUs of the dry run (secrets as placeholders):");
+            for line in recording.borrow().transcript.render().lines().skip(1) {
+                println!("    {line}");
+            }
+            println!(
+                "  dry run: stopped before the first command that changes the card; nothing that changes it was sent"
+            );
+            continue;
         }
         let passed = results.len() == s.steps.len() && results.iter().all(|r| r.passed);
         println!("  {}", if passed { "passed" } else { "FAILED" });
@@ -509,7 +866,7 @@ pub fn scenario(files: &[PathBuf], card: &str, seed: Option<u64>) -> Result<u8, 
 }
 
 /// `firmalab bench`: one table, every figure next to its yardstick measured in the same run.
-pub fn bench(seconds: u64, reader: Option<String>) -> Result<(), String> {
+pub fn bench(seconds: u64, reader: Option<String>, secrets_allowed: bool) -> Result<(), String> {
     use firmalab_harness::bench::{Alg, SigningCard, apdu_ns, backends, bare_signer, openssl_speed, rate};
     let time = std::time::Duration::from_secs(seconds.max(1));
     eprintln!("measuring ({}s per figure)…", time.as_secs());
@@ -536,7 +893,11 @@ pub fn bench(seconds: u64, reader: Option<String>) -> Result<(), String> {
         println!("{:<58} {:>12.0} {:>16}", format!("APDU {what} (in-process, {ns:.0} ns each)"), 1e9 / ns, "");
     }
     match reader {
-        Some(r) => println!("{:<58} {}", "PC/SC round trip", pcsc_round_trip(&r)?),
+        Some(r) => {
+            for line in pcsc_round_trip(&r, secrets_allowed)? {
+                println!("{:<58} {line}", "PC/SC round trip");
+            }
+        }
         None => {
             println!("{:<58} not measured: give --reader \"Virtual PCD 00 00\" with a card running", "PC/SC round trip")
         }
@@ -545,27 +906,33 @@ pub fn bench(seconds: u64, reader: Option<String>) -> Result<(), String> {
 }
 
 #[cfg(feature = "pcsc")]
-fn pcsc_round_trip(reader: &str) -> Result<String, String> {
+fn pcsc_round_trip(reader: &str, secrets_allowed: bool) -> Result<Vec<String>, String> {
+    use firmalab_harness::bench::{PCSC_READ_SEQUENCE, pcsc_signature_sequence};
+    use firmalab_harness::console::time_on;
     use firmalab_harness::transport::pcsc::PcscTransport;
     let mut t = PcscTransport::connect(reader, std::time::Duration::from_secs(5)).map_err(|e| e.to_string())?;
-    let short = firmalab_harness::console::time_on(&mut t, &["00A4000C023F00".into()], 1000)?;
-    let sign = firmalab_harness::console::time_on(
-        &mut t,
-        &[
-            "00A4080C0414008110".into(),
-            "0020009A083132333435363738".into(),
-            "0022F1B603830110".into(),
-            firmalab_emulator::hex::encode(&firmalab_harness::bench::rsa_pso_command()),
-        ],
-        50,
-    )?;
-    Ok(format!(
-        "SELECT median {:.0} µs; signature sequence (4 APDUs) median {:.0} µs per APDU",
-        short.median_us, sign.median_us
-    ))
+    let mut out = vec![];
+    let short = time_on(&mut t, &["00A4000C023F00".into()], 1000)?;
+    out.push(format!("SELECT median {:.0} µs", short.median_us));
+    let reads: Vec<String> = PCSC_READ_SEQUENCE.iter().map(|s| s.to_string()).collect();
+    let read = time_on(&mut t, &reads, 100)?;
+    out.push(format!(
+        "read sequence (SELECT, MSE SET, SELECT, READ BINARY 255; no PIN) median {:.0} µs per APDU",
+        read.median_us
+    ));
+    if !secrets_allowed {
+        out.push(
+            "signature sequence not measured: it sends a PIN, and on a real token a wrong one costs a try (pass --virtual-card for firmalab's card, or --accept-secret-risk)".into(),
+        );
+        return Ok(out);
+    }
+    let sign = pcsc_signature_sequence(&mut t)?;
+    let sign = time_on(&mut t, &sign, 50)?;
+    out.push(format!("signature sequence (4 APDUs, PIN 12345678) median {:.0} µs per APDU", sign.median_us));
+    Ok(out)
 }
 
 #[cfg(not(feature = "pcsc"))]
-fn pcsc_round_trip(_reader: &str) -> Result<String, String> {
+fn pcsc_round_trip(_reader: &str, _secrets_allowed: bool) -> Result<Vec<String>, String> {
     Err("PC/SC needs `--features pcsc`".into())
 }

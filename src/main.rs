@@ -41,8 +41,16 @@ enum Cmd {
         #[arg(long)]
         seed: Option<u64>,
         /// With --reader: send the APDUs N times and print round-trip statistics instead.
+        /// APDUs carrying a PIN or PUK are refused unless --virtual-card or
+        /// --accept-secret-risk.
         #[arg(long, requires = "reader")]
         repeat: Option<usize>,
+        /// The card in the reader is a firmalab virtual card: --repeat may send PINs.
+        #[arg(long, requires = "reader")]
+        virtual_card: bool,
+        /// Send PIN-carrying APDUs repeatedly anyway (a wrong PIN blocks a real token).
+        #[arg(long, requires = "reader")]
+        accept_secret_risk: bool,
         /// Command APDUs in hex, e.g. 00A4000C023F00.
         #[arg(required = true)]
         apdus: Vec<String>,
@@ -89,7 +97,7 @@ enum Cmd {
     /// Run a management flow: diagnostic, pin-change, pin-unblock, puk-change, reset, renewal.
     /// Exit codes: 0 done, 1 refused (wrong PIN, diagnostic failed, …), 2 bad usage,
     /// 3 card or transport failure.
-    Flow(flows_cli::FlowArgs),
+    Flow(Box<flows_cli::FlowArgs>),
     /// The back office: show it, authorise a renewal (the CDRL, after payment), enroll a card.
     Ra {
         #[command(subcommand)]
@@ -105,10 +113,21 @@ enum Cmd {
         #[arg(long)]
         card: String,
         /// A secret the transcript needs, NAME=VALUE (pin, puk, new_pin, new_puk). Repeatable.
+        /// Visible in /proc/PID/cmdline: scripts use --secret-file.
         #[arg(long = "secret")]
         secrets: Vec<String>,
+        /// A secret from the first line of a file (`-`: standard input), NAME=PATH. Repeatable.
+        #[arg(long = "secret-file")]
+        secret_files: Vec<String>,
         #[arg(long)]
         seed: Option<u64>,
+        /// Replay only the commands that read; stop before the first one that would present
+        /// a secret or change the card.
+        #[arg(long)]
+        dry_run: bool,
+        /// Confirms replaying commands that write to a card in a reader, by its serial.
+        #[arg(long, value_name = "SERIAL")]
+        confirm_serial: Option<String>,
     },
     /// Signature throughput and per-APDU cost, each next to `openssl speed` measured in the
     /// same run (build with --features openssl for the OpenSSL backend, pcsc for --reader).
@@ -116,9 +135,17 @@ enum Cmd {
         /// Seconds per figure.
         #[arg(long, default_value_t = 2)]
         seconds: u64,
-        /// Also measure the PC/SC round trip to the card in this reader.
+        /// Also measure the PC/SC round trip to the card in this reader (without any PIN
+        /// unless --virtual-card or --accept-secret-risk).
         #[arg(long)]
         reader: Option<String>,
+        /// The card in the reader is a firmalab virtual card: time the signature sequence,
+        /// which sends the PIN 12345678.
+        #[arg(long, requires = "reader")]
+        virtual_card: bool,
+        /// Time the signature sequence on a card in a reader anyway.
+        #[arg(long, requires = "reader")]
+        accept_secret_risk: bool,
     },
     /// Run scenario files (raw APDUs and high-level steps) against a card.
     Scenario {
@@ -129,6 +156,23 @@ enum Cmd {
         card: String,
         #[arg(long)]
         seed: Option<u64>,
+        /// The card is a firmalab virtual card: PIN steps may repeat refused PINs and block
+        /// PINs on purpose; raw APDUs may carry PINs.
+        #[arg(long)]
+        virtual_card: bool,
+        /// Raw APDUs carrying a PIN or PUK may go to a card in a reader.
+        #[arg(long)]
+        accept_secret_risk: bool,
+        /// PIN steps may send a PIN whose object has 1 try left.
+        #[arg(long)]
+        allow_last_try: bool,
+        /// Send only the commands that read; stop before the first one that would present a
+        /// secret or change the card, and print the APDUs.
+        #[arg(long)]
+        dry_run: bool,
+        /// Confirms scenario commands that write to a card in a reader, by its serial.
+        #[arg(long, value_name = "SERIAL")]
+        confirm_serial: Option<String>,
     },
     /// Diagnostic, renewal, authorisation, PIN unblock and reset on copies of the fixture
     /// cards, in-process: the first command to run.
@@ -250,23 +294,60 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<u8, String> {
     let code = match cli.command {
-        Cmd::Flow(args) => return flows_cli::flow(args),
+        Cmd::Flow(args) => return flows_cli::flow(*args),
         Cmd::Ra { command: RaCmd::Show { json }, ra } => flows_cli::ra_show(&ra, json),
         Cmd::Ra { command: RaCmd::Authorize { practice, now }, ra } => flows_cli::ra_authorize(&ra, &practice, now),
         Cmd::Ra { command: RaCmd::Enroll { card, email, mobile, cdrl, now }, ra } => {
             flows_cli::ra_enroll(&ra, &card, &cdrl, &email, &mobile, now)
         }
-        Cmd::Replay { file, card, secrets, seed } => return flows_cli::replay(&file, &card, &secrets, seed),
+        Cmd::Replay { file, card, secrets, secret_files, seed, dry_run, confirm_serial } => {
+            return flows_cli::replay(flows_cli::ReplayArgs {
+                file,
+                card,
+                secrets,
+                secret_files,
+                seed,
+                dry_run,
+                confirm_serial,
+            });
+        }
         Cmd::Demo { dir } => flows_cli::demo(dir),
-        Cmd::Bench { seconds, reader } => flows_cli::bench(seconds, reader),
-        Cmd::Scenario { files, card, seed } => return flows_cli::scenario(&files, &card, seed),
-        Cmd::Apdu { image, reader, raw, seed, repeat, apdus } => {
+        Cmd::Bench { seconds, reader, virtual_card, accept_secret_risk } => {
+            flows_cli::bench(seconds, reader, virtual_card || accept_secret_risk)
+        }
+        Cmd::Scenario {
+            files,
+            card,
+            seed,
+            virtual_card,
+            accept_secret_risk,
+            allow_last_try,
+            dry_run,
+            confirm_serial,
+        } => {
+            return flows_cli::scenario(flows_cli::ScenarioArgs {
+                files,
+                card,
+                seed,
+                virtual_card,
+                accept_secret_risk,
+                allow_last_try,
+                dry_run,
+                confirm_serial,
+            });
+        }
+        Cmd::Apdu { image, reader, raw, seed, repeat, virtual_card, accept_secret_risk, apdus } => {
             let (lines, failure) = match (image, reader) {
                 (Some(image), _) => {
                     let session = console::run(&image, &apdus, raw, seed)?;
                     (session.lines, session.save_failure)
                 }
-                (None, Some(reader)) => (apdu_over_pcsc(&reader, &apdus, raw, repeat)?, None),
+                (None, Some(reader)) => {
+                    if repeat.is_some() {
+                        console::refuse_secrets(&apdus, virtual_card || accept_secret_risk)?;
+                    }
+                    (apdu_over_pcsc(&reader, &apdus, raw, repeat)?, None)
+                }
                 (None, None) => return Err("give --image FILE or --reader NAME".into()),
             };
             for line in lines {
@@ -490,7 +571,9 @@ fn readers(wait: Option<String>, timeout: u64) -> Result<(), String> {
     }
     for r in readers {
         match (&r.atr, &r.recognised) {
-            (Some(atr), Some(what)) => println!("{}\t{}\t{}", r.name, firmalab_emulator::hex::encode(atr), what.label),
+            (Some(atr), Some(what)) => {
+                println!("{}\t{}\t{}", r.name, firmalab_harness::wire::hex::encode(atr), what.label)
+            }
             _ => println!("{}\t(no card)", r.name),
         }
     }

@@ -482,6 +482,9 @@ mod with_stack {
                 out.to_str().unwrap(),
                 "--ca",
                 root.join("fixtures/ca").to_str().unwrap(),
+                // A renewal writes keys to a card in a reader: confirmed by its serial.
+                "--confirm-serial",
+                "6010000000000101",
             ],
         );
         assert_eq!(status(&o), 0, "{}", text(&o));
@@ -530,5 +533,111 @@ mod with_stack {
         assert_eq!(v["details"]["checks"][5]["status"], "pass", "{}", text(&o));
         let card = card.remove();
         assert_eq!(card.image().pins[1].value, "24682468");
+    }
+
+    /// The harness's own Oberthur encoders (certificate and key info blobs, object lists,
+    /// containers) are read back by OpenSC after a renewal through PC/SC: it lists the new
+    /// certificates and decrypts with the new authentication key (the independent witness of
+    /// issue 9 item 6).
+    #[test]
+    fn oberthur_renewal_through_pcsc_is_read_back_by_opensc_which_decrypts_with_the_new_key() {
+        let Some((stack, _turn)) = stack("oberthur_renewal_through_pcsc_is_read_back_by_opensc") else {
+            return;
+        };
+        let image = fixture("oberthur-renewable.json");
+        let card = insert(stack, image.clone());
+        let reader = format!("reader:{}", card.reader);
+        let dir = scratch("ob-renewal");
+        let ra = dir.join("ra.json");
+        let ra_s = ra.to_str().unwrap();
+        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let o = firmalab(
+            stack,
+            &[
+                "ra",
+                "enroll",
+                "--ra",
+                ra_s,
+                "--card",
+                &reader,
+                "--email",
+                "g@example.it",
+                "--mobile",
+                "+393331110009",
+                "--now",
+                "2026-06-01",
+            ],
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        let o = firmalab(
+            stack,
+            &[
+                "flow",
+                "renewal",
+                "--card",
+                &reader,
+                "--pin",
+                PIN,
+                "--yes",
+                "--email",
+                "g@example.it",
+                "--mobile",
+                "+393331110009",
+                "--now",
+                "2026-06-01",
+                "--ra",
+                ra_s,
+                "--out-dir",
+                dir.join("out").to_str().unwrap(),
+                "--ca",
+                root.join("fixtures/ca").to_str().unwrap(),
+                "--confirm-serial",
+                "1a2b3c4d",
+            ],
+        );
+        assert_eq!(status(&o), 0, "{}", text(&o));
+        let r = card.slot.to_string();
+        let o = client(stack, "pkcs15-tool", &["-r", &r, "--list-certificates"]);
+        let t = text(&o);
+        let ids: Vec<String> = t
+            .lines()
+            .filter(|l| l.contains("ID             :"))
+            .map(|l| l.split(':').nth(1).unwrap().trim().to_owned())
+            .collect();
+        assert_eq!(ids.len(), 2, "{t}");
+        let old = [file(&image, &[0x3F00, 0x5011, 0x9001, 0x2001]), file(&image, &[0x3F00, 0x5011, 0x9001, 0x2002])];
+        let mut auth = None;
+        for id in &ids {
+            let o = client(stack, "pkcs15-tool", &["-r", &r, "--read-certificate", id]);
+            let der = pem_to_der(&o.stdout);
+            assert!(!old.contains(&der), "certificate {id} is an old one");
+            let info = std::process::Command::new("openssl")
+                .args(["x509", "-inform", "DER", "-noout", "-ext", "extendedKeyUsage"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .and_then(|mut c| {
+                    use std::io::Write;
+                    c.stdin.take().unwrap().write_all(&der)?;
+                    c.wait_with_output()
+                })
+                .unwrap();
+            if String::from_utf8_lossy(&info.stdout).contains("Client Authentication") {
+                auth = Some(der);
+            }
+        }
+        let o = client(stack, "pkcs15-tool", &["-r", &r, "--list-keys"]);
+        for id in &ids {
+            assert!(text(&o).contains(&format!("ID             : {id}")), "a private key linked to {id}: {}", text(&o));
+        }
+        let auth = auth.unwrap_or_else(|| panic!("no authentication certificate among {ids:?}"));
+        decrypt_round_trip(
+            stack,
+            &scratch("ob-renewal-decrypt"),
+            &auth,
+            &["--token-label", "GIULIA BIANCHI (SCM)"],
+            PIN,
+        );
+        card.remove();
     }
 }

@@ -168,3 +168,37 @@ pub fn backends() -> Vec<(Backend, &'static str)> {
         (Backend::OpenSsl, "openssl"),
     ]
 }
+
+/// Read-only APDUs timed over PC/SC on any card (no PIN): SELECT the CNS key DF, MSE SET,
+/// SELECT the signature certificate, READ BINARY 255 bytes.
+pub const PCSC_READ_SEQUENCE: [&str; 4] =
+    ["00A4080C0414008110", "0022F1B603830110", "00A4080C0414009010", "00B00000FF"];
+
+/// The CNS signature sequence (SELECT key DF, VERIFY `12345678`, MSE SET, PSO) as hex, after
+/// sending it once and checking every answer: a PIN the card refuses is sent once, never
+/// dozens of times. Only for cards the user declared virtual or whose risk they accepted.
+pub fn pcsc_signature_sequence(t: &mut dyn crate::transport::Transport) -> Result<Vec<String>, String> {
+    use crate::wire::Sw;
+    let commands = vec![
+        "00A4080C0414008110".to_owned(),
+        "0020009A083132333435363738".to_owned(),
+        "0022F1B603830110".to_owned(),
+        crate::wire::hex::encode(&rsa_pso_command()),
+    ];
+    for c in &commands {
+        let bytes = crate::wire::hex::decode(c)?;
+        let r = t.transmit_raw(&bytes).map_err(|e| e.to_string())?;
+        match Sw::of_response(&r) {
+            Some(Sw::Ok | Sw::MoreData(_)) => {}
+            Some(sw) => {
+                return Err(format!(
+                    "the card answered {sw} ({}) to {}: the signature sequence is not timed (nothing more was sent)",
+                    sw.meaning(),
+                    crate::wire::apdu::describe(&bytes)
+                ));
+            }
+            None => return Err("a response without a status word".into()),
+        }
+    }
+    Ok(commands)
+}

@@ -76,6 +76,25 @@ pub fn run_on(t: &mut dyn Transport, apdus: &[String], raw: bool) -> Result<Vec<
     Ok(lines)
 }
 
+/// Refuses a list of APDUs to be sent repeatedly when one carries a PIN or PUK (VERIFY,
+/// CHANGE REFERENCE DATA, RESET RETRY COUNTER with data): on a real token a wrong one costs a
+/// try each time. `allowed`: the user declared the card virtual or accepted the risk.
+pub fn refuse_secrets(apdus: &[String], allowed: bool) -> Result<(), String> {
+    if allowed {
+        return Ok(());
+    }
+    for a in apdus {
+        let bytes = parse_apdu_arg(a)?;
+        if crate::wire::apdu::carries_secret(&bytes) {
+            return Err(format!(
+                "{} carries a PIN or PUK: sent repeatedly it would block a real token after a few wrong tries; refused (--virtual-card for firmalab's card, --accept-secret-risk to send it anyway)",
+                crate::wire::apdu::describe(&bytes)
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Round-trip statistics of sending `apdus` `rounds` times (after 10 % warm-up rounds).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Timing {

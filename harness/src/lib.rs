@@ -1,5 +1,9 @@
-//! The host side of firmalab: the test PKI, fixture generation, and (in later layers) the
-//! transports, card clients and management flows.
+//! The host side of firmalab: the test PKI, fixture generation, the transports, the card
+//! clients and the management flows.
+//!
+//! The clients, flows, transcripts and scenarios speak the cards' APDUs from their own
+//! knowledge of the wire ([`wire`]); only the in-process transport, the fixtures and
+//! personalisation, the fuzz corpus and image inspection use the emulator crate.
 
 pub mod backoffice;
 pub mod bench;
@@ -9,6 +13,7 @@ pub mod cf;
 pub mod client;
 pub mod console;
 pub mod dates;
+pub mod files;
 pub mod fixtures;
 pub mod flows;
 pub mod fuzz_corpus;
@@ -20,3 +25,4 @@ pub mod signer;
 pub mod stack;
 pub mod transcript;
 pub mod transport;
+pub mod wire;

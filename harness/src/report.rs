@@ -27,6 +27,7 @@ pub fn outcome_line(r: &FlowReport) -> String {
         Outcome::Done { state, message } => format!("{}: {state} — {message}", r.flow),
         Outcome::Refused { code, message } => format!("{}: refused, {code} — {message}", r.flow),
         Outcome::Failed { message } => format!("{}: failed — {message}", r.flow),
+        Outcome::DryRun { message } => format!("{}: dry run — {message}", r.flow),
     }
 }
 

@@ -2,13 +2,22 @@
 //! high-level actions (verify / change / unblock the PIN, read the serial, run the
 //! diagnostic), in JSON with explicit step tags and unknown fields rejected. The same file
 //! runs in-process, over PC/SC on the virtual card, and against a real token.
+//!
+//! On a real token a scenario is held to the flows' rules: PIN steps go through the card
+//! client's secret guard (tries shown, the last one protected, a refused value never sent
+//! twice) unless the user declares the card virtual; raw APDUs carrying a secret are refused
+//! on cards in readers unless the user declares it virtual or accepts the risk; raw APDUs
+//! that write need the confirmation by the card's serial.
 
 use crate::backoffice::BackOffice;
-use crate::client::{self, PinOutcome};
+use crate::client::{self, ClientError, PinOutcome, SecretPolicy};
 use crate::dates::Date;
+use crate::flows::Confirmer;
 use crate::flows::diagnostic::{Policy, diagnose};
-use crate::transport::Transport;
-use firmalab_emulator::hex;
+use crate::transport::gate::Consent;
+use crate::transport::{Transport, TransportError};
+use crate::wire::apdu::{Effect, carries_secret, effect};
+use crate::wire::hex;
 use serde::{Deserialize, Serialize};
 
 pub const SCHEMA_NAME: &str = "firmalab-scenario";
@@ -94,9 +103,24 @@ pub struct Scenario {
 }
 
 impl Scenario {
+    /// The PINs and PUKs the scenario's steps send, named as transcripts name them, so a
+    /// recording of the run shows them as placeholders.
+    pub fn secrets(&self) -> Vec<(&'static str, &str)> {
+        let mut out = vec![];
+        for step in &self.steps {
+            match step {
+                Step::VerifyPin { pin, .. } => out.push(("pin", pin.as_str())),
+                Step::ChangePin { pin, new_pin, .. } => out.extend([("pin", pin.as_str()), ("new_pin", new_pin)]),
+                Step::UnblockPin { puk, new_pin, .. } => out.extend([("puk", puk.as_str()), ("new_pin", new_pin)]),
+                Step::Diagnostic { pin: Some(pin), .. } => out.push(("pin", pin.as_str())),
+                _ => {}
+            }
+        }
+        out
+    }
+
     pub fn load(path: &std::path::Path) -> Result<Self, String> {
-        let text =
-            firmalab_emulator::storage::read_text(path).map_err(|e| format!("scenario {}: {e}", path.display()))?;
+        let text = crate::files::read_text(path).map_err(|e| format!("scenario {}: {e}", path.display()))?;
         Self::parse(&text).map_err(|e| format!("scenario {}: {e}", path.display()))
     }
 
@@ -122,6 +146,21 @@ pub struct StepResult {
     pub name: String,
     pub passed: bool,
     pub detail: String,
+    /// A dry run stopped at this step: it was not (fully) sent.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+}
+
+/// How a scenario may treat the card.
+#[derive(Default)]
+pub struct Options<'a> {
+    pub policy: SecretPolicy,
+    /// Raw APDU steps may carry a PIN or PUK (image cards; `--virtual-card` or
+    /// `--accept-secret-risk` on cards in readers).
+    pub raw_secrets: bool,
+    /// A card in a reader behind a consent gate: raw APDUs that write need the user's
+    /// confirmation by the card's serial, asked once before the first step.
+    pub consent: Option<(Consent, Confirmer<'a>)>,
 }
 
 fn pin_matches(got: PinOutcome, want: PinExpect) -> bool {
@@ -133,62 +172,113 @@ fn pin_matches(got: PinOutcome, want: PinExpect) -> bool {
     )
 }
 
-/// Runs a scenario; stops at the first failing step. Returns every step's result.
+/// Runs a scenario with the strict secret policy; stops at the first failing step.
 pub fn run(s: &Scenario, transport: Box<dyn Transport>) -> Result<Vec<StepResult>, String> {
+    run_with(s, transport, Options::default())
+}
+
+/// Runs a scenario; stops at the first failing step (or where a dry run stops). Returns every
+/// step's result.
+pub fn run_with(s: &Scenario, transport: Box<dyn Transport>, mut o: Options<'_>) -> Result<Vec<StepResult>, String> {
     let mut c = client::open(transport).map_err(|e| e.to_string())?;
+    c.set_policy(o.policy);
     if let Some(p) = &s.profile
         && p != c.profile().name()
     {
         return Err(format!("scenario {:?} is for {p} cards; this card is {}", s.name, c.profile().name()));
     }
+    let model = c.model().clone();
+    let raw: Vec<Vec<u8>> = s
+        .steps
+        .iter()
+        .filter_map(|st| match st {
+            Step::Apdu { command, .. } => hex::decode(command).ok(),
+            _ => None,
+        })
+        .collect();
+    if !o.raw_secrets
+        && let Some(secret) = raw.iter().find(|b| carries_secret(b))
+    {
+        return Err(format!(
+            "the scenario sends a PIN or PUK in a raw APDU ({}): refused on a card in a reader, where a wrong value costs a try of someone's token; use a verify_pin step (tries shown, last try protected), or pass --virtual-card / --accept-secret-risk",
+            crate::wire::apdu::describe(secret)
+        ));
+    }
+    let writes = raw.iter().any(|b| effect(model.profile, model.tries_query_free, b) == Effect::Write);
+    if writes && let Some((consent, ask)) = &mut o.consent {
+        let serial = c.serial().map_err(|e| e.to_string())?;
+        ask(&serial, "send the scenario's commands that write to the card")
+            .map_err(|e| format!("not confirmed: {e}"))?;
+        consent.confirm();
+    }
     let mut out = vec![];
     for step in &s.steps {
-        let (passed, detail) = match step {
-            Step::Apdu { command, sw, data, .. } => {
-                let bytes = hex::decode(command)?;
-                let r = c.transport().transmit_raw(&bytes).map_err(|e| e.to_string())?;
-                let (got_data, got_sw) = r.split_at(r.len().saturating_sub(2));
-                let want_sw = sw.clone().unwrap_or_else(|| "9000".into()).to_uppercase();
-                let sw_ok = want_sw == "*" || hex::encode(got_sw) == want_sw;
-                let data_ok = match data {
-                    None => true,
-                    Some(d) if d.ends_with("..") => hex::encode(got_data).starts_with(&d[..d.len() - 2].to_uppercase()),
-                    Some(d) => hex::encode(got_data) == d.to_uppercase(),
-                };
-                (sw_ok && data_ok, format!("< {}", hex::encode(&r)))
+        let result = run_step(c.as_mut(), step);
+        let (passed, detail, dry_run) = match result {
+            Ok((passed, detail)) => (passed, detail, false),
+            Err(ClientError::Transport(TransportError::DryRun(what))) => {
+                (false, format!("dry run: stopped before {what}"), true)
             }
-            Step::VerifyPin { pin, expect, .. } => {
-                let o = c.verify_pin(pin).map_err(|e| e.to_string())?;
-                (pin_matches(o, *expect), format!("{o:?}"))
-            }
-            Step::ChangePin { pin, new_pin, expect, .. } => {
-                let o = c.change_pin(pin, new_pin).map_err(|e| e.to_string())?;
-                (pin_matches(o, *expect), format!("{o:?}"))
-            }
-            Step::UnblockPin { puk, new_pin, expect, .. } => {
-                let o = c.unblock_pin(puk, new_pin).map_err(|e| e.to_string())?;
-                (pin_matches(o, *expect), format!("{o:?}"))
-            }
-            Step::Serial { equals, .. } => {
-                let s = c.serial().map_err(|e| e.to_string())?;
-                (&s == equals, format!("serial {s}"))
-            }
-            Step::Diagnostic { now, pin, expect, .. } => {
-                let now: Date = now.parse()?;
-                let d = diagnose(c.as_mut(), now, &BackOffice::default(), &Policy::default(), pin.as_deref())
-                    .map_err(|e| format!("{e:?}"))?;
-                let first =
-                    d.checks.iter().find(|k| k.status == crate::flows::diagnostic::CheckStatus::Fail && k.id != 10);
-                let got = first.map_or("Renewable".to_owned(), |k| {
-                    format!("{:?}", k.reason.unwrap_or(crate::flows::diagnostic::Reason::UnknownCard))
-                });
-                (&got == expect, format!("diagnostic: {got}"))
-            }
+            Err(ClientError::Refused { code, message }) => (false, format!("refused, {code}: {message}"), false),
+            Err(e) => return Err(e.to_string()),
         };
-        out.push(StepResult { name: step.name().to_owned(), passed, detail });
+        out.push(StepResult { name: step.name().to_owned(), passed, detail, dry_run });
         if !passed {
             break;
         }
     }
+    // Leave the token as found (Oberthur: LOGOUT of the PIN the scenario verified).
+    if !out.iter().any(|r| r.dry_run) {
+        let _ = c.logout();
+    }
     Ok(out)
+}
+
+fn run_step(c: &mut dyn client::CardClient, step: &Step) -> Result<(bool, String), ClientError> {
+    Ok(match step {
+        Step::Apdu { command, sw, data, .. } => {
+            let bytes = hex::decode(command).map_err(ClientError::Content)?;
+            let r = c.transport().transmit_raw(&bytes)?;
+            let (got_data, got_sw) = r.split_at(r.len().saturating_sub(2));
+            let want_sw = sw.clone().unwrap_or_else(|| "9000".into()).to_uppercase();
+            let sw_ok = want_sw == "*" || hex::encode(got_sw) == want_sw;
+            let data_ok = match data {
+                None => true,
+                Some(d) if d.ends_with("..") => hex::encode(got_data).starts_with(&d[..d.len() - 2].to_uppercase()),
+                Some(d) => hex::encode(got_data) == d.to_uppercase(),
+            };
+            (sw_ok && data_ok, format!("< {}", hex::encode(&r)))
+        }
+        Step::VerifyPin { pin, expect, .. } => {
+            let o = c.verify_pin(pin)?;
+            (pin_matches(o, *expect), format!("{o:?}"))
+        }
+        Step::ChangePin { pin, new_pin, expect, .. } => {
+            let o = c.change_pin(pin, new_pin)?;
+            (pin_matches(o, *expect), format!("{o:?}"))
+        }
+        Step::UnblockPin { puk, new_pin, expect, .. } => {
+            let o = c.unblock_pin(puk, new_pin)?;
+            (pin_matches(o, *expect), format!("{o:?}"))
+        }
+        Step::Serial { equals, .. } => {
+            let s = c.serial()?;
+            (&s == equals, format!("serial {s}"))
+        }
+        Step::Diagnostic { now, pin, expect, .. } => {
+            let now: Date = now.parse().map_err(ClientError::Content)?;
+            let d = match diagnose(c, now, &BackOffice::default(), &Policy::default(), pin.as_deref()) {
+                Ok(d) => d,
+                Err(crate::flows::Stop::DryRun(what)) => {
+                    return Err(ClientError::Transport(TransportError::DryRun(what)));
+                }
+                Err(e) => return Err(ClientError::Content(format!("{e:?}"))),
+            };
+            let first = d.checks.iter().find(|k| k.status == crate::flows::diagnostic::CheckStatus::Fail && k.id != 10);
+            let got = first.map_or("Renewable".to_owned(), |k| {
+                format!("{:?}", k.reason.unwrap_or(crate::flows::diagnostic::Reason::UnknownCard))
+            });
+            (&got == expect, format!("diagnostic: {got}"))
+        }
+    })
 }

@@ -3,13 +3,19 @@
 //!
 //! Secrets the flow knows (PIN, PUK, new PIN …) are registered with the [`Recorder`]; wherever
 //! one appears in a command or response, padded as cards pad them (`FF` to 8 or 64, `00` to 16),
-//! it is replaced by a placeholder `{name:len:pad}`. A transcript therefore never holds a PIN,
-//! and replay fills the placeholders from values given again. Other data of VERIFY / CHANGE /
-//! RESET RETRY COUNTER is masked as `**` (not replayable).
+//! it is replaced by a placeholder `{name:len:pad}`. Replay fills the placeholders from values
+//! given again. Beyond that, whatever the flow knew:
+//! * the data of every VERIFY / CHANGE REFERENCE DATA / RESET RETRY COUNTER (INS `20`/`24`/`2C`)
+//!   is written `**` per byte unless it is entirely placeholders (a secret the flow did not
+//!   register, an unblock code read from the card, never appears);
+//! * the answer to a read of a secret-bearing file (the Oberthur AWP PUK file `5011/2000`) is
+//!   written `**` per byte unless it is entirely placeholders.
+//!
+//! Masked commands cannot be replayed; masked answers are compared by length and status word.
 
 use crate::transport::{Response, Transport, TransportError};
-use firmalab_emulator::apdu::{Apdu, carries_secret};
-use firmalab_emulator::hex;
+use crate::wire::apdu::{Command, carries_secret, masked_hex};
+use crate::wire::hex;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -39,6 +45,9 @@ pub struct Exchange {
     /// Microseconds the round trip took (not compared, not in snapshots).
     #[serde(default)]
     pub micros: u64,
+    /// A dry run stopped here: the command was not sent (and `response` is empty).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub not_sent: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,8 +70,7 @@ pub struct Transcript {
 
 impl Transcript {
     pub fn load(path: &std::path::Path) -> Result<Self, String> {
-        let text =
-            firmalab_emulator::storage::read_text(path).map_err(|e| format!("transcript {}: {e}", path.display()))?;
+        let text = crate::files::read_text(path).map_err(|e| format!("transcript {}: {e}", path.display()))?;
         let t: Transcript = serde_json::from_str(&text).map_err(|e| format!("transcript {}: {e}", path.display()))?;
         if t.schema != SCHEMA_NAME || t.version != SCHEMA_VERSION {
             return Err(format!("transcript {}: not a {SCHEMA_NAME} v{SCHEMA_VERSION} file", path.display()));
@@ -73,7 +81,7 @@ impl Transcript {
     pub fn save(&self, path: &std::path::Path) -> Result<(), String> {
         let mut text = serde_json::to_string_pretty(self).map_err(|e| e.to_string())?;
         text.push('\n');
-        firmalab_emulator::storage::write_private(path, text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))
+        crate::files::write_private(path, text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))
     }
 
     /// A compact, stable text form for snapshots: no timings, long data abbreviated with its
@@ -95,6 +103,10 @@ impl Transcript {
         for s in &self.steps {
             out.push_str(&format!("## {}\n", s.name));
             for e in &s.exchanges {
+                if e.not_sent {
+                    out.push_str(&format!("> {}\n< (not sent: dry run)\n", short(&e.command)));
+                    continue;
+                }
                 let m = if e.mask == Mask::Length { "  (length)" } else { "" };
                 out.push_str(&format!("> {}\n< {}{m}\n", short(&e.command), short(&e.response)));
             }
@@ -108,6 +120,92 @@ pub struct Recording {
     pub transcript: Transcript,
     secrets: Vec<(String, String)>,
     last_ins: u8,
+    files: Selected,
+}
+
+/// The file the card has selected, as far as the commands and answers seen say.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Selected {
+    /// Current DF from the MF (empty: unknown).
+    df: Vec<u16>,
+    ef: Option<u16>,
+}
+
+/// The AuthentIC application AID: selecting it makes the MF current.
+const AID_AUTHENTIC: [u8; 16] =
+    [0xA0, 0x00, 0x00, 0x00, 0x77, 0x01, 0x03, 0x03, 0x00, 0x00, 0x00, 0xF1, 0x00, 0x00, 0x00, 0x02];
+
+/// Files whose content is a secret: the Oberthur AWP PUK file `3F00/5011/2000` (its 16
+/// bytes are the unblock code).
+const SECRET_FILES: [(&[u16], u16); 1] = [(&[0x3F00, 0x5011], 0x2000)];
+
+impl Selected {
+    /// Follows a SELECT that the card answered `9000` with `fcp`.
+    fn follow(&mut self, c: &Command<'_>, fcp: &[u8]) {
+        let fids: Vec<u16> = c.data.chunks_exact(2).map(|f| u16::from_be_bytes([f[0], f[1]])).collect();
+        let is_df = descriptor(fcp) == Some(0x38);
+        match (c.p1, fids.as_slice()) {
+            (0x04, _) if c.data == AID_AUTHENTIC => *self = Selected { df: vec![0x3F00], ef: None },
+            (0x04, _) => {}
+            (0x00, [0x3F00]) => *self = Selected { df: vec![0x3F00], ef: None },
+            (0x00..=0x02, [fid]) if is_df => {
+                if !self.df.is_empty() {
+                    self.df.push(*fid);
+                }
+                self.ef = None;
+            }
+            (0x00 | 0x02, [fid]) => self.ef = Some(*fid),
+            (0x03, _) => {
+                self.df.pop();
+                self.ef = None;
+            }
+            (0x08 | 0x09, [.., last]) => {
+                let mut path = vec![0x3F00];
+                path.extend_from_slice(&fids);
+                if is_df {
+                    *self = Selected { df: path, ef: None };
+                } else {
+                    path.pop();
+                    *self = Selected { df: path, ef: Some(*last) };
+                }
+            }
+            _ => *self = Selected::default(),
+        }
+    }
+
+    /// Whether the current EF holds a secret (an unknown DF counts as a match).
+    fn secret(&self) -> bool {
+        SECRET_FILES.iter().any(|(df, ef)| self.ef == Some(*ef) && (self.df.is_empty() || self.df == *df))
+    }
+}
+
+/// The first byte of an FCP's file descriptor (tag `82`): `38` for a DF on both profiles.
+fn descriptor(fcp: &[u8]) -> Option<u8> {
+    let [0x62 | 0x6F, _, inner @ ..] = fcp else { return None };
+    let mut rest = inner;
+    while let [tag, len, more @ ..] = rest {
+        let value = more.get(..usize::from(*len))?;
+        if *tag == 0x82 {
+            return value.first().copied();
+        }
+        rest = &more[usize::from(*len)..];
+    }
+    None
+}
+
+/// Whether redacted hex is nothing but placeholders.
+fn only_placeholders(redacted: &str) -> bool {
+    let mut rest = redacted;
+    while let Some(start) = rest.find('{') {
+        if start != 0 {
+            return false;
+        }
+        match rest.find('}') {
+            Some(end) => rest = &rest[end + 1..],
+            None => return false,
+        }
+    }
+    rest.is_empty()
 }
 
 impl Recording {
@@ -121,6 +219,38 @@ impl Recording {
         if !value.is_empty() && !self.secrets.iter().any(|(n, _)| n == name) {
             self.secrets.push((name.into(), value.into()));
         }
+    }
+
+    /// A command as the transcript shows it.
+    fn command_text(&self, command: &[u8]) -> String {
+        if !carries_secret(command) {
+            return self.redact(command);
+        }
+        match Command::parse(command) {
+            Some(c) => {
+                let head = command.len() - c.data.len() - usize::from(c.le.is_some()) * if c.extended { 2 } else { 1 };
+                let data = self.redact(c.data);
+                if only_placeholders(&data) {
+                    format!("{}{data}{}", hex::encode(&command[..head]), hex::encode(&command[head + c.data.len()..]))
+                } else {
+                    masked_hex(command)
+                }
+            }
+            None => masked_hex(command),
+        }
+    }
+
+    /// A response as the transcript shows it.
+    fn response_text(&self, command: &[u8], response: &[u8], reads_secret: bool) -> String {
+        let (data, sw) = response.split_at(response.len().saturating_sub(2));
+        if reads_secret && !data.is_empty() {
+            let red = self.redact(data);
+            if !only_placeholders(&red) {
+                return format!("{}{}", "**".repeat(data.len()), hex::encode(sw));
+            }
+        }
+        let _ = command;
+        self.redact(response)
     }
 
     fn redact(&self, bytes: &[u8]) -> String {
@@ -170,14 +300,6 @@ fn replace_aligned(hay: &str, needle: &str, with: &str) -> String {
     }
 }
 
-/// Masks any data of a secret-carrying command still in clear after redaction.
-fn mask_remaining(command: &[u8], redacted: String) -> String {
-    if !carries_secret(command) || redacted.contains('{') {
-        return redacted;
-    }
-    firmalab_emulator::apdu::redacted_hex(command)
-}
-
 /// A transport that records every APDU into a shared [`Recording`].
 pub struct Recorder {
     inner: Box<dyn Transport>,
@@ -198,31 +320,90 @@ impl Recorder {
             },
             secrets: vec![],
             last_ins: 0,
+            files: Selected::default(),
         };
         Recorder { inner, recording: Rc::new(RefCell::new(recording)) }
     }
 }
 
+/// Sends one command through `inner` and records it.
+fn record(
+    inner: &mut dyn Transport,
+    recording: &RefCell<Recording>,
+    command: &[u8],
+) -> Result<Vec<u8>, TransportError> {
+    let started = Instant::now();
+    let result = inner.transmit_raw(command);
+    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let mut rec = recording.borrow_mut();
+    let ins = command.get(1).copied().unwrap_or(0);
+    let effective = if ins == 0xC0 { rec.last_ins } else { ins };
+    rec.last_ins = effective;
+    let mask = match effective {
+        // GET CHALLENGE, GENERATE KEY PAIR, READ PUBLIC COMPONENT, PSO: vary with keys and RNG.
+        0x84 | 0x46 | 0xB4 | 0x2A => Mask::Length,
+        _ => Mask::Exact,
+    };
+    let command_hex = rec.command_text(command);
+    let response = match result {
+        Ok(r) => r,
+        Err(e @ TransportError::DryRun(_)) => {
+            if let Some(step) = rec.transcript.steps.last_mut() {
+                step.exchanges.push(Exchange {
+                    command: command_hex,
+                    response: String::new(),
+                    mask,
+                    micros: 0,
+                    not_sent: true,
+                });
+            }
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
+    let ok = crate::wire::Sw::of_response(&response) == Some(crate::wire::Sw::Ok);
+    if let Some(c) = Command::parse(command)
+        && c.ins == 0xA4
+        && ok
+    {
+        rec.files.follow(&c, &response[..response.len() - 2]);
+    }
+    let reads_secret = matches!(effective, 0xB0 | 0xB1) && rec.files.secret();
+    let response_hex = rec.response_text(command, &response, reads_secret);
+    if let Some(step) = rec.transcript.steps.last_mut() {
+        step.exchanges.push(Exchange { command: command_hex, response: response_hex, mask, micros, not_sent: false });
+    }
+    Ok(response)
+}
+
+/// The recorder inside an exclusive section of the transport it wraps.
+struct View<'a> {
+    inner: &'a mut dyn Transport,
+    recording: &'a RefCell<Recording>,
+}
+
+impl Transport for View<'_> {
+    fn transmit_raw(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
+        record(self.inner, self.recording, command)
+    }
+    fn atr(&self) -> Vec<u8> {
+        self.inner.atr()
+    }
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+    fn reset(&mut self) -> Result<(), TransportError> {
+        self.inner.reset()
+    }
+    fn exclusive(&mut self, f: &mut dyn FnMut(&mut dyn Transport)) -> Result<(), TransportError> {
+        let recording = self.recording;
+        self.inner.exclusive(&mut |t| f(&mut View { inner: t, recording }))
+    }
+}
+
 impl Transport for Recorder {
     fn transmit_raw(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
-        let started = Instant::now();
-        let response = self.inner.transmit_raw(command)?;
-        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        let mut rec = self.recording.borrow_mut();
-        let ins = command.get(1).copied().unwrap_or(0);
-        let effective = if ins == 0xC0 { rec.last_ins } else { ins };
-        rec.last_ins = effective;
-        let mask = match effective {
-            // GET CHALLENGE, GENERATE KEY PAIR, READ PUBLIC COMPONENT, PSO: vary with keys and RNG.
-            0x84 | 0x46 | 0xB4 | 0x2A => Mask::Length,
-            _ => Mask::Exact,
-        };
-        let command_hex = mask_remaining(command, rec.redact(command));
-        let response_hex = rec.redact(&response);
-        if let Some(step) = rec.transcript.steps.last_mut() {
-            step.exchanges.push(Exchange { command: command_hex, response: response_hex, mask, micros });
-        }
-        Ok(response)
+        record(self.inner.as_mut(), &self.recording, command)
     }
 
     fn atr(&self) -> Vec<u8> {
@@ -235,6 +416,12 @@ impl Transport for Recorder {
 
     fn reset(&mut self) -> Result<(), TransportError> {
         self.inner.reset()
+    }
+
+    fn exclusive(&mut self, f: &mut dyn FnMut(&mut dyn Transport)) -> Result<(), TransportError> {
+        let Recorder { inner, recording } = self;
+        let recording = &**recording;
+        inner.exclusive(&mut |t| f(&mut View { inner: t, recording }))
     }
 }
 
@@ -268,6 +455,12 @@ pub fn fill(template: &str, secrets: &[(String, String)]) -> Result<Vec<u8>, Str
     hex::decode(&hexed)
 }
 
+/// A recorded answer: its bytes (masked bytes as `00`) and whether some were masked.
+fn fill_answer(template: &str, secrets: &[(String, String)]) -> Result<(Vec<u8>, bool), String> {
+    let masked = template.contains("**");
+    Ok((fill(&template.replace("**", "00"), secrets)?, masked))
+}
+
 /// The first place a replay differed.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Divergence {
@@ -278,6 +471,17 @@ pub struct Divergence {
     pub got: String,
 }
 
+/// How a replay ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Replayed {
+    /// Every exchange answered as recorded.
+    Matched(usize),
+    /// The first exchange that differed.
+    Diverged(Divergence),
+    /// A dry-run gate stopped it before the exchange `index` of `step` (`replayed` went out).
+    Stopped { replayed: usize, step: String, index: usize, why: String },
+}
+
 /// Replays every command of a transcript against a card, comparing responses with the masks.
 /// Returns the number of exchanges replayed, or the first divergence.
 pub fn replay(
@@ -285,13 +489,36 @@ pub fn replay(
     card: &mut dyn Transport,
     secrets: &[(String, String)],
 ) -> Result<Result<usize, Divergence>, String> {
+    match replay_until(t, card, secrets)? {
+        Replayed::Matched(n) => Ok(Ok(n)),
+        Replayed::Diverged(d) => Ok(Err(d)),
+        Replayed::Stopped { why, .. } => Err(format!("dry run: stopped before {why}")),
+    }
+}
+
+/// [`replay`], telling a stop by a dry-run gate apart.
+pub fn replay_until(
+    t: &Transcript,
+    card: &mut dyn Transport,
+    secrets: &[(String, String)],
+) -> Result<Replayed, String> {
     let mut count = 0;
     for step in &t.steps {
         for (i, e) in step.exchanges.iter().enumerate() {
+            if e.not_sent {
+                continue;
+            }
             let command = fill(&e.command, secrets)?;
-            let response = card.transmit_raw(&command).map_err(|e| e.to_string())?;
-            let expected = fill(&e.response, secrets)?;
-            let same = match e.mask {
+            let response = match card.transmit_raw(&command) {
+                Ok(r) => r,
+                Err(TransportError::DryRun(why)) => {
+                    return Ok(Replayed::Stopped { replayed: count, step: step.name.clone(), index: i, why });
+                }
+                Err(e) => return Err(e.to_string()),
+            };
+            let (expected, masked) = fill_answer(&e.response, secrets)?;
+            let mask = if masked { Mask::Length } else { e.mask };
+            let same = match mask {
                 Mask::Exact => response == expected,
                 Mask::Length => {
                     response.len() == expected.len()
@@ -300,7 +527,7 @@ pub fn replay(
                 }
             };
             if !same {
-                return Ok(Err(Divergence {
+                return Ok(Replayed::Diverged(Divergence {
                     step: step.name.clone(),
                     index: i,
                     command: e.command.clone(),
@@ -311,12 +538,30 @@ pub fn replay(
             count += 1;
         }
     }
-    Ok(Ok(count))
+    Ok(Replayed::Matched(count))
 }
 
-/// Whether parsing a command says it is well-formed (used to sanity-check scenario input).
+/// The names of the placeholders a transcript's commands need (`pin`, `puk` …).
+pub fn placeholder_names(t: &Transcript) -> Vec<String> {
+    let mut names: Vec<String> = vec![];
+    for e in t.steps.iter().flat_map(|s| &s.exchanges) {
+        let mut rest = e.command.as_str();
+        while let Some(start) = rest.find('{') {
+            let Some(end) = rest[start..].find('}') else { break };
+            if let Some(name) = rest[start + 1..start + end].split(':').next()
+                && !names.iter().any(|n| n == name)
+            {
+                names.push(name.to_owned());
+            }
+            rest = &rest[start + end + 1..];
+        }
+    }
+    names
+}
+
+/// Whether a command fits one of the ISO 7816-3 length cases (scenario input checks).
 pub fn well_formed(command: &[u8]) -> bool {
-    Apdu::parse(command).is_ok()
+    Command::parse(command).is_some()
 }
 
 /// A response split, for callers that only have the transcript's hex.

@@ -155,7 +155,15 @@ fn reset_with_fault(fixture: &str, at: usize, fault: Fault) {
         usable_signing_key(&bench, &context);
     }
     counters_full(&bench, &context);
-    let again = run(&mut bench, "reset", REFERENCE_DATE, |r| reset::reset(r, PIN, &mut bo));
+    // Run again with the holder's PIN, as the user does. If the erase had happened, the card
+    // now has the default PIN: the flow says so (it never tries 12345 on its own), and the
+    // user runs it again with --default-pin, whose success restores the counter.
+    let mut again = run(&mut bench, "reset", REFERENCE_DATE, |r| reset::reset(r, PIN, &mut bo));
+    if let Outcome::Refused { code, message } = &again.outcome {
+        assert_eq!(code, "WrongPin", "{context}: {message}");
+        assert!(message.contains("--default-pin") && message.contains("2 tries left"), "{context}: {message}");
+        again = run(&mut bench, "reset", REFERENCE_DATE, |r| reset::reset(r, "12345", &mut bo));
+    }
     assert_eq!(done(&again), "Reset", "{context}");
     let mut c = bench.client();
     assert!(c.certificates().unwrap().is_empty(), "{context}: blank");

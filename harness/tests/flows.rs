@@ -72,11 +72,16 @@ fn diagnostic_refuses_with_the_right_reason_code() {
         ),
         "CertRevoked"
     );
+    // A CNS lot not in the table (ST Incard firmware 05.03) is obsolete; the genuine Aruba
+    // CNS 1.0 lots are not (harness/tests/token_safety.rs).
     assert_eq!(
         diagnose(
             "cns-renewable.json",
             REFERENCE_DATE,
-            |b, _| b.image.atr.0 = firmalab_emulator::profile::cns::ATR_CNS_1_0.to_vec(),
+            |b, _| {
+                b.image.atr.0 =
+                    firmalab_harness::wire::hex::decode("3BFF1800FF8131FE55006B02090503010101434E531131808A").unwrap()
+            },
             pin
         ),
         "ObsoleteCard"
@@ -220,6 +225,7 @@ fn renewal_installs_new_keys_and_certificates_and_waits_for_the_cdrl() {
                 "Scanned",
                 "CertSelected",
                 "EncryptionWarningAcknowledged",
+                "PinStatus",
                 "PinVerified",
                 "DiagnosticPassed",
                 "HolderDataConfirmed",

@@ -2,7 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use firmalab_emulator::{CardImage, CardRng};
-use firmalab_harness::scenario::{self, Scenario};
+use firmalab_harness::client::SecretPolicy;
+use firmalab_harness::scenario::{self, Options, Scenario};
 use firmalab_harness::transport::in_process::InProcess;
 use std::path::PathBuf;
 
@@ -15,22 +16,54 @@ fn card(name: &str) -> Box<InProcess> {
     Box::new(InProcess::ephemeral(img, CardRng::insecure_deterministic(1), name))
 }
 
+/// The scenario files run on the virtual cards they were written for: the Oberthur one blocks
+/// the PIN on purpose, so it declares the card virtual (as `--virtual-card` does).
 #[test]
 fn fixture_scenarios_pass_in_process() {
-    for (file, fixture) in
-        [("cns-basics.json", "cns-renewable.json"), ("oberthur-basics.json", "oberthur-renewable.json")]
+    for (file, fixture, virtual_card) in
+        [("cns-basics.json", "cns-renewable.json", false), ("oberthur-basics.json", "oberthur-renewable.json", true)]
     {
         let s = Scenario::load(&root().join("fixtures/scenarios").join(file)).unwrap();
-        let results = scenario::run(&s, card(fixture)).unwrap();
+        let policy = SecretPolicy { virtual_card, ..SecretPolicy::default() };
+        let results =
+            scenario::run_with(&s, card(fixture), Options { policy, raw_secrets: true, ..Options::default() }).unwrap();
         assert_eq!(results.len(), s.steps.len(), "{file}: stopped early: {results:#?}");
         assert!(results.iter().all(|r| r.passed), "{file}: {results:#?}");
     }
 }
 
+/// Without `--virtual-card`, the same scenario is held to the rules of a real token: the
+/// second attempt with a PIN the card refused is not sent, and the step says why.
+#[test]
+fn a_scenario_never_sends_a_refused_pin_twice_unless_the_card_is_declared_virtual() {
+    let s = Scenario::load(&root().join("fixtures/scenarios/oberthur-basics.json")).unwrap();
+    let t = card("oberthur-renewable.json");
+    let results = scenario::run_with(&s, t, Options { raw_secrets: true, ..Options::default() }).unwrap();
+    let last = results.last().unwrap();
+    assert_eq!(last.name, "wrong PIN 2");
+    assert!(!last.passed);
+    assert!(last.detail.contains("PinAlreadyRejected"), "{}", last.detail);
+}
+
+/// Raw APDUs carrying a PIN are refused where a wrong value would cost a try of a real token.
+#[test]
+fn raw_secret_apdus_in_a_scenario_need_the_card_declared_virtual() {
+    let base = r#"{"schema":"firmalab-scenario","version":1,"name":"x","steps":[STEP]}"#;
+    let s = Scenario::parse(
+        &base.replace("STEP", r#"{"step":"apdu","name":"verify","command":"00200090083132333435363738"}"#),
+    )
+    .unwrap();
+    let e = scenario::run_with(&s, card("cns-renewable.json"), Options::default()).unwrap_err();
+    assert!(e.contains("raw APDU") && e.contains("--virtual-card"), "{e}");
+    let ok = scenario::run_with(&s, card("cns-renewable.json"), Options { raw_secrets: true, ..Options::default() });
+    assert!(ok.unwrap()[0].passed);
+}
+
 #[test]
 fn a_failing_step_stops_the_scenario_and_says_what_came_back() {
     let s = Scenario::load(&root().join("fixtures/scenarios/cns-basics.json")).unwrap();
-    let results = scenario::run(&s, card("cns-expired.json")).unwrap();
+    let results =
+        scenario::run_with(&s, card("cns-expired.json"), Options { raw_secrets: true, ..Options::default() }).unwrap();
     let last = results.last().unwrap();
     assert!(!last.passed);
     assert_eq!(last.name, "read the serial");

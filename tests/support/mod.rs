@@ -96,6 +96,30 @@ impl Drop for Inserted {
 /// Runs a card on vpcd in the slot whose last card left longest ago, and waits until pcscd
 /// reports it present (SCardGetStatusChange, through `firmalab readers --wait`).
 pub fn insert(stack: &PrivateStack, image: CardImage) -> Inserted {
+    insert_with(stack, image, firmalab_emulator::timing::Timing::None, None)
+}
+
+/// What the card saw, in order: `PowerOn`, `PowerOff`, `Reset`, or `> COMMAND` (secrets
+/// redacted by the card's logger).
+pub type CardLog = Arc<Mutex<Vec<String>>>;
+
+/// [`insert`] with a physical token's latency, logging what the card sees into the returned
+/// log.
+pub fn insert_logged(
+    stack: &PrivateStack,
+    image: CardImage,
+    timing: firmalab_emulator::timing::Timing,
+) -> (Inserted, CardLog) {
+    let log: CardLog = Arc::new(Mutex::new(vec![]));
+    (insert_with(stack, image, timing, Some(log.clone())), log)
+}
+
+fn insert_with(
+    stack: &PrivateStack,
+    image: CardImage,
+    timing: firmalab_emulator::timing::Timing,
+    log: Option<CardLog>,
+) -> Inserted {
     let slot = {
         let removed = REMOVED.lock().unwrap();
         let slot = if removed[0] <= removed[1] { 0 } else { 1 };
@@ -109,8 +133,20 @@ pub fn insert(stack: &PrivateStack, image: CardImage) -> Inserted {
     let addr = stack.vpcd_addr(slot);
     let flag = stop.clone();
     let thread = std::thread::spawn(move || {
-        let mut host = HostedCard::ephemeral(Card::new(image, CardRng::insecure_deterministic(11)));
-        vpcd::serve(&mut host, &addr, &flag, &mut |_| {}).expect("vpcd client");
+        let mut host = HostedCard::ephemeral(Card::new(image, CardRng::insecure_deterministic(11))).with_timing(timing);
+        let mut record = |e: vpcd::Event<'_>| {
+            if let Some(log) = &log {
+                let line = match e {
+                    vpcd::Event::PowerOn => "PowerOn".to_owned(),
+                    vpcd::Event::PowerOff => "PowerOff".to_owned(),
+                    vpcd::Event::Reset => "Reset".to_owned(),
+                    vpcd::Event::Apdu { command, .. } => format!("> {command}"),
+                    _ => return,
+                };
+                log.lock().unwrap().push(line);
+            }
+        };
+        vpcd::serve(&mut host, &addr, &flag, &mut record).expect("vpcd client");
         host
     });
     let reader = PrivateStack::reader(slot);

@@ -7,15 +7,19 @@
 //! PUK".
 
 pub mod cns;
+pub mod guard;
 pub mod oberthur;
 
+pub use guard::{SecretKind, SecretObject, SecretPolicy};
+
 use crate::transport::{Response, Transport, TransportError};
-use firmalab_emulator::image::ProfileKind;
-use firmalab_emulator::perso::Holder;
-use firmalab_emulator::profile::recognise;
-use firmalab_emulator::{Sw, hex};
+use crate::wire::{CardModel, Profile, Sw, hex};
 use rsa::RsaPublicKey;
 use std::fmt;
+
+/// The default PIN of a blank card: after a failed issuance, and what PKI Manager's reset
+/// sets (spec/domain.md §1.3, §4).
+pub const DEFAULT_PIN: &str = "12345";
 
 /// Which key of the card.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -36,13 +40,37 @@ pub struct CardCert {
     pub path: String,
 }
 
+/// The holder's data a CNS keeps in EF_DatiPersonali.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Holder {
+    pub issuer_code: String,
+    /// `DDMMYYYY`, as the file stores dates.
+    pub issue_date: String,
+    pub expiry_date: String,
+    pub last_name: String,
+    pub first_name: String,
+    pub birth_date: String,
+    pub sex: String,
+    pub codice_fiscale: String,
+}
+
 /// One PIN or PUK object's counter.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Counter {
     pub label: String,
-    /// Tries left (`None`: the card does not say).
+    /// Tries left (`None`: the card does not say, or was not asked).
     pub tries_left: Option<u8>,
     pub blocked: bool,
+    /// Why the tries are not known, when they are not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl Counter {
+    /// `PIN CNS1 3`, `PIN CNS1 ?` …
+    pub fn short(&self) -> String {
+        format!("{} {}", self.label, self.tries_left.map_or("?".into(), |n| n.to_string()))
+    }
 }
 
 /// What presenting a PIN or PUK gave.
@@ -74,6 +102,12 @@ pub enum ClientError {
     },
     /// The card's content is not what the profile expects.
     Content(String),
+    /// The harness would not send it: a secret at its last try or already rejected in this
+    /// run (the [`guard`]).
+    Refused {
+        code: String,
+        message: String,
+    },
 }
 
 impl fmt::Display for ClientError {
@@ -82,6 +116,7 @@ impl fmt::Display for ClientError {
             ClientError::Transport(e) => e.fmt(f),
             ClientError::Card { what, sw } => write!(f, "{what}: card answered {sw} ({})", sw.meaning()),
             ClientError::Content(s) => f.write_str(s),
+            ClientError::Refused { code, message } => write!(f, "{code}: {message}"),
         }
     }
 }
@@ -98,11 +133,18 @@ pub type Result<T> = std::result::Result<T, ClientError>;
 
 /// A card, as the middleware sees it.
 pub trait CardClient {
-    fn profile(&self) -> ProfileKind;
+    fn profile(&self) -> Profile;
+    /// What the ATR says: mask, lot, whether the status query is free.
+    fn model(&self) -> &CardModel;
     fn atr(&self) -> Vec<u8>;
     fn transport_name(&self) -> String;
     /// The transport underneath, for raw APDUs (scenario files).
     fn transport(&mut self) -> &mut dyn Transport;
+    /// What the user allowed for secrets in this run.
+    fn policy(&self) -> SecretPolicy;
+    fn set_policy(&mut self, policy: SecretPolicy);
+    /// Whether the card refused this PIN or PUK earlier in this run.
+    fn was_rejected(&self, kind: SecretKind, value: &str) -> bool;
     /// The serial the holder sees (CNS EF_IDCarta; Oberthur CPLC IC serial in hex).
     fn serial(&mut self) -> Result<String>;
     fn certificates(&mut self) -> Result<Vec<CardCert>>;
@@ -112,16 +154,22 @@ pub trait CardClient {
     fn life_cycle(&mut self) -> Result<Option<u8>>;
     /// Free EEPROM bytes, where the card reports them.
     fn free_memory(&mut self) -> Result<Option<u32>>;
+    /// The user PIN objects' counters (queried only where the query is free).
     fn pin_counters(&mut self) -> Result<Vec<Counter>>;
     fn puk_counters(&mut self) -> Result<Vec<Counter>>;
+    /// The counter of the PIN that guards the key of `role`.
+    fn signing_pin(&self, role: KeyRole) -> SecretObject;
     fn verify_pin(&mut self, pin: &str) -> Result<PinOutcome>;
     fn change_pin(&mut self, old: &str, new: &str) -> Result<PinOutcome>;
     fn change_puk(&mut self, old: &str, new: &str) -> Result<PinOutcome>;
     fn unblock_pin(&mut self, puk: &str, new_pin: &str) -> Result<PinOutcome>;
     /// PIN length rules of the card (min, max).
     fn pin_length(&self) -> (usize, usize);
+    /// Longest PUK the card stores.
+    fn puk_max_length(&self) -> usize;
     /// Signs a SHA-256 digest (PKCS#1 v1.5) with a key, presenting the PIN first (the
-    /// signature key needs it for every signature). `staged`: the renewal key instead.
+    /// signature key needs it for every signature), all in one exclusive transaction.
+    /// `staged`: the renewal key instead.
     fn sign_sha256(
         &mut self,
         role: KeyRole,
@@ -138,21 +186,34 @@ pub trait CardClient {
     fn tidy(&mut self, pin: &str) -> Result<()>;
     /// PKI Manager's reset: PIN login, then back to the blank card with the default PIN 12345.
     fn reset(&mut self, pin: &str) -> Result<PinOutcome>;
-}
-
-/// Opens the right client for the card's ATR.
-pub fn open(transport: Box<dyn Transport>) -> Result<Box<dyn CardClient>> {
-    let atr = transport.atr();
-    match recognise(&atr).profile {
-        Some(ProfileKind::Cns) => Ok(Box::new(cns::Cns::new(transport))),
-        Some(ProfileKind::Oberthur) => Ok(Box::new(oberthur::Oberthur::new(transport)?)),
-        None => {
-            Err(ClientError::Content(format!("unknown card (ATR {}): {}", hex::encode(&atr), recognise(&atr).label)))
-        }
+    /// At the end of a session: clears what this run verified where the card has a command
+    /// for it, so the token is left as found (the card is never reset). Oberthur: LOGOUT of
+    /// the user PIN. CNS: none exists; the signature key consumes its PIN at every signature,
+    /// and the rest lasts until the card is powered off.
+    fn logout(&mut self) -> Result<()> {
+        Ok(())
     }
 }
 
-/// Sends a command (chained in 255-byte blocks when longer) and follows 61xx / 6Cxx.
+/// Opens the right client for the card's ATR, with the strict secret policy.
+pub fn open(transport: Box<dyn Transport>) -> Result<Box<dyn CardClient>> {
+    let atr = transport.atr();
+    let model = crate::wire::atr::recognise(&atr);
+    match model.profile {
+        Some(Profile::Cns) => Ok(Box::new(cns::Cns::new(transport, model))),
+        Some(Profile::Oberthur) => Ok(Box::new(oberthur::Oberthur::new(transport, model)?)),
+        None => Err(ClientError::Content(format!("unknown card (ATR {}): {}", hex::encode(&atr), model.label))),
+    }
+}
+
+/// Runs `f` with the card held exclusively (one PC/SC transaction): nothing another program
+/// sends can come between its commands.
+pub(crate) fn atomic<R>(t: &mut dyn Transport, f: impl FnOnce(&mut dyn Transport) -> Result<R>) -> Result<R> {
+    crate::transport::atomically(t, f)?
+}
+
+/// Sends a command (chained in 255-byte blocks when longer, all blocks in one exclusive
+/// transaction) and follows 61xx / 6Cxx.
 pub(crate) fn send(
     t: &mut dyn Transport,
     cla: u8,
@@ -162,21 +223,23 @@ pub(crate) fn send(
     data: &[u8],
     le: Option<u16>,
 ) -> Result<Response> {
-    let mut chunks = data.chunks(255).peekable();
-    if data.is_empty() {
-        return Ok(t.exchange(&build(cla, ins, p1, p2, &[], le))?);
+    if data.len() <= 255 {
+        return Ok(t.exchange(&build(cla, ins, p1, p2, data, le))?);
     }
-    while let Some(chunk) = chunks.next() {
-        if chunks.peek().is_some() {
-            let r = t.exchange(&build(cla | 0x10, ins, p1, p2, chunk, None))?;
-            if !r.ok() {
-                return Ok(r);
+    atomic(t, |t| {
+        let mut chunks = data.chunks(255).peekable();
+        while let Some(chunk) = chunks.next() {
+            if chunks.peek().is_some() {
+                let r = t.exchange(&build(cla | 0x10, ins, p1, p2, chunk, None))?;
+                if !r.ok() {
+                    return Ok(r);
+                }
+            } else {
+                return Ok(t.exchange(&build(cla, ins, p1, p2, chunk, le))?);
             }
-        } else {
-            return Ok(t.exchange(&build(cla, ins, p1, p2, chunk, le))?);
         }
-    }
-    Err(ClientError::Content("empty chain".into()))
+        Err(ClientError::Content("empty chain".into()))
+    })
 }
 
 fn build(cla: u8, ins: u8, p1: u8, p2: u8, data: &[u8], le: Option<u16>) -> Vec<u8> {
@@ -203,15 +266,6 @@ pub(crate) fn pin_outcome(r: &Response, what: &str) -> Result<PinOutcome> {
         Sw::TriesLeft(n) => Ok(PinOutcome::Wrong { tries_left: n }),
         Sw::AuthBlocked => Ok(PinOutcome::Blocked),
         sw => Err(ClientError::Card { what: what.into(), sw }),
-    }
-}
-
-/// A status query answer as a counter.
-pub(crate) fn counter(label: &str, sw: Sw) -> Counter {
-    match sw {
-        Sw::TriesLeft(n) => Counter { label: label.into(), tries_left: Some(n), blocked: n == 0 },
-        Sw::AuthBlocked => Counter { label: label.into(), tries_left: Some(0), blocked: true },
-        _ => Counter { label: label.into(), tries_left: None, blocked: false },
     }
 }
 

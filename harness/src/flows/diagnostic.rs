@@ -3,12 +3,12 @@
 
 use super::{FlowReport, Runner, StepStatus, Stop};
 use crate::backoffice::{BackOffice, CertStatus};
-use crate::client::{CardClient, KeyRole, PinOutcome};
+use crate::client::{CardClient, ClientError, KeyRole, PinOutcome, SecretKind};
 use crate::dates::Date;
+use crate::wire::Sw;
+use crate::wire::atr::LotStatus;
 use der::Decode;
 use der::referenced::OwnedToRef;
-use firmalab_emulator::ProfileKind;
-use firmalab_emulator::profile::recognise;
 use rsa::traits::PublicKeyParts;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -23,6 +23,7 @@ pub enum Reason {
     CertificateMissing,
     PinBlocked,
     PukBlocked,
+    WrongPin,
     CertKeyMismatch,
     NotInRenewalWindow,
     CertExpired,
@@ -104,6 +105,69 @@ impl Checks {
     }
 }
 
+/// RSA modulus size of a certificate's key (0 when it is not RSA).
+fn key_bits(c: &x509_cert::Certificate) -> usize {
+    rsa::RsaPublicKey::try_from(c.tbs_certificate().subject_public_key_info().owned_to_ref())
+        .map(|k| k.size() * 8)
+        .unwrap_or(0)
+}
+
+/// Check 1: the card's mask and lot from the table of known lots (spec/domain.md §1.1), and
+/// the size of the keys its certificates certify. Not the CNS version alone: the genuine
+/// Aruba Incard CNS 1.0 lots carry RSA-2048 keys.
+fn judge_card(
+    client: &dyn CardClient,
+    certs: &[(KeyRole, x509_cert::Certificate)],
+) -> Result<String, (Reason, String)> {
+    let model = client.model();
+    let Some(lot) = model.lot else {
+        return Err(match (model.profile, model.cns) {
+            (Some(_), Some(b)) => (
+                Reason::ObsoleteCard,
+                format!(
+                    "{}: unknown lot (IC {:02X} {}, mask {:02X} {}, firmware {:02X}.{:02X}): not a supported card",
+                    model.label,
+                    b.ic,
+                    b.ic_name(),
+                    b.mask,
+                    b.mask_name(),
+                    b.firmware.0,
+                    b.firmware.1
+                ),
+            ),
+            _ => (Reason::UnknownCard, model.label.clone()),
+        });
+    };
+    if let LotStatus::Obsolete(why) = lot.status {
+        return Err((Reason::ObsoleteCard, format!("{}: {why}", lot.name)));
+    }
+    let sizes: Vec<usize> = certs.iter().map(|(_, c)| key_bits(c)).collect();
+    if let Some(small) = sizes.iter().find(|b| **b < lot.min_key_bits) {
+        return Err((
+            Reason::ObsoleteCard,
+            format!("{}: RSA-{small} keys (renewal needs RSA-{})", lot.name, lot.min_key_bits),
+        ));
+    }
+    let keys = match sizes.iter().max() {
+        Some(b) => format!("RSA-{b} keys"),
+        None => "no keys certified".into(),
+    };
+    let what = match model.cns {
+        Some(b) => format!(
+            "{} (CNS {}.{}, IC {}, mask {}, firmware {:02X}.{:02X})",
+            lot.name,
+            b.version >> 4,
+            b.version & 0x0F,
+            b.ic_name(),
+            b.mask_name(),
+            b.firmware.0,
+            b.firmware.1
+        ),
+        None => lot.name.to_owned(),
+    };
+    Ok(format!("{what}; {keys}"))
+}
+
 fn cert_dates(c: &x509_cert::Certificate) -> (Date, Date) {
     let v = c.tbs_certificate().validity();
     (Date::from_der(&v.not_before.to_date_time()), Date::from_der(&v.not_after.to_date_time()))
@@ -118,21 +182,6 @@ pub fn diagnose(
     pin: Option<&str>,
 ) -> Result<Diagnosis, Stop> {
     let mut checks = Checks(vec![]);
-    // 1. Recognised, not obsolete.
-    let atr = client.atr();
-    let what = recognise(&atr);
-    let cns_version = atr.get(atr.len().saturating_sub(4)).copied();
-    checks.add(
-        1,
-        "card recognised",
-        match what.profile {
-            None => Err((Reason::UnknownCard, what.label.clone())),
-            Some(ProfileKind::Cns) if cns_version.is_some_and(|v| v < 0x11) => {
-                Err((Reason::ObsoleteCard, format!("{}: no RSA-2048", what.label)))
-            }
-            Some(_) => Ok(what.label.clone()),
-        },
-    );
     // 2. Serial.
     let serial = client.serial().ok();
     checks.add(
@@ -167,15 +216,13 @@ pub fn diagnose(
             (Some(_), false) => Err((Reason::CertificateMissing, "no authentication certificate".into())),
         },
     );
+    // 1. Recognised, not obsolete: mask, lot and key sizes.
+    checks.add(1, "card recognised", judge_card(client, &parsed));
     // 5. PIN and PUK.
     let pins = client.pin_counters()?;
     let puks = client.puk_counters()?;
-    let show = |v: &[crate::client::Counter]| {
-        v.iter()
-            .map(|c| format!("{} {}", c.label, c.tries_left.map_or("?".into(), |n| n.to_string())))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let show = |v: &[crate::client::Counter]| v.iter().map(|c| c.short()).collect::<Vec<_>>().join(", ");
+    let unknown = pins.iter().chain(&puks).find_map(|c| c.note.clone()).map(|n| format!(" ({n})")).unwrap_or_default();
     checks.add(
         5,
         "PIN and PUK",
@@ -184,36 +231,62 @@ pub fn diagnose(
         } else if pins.iter().any(|c| c.blocked) {
             Err((Reason::PinBlocked, format!("PIN blocked ({}); unblock it with the PUK", show(&pins))))
         } else {
-            Ok(format!("tries left: {}; {}", show(&pins), show(&puks)))
+            Ok(format!("tries left: {}; {}{unknown}", show(&pins), show(&puks)))
         },
     );
-    // 6. Key ↔ certificate: a test signature verified with the certificate's key.
+    // 6. Key ↔ certificate: a test signature verified with the certificate's key. The PIN
+    // goes to the card only if check 5 did not find its object at the last try (unless the
+    // user allowed it) and the card did not refuse it earlier in this run.
+    const CHECK6: &str = "key matches certificate";
+    let signing_pin = client.signing_pin(KeyRole::Signature);
+    let counter = pins.iter().find(|c| c.label == signing_pin.label);
+    let secrets = client.policy();
     match (&sign, pin) {
-        (Some(cert), Some(pin)) if !pins.iter().any(|c| c.blocked) => {
+        (None, _) => checks.skip(6, CHECK6, "no signature certificate"),
+        (Some(_), None) => checks.skip(6, CHECK6, "needs the PIN (--pin)"),
+        (Some(_), Some(_)) if pins.iter().any(|c| c.blocked) => checks.skip(6, CHECK6, "the PIN is blocked"),
+        (Some(_), Some(p)) if !secrets.virtual_card && client.was_rejected(SecretKind::Pin, p) => {
+            checks.skip(6, CHECK6, "the card refused this PIN earlier in this run: it is not sent again")
+        }
+        (Some(_), Some(_))
+            if !secrets.virtual_card && !secrets.allow_last_try && counter.is_some_and(|c| c.tries_left == Some(1)) =>
+        {
+            checks.skip(
+                6,
+                CHECK6,
+                &format!(
+                    "{} has 1 try left: a wrong PIN would block the qualified signature, so no test signature was made (--allow-last-try)",
+                    signing_pin.label
+                ),
+            )
+        }
+        (Some(cert), Some(pin)) => {
             let challenge: [u8; 32] = Sha256::digest(format!("firmalab diagnostic {now}").as_bytes()).into();
-            let result = match client.sign_sha256(KeyRole::Signature, None, &challenge, pin) {
+            match client.sign_sha256(KeyRole::Signature, None, &challenge, pin) {
                 Ok(sig) => {
                     let key =
                         rsa::RsaPublicKey::try_from(cert.tbs_certificate().subject_public_key_info().owned_to_ref());
                     let ok = key.is_ok_and(|k| k.verify(rsa::Pkcs1v15Sign::new::<Sha256>(), &challenge, &sig).is_ok());
-                    if ok {
-                        Ok("test signature verifies with the certificate".into())
-                    } else {
-                        Err((Reason::CertKeyMismatch, "the signature key does not match the certificate".into()))
-                    }
+                    checks.add(
+                        6,
+                        CHECK6,
+                        if ok {
+                            Ok("test signature verifies with the certificate".into())
+                        } else {
+                            Err((Reason::CertKeyMismatch, "the signature key does not match the certificate".into()))
+                        },
+                    );
                 }
-                Err(crate::client::ClientError::Card { sw, .. })
-                    if matches!(sw, firmalab_emulator::Sw::TriesLeft(_) | firmalab_emulator::Sw::AuthBlocked) =>
-                {
-                    Err((Reason::PinBlocked, format!("the PIN was refused ({sw})")))
+                Err(ClientError::Card { sw: Sw::TriesLeft(n), .. }) if n > 0 => {
+                    checks.add(6, CHECK6, Err((Reason::WrongPin, format!("the PIN was refused: {n} tries left"))))
                 }
+                Err(ClientError::Card { sw: Sw::TriesLeft(_) | Sw::AuthBlocked, .. }) => {
+                    checks.add(6, CHECK6, Err((Reason::PinBlocked, "the PIN was refused and is now blocked".into())))
+                }
+                Err(ClientError::Refused { message, .. }) => checks.skip(6, CHECK6, &message),
                 Err(e) => return Err(e.into()),
-            };
-            checks.add(6, "key matches certificate", result);
+            }
         }
-        (Some(_), Some(_)) => checks.skip(6, "key matches certificate", "the PIN is blocked"),
-        (Some(_), None) => checks.skip(6, "key matches certificate", "needs the PIN (--pin)"),
-        (None, _) => checks.skip(6, "key matches certificate", "no signature certificate"),
     }
     // 7. Renewal window, status, issuer.
     match &sign {
@@ -221,9 +294,6 @@ pub fn diagnose(
             let (_, until) = cert_dates(cert);
             let opens = until.add_months(-policy.window_months);
             let status = bo.cert(&crate::ca::serial_hex(cert)).map(|c| c.status);
-            let key_bits = rsa::RsaPublicKey::try_from(cert.tbs_certificate().subject_public_key_info().owned_to_ref())
-                .map(|k| k.size() * 8)
-                .unwrap_or(0);
             checks.add(
                 7,
                 "renewal window",
@@ -238,8 +308,6 @@ pub fn diagnose(
                     != crate::pki::issuing_name().map(|n| n.to_string()).unwrap_or_default()
                 {
                     Err((Reason::WrongIssuer, format!("issued by {}", cert.tbs_certificate().issuer())))
-                } else if key_bits < 2048 {
-                    Err((Reason::ObsoleteCard, format!("RSA-{key_bits} key")))
                 } else if now < opens {
                     Err((Reason::NotInRenewalWindow, format!("expires {until}; renewal opens {opens}")))
                 } else {
@@ -299,7 +367,9 @@ pub fn diagnose(
             (Some(c), _) => Ok(format!("holder {}, CDRL {}", c.codice_fiscale, c.cdrl)),
         },
     );
-    Ok(Diagnosis { serial, checks: checks.0 })
+    let mut checks = checks.0;
+    checks.sort_by_key(|c| c.id);
+    Ok(Diagnosis { serial, checks })
 }
 
 /// The `diagnostic` flow: one step per check.
@@ -345,7 +415,10 @@ pub fn run(mut r: Runner<'_>, bo: &BackOffice, policy: &Policy, pin: Option<&str
             r.finish("diagnostic", card, result, details)
         }
         Err(stop) => {
-            r.end(StepStatus::Failed, format!("{stop:?}"));
+            match &stop {
+                Stop::DryRun(what) => r.end(StepStatus::Skipped, format!("dry run: stopped before {what}")),
+                other => r.end(StepStatus::Failed, format!("{other:?}")),
+            }
             r.finish("diagnostic", String::new(), Err(stop), serde_json::Value::Null)
         }
     }

@@ -9,10 +9,11 @@ pub mod pin;
 pub mod renewal;
 pub mod reset;
 
-use crate::client::{self, CardClient, ClientError};
+use crate::client::{self, CardClient, ClientError, Counter, SecretKind, SecretPolicy};
 use crate::dates::Date;
 use crate::transcript::{Recorder, Recording, Transcript};
-use crate::transport::Transport;
+use crate::transport::gate::Consent;
+use crate::transport::{Transport, TransportError};
 use serde::Serialize;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -43,15 +44,27 @@ pub struct StepRecord {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
-    Done { state: String, message: String },
-    Refused { code: String, message: String },
-    Failed { message: String },
+    Done {
+        state: String,
+        message: String,
+    },
+    Refused {
+        code: String,
+        message: String,
+    },
+    Failed {
+        message: String,
+    },
+    /// `--dry-run`: stopped before the first command that would change the card.
+    DryRun {
+        message: String,
+    },
 }
 
 impl Outcome {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Outcome::Done { .. } => 0,
+            Outcome::Done { .. } | Outcome::DryRun { .. } => 0,
             Outcome::Refused { .. } => 1,
             Outcome::Failed { .. } => 3,
         }
@@ -75,13 +88,25 @@ pub struct FlowReport {
 /// Why a step stopped the flow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stop {
-    Refused { code: String, message: String },
+    Refused {
+        code: String,
+        message: String,
+    },
     Failed(String),
+    /// The dry run reached a command that would change the card.
+    DryRun(String),
 }
 
 impl From<ClientError> for Stop {
     fn from(e: ClientError) -> Self {
-        Stop::Failed(e.to_string())
+        match e {
+            ClientError::Refused { code, message } => Stop::Refused { code, message },
+            ClientError::Transport(TransportError::DryRun(what)) => Stop::DryRun(what),
+            ClientError::Transport(TransportError::NotConfirmed(what)) => {
+                Stop::Refused { code: "NotConfirmed".into(), message: what }
+            }
+            e => Stop::Failed(e.to_string()),
+        }
     }
 }
 
@@ -96,6 +121,10 @@ pub enum Event<'a> {
     End(&'a StepRecord),
 }
 
+/// Asks the user to confirm a destructive operation on the card with this serial (`what`
+/// says what it does); `Err` says why not.
+pub type Confirmer<'r> = Box<dyn FnMut(&str, &str) -> Result<(), String> + 'r>;
+
 /// Runs a flow's steps on one card.
 pub struct Runner<'r> {
     pub client: Box<dyn CardClient>,
@@ -104,6 +133,10 @@ pub struct Runner<'r> {
     pub steps: Vec<StepRecord>,
     pub(crate) reporter: &'r mut dyn FnMut(Event<'_>),
     started: Option<(String, Instant)>,
+    /// `--dry-run`: the transport stops before the first change; questions count as answered.
+    pub dry_run: bool,
+    /// A card in a reader: writes need the user's confirmation by the card's serial.
+    confirm: Option<(Consent, Confirmer<'r>)>,
 }
 
 impl<'r> Runner<'r> {
@@ -114,11 +147,54 @@ impl<'r> Runner<'r> {
         now: Date,
         reporter: &'r mut dyn FnMut(Event<'_>),
     ) -> Result<Self, String> {
-        let profile = firmalab_emulator::profile::recognise(&transport.atr()).profile.map_or("unknown", |p| p.name());
+        let profile = crate::wire::atr::recognise(&transport.atr()).profile.map_or("unknown", |p| p.name());
         let recorder = Recorder::new(transport, flow, profile);
         let recording = recorder.recording.clone();
         let client = client::open(Box::new(recorder)).map_err(|e| e.to_string())?;
-        Ok(Runner { client, recording, now, steps: vec![], reporter, started: None })
+        Ok(Runner { client, recording, now, steps: vec![], reporter, started: None, dry_run: false, confirm: None })
+    }
+
+    /// What the user allowed for secrets (`--allow-last-try`, `--virtual-card`).
+    pub fn with_policy(mut self, policy: SecretPolicy) -> Self {
+        self.client.set_policy(policy);
+        self
+    }
+
+    /// The transport is a dry-run gate: confirmations and questions count as answered (the
+    /// run stops before anything they guard).
+    pub fn dry_run(mut self) -> Self {
+        self.dry_run = true;
+        self
+    }
+
+    /// The card is in a reader behind a consent gate: destructive steps first ask `confirm`
+    /// (the card's serial typed, or `--confirm-serial`).
+    pub fn confirming(mut self, consent: Consent, confirm: Confirmer<'r>) -> Self {
+        self.confirm = Some((consent, confirm));
+        self
+    }
+
+    /// Before a destructive step on a card in a reader: the user confirms by the card's
+    /// serial (a step `SerialConfirmed`). Cards in image files and dry runs need nothing.
+    pub fn confirm_destructive(&mut self, serial: &str, what: &str) -> Result<(), Stop> {
+        if self.dry_run || self.confirm.is_none() {
+            return Ok(());
+        }
+        self.begin("SerialConfirmed");
+        let answer = match &mut self.confirm {
+            Some((consent, ask)) => ask(serial, what).map(|()| consent.confirm()),
+            None => Ok(()),
+        };
+        match answer {
+            Ok(()) => {
+                self.end(StepStatus::Ok, format!("card {serial} confirmed by its serial"));
+                Ok(())
+            }
+            Err(why) => {
+                self.end(StepStatus::Refused, format!("NotConfirmed: {why}"));
+                Err(refuse("NotConfirmed", why))
+            }
+        }
     }
 
     /// Registers a secret so transcripts show it as a placeholder.
@@ -162,6 +238,7 @@ impl<'r> Runner<'r> {
                 let (status, detail) = match &stop {
                     Stop::Refused { code, message } => (StepStatus::Refused, format!("{code}: {message}")),
                     Stop::Failed(m) => (StepStatus::Failed, m.clone()),
+                    Stop::DryRun(m) => (StepStatus::Skipped, format!("dry run: stopped before {m}")),
                 };
                 self.end(status, detail);
                 Err(stop)
@@ -181,18 +258,69 @@ impl<'r> Runner<'r> {
             Ok((state, message)) => Outcome::Done { state, message },
             Err(Stop::Refused { code, message }) => Outcome::Refused { code, message },
             Err(Stop::Failed(message)) => Outcome::Failed { message },
+            Err(Stop::DryRun(what)) => {
+                Outcome::DryRun { message: format!("stopped before {what}; nothing that changes the card was sent") }
+            }
         };
+        // Leave the token as found: what this run verified is logged out where the card can.
+        // Not an error of the flow if it fails (the card may be gone).
+        let mut client = self.client;
+        if !matches!(outcome, Outcome::DryRun { .. }) {
+            let _ = client.logout();
+        }
         let transcript = self.recording.borrow().transcript.clone();
         FlowReport {
             flow: flow.into(),
             card,
-            profile: self.client.profile().name().into(),
+            profile: client.profile().name().into(),
             outcome,
             steps: self.steps,
             details,
             transcript,
         }
     }
+}
+
+/// Shows the tries left of the user's PINs or PUKs before one is sent (step `PinStatus` /
+/// `PukStatus`), and refuses when one is blocked, or at its last try unless the user allowed
+/// it. Where the card's mask may count the status query as an attempt, nothing is sent and
+/// the step says so.
+pub fn tries_step(r: &mut Runner<'_>, kind: SecretKind) -> Result<Vec<Counter>, Stop> {
+    let name = match kind {
+        SecretKind::Pin => "PinStatus",
+        SecretKind::Puk => "PukStatus",
+    };
+    r.step(name, |c, _| {
+        let counters = match kind {
+            SecretKind::Pin => c.pin_counters()?,
+            SecretKind::Puk => c.puk_counters()?,
+        };
+        let what = kind.name();
+        let shown = counters.iter().map(Counter::short).collect::<Vec<_>>().join(", ");
+        let policy = c.policy();
+        if !policy.virtual_card {
+            if counters.iter().any(|k| k.blocked) {
+                return Err(match kind {
+                    SecretKind::Pin => refuse("PinBlocked", format!("the PIN is blocked ({shown}): unblock it with the PUK")),
+                    SecretKind::Puk => refuse(
+                        "PukBlocked",
+                        format!("the PUK is blocked ({shown}): the card cannot be unblocked; revoke the certificates and buy a new card"),
+                    ),
+                });
+            }
+            if !policy.allow_last_try && let Some(k) = counters.iter().find(|k| k.tries_left == Some(1)) {
+                return Err(refuse(
+                    "LastTry",
+                    format!(
+                        "{} has 1 try left: a wrong {what} would block it, so nothing was sent (--allow-last-try if you are sure of the {what})",
+                        k.label
+                    ),
+                ));
+            }
+        }
+        let note = counters.iter().find_map(|k| k.note.clone()).map(|n| format!(" ({n})")).unwrap_or_default();
+        Ok((counters, format!("tries left: {shown}{note}")))
+    })
 }
 
 /// Client-side checks of a new PIN or PUK (Aruba: digits only; length per card).

@@ -1,8 +1,9 @@
 //! Aruba Sign → Gestione carte: Cambio PIN, Sblocco PIN, Cambio PUK (spec/domain.md §4, §6.3
-//! items 2-4). New values are checked before the card is touched.
+//! items 2-4). New values are checked before the card is touched; the tries left are shown
+//! (and the last one protected) before a PIN or PUK is sent.
 
-use super::{FlowReport, Runner, Stop, check_new_secret, refuse};
-use crate::client::PinOutcome;
+use super::{FlowReport, Runner, Stop, check_new_secret, refuse, tries_step};
+use crate::client::{PinOutcome, SecretKind};
 
 fn wrong(what: &str, o: PinOutcome) -> Result<(), Stop> {
     match o {
@@ -40,6 +41,7 @@ pub fn change(mut r: Runner<'_>, current: &str, new: &str, repeat: &str) -> Flow
     let result = (|| {
         card = serial_step(&mut r)?;
         new_pin_step(&mut r, new, repeat)?;
+        tries_step(&mut r, SecretKind::Pin)?;
         r.step("PinChanged", |c, _| {
             wrong("PIN", c.change_pin(current, new)?)?;
             Ok(((), "PIN changed".into()))
@@ -57,20 +59,7 @@ pub fn unblock(mut r: Runner<'_>, puk: &str, new: &str, repeat: &str) -> FlowRep
     let result = (|| {
         card = serial_step(&mut r)?;
         new_pin_step(&mut r, new, repeat)?;
-        r.step("PukStatus", |c, _| {
-            let counters = c.puk_counters()?;
-            if counters.iter().any(|k| k.blocked) {
-                return Err(refuse(
-                    "PukBlocked",
-                    "the PUK is blocked: the card cannot be unblocked; revoke the certificates and buy a new card",
-                ));
-            }
-            let left: Vec<String> = counters
-                .iter()
-                .map(|k| format!("{}: {}", k.label, k.tries_left.map_or("?".into(), |n| n.to_string())))
-                .collect();
-            Ok(((), format!("tries left {}", left.join(", "))))
-        })?;
+        tries_step(&mut r, SecretKind::Puk)?;
         r.step("PinUnblocked", |c, _| match c.unblock_pin(puk, new)? {
             PinOutcome::Accepted => Ok(((), "PIN unblocked and set".into())),
             PinOutcome::Wrong { tries_left: 0 } | PinOutcome::Blocked => Err(refuse(
@@ -91,10 +80,11 @@ pub fn change_puk(mut r: Runner<'_>, current: &str, new: &str, repeat: &str) -> 
     let mut card = String::new();
     let result = (|| {
         card = serial_step(&mut r)?;
-        let max = if r.client.profile() == firmalab_emulator::ProfileKind::Cns { 8 } else { 64 };
+        let max = r.client.puk_max_length();
         r.step("NewPukChecked", |_, _| {
             check_new_secret("PUK", new, repeat, 8, max).map(|()| ((), format!("{}-digit PUK", new.len())))
         })?;
+        tries_step(&mut r, SecretKind::Puk)?;
         r.step("PukChanged", |c, _| {
             wrong("PUK", c.change_puk(current, new)?)?;
             Ok(((), "PUK changed".into()))

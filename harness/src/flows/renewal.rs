@@ -11,14 +11,14 @@
 //! certificates stay `suspended` in the registry until the CDRL authorises.
 
 use super::diagnostic::{Policy, diagnose};
-use super::{FlowReport, Runner, Stop, refuse};
+use super::{FlowReport, Runner, Stop, refuse, tries_step};
 use crate::backoffice::{
     CertRecord, CertStatus, ContactKind, NewPractice, OrderStatus, PracticeEvent, PracticeKind, PracticeState,
     RenewalOrder, Store,
 };
 use crate::ca::{ExpiryRule, issue_renewal, serial_hex};
 use crate::cades;
-use crate::client::{CardClient, KeyRole, PinOutcome, StagedKey};
+use crate::client::{CardClient, KeyRole, PinOutcome, SecretKind, StagedKey};
 use crate::dates::Date;
 use crate::pki::{CertKind, TestCa};
 use crate::signer::CardSigner;
@@ -114,7 +114,7 @@ fn signer_error(s: &CardSigner<'_>, what: &str, e: impl std::fmt::Display) -> St
 fn write(dir: &std::path::Path, name: &str, bytes: &[u8], files: &mut Vec<String>) -> Result<(), Stop> {
     std::fs::create_dir_all(dir).map_err(|e| Stop::Failed(format!("{}: {e}", dir.display())))?;
     let p = dir.join(name);
-    firmalab_emulator::storage::write_private(&p, bytes).map_err(|e| Stop::Failed(format!("{}: {e}", p.display())))?;
+    crate::files::write_private(&p, bytes).map_err(|e| Stop::Failed(format!("{}: {e}", p.display())))?;
     files.push(p.display().to_string());
     Ok(())
 }
@@ -152,6 +152,10 @@ fn renew(
         let s = c.serial()?;
         Ok((s.clone(), format!("card {s} ({})", c.profile().name())))
     })?;
+    r.confirm_destructive(
+        card,
+        "generate new key pairs on the card and delete the old keys, certificates and the decryption key",
+    )?;
     let certs = r.step("CertSelected", |c, now| {
         let certs = c.certificates()?;
         let mut parsed = vec![];
@@ -188,6 +192,7 @@ fn renew(
             ))
         }
     })?;
+    tries_step(r, SecretKind::Pin)?;
     r.step("PinVerified", |c, _| {
         pin_stop(c.verify_pin(&o.pin)?)?;
         Ok(((), "PIN accepted".into()))

@@ -1,11 +1,14 @@
 //! Bit4id PKI Manager's reset (spec/domain.md §4, §6.3 item 5): PIN login (12345 on a card
 //! whose issuance failed), then keys, certificates and personal data erased, back to the
 //! blank card with the default PIN 12345. The back office invalidates what the card held.
+//!
+//! The PIN sent is only the one the user gave (`--pin`, or `--default-pin` for 12345): a
+//! wrong PIN costs exactly one try, and the flow says so. On a card in a reader the erase
+//! needs the user's confirmation by the card's serial.
 
-use super::{FlowReport, Runner, refuse};
+use super::{FlowReport, Runner, refuse, tries_step};
 use crate::backoffice::{CertStatus, PracticeEvent, PracticeState, Store};
-use crate::client::PinOutcome;
-use firmalab_emulator::profile::cns::DEFAULT_PIN;
+use crate::client::{DEFAULT_PIN, PinOutcome, SecretKind};
 
 pub fn reset(mut r: Runner<'_>, pin: &str, bo: &mut Store) -> FlowReport {
     r.secret("pin", pin);
@@ -16,29 +19,22 @@ pub fn reset(mut r: Runner<'_>, pin: &str, bo: &mut Store) -> FlowReport {
             let s = c.serial()?;
             Ok((s.clone(), format!("card {s} ({})", c.profile().name())))
         })?;
-        r.step("CardReset", |c, _| {
-            let stop = |o: PinOutcome| match o {
-                PinOutcome::Wrong { tries_left } if tries_left > 0 => {
-                    refuse("WrongPin", format!("wrong PIN, {tries_left} tries left"))
+        r.confirm_destructive(&card, "erase every key, certificate and personal data on the card")?;
+        tries_step(&mut r, SecretKind::Pin)?;
+        r.step("CardReset", |c, _| match c.reset(pin)? {
+            PinOutcome::Accepted => Ok(((), "keys, certificates and personal data erased; PIN 12345".to_owned())),
+            PinOutcome::Wrong { tries_left } if tries_left > 0 => {
+                let mut message = format!("wrong PIN, {tries_left} tries left; nothing was erased");
+                if pin != DEFAULT_PIN && c.certificates()?.is_empty() {
+                    // A failed issuance or a reset interrupted after the erase: the PIN is
+                    // probably the default one. Never tried behind the user's back.
+                    message.push_str(
+                        "; the card holds no certificates: if its PIN was not changed after a failed issuance or an interrupted reset, it is the default 12345 (run again with --default-pin)",
+                    );
                 }
-                _ => refuse("PinBlocked", "the PIN is blocked: unblock it with the PUK first"),
-            };
-            match c.reset(pin)? {
-                PinOutcome::Accepted => Ok(((), "keys, certificates and personal data erased; PIN 12345".to_owned())),
-                PinOutcome::Wrong { .. } if pin != DEFAULT_PIN && c.certificates()?.is_empty() => {
-                    // A reset interrupted after the erase: the PIN is already the default one.
-                    // Logging in with it restores the counter the refused PIN cost; the reset
-                    // then finishes (it is idempotent).
-                    match c.reset(DEFAULT_PIN)? {
-                        PinOutcome::Accepted => Ok((
-                            (),
-                            "the card had been erased by an interrupted reset; finished with PIN 12345".to_owned(),
-                        )),
-                        o => Err(stop(o)),
-                    }
-                }
-                o => Err(stop(o)),
+                Err(refuse("WrongPin", message))
             }
+            _ => Err(refuse("PinBlocked", "the PIN is blocked: unblock it with the PUK first")),
         })?;
         let now = r.now;
         let card_serial = card.clone();

@@ -19,20 +19,83 @@ pub enum Fault {
 
 pub struct Faulty {
     inner: Box<dyn Transport>,
+    state: State,
+}
+
+#[derive(Copy, Clone, Debug)]
+struct State {
     at: usize,
     fault: Fault,
     sent: usize,
     gone: bool,
 }
 
+impl State {
+    fn transmit(&mut self, inner: &mut dyn Transport, command: &[u8]) -> Result<Vec<u8>, TransportError> {
+        if self.gone {
+            return Err(TransportError::CardGone("the card was removed".into()));
+        }
+        let n = self.sent;
+        self.sent += 1;
+        if n != self.at {
+            return inner.transmit_raw(command);
+        }
+        match self.fault {
+            Fault::CutBefore | Fault::Drop => {
+                self.gone = true;
+                let _ = inner.reset();
+                Err(TransportError::CardGone(format!("{:?} at APDU {n}", self.fault)))
+            }
+            Fault::CutAfter => {
+                let _ = inner.transmit_raw(command);
+                self.gone = true;
+                let _ = inner.reset();
+                Err(TransportError::CardGone(format!("power cut after APDU {n}")))
+            }
+            Fault::Corrupt => {
+                let mut r = inner.transmit_raw(command)?;
+                for b in &mut r {
+                    *b ^= 0x5A;
+                }
+                Ok(r)
+            }
+        }
+    }
+}
+
+/// The faulty transport inside an exclusive section of the one it wraps.
+struct View<'a> {
+    inner: &'a mut dyn Transport,
+    state: &'a mut State,
+}
+
+impl Transport for View<'_> {
+    fn transmit_raw(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
+        self.state.transmit(self.inner, command)
+    }
+    fn atr(&self) -> Vec<u8> {
+        self.inner.atr()
+    }
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+    fn reset(&mut self) -> Result<(), TransportError> {
+        self.inner.reset()
+    }
+    fn exclusive(&mut self, f: &mut dyn FnMut(&mut dyn Transport)) -> Result<(), TransportError> {
+        let state = &mut *self.state;
+        self.inner.exclusive(&mut |t| f(&mut View { inner: t, state }))
+    }
+}
+
 impl Faulty {
     pub fn new(inner: Box<dyn Transport>, at: usize, fault: Fault) -> Self {
-        Faulty { inner, at, fault, sent: 0, gone: false }
+        Faulty { inner, state: State { at, fault, sent: 0, gone: false } }
     }
 
     /// APDUs that reached the card or were meant to.
     pub fn sent(&self) -> usize {
-        self.sent
+        self.state.sent
     }
 
     pub fn into_inner(self) -> Box<dyn Transport> {
@@ -42,34 +105,7 @@ impl Faulty {
 
 impl Transport for Faulty {
     fn transmit_raw(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
-        if self.gone {
-            return Err(TransportError::CardGone("the card was removed".into()));
-        }
-        let n = self.sent;
-        self.sent += 1;
-        if n != self.at {
-            return self.inner.transmit_raw(command);
-        }
-        match self.fault {
-            Fault::CutBefore | Fault::Drop => {
-                self.gone = true;
-                let _ = self.inner.reset();
-                Err(TransportError::CardGone(format!("{:?} at APDU {n}", self.fault)))
-            }
-            Fault::CutAfter => {
-                let _ = self.inner.transmit_raw(command);
-                self.gone = true;
-                let _ = self.inner.reset();
-                Err(TransportError::CardGone(format!("power cut after APDU {n}")))
-            }
-            Fault::Corrupt => {
-                let mut r = self.inner.transmit_raw(command)?;
-                for b in &mut r {
-                    *b ^= 0x5A;
-                }
-                Ok(r)
-            }
-        }
+        self.state.transmit(self.inner.as_mut(), command)
     }
 
     fn atr(&self) -> Vec<u8> {
@@ -77,10 +113,15 @@ impl Transport for Faulty {
     }
 
     fn name(&self) -> String {
-        format!("{} (fault {:?} at APDU {})", self.inner.name(), self.fault, self.at)
+        format!("{} (fault {:?} at APDU {})", self.inner.name(), self.state.fault, self.state.at)
     }
 
     fn reset(&mut self) -> Result<(), TransportError> {
         self.inner.reset()
+    }
+
+    fn exclusive(&mut self, f: &mut dyn FnMut(&mut dyn Transport)) -> Result<(), TransportError> {
+        let Faulty { inner, state } = self;
+        inner.exclusive(&mut |t| f(&mut View { inner: t, state }))
     }
 }

@@ -6,11 +6,12 @@
 //! OpenSC's `apdu.c` does, so callers always see the whole answer.
 
 pub mod fault;
+pub mod gate;
 pub mod in_process;
 #[cfg(feature = "pcsc")]
 pub mod pcsc;
 
-use firmalab_emulator::Sw;
+use crate::wire::Sw;
 use std::fmt;
 
 /// A transport failure (not a card status word: those are in [`Response`]).
@@ -24,6 +25,11 @@ pub enum TransportError {
     NoCard(String),
     /// The card was removed or reset under us.
     CardGone(String),
+    /// Not sent: the dry run stops before the first command that would change the card.
+    DryRun(String),
+    /// Not sent: a command that writes to a card in a reader, without the user's
+    /// confirmation by the card's serial.
+    NotConfirmed(String),
     /// Anything else from the stack.
     Other(String),
 }
@@ -40,6 +46,8 @@ impl fmt::Display for TransportError {
             }
             TransportError::NoCard(r) => write!(f, "no card in reader {r:?}"),
             TransportError::CardGone(s) => write!(f, "card removed or reset: {s}"),
+            TransportError::DryRun(s) => write!(f, "dry run: stopped before {s}"),
+            TransportError::NotConfirmed(s) => write!(f, "not confirmed: {s}"),
             TransportError::Other(s) => f.write_str(s),
         }
     }
@@ -76,20 +84,53 @@ impl Response {
     }
 }
 
+/// `&mut self` as a `&mut dyn Transport` (for [`Transport::exclusive`]'s default).
+pub trait AsTransport {
+    fn as_transport(&mut self) -> &mut dyn Transport;
+}
+
+impl<T: Transport> AsTransport for T {
+    fn as_transport(&mut self) -> &mut dyn Transport {
+        self
+    }
+}
+
 /// A card connection.
-pub trait Transport {
+pub trait Transport: AsTransport {
     /// Sends one command APDU, returns the raw response (data ‖ SW).
     fn transmit_raw(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError>;
     /// The card's ATR.
     fn atr(&self) -> Vec<u8>;
     /// Where the card is, for messages ("in-process cns-renewable.json", "Virtual PCD 00 00").
     fn name(&self) -> String;
-    /// Warm-resets the card (all its volatile state is lost).
+    /// Warm-resets the card (all its volatile state is lost). Only tests and explicit user
+    /// requests call it: a card in a reader is never reset behind the user's back.
     fn reset(&mut self) -> Result<(), TransportError>;
     /// A command and its `61xx` / `6Cxx` follow-ups as one unit (PC/SC: one transaction).
     fn exchange(&mut self, command: &[u8]) -> Result<Response, TransportError> {
-        follow(self, command)
+        follow(self.as_transport(), command)
     }
+    /// Runs `f` with the card held exclusively: over PC/SC one transaction
+    /// (`SCardBeginTransaction` … `SCardEndTransaction(LEAVE_CARD)`), so no other program's
+    /// command comes between the APDUs `f` sends (a PIN-guarded signature, the blocks of a
+    /// chained command, a flow step). Nested calls run inside the outer transaction.
+    /// Wrappers forward it to the transport they wrap.
+    fn exclusive(&mut self, f: &mut dyn FnMut(&mut dyn Transport)) -> Result<(), TransportError> {
+        f(self.as_transport());
+        Ok(())
+    }
+}
+
+/// [`Transport::exclusive`] with a result.
+pub fn atomically<R>(t: &mut dyn Transport, f: impl FnOnce(&mut dyn Transport) -> R) -> Result<R, TransportError> {
+    let mut f = Some(f);
+    let mut out = None;
+    t.exclusive(&mut |t| {
+        if let Some(f) = f.take() {
+            out = Some(f(t));
+        }
+    })?;
+    out.ok_or_else(|| TransportError::Other("the exclusive section did not run".into()))
 }
 
 /// Sends a command and follows `61xx` / `6Cxx` until the whole answer is in.
@@ -101,15 +142,12 @@ pub fn exchange(t: &mut dyn Transport, command: &[u8]) -> Result<Response, Trans
 const MAX_GET_RESPONSE: usize = 64;
 
 /// The follow-up logic of [`exchange`], over any transport.
-pub fn follow<T: Transport + ?Sized>(t: &mut T, command: &[u8]) -> Result<Response, TransportError> {
+pub fn follow(t: &mut dyn Transport, command: &[u8]) -> Result<Response, TransportError> {
     let mut r = Response::from_bytes(&t.transmit_raw(command)?)?;
     if let Sw::WrongLe(n) = r.sw
-        && let Ok(mut apdu) = firmalab_emulator::apdu::Apdu::parse(command)
+        && let Some(again) = crate::wire::apdu::with_le(command, if n == 0 { 256 } else { usize::from(n) })
     {
         // Resend once with Le = the exact length the card asked for.
-        apdu.le = Some(if n == 0 { 256 } else { usize::from(n) });
-        let mut again = Vec::new();
-        apdu.encode(&mut again);
         r = Response::from_bytes(&t.transmit_raw(&again)?)?;
     }
     let mut data = std::mem::take(&mut r.data);

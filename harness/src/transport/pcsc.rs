@@ -1,10 +1,19 @@
 //! PC/SC through libpcsclite (the `pcsc` crate): the emulator behind pcscd + vpcd, or a
 //! physical token in any reader. Waits for cards with SCardGetStatusChange, never a fixed
-//! sleep; each exchange (command plus its GET RESPONSE rounds) runs inside a PC/SC
-//! transaction so no other process interleaves; works with T=0 and T=1.
+//! sleep; works with T=0 and T=1.
+//!
+//! A token in a reader is shared with other programs (a browser logged in with it, the
+//! signing software), so the transport
+//! * connects in shared mode and holds the card exclusively only for one logical operation:
+//!   each exchange (a command and its GET RESPONSE rounds) and each
+//!   [`Transport::exclusive`] section (a PIN-guarded signature, a chained command, a flow
+//!   step) runs in one PC/SC transaction, ended with `SCARD_LEAVE_CARD`;
+//! * disconnects with `SCARD_LEAVE_CARD`, never `SCARD_RESET_CARD` (the `pcsc` crate's own
+//!   drop would reset the card and log every other program out of it);
+//! * never resets the card unless it was opened with [`PcscTransport::allowing_reset`].
 
 use super::{Transport, TransportError};
-use firmalab_emulator::profile::{Recognised, recognise};
+use crate::wire::atr::{CardModel, recognise};
 use pcsc::{Context, Disposition, Error, Protocols, ReaderState, Scope, ShareMode, State};
 use std::ffi::CString;
 use std::time::{Duration, Instant};
@@ -38,7 +47,7 @@ fn reader_names(ctx: &Context) -> Result<Vec<CString>, TransportError> {
 pub struct ReaderInfo {
     pub name: String,
     pub atr: Option<Vec<u8>>,
-    pub recognised: Option<Recognised>,
+    pub recognised: Option<CardModel>,
 }
 
 /// Every reader, with the ATR of the card in it and what that ATR means.
@@ -98,9 +107,11 @@ pub fn wait_for_card(ctx: &Context, reader: &CString, timeout: Duration) -> Resu
 
 /// A connected card.
 pub struct PcscTransport {
-    card: pcsc::Card,
+    /// `None` only while dropping.
+    card: Option<pcsc::Card>,
     reader: String,
     atr: Vec<u8>,
+    may_reset: bool,
     // Keeps the context alive as long as the card.
     _ctx: Context,
 }
@@ -115,8 +126,49 @@ impl PcscTransport {
         let display = name.to_string_lossy().into_owned();
         let card =
             ctx.connect(&name, ShareMode::Shared, Protocols::T0 | Protocols::T1).map_err(|e| map(e, &display))?;
-        let atr = card.status2_owned().map(|s| s.atr().to_vec()).map_err(|e| map(e, &display))?;
-        Ok(PcscTransport { card, reader: display, atr, _ctx: ctx })
+        let atr = match card.status2_owned() {
+            Ok(s) => s.atr().to_vec(),
+            Err(e) => {
+                leave(card);
+                return Err(map(e, &display));
+            }
+        };
+        Ok(PcscTransport { card: Some(card), reader: display, atr, may_reset: false, _ctx: ctx })
+    }
+
+    /// Lets [`Transport::reset`] reset the card (an explicit user request; tests).
+    pub fn allowing_reset(mut self) -> Self {
+        self.may_reset = true;
+        self
+    }
+
+    /// Sends one command without holding the card exclusively, as a program that never
+    /// takes transactions does (while another program holds the card it fails with a sharing
+    /// violation). firmalab itself never uses it: tests play the other program with it.
+    pub fn transmit_unlocked(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
+        let reader = self.reader.clone();
+        transmit_on(self.card()?, &reader, command)
+    }
+
+    fn card(&mut self) -> Result<&mut pcsc::Card, TransportError> {
+        self.card.as_mut().ok_or_else(|| TransportError::CardGone("disconnected".into()))
+    }
+}
+
+/// Disconnects leaving the card as it is (powered, PINs verified by others still verified).
+/// If even that fails the handle is forgotten rather than dropped: the `pcsc` crate's drop
+/// would disconnect with `SCARD_RESET_CARD`.
+fn leave(card: pcsc::Card) {
+    if let Err((card, _)) = card.disconnect(Disposition::LeaveCard) {
+        std::mem::forget(card);
+    }
+}
+
+impl Drop for PcscTransport {
+    fn drop(&mut self) {
+        if let Some(card) = self.card.take() {
+            leave(card);
+        }
     }
 }
 
@@ -149,17 +201,20 @@ impl Transport for InTransaction<'_> {
 
 impl Transport for PcscTransport {
     fn transmit_raw(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
-        let tx = self.card.transaction().map_err(|e| map(e, &self.reader))?;
-        let r = transmit_on(&tx, &self.reader, command)?;
-        tx.end(Disposition::LeaveCard).map_err(|(_, e)| map(e, &self.reader))?;
-        Ok(r)
+        super::atomically(self, |t| t.transmit_raw(command))?
     }
 
     fn exchange(&mut self, command: &[u8]) -> Result<super::Response, TransportError> {
-        let tx = self.card.transaction().map_err(|e| map(e, &self.reader))?;
-        let r = super::follow(&mut InTransaction { card: &tx, reader: &self.reader, atr: &self.atr }, command)?;
-        tx.end(Disposition::LeaveCard).map_err(|(_, e)| map(e, &self.reader))?;
-        Ok(r)
+        super::atomically(self, |t| super::follow(t, command))?
+    }
+
+    fn exclusive(&mut self, f: &mut dyn FnMut(&mut dyn Transport)) -> Result<(), TransportError> {
+        let reader = self.reader.clone();
+        let atr = self.atr.clone();
+        let card = self.card()?;
+        let tx = card.transaction().map_err(|e| map(e, &reader))?;
+        f(&mut InTransaction { card: &tx, reader: &reader, atr: &atr });
+        tx.end(Disposition::LeaveCard).map_err(|(_, e)| map(e, &reader))
     }
 
     fn atr(&self) -> Vec<u8> {
@@ -171,8 +226,15 @@ impl Transport for PcscTransport {
     }
 
     fn reset(&mut self) -> Result<(), TransportError> {
-        self.card
+        if !self.may_reset {
+            return Err(TransportError::Other(format!(
+                "refusing to reset the card in {}: a token in a reader is reset only on request",
+                self.reader
+            )));
+        }
+        let reader = self.reader.clone();
+        self.card()?
             .reconnect(ShareMode::Shared, Protocols::T0 | Protocols::T1, Disposition::ResetCard)
-            .map_err(|e| map(e, &self.reader))
+            .map_err(|e| map(e, &reader))
     }
 }

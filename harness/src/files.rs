@@ -1,0 +1,6 @@
+//! Files the harness reads and writes (transcripts, scenarios, JUnit, the renewal's signed form,
+//! requests and certificates): one implementation for every file firmalab touches, the
+//! emulator's storage module (bounded reads of regular files; atomic, exclusive, `0600` writes).
+//! The harness's wire-level code (clients, flows, transcripts) reaches it only through here.
+
+pub use firmalab_emulator::storage::{read_bounded, read_text, write_private};
