@@ -297,13 +297,13 @@ fn run(cli: Cli) -> Result<u8, String> {
             // output so no running card overwrites it (or is overwritten) meanwhile.
             issuer_secret_rule(profile, "--pin", &pin)?;
             issuer_secret_rule(profile, "--puk", &puk)?;
-            let mut file = ImageFile::create(&out, force).map_err(|e| e.to_string())?;
-            let mut ca = TestCa::load(&ca)?;
             for url in ocsp_url.iter().chain(&crl_url) {
                 if !url.starts_with("http://") {
                     return Err(format!("{url}: revocation URLs are http:// (OCSP and CRLs are plain HTTP)"));
                 }
             }
+            let mut file = ImageFile::create(&out, force).map_err(|e| e.to_string())?;
+            let mut ca = TestCa::load(&ca)?;
             if let Some(u) = ocsp_url {
                 ca.urls.ocsp = u;
             }
