@@ -143,4 +143,22 @@ fn a_cdrl_operator_enrolls_resends_codes_and_is_refused_on_another_cdrls_card() 
     let t = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(t.contains("\"second_half\"") && !t.contains("5678") && !t.contains("4321"), "{t}");
     assert!(t.contains("\"address\": \"Via Roma 1, Milano\""), "{t}");
+
+    // A diagnostic told to ask an OCSP responder that does not answer stops (exit 3) and says so.
+    let o = firmalab(&[
+        "flow",
+        "diagnostic",
+        "--card",
+        s(&img),
+        "--pin",
+        "12345678",
+        "--now",
+        "2026-06-01",
+        "--ra",
+        s(&ra),
+        "--ocsp",
+        "http://127.0.0.1:1",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
+    assert!(out(&o).contains("OCSP responder http://127.0.0.1:1"), "{}", out(&o));
 }

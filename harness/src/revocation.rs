@@ -553,7 +553,8 @@ pub fn http_post(url: &str, content_type: &str, body: &[u8], timeout: Duration) 
 pub fn query(url: &str, cert: &Certificate, issuer: &Certificate) -> Result<OcspStatus, String> {
     let mut nonce = [0u8; 32];
     rand_core::Rng::fill_bytes(&mut firmalab_emulator::CardRng::from_os()?, &mut nonce);
-    let body = http_post(url, "application/ocsp-request", &request(cert, issuer, &nonce)?, TIMEOUT)?;
+    let body = http_post(url, "application/ocsp-request", &request(cert, issuer, &nonce)?, TIMEOUT)
+        .map_err(|e| format!("OCSP responder {e}"))?;
     read_response(&body, cert, issuer, &nonce).map_err(|e| format!("OCSP responder {url}: {e}"))
 }
 
