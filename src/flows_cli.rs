@@ -3,7 +3,7 @@
 
 use clap::{Args, ValueEnum};
 use firmalab_emulator::CardRng;
-use firmalab_harness::backoffice::{DEFAULT_PATH, Store};
+use firmalab_harness::backoffice::{DEFAULT_CDRL, DEFAULT_PATH, Store};
 use firmalab_harness::ca::ExpiryRule;
 use firmalab_harness::client::{self, DEFAULT_PIN, SecretPolicy};
 use firmalab_harness::dates::Date;
@@ -92,8 +92,15 @@ pub struct FlowArgs {
     pub email: Option<String>,
     #[arg(long)]
     pub mobile: Option<String>,
-    #[arg(long, default_value = "CDRL-ROMA-01")]
-    pub cdrl: String,
+    /// The CDRL running the flow. The renewal refuses a card another CDRL issued
+    /// (`IssuedByOtherCdrl`; default CDRL-ROMA-01, the CDRL of `ra enroll`'s default); the
+    /// diagnostic checks it only when given.
+    #[arg(long)]
+    pub cdrl: Option<String>,
+    /// The diagnostic's "not revoked" asks this OCSP responder (e.g. http://127.0.0.1:2560)
+    /// instead of the back office.
+    #[arg(long)]
+    pub ocsp: Option<String>,
     /// Today, for certificates and windows (YYYY-MM-DD; default: the system clock).
     #[arg(long)]
     pub now: Option<Date>,
@@ -460,7 +467,7 @@ fn run_flow(a: &FlowArgs) -> Result<u8, Trouble> {
     let report = match a.name {
         FlowName::Diagnostic => {
             let bo = Store::open_read_only(&a.ra).map_err(Usage)?;
-            let policy = Policy { cdrl: None, ..Policy::default() };
+            let policy = Policy { cdrl: a.cdrl.clone(), ocsp: a.ocsp.clone(), ..Policy::default() };
             let pin = src("pin").given().map_err(Usage)?;
             diagnostic::run(open(&mut printer)?, &bo.data, &policy, pin.as_deref())
         }
@@ -490,6 +497,7 @@ fn run_flow(a: &FlowArgs) -> Result<u8, Trouble> {
         }
         FlowName::Renewal => {
             let ca = TestCa::load(&a.ca).map_err(Usage)?;
+            let cdrl = a.cdrl.clone().unwrap_or_else(|| DEFAULT_CDRL.to_owned());
             let mut bo = Store::open(&a.ra).map_err(Usage)?;
             let yes = a.yes || a.dry_run;
             let acknowledge = confirm(
@@ -516,83 +524,18 @@ fn run_flow(a: &FlowArgs) -> Result<u8, Trouble> {
                 email,
                 mobile,
                 accept_contracts: contracts,
-                cdrl: a.cdrl.clone(),
+                cdrl: cdrl.clone(),
                 expiry: match a.expiry {
                     Expiry::FromOldExpiry => ExpiryRule::FromOldExpiry,
                     Expiry::FromIssuance => ExpiryRule::FromIssuance,
                 },
                 out_dir: a.out_dir.clone(),
-                policy: Policy::default(),
+                policy: Policy { cdrl: Some(cdrl), ocsp: a.ocsp.clone(), ..Policy::default() },
             };
             renewal::run(open(&mut printer)?, &ca, &mut bo, &o)
         }
     };
     finish(&report, a).map_err(Usage)
-}
-
-/// `firmalab ra show`.
-pub fn ra_show(path: &Path, json: bool) -> Result<(), String> {
-    let bo = Store::open_read_only(path)?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&bo.data).map_err(|e| e.to_string())?);
-        return Ok(());
-    }
-    println!("back office {}", path.display());
-    println!("cards");
-    for c in &bo.data.cards {
-        println!(
-            "  {}  holder {}  CDRL {}  first issued {}  renewals {}",
-            c.serial, c.codice_fiscale, c.cdrl, c.first_issuance, c.renewal_count
-        );
-    }
-    println!("practices");
-    for p in &bo.data.practices {
-        println!(
-            "  {}  {:?} {:?}  card {}  holder {}  CDRL {}",
-            p.id, p.kind, p.state, p.card_serial, p.codice_fiscale, p.cdrl
-        );
-        for e in &p.events {
-            println!("      {}  {}", e.date, e.event);
-        }
-    }
-    println!("certificates");
-    for c in &bo.data.certificates {
-        println!(
-            "  {}  {:?} {:?}  card {}  {} .. {}",
-            c.serial, c.role, c.status, c.card_serial, c.not_before, c.not_after
-        );
-    }
-    println!("contacts");
-    for c in &bo.data.contacts {
-        println!("  {:?} {}  → {}", c.kind, c.value, c.codice_fiscale);
-    }
-    println!("orders");
-    for o in &bo.data.orders {
-        println!("  {}  practice {}  {:?}", o.id, o.practice, o.status);
-    }
-    Ok(())
-}
-
-/// `firmalab ra authorize`.
-pub fn ra_authorize(path: &Path, practice: &str, now: Option<Date>) -> Result<(), String> {
-    let mut bo = Store::open(path)?;
-    println!("{}", renewal::authorize(&mut bo, practice, now.unwrap_or_else(Date::today))?);
-    Ok(())
-}
-
-/// `firmalab ra enroll`.
-pub fn ra_enroll(
-    path: &Path,
-    card: &str,
-    cdrl: &str,
-    email: &str,
-    mobile: &str,
-    now: Option<Date>,
-) -> Result<(), String> {
-    let mut bo = Store::open(path)?;
-    let mut c = client::open(open_card(card, None)?).map_err(|e| e.to_string())?;
-    println!("{}", renewal::enroll(c.as_mut(), &mut bo, cdrl, email, mobile, now.unwrap_or_else(Date::today))?);
-    Ok(())
 }
 
 /// `firmalab replay`'s options.

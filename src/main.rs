@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod flows_cli;
+mod ra_cli;
 
 #[derive(Parser)]
 #[command(
@@ -98,13 +99,18 @@ enum Cmd {
     /// Exit codes: 0 done, 1 refused (wrong PIN, diagnostic failed, …), 2 bad usage,
     /// 3 card or transport failure.
     Flow(Box<flows_cli::FlowArgs>),
-    /// The back office: show it, authorise a renewal (the CDRL, after payment), enroll a card.
+    /// The back office (CMS): enroll, events, authorise, revoke/suspend, resend codes,
+    /// renewal notices, CRL and OCSP index. Exit codes: 0 done, 1 refused (reason code
+    /// printed), 3 the card could not be read.
     Ra {
         #[command(subcommand)]
-        command: RaCmd,
+        command: ra_cli::RaCmd,
         /// The back-office store.
         #[arg(long, global = true, default_value = firmalab_harness::backoffice::DEFAULT_PATH)]
         ra: PathBuf,
+        /// Print the result as JSON.
+        #[arg(long, global = true)]
+        json: bool,
     },
     /// Replay a recorded transcript against a card and report the first divergence.
     Replay {
@@ -194,35 +200,7 @@ enum Cmd {
 }
 
 #[derive(Subcommand)]
-enum RaCmd {
-    /// Practices, cards, certificates, contacts and orders.
-    Show {
-        #[arg(long)]
-        json: bool,
-    },
-    /// Complete a renewal waiting for the CDRL's authorisation.
-    Authorize {
-        practice: String,
-        #[arg(long)]
-        now: Option<Date>,
-    },
-    /// Record an issued card (its certificates, holder and contacts), as its issuance would.
-    Enroll {
-        /// An image file or reader:NAME.
-        #[arg(long)]
-        card: String,
-        #[arg(long)]
-        email: String,
-        #[arg(long)]
-        mobile: String,
-        #[arg(long, default_value = "CDRL-ROMA-01")]
-        cdrl: String,
-        #[arg(long)]
-        now: Option<Date>,
-    },
-}
-
-#[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once
 enum ImageCmd {
     /// Profile, ATR, serial, PIN/PUK tries, keys and certificates of an image.
     Show {
@@ -265,6 +243,14 @@ enum ImageCmd {
         /// Replace an existing file.
         #[arg(long)]
         force: bool,
+        /// The OCSP URL written into the certificates (AIA; default FIRMALAB_OCSP_URL or
+        /// http://127.0.0.1:2560).
+        #[arg(long)]
+        ocsp_url: Option<String>,
+        /// The CRL distribution point written into the certificates (default FIRMALAB_CRL_URL
+        /// or http://127.0.0.1:2561/firmalab-test-ca.crl).
+        #[arg(long)]
+        crl_url: Option<String>,
     },
 }
 
@@ -295,11 +281,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<u8, String> {
     let code = match cli.command {
         Cmd::Flow(args) => return flows_cli::flow(*args),
-        Cmd::Ra { command: RaCmd::Show { json }, ra } => flows_cli::ra_show(&ra, json),
-        Cmd::Ra { command: RaCmd::Authorize { practice, now }, ra } => flows_cli::ra_authorize(&ra, &practice, now),
-        Cmd::Ra { command: RaCmd::Enroll { card, email, mobile, cdrl, now }, ra } => {
-            flows_cli::ra_enroll(&ra, &card, &cdrl, &email, &mobile, now)
-        }
+        Cmd::Ra { command, ra, json } => return ra_cli::run(command, &ra, json),
         Cmd::Replay { file, card, secrets, secret_files, seed, dry_run, confirm_serial } => {
             return flows_cli::replay(flows_cli::ReplayArgs {
                 file,
@@ -374,14 +356,41 @@ fn run(cli: Cli) -> Result<u8, String> {
         }
         Cmd::Image {
             command:
-                ImageCmd::New { profile, out, first_name, last_name, cf, serial, pin, puk, now, seed, blank, ca, force },
+                ImageCmd::New {
+                    profile,
+                    out,
+                    first_name,
+                    last_name,
+                    cf,
+                    serial,
+                    pin,
+                    puk,
+                    now,
+                    seed,
+                    blank,
+                    ca,
+                    force,
+                    ocsp_url,
+                    crl_url,
+                },
         } => {
             // Refuse secrets no card of this profile could hold before any work; lock the
             // output so no running card overwrites it (or is overwritten) meanwhile.
             issuer_secret_rule(profile, "--pin", &pin)?;
             issuer_secret_rule(profile, "--puk", &puk)?;
+            for url in ocsp_url.iter().chain(&crl_url) {
+                if !url.starts_with("http://") {
+                    return Err(format!("{url}: revocation URLs are http:// (OCSP and CRLs are plain HTTP)"));
+                }
+            }
             let mut file = ImageFile::create(&out, force).map_err(|e| e.to_string())?;
-            let ca = TestCa::load(&ca)?;
+            let mut ca = TestCa::load(&ca)?;
+            if let Some(u) = ocsp_url {
+                ca.urls.ocsp = u;
+            }
+            if let Some(u) = crl_url {
+                ca.urls.crl = u;
+            }
             let today = now.unwrap_or_else(Date::today);
             let stamp = today.days_since_epoch().unsigned_abs();
             let serial = serial.unwrap_or_else(|| match profile {

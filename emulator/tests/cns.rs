@@ -45,7 +45,10 @@ fn opensc_bind_sequence_of_spec_7_2_reads_serial_personal_data_and_certificates(
     assert_eq!(&fcp[..6], &h("621680020053")[..]);
     s.expect("00B0000053", "#83 9000");
     s.expect("00A4080C0411001101", "9000");
-    let fcp = s.expect("00A40800041100110100", "621680020453820101830211018609.. 9000");
+    let fcp = s.expect("00A40800041100110100", "62.. 9000");
+    // FCP: tag 80 with the certificate's size (read below), EF transparent, FID 1101, ACs.
+    assert_eq!(&fcp[..4], &h("62168002")[..]);
+    assert_eq!(&fcp[6..15], &h("820101830211018609")[..]);
     let size = usize::from(u16::from_be_bytes([fcp[4], fcp[5]]));
     // OpenSC's 255 + 1 chunking.
     let mut cert = Vec::new();

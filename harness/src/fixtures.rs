@@ -309,17 +309,19 @@ pub fn build_fixture(ca: &TestCa, f: &Fixture) -> Result<CardImage, String> {
     Ok(image)
 }
 
-/// The test CA of the fixtures, from its seeded keys.
+/// The test CA of the fixtures, from its seeded keys, with its OCSP responder and the default
+/// (loopback) revocation URLs.
 pub fn build_ca() -> Result<TestCa, String> {
     TestCa::from_keys(
         rsa_key(&KeySource::Seeded("test CA"), "root", 2048)?,
         rsa_key(&KeySource::Seeded("test CA"), "issuing", 2048)?,
-    )
+    )?
+    .with_responder(rsa_key(&KeySource::Seeded("test CA"), "ocsp responder", 2048)?)
 }
 
 /// Regenerates every fixture under `dir` (`dir/ca/…`, `dir/cards/…`); returns what it wrote.
 pub fn regenerate(dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<Vec<PathBuf>, String> {
-    progress("test CA (2 RSA-2048 keys)");
+    progress("test CA (3 RSA-2048 keys: root, issuing CA, OCSP responder)");
     let ca = build_ca()?;
     ca.save(&dir.join("ca"))?;
     let mut written = vec![dir.join("ca")];
@@ -385,5 +387,10 @@ pub fn builtin_ca() -> Result<TestCa, String> {
         root_key: key(include_str!("../../fixtures/ca/root.key.pem"))?,
         issuing: cert(include_str!("../../fixtures/ca/issuing-ca.pem"))?,
         issuing_key: key(include_str!("../../fixtures/ca/issuing-ca.key.pem"))?,
+        responder: Some((
+            cert(include_str!("../../fixtures/ca/ocsp.pem"))?,
+            key(include_str!("../../fixtures/ca/ocsp.key.pem"))?,
+        )),
+        urls: crate::pki::RevocationUrls::from_env(),
     })
 }

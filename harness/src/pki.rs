@@ -20,8 +20,11 @@ use x509_cert::builder::{Builder, CertificateBuilder, profile::BuilderProfile};
 use x509_cert::certificate::TbsCertificate;
 use x509_cert::ext::Extension;
 use x509_cert::ext::pkix::certpolicy::PolicyInformation;
+use x509_cert::ext::pkix::crl::dp::DistributionPoint;
+use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::ext::pkix::{
-    AuthorityKeyIdentifier, BasicConstraints, CertificatePolicies, ExtendedKeyUsage, KeyUsage, KeyUsages,
+    AccessDescription, AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints, CertificatePolicies,
+    CrlDistributionPoints, ExtendedKeyUsage, KeyUsage, KeyUsages,
 };
 use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
 use x509_cert::serial_number::SerialNumber;
@@ -61,6 +64,51 @@ pub mod oid {
     pub const QC_RETENTION_PERIOD: O = O::new_unwrap("0.4.0.1862.1.3");
     pub const QC_SSCD: O = O::new_unwrap("0.4.0.1862.1.4");
     pub const QC_PDS: O = O::new_unwrap("0.4.0.1862.1.5");
+    pub const AUTHORITY_INFO_ACCESS: O = O::new_unwrap("1.3.6.1.5.5.7.1.1");
+    pub const CRL_DISTRIBUTION_POINTS: O = O::new_unwrap("2.5.29.31");
+    pub const CRL_NUMBER: O = O::new_unwrap("2.5.29.20");
+    pub const CRL_REASON: O = O::new_unwrap("2.5.29.21");
+    /// id-ad-ocsp: the OCSP responder in an AIA.
+    pub const AD_OCSP: O = O::new_unwrap("1.3.6.1.5.5.7.48.1");
+    pub const OCSP_BASIC: O = O::new_unwrap("1.3.6.1.5.5.7.48.1.1");
+    pub const OCSP_NONCE: O = O::new_unwrap("1.3.6.1.5.5.7.48.1.2");
+    /// id-pkix-ocsp-nocheck: the responder's own certificate is not checked for revocation.
+    pub const OCSP_NOCHECK: O = O::new_unwrap("1.3.6.1.5.5.7.48.1.5");
+    pub const OCSP_SIGNING: O = O::new_unwrap("1.3.6.1.5.5.7.3.9");
+    pub const SHA256_WITH_RSA: O = O::new_unwrap("1.2.840.113549.1.1.11");
+    pub const SHA256: O = O::new_unwrap("2.16.840.1.101.3.4.2.1");
+}
+
+/// Where relying software checks revocation: the URLs every holder certificate carries (AIA
+/// OCSP and CRL distribution point). Both default to loopback; `FIRMALAB_OCSP_URL` and
+/// `FIRMALAB_CRL_URL` change them for `image new` and renewals (the fixtures always use the
+/// defaults).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevocationUrls {
+    pub ocsp: String,
+    pub crl: String,
+}
+
+/// The OCSP responder's default URL: `openssl ocsp -port 2560` on this machine.
+pub const DEFAULT_OCSP_URL: &str = "http://127.0.0.1:2560";
+/// The CRL's default URL: the file `ra crl` writes, served by any static HTTP server.
+pub const DEFAULT_CRL_URL: &str = "http://127.0.0.1:2561/firmalab-test-ca.crl";
+
+impl Default for RevocationUrls {
+    fn default() -> Self {
+        RevocationUrls { ocsp: DEFAULT_OCSP_URL.into(), crl: DEFAULT_CRL_URL.into() }
+    }
+}
+
+impl RevocationUrls {
+    /// The defaults, each replaced by `FIRMALAB_OCSP_URL` / `FIRMALAB_CRL_URL` when set.
+    pub fn from_env() -> Self {
+        let get = |k: &str, d: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty()).unwrap_or_else(|| d.into());
+        RevocationUrls {
+            ocsp: get("FIRMALAB_OCSP_URL", DEFAULT_OCSP_URL),
+            crl: get("FIRMALAB_CRL_URL", DEFAULT_CRL_URL),
+        }
+    }
 }
 
 /// `QCStatement ::= SEQUENCE { statementId OID, statementInfo ANY OPTIONAL }` (RFC 3739).
@@ -219,12 +267,17 @@ fn sign(
     builder.build::<_, rsa::pkcs1v15::Signature>(&signer).map_err(err)
 }
 
-/// The test CA: a self-signed root and the issuing CA below it.
+/// The test CA: a self-signed root, the issuing CA below it, and the issuing CA's OCSP
+/// responder certificate.
 pub struct TestCa {
     pub root: Certificate,
     pub root_key: RsaPrivateKey,
     pub issuing: Certificate,
     pub issuing_key: RsaPrivateKey,
+    /// The OCSP signing certificate and key (`openssl ocsp -rsigner … -rkey …`).
+    pub responder: Option<(Certificate, RsaPrivateKey)>,
+    /// Written into every holder certificate issued.
+    pub urls: RevocationUrls,
 }
 
 fn ca_extensions(
@@ -292,7 +345,51 @@ impl TestCa {
             ca_spki.clone(),
             ca_extensions(&ca_spki, &root_spki, Some(0))?,
         )?;
-        Ok(TestCa { root, root_key, issuing, issuing_key })
+        Ok(TestCa { root, root_key, issuing, issuing_key, responder: None, urls: RevocationUrls::default() })
+    }
+
+    /// Adds the OCSP responder certificate (serial 3, 2020-01-01 to 2045-01-01): issued by the
+    /// issuing CA, keyUsage digitalSignature, EKU OCSPSigning, id-pkix-ocsp-nocheck.
+    pub fn with_responder(mut self, key: RsaPrivateKey) -> Result<Self, String> {
+        let spki = spki_of(&key)?;
+        let ca_spki = self.issuing.tbs_certificate().subject_public_key_info().clone();
+        let subject = name(&[
+            (oid::COUNTRY, "IT"),
+            (oid::ORGANIZATION, "firmalab Test S.p.A."),
+            (oid::COMMON_NAME, "firmalab Test OCSP Responder (NOT TRUSTED)"),
+        ])?;
+        let cert = sign(
+            &self.issuing_key,
+            issuing_name()?,
+            subject,
+            3,
+            validity(Date::new(2020, 1, 1), Date::new(2045, 1, 1))?,
+            spki.clone(),
+            vec![
+                extension(oid::BASIC_CONSTRAINTS, true, &BasicConstraints { ca: false, path_len_constraint: None })?,
+                extension(oid::KEY_USAGE, true, &KeyUsage(KeyUsages::DigitalSignature.into()))?,
+                extension(oid::EXT_KEY_USAGE, false, &ExtendedKeyUsage(vec![oid::OCSP_SIGNING]))?,
+                extension(oid::OCSP_NOCHECK, false, &der::asn1::Null)?,
+                extension(oid::SUBJECT_KEY_ID, false, &OctetString::new(key_identifier(&spki)).map_err(err)?)?,
+                extension(
+                    oid::AUTHORITY_KEY_ID,
+                    false,
+                    &AuthorityKeyIdentifier {
+                        key_identifier: Some(OctetString::new(key_identifier(&ca_spki)).map_err(err)?),
+                        authority_cert_issuer: None,
+                        authority_cert_serial_number: None,
+                    },
+                )?,
+            ],
+        )?;
+        self.responder = Some((cert, key));
+        Ok(self)
+    }
+
+    /// The same CA issuing certificates that point to other revocation URLs.
+    pub fn with_urls(mut self, urls: RevocationUrls) -> Self {
+        self.urls = urls;
+        self
     }
 
     /// Issues a holder certificate.
@@ -310,6 +407,24 @@ impl TestCa {
                 },
             )?,
         ];
+        let uri = |u: &str| Ia5String::new(u).map(GeneralName::UniformResourceIdentifier).map_err(err);
+        exts.push(extension(
+            oid::AUTHORITY_INFO_ACCESS,
+            false,
+            &AuthorityInfoAccessSyntax(vec![AccessDescription {
+                access_method: oid::AD_OCSP,
+                access_location: uri(&self.urls.ocsp)?,
+            }]),
+        )?);
+        exts.push(extension(
+            oid::CRL_DISTRIBUTION_POINTS,
+            false,
+            &CrlDistributionPoints(vec![DistributionPoint {
+                distribution_point: Some(DistributionPointName::FullName(vec![uri(&self.urls.crl)?])),
+                reasons: None,
+                crl_issuer: None,
+            }]),
+        )?);
         let policy = |p| PolicyInformation { policy_identifier: p, policy_qualifiers: None };
         match req.kind {
             CertKind::QualifiedSignature => {
@@ -369,10 +484,15 @@ impl TestCa {
         write("chain.pem", format!("{}{}", pem(&self.issuing)?, pem(&self.root)?))?;
         write("root.key.pem", key(&self.root_key)?)?;
         write("issuing-ca.key.pem", key(&self.issuing_key)?)?;
+        if let Some((cert, k)) = &self.responder {
+            write("ocsp.pem", pem(cert)?)?;
+            write("ocsp.key.pem", key(k)?)?;
+        }
         Ok(())
     }
 
-    /// Loads the CA written by [`TestCa::save`].
+    /// Loads the CA written by [`TestCa::save`] (the responder when its files are there), with
+    /// the revocation URLs of [`RevocationUrls::from_env`].
     pub fn load(dir: &Path) -> Result<Self, String> {
         use der::DecodePem;
         use pkcs1::DecodeRsaPrivateKey;
@@ -381,11 +501,15 @@ impl TestCa {
         };
         let cert = |name: &str| Certificate::from_pem(read(name)?).map_err(|e| format!("{name}: {e}"));
         let key = |name: &str| RsaPrivateKey::from_pkcs1_pem(&read(name)?).map_err(|e| format!("{name}: {e}"));
+        let responder =
+            if dir.join("ocsp.pem").is_file() { Some((cert("ocsp.pem")?, key("ocsp.key.pem")?)) } else { None };
         Ok(TestCa {
             root: cert("root.pem")?,
             root_key: key("root.key.pem")?,
             issuing: cert("issuing-ca.pem")?,
             issuing_key: key("issuing-ca.key.pem")?,
+            responder,
+            urls: RevocationUrls::from_env(),
         })
     }
 }

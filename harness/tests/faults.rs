@@ -75,7 +75,9 @@ fn renewal_with_fault(fixture: &str, at: usize, fault: Fault) {
         assert!(
             matches!(
                 p.state,
-                PracticeState::Completato | PracticeState::RenewalInProgress | PracticeState::AwaitingCdrlAuthorization
+                PracticeState::AttesaOriginali
+                    | PracticeState::RenewalInProgress
+                    | PracticeState::AwaitingCdrlAuthorization
             ),
             "{context}: practice {:?}",
             p.state

@@ -66,11 +66,20 @@ pub struct Policy {
     pub required_free_bytes: u32,
     /// The CDRL running the renewal, if the CMS path checks it.
     pub cdrl: Option<String>,
+    /// Check "not revoked" with this OCSP responder instead of the back office.
+    pub ocsp: Option<String>,
 }
 
 impl Default for Policy {
     fn default() -> Self {
-        Policy { window_months: 2, max_renewals: 1, max_device_years: 6, required_free_bytes: 4096, cdrl: None }
+        Policy {
+            window_months: 2,
+            max_renewals: 1,
+            max_device_years: 6,
+            required_free_bytes: 4096,
+            cdrl: None,
+            ocsp: None,
+        }
     }
 }
 
@@ -293,7 +302,8 @@ pub fn diagnose(
         Some(cert) => {
             let (_, until) = cert_dates(cert);
             let opens = until.add_months(-policy.window_months);
-            let status = bo.cert(&crate::ca::serial_hex(cert)).map(|c| c.status);
+            let status =
+                crate::revocation::status_for_diagnostic(cert, bo, policy.ocsp.as_deref()).map_err(Stop::Failed)?;
             checks.add(
                 7,
                 "renewal window",

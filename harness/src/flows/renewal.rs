@@ -13,8 +13,8 @@
 use super::diagnostic::{Policy, diagnose};
 use super::{FlowReport, Runner, Stop, refuse, tries_step};
 use crate::backoffice::{
-    CertRecord, CertStatus, ContactKind, NewPractice, OrderStatus, PracticeEvent, PracticeKind, PracticeState,
-    RenewalOrder, Store,
+    CertRecord, CertStatus, ContactKind, EventKind, NewPractice, OrderStatus, PracticeKind, PracticeState,
+    RenewalOrder, RevocationReason, Store,
 };
 use crate::ca::{ExpiryRule, issue_renewal, serial_hex};
 use crate::cades;
@@ -129,10 +129,7 @@ pub fn run(mut r: Runner<'_>, ca: &TestCa, bo: &mut Store, o: &RenewalOptions) -
         && let Some(p) = details.practice.as_ref().and_then(|id| bo.data.practice_mut(id))
         && p.state == PracticeState::RenewalInProgress
     {
-        p.events.push(PracticeEvent {
-            date: r.now.to_string(),
-            event: "renewal interrupted; run it again to resume".into(),
-        });
+        p.log(EventKind::RenewalInterrupted, r.now, "renewal interrupted; run it again to resume");
         let _ = bo.save();
     }
     let details = serde_json::to_value(&details).unwrap_or_default();
@@ -238,7 +235,7 @@ fn renew(
             .iter_mut()
             .filter(|c| c.card_serial == *card && c.status == CertStatus::Suspended && !on_card.contains(&c.serial))
         {
-            c.status = CertStatus::Revoked;
+            c.revoke(RevocationReason::Unspecified, now, None);
         }
         bo.save().map_err(Stop::Failed)?;
     }
@@ -275,12 +272,7 @@ fn renew(
             ));
         }
         for (kind, value) in [(ContactKind::Email, &o.email), (ContactKind::Mobile, &o.mobile)] {
-            if let Some(other) = bo.data.contact_owner(kind, value).filter(|cf| *cf != holder.codice_fiscale) {
-                return Err(refuse(
-                    "ContactNotUnique",
-                    format!("{value} is bound to another holder ({other}): change it to continue"),
-                ));
-            }
+            bo.data.check_contact(kind, value, &holder.codice_fiscale).map_err(|e| refuse(e.code(), e.to_string()))?;
         }
         Ok((
             (),
@@ -303,7 +295,7 @@ fn renew(
         None => {
             let b = &mut bo.data;
             for (kind, value) in [(ContactKind::Email, &o.email), (ContactKind::Mobile, &o.mobile)] {
-                b.bind_contact(kind, value, &holder.codice_fiscale).map_err(|m| refuse("ContactNotUnique", m))?;
+                b.bind_contact(kind, value, &holder.codice_fiscale).map_err(|e| refuse(e.code(), e.to_string()))?;
             }
             let spec = NewPractice {
                 kind: PracticeKind::Renewal,
@@ -312,7 +304,7 @@ fn renew(
                 card,
                 state: PracticeState::RenewalInProgress,
             };
-            let id = b.new_practice(spec, now, "renewal started with Aruba Enroll");
+            let id = b.new_practice(spec, now, EventKind::RenewalStarted, "renewal started with Aruba Enroll");
             b.orders.push(RenewalOrder {
                 id: format!("O-{}", &id[2..]),
                 practice: id.clone(),
@@ -337,10 +329,7 @@ fn renew(
     write(&o.out_dir, &form_name, &p7m, &mut d.files)?;
     d.form = d.files.last().cloned();
     if let Some(p) = bo.data.practice_mut(&practice) {
-        p.events.push(PracticeEvent {
-            date: now.to_string(),
-            event: format!("modulo di rinnovo firmato; copia inviata a {}", o.email),
-        });
+        p.log(EventKind::RenewalFormSigned, now, format!("modulo di rinnovo firmato; copia inviata a {}", o.email));
     }
     bo.save().map_err(Stop::Failed)?;
 
@@ -412,6 +401,7 @@ fn renew(
             status: CertStatus::Suspended,
             not_before: nb.to_string(),
             not_after: na.to_string(),
+            change: None,
         });
         d.new_certificates.push(serial_hex(cert));
     }
@@ -443,52 +433,34 @@ fn renew(
 fn finalize(bo: &mut Store, card: &str, practice: &str, now: Date, on_card: &[String]) -> Result<(), Stop> {
     let b = &mut bo.data;
     for c in b.certificates.iter_mut().filter(|c| c.card_serial == card && !on_card.contains(&c.serial)) {
-        c.status = match c.status {
-            CertStatus::Active => CertStatus::Superseded,
-            CertStatus::Suspended => CertStatus::Revoked,
-            other => other,
-        };
+        match c.status {
+            CertStatus::Active => c.revoke(RevocationReason::Superseded, now, None),
+            CertStatus::Suspended => c.revoke(RevocationReason::Unspecified, now, None),
+            _ => {}
+        }
     }
     if let Some(c) = b.card_mut(card) {
         c.renewal_count += 1;
     }
     if let Some(p) = b.practice_mut(practice) {
         p.state = PracticeState::AwaitingCdrlAuthorization;
-        p.events.push(PracticeEvent {
-            date: now.to_string(),
-            event: "certificates installed on the card; waiting for the CDRL's authorisation".into(),
-        });
+        p.log(
+            EventKind::CertificatesInstalled,
+            now,
+            "certificates installed on the card; waiting for the CDRL's authorisation",
+        );
     }
     bo.save().map_err(Stop::Failed)
 }
 
-/// `firmalab ra authorize`: the reseller completes a renewal after payment.
+/// `firmalab ra authorize`: the reseller completes a renewal after payment, as the CDRL that
+/// ran it (see [`crate::cms::authorize`]).
 pub fn authorize(bo: &mut Store, practice: &str, now: Date) -> Result<String, String> {
-    let b = &mut bo.data;
-    let p = b.practice_mut(practice).ok_or_else(|| format!("no practice {practice}"))?;
-    if p.state != PracticeState::AwaitingCdrlAuthorization {
-        return Err(format!("practice {practice} is {:?}, not awaiting the CDRL's authorisation", p.state));
-    }
-    p.state = PracticeState::Completed;
-    p.events.push(PracticeEvent {
-        date: now.to_string(),
-        event: "payment registered; renewal authorised by the CDRL".into(),
-    });
-    let card = p.card_serial.clone();
-    for o in b.orders.iter_mut().filter(|o| o.practice == practice) {
-        o.status = OrderStatus::Completed;
-    }
-    let mut n = 0;
-    for c in b.certificates.iter_mut().filter(|c| c.card_serial == card && c.status == CertStatus::Suspended) {
-        c.status = CertStatus::Active;
-        n += 1;
-    }
-    bo.save()?;
-    Ok(format!("practice {practice} completed; {n} certificate(s) active"))
+    crate::cms::authorize(bo, practice, None, now).map(|d| d.message).map_err(|e| e.to_string())
 }
 
-/// `firmalab ra enroll`: records an issued card in the back office (its certificates, holder,
-/// contacts and CDRL), as the issuance would have.
+/// `firmalab ra enroll` without codes (a paper envelope) or address: records an issued card in
+/// the back office (see [`crate::cms::enroll`]).
 pub fn enroll(
     client: &mut dyn CardClient,
     bo: &mut Store,
@@ -497,52 +469,9 @@ pub fn enroll(
     mobile: &str,
     now: Date,
 ) -> Result<String, String> {
-    let serial = client.serial().map_err(|e| e.to_string())?;
-    let certs = client.certificates().map_err(|e| e.to_string())?;
-    let sign = certs.iter().find(|c| c.role == KeyRole::Signature).ok_or("the card has no signature certificate")?;
-    let sign = Certificate::from_der(&sign.der).map_err(|e| e.to_string())?;
-    let holder =
-        crate::ca::holder_of(sign.tbs_certificate().subject()).ok_or("the certificate subject is not a holder's")?;
-    let b = &mut bo.data;
-    if b.card(&serial).is_some() {
-        return Err(format!("card {serial} is already enrolled"));
-    }
-    b.bind_contact(ContactKind::Email, email, &holder.codice_fiscale)?;
-    b.bind_contact(ContactKind::Mobile, mobile, &holder.codice_fiscale)?;
-    let (issued, _) = dates(&sign);
-    b.cards.push(crate::backoffice::CardRecord {
-        serial: serial.clone(),
-        codice_fiscale: holder.codice_fiscale.clone(),
-        cdrl: cdrl.into(),
-        first_issuance: issued.to_string(),
-        renewal_count: 0,
-    });
-    for c in &certs {
-        let x = Certificate::from_der(&c.der).map_err(|e| e.to_string())?;
-        let (nb, na) = dates(&x);
-        b.certificates.push(CertRecord {
-            serial: serial_hex(&x),
-            role: c.role,
-            codice_fiscale: holder.codice_fiscale.clone(),
-            card_serial: serial.clone(),
-            status: CertStatus::Active,
-            not_before: nb.to_string(),
-            not_after: na.to_string(),
-        });
-    }
-    let spec = NewPractice {
-        kind: PracticeKind::Issuance,
-        codice_fiscale: &holder.codice_fiscale,
-        cdrl,
-        card: &serial,
-        state: PracticeState::Completato,
-    };
-    let id = b.new_practice(spec, now, "issuance recorded (enrolled)");
-    bo.save()?;
-    Ok(format!(
-        "card {serial} of {} {} ({}) enrolled as practice {id}",
-        holder.first_name, holder.last_name, holder.codice_fiscale
-    ))
+    let outbox = crate::cms::default_outbox();
+    let e = crate::cms::Enrollment { cdrl, email, mobile, address: None, codes: None, outbox: &outbox };
+    crate::cms::enroll(client, bo, &e, now).map(|d| d.message).map_err(|e| e.to_string())
 }
 
 /// Among several cards, the one to renew: the signature certificate that expires first among

@@ -7,7 +7,7 @@
 //! needs the user's confirmation by the card's serial.
 
 use super::{FlowReport, Runner, refuse, tries_step};
-use crate::backoffice::{CertStatus, PracticeEvent, PracticeState, Store};
+use crate::backoffice::{EventKind, PracticeState, RevocationReason, Store};
 use crate::client::{DEFAULT_PIN, PinOutcome, SecretKind};
 
 pub fn reset(mut r: Runner<'_>, pin: &str, bo: &mut Store) -> FlowReport {
@@ -47,11 +47,11 @@ pub fn reset(mut r: Runner<'_>, pin: &str, bo: &mut Store) -> FlowReport {
                 .filter(|p| p.card_serial == card_serial && p.state != PracticeState::Invalidated)
             {
                 p.state = PracticeState::Invalidated;
-                p.events.push(PracticeEvent { date: now.to_string(), event: "card reset with PKI Manager".into() });
+                p.log(EventKind::CardReset, now, "card reset with PKI Manager");
                 n += 1;
             }
-            for c in data.certificates.iter_mut().filter(|c| c.card_serial == card_serial) {
-                c.status = CertStatus::Revoked;
+            for c in data.certificates.iter_mut().filter(|c| c.card_serial == card_serial && c.live()) {
+                c.revoke(RevocationReason::CessationOfOperation, now, None);
             }
             bo.save().map_err(super::Stop::Failed)?;
             Ok(((), format!("{n} practice(s) invalidated")))
