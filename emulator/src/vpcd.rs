@@ -50,7 +50,7 @@ impl HostedCard {
     /// the image does not hold.
     pub fn transmit(&mut self, command: &[u8]) -> (Vec<u8>, Option<String>) {
         let response = self.card.transmit_vec(command);
-        let delay = self.timing.delay(command, &response);
+        let delay = self.timing.delay(self.card.last_effect());
         if !delay.is_zero() {
             std::thread::sleep(delay);
         }
