@@ -310,3 +310,68 @@ pub fn public_key_template(public: &PublicKey, reply: &mut Reply) -> Result<(), 
         PublicKey::EcP256 { point } => reply.tlv(tag, Tlv::new(Tag::from_u8(0x86), point.as_slice())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_profile_is_registered_once_under_its_own_name_and_atr() {
+        for kind in ProfileKind::ALL {
+            let p = kind.profile();
+            assert_eq!(p.kind(), kind, "ProfileKind::profile maps {} to another profile", kind.name());
+            assert_eq!(kind.name().parse::<ProfileKind>(), Ok(kind));
+            assert_eq!(recognise(p.default_atr()).profile, Some(kind), "{} does not recognise its ATR", kind.name());
+            assert!(!p.classes().is_empty());
+        }
+        let names: Vec<&str> = ProfileKind::ALL.iter().map(|k| k.name()).collect();
+        let mut unique = names.clone();
+        unique.dedup();
+        assert_eq!(names, unique);
+        assert_eq!(
+            "gemalto".parse::<ProfileKind>(),
+            Err("unknown profile \"gemalto\" (expected cns or oberthur)".into())
+        );
+    }
+
+    #[test]
+    fn the_iso_class_rule_and_a_profile_s_classes_decide_together() {
+        let cns = ProfileKind::Cns.profile();
+        assert_eq!(cns.class(0x10), Ok(Class { base: 0x00, chained: true }));
+        assert_eq!(cns.class(0xB0), Ok(Class { base: 0xB0, chained: false }));
+        assert_eq!(cns.class(0x80), Err(Sw::ClaNotSupported));
+        assert_eq!(cns.class(0x0C), Err(Sw::SecureMessagingNotSupported));
+        let oberthur = ProfileKind::Oberthur.profile();
+        assert_eq!(oberthur.class(0x90), Ok(Class { base: 0x80, chained: true }));
+        assert_eq!(oberthur.class(0xB0), Err(Sw::ClaNotSupported));
+    }
+
+    #[test]
+    fn fcp_fields_walk_one_template_of_ber_tlvs() {
+        let mut seen = vec![];
+        let ok = fcp_fields(&[0x62, 0x07, 0x80, 0x02, 0x00, 0x05, 0x82, 0x01, 0x01], |t, v| {
+            seen.push((t, v.to_vec()));
+            Ok(())
+        });
+        assert_eq!(ok, Ok(()));
+        assert_eq!(seen, vec![(FILE_SIZE, vec![0x00, 0x05]), (DESCRIPTOR, vec![0x01])]);
+        for bad in
+            [&[0x62, 0x03, 0x80, 0x02, 0x00][..], &[0x62, 0x01, 0x80, 0x00], &[0x6F, 0x00], &[0x62, 0x00, 0x00], &[]]
+        {
+            assert_eq!(fcp_fields(bad, |_, _| Ok(())), Err(Sw::WrongData), "{bad:02X?}");
+        }
+    }
+
+    #[test]
+    fn public_key_template_is_the_iso_7816_8_encoding() {
+        let mut reply = Reply::new();
+        let public = PublicKey::Rsa { modulus: vec![0xAB; 256], exponent: vec![1, 0, 1] };
+        assert_eq!(public_key_template(&public, &mut reply), Ok(()));
+        let r = reply.as_slice();
+        assert_eq!(&r[..9], &[0x7F, 0x49, 0x82, 0x01, 0x09, 0x81, 0x82, 0x01, 0x00]);
+        assert_eq!(&r[r.len() - 5..], &[0x82, 0x03, 0x01, 0x00, 0x01]);
+        let mut reply = Reply::new();
+        assert_eq!(public_key_template(&PublicKey::EcP256 { point: vec![4; 65] }, &mut reply), Ok(()));
+        assert_eq!(&reply.as_slice()[..5], &[0x7F, 0x49, 0x43, 0x86, 0x41]);
+    }
+}
