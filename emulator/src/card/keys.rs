@@ -8,7 +8,7 @@ use crate::command::{KeyGen, KeySelector, SecOp, SignPadding};
 use crate::fs::{self, FileBody, FileNode, Path};
 use crate::hex::Bytes;
 use crate::image::CardImage;
-use crate::keys::{Algorithm, Backend, KeyMaterial, KeyUsage, PrivateKey};
+use crate::keys::{Algorithm, Backend, KeyMaterial, KeyUsage, PrivateKey, PublicKey};
 use crate::sw::Sw;
 
 /// Private keys parsed into the backend, by reference and pending flag (derived from the
@@ -195,12 +195,20 @@ impl Card {
             }
         };
         let ki = self.key_index(reference).ok_or(Sw::ReferencedDataNotFound)?;
+        let pending = matches!(spec, KeyGen::Slot { pending: true, .. });
+        let public = self.generate_into(ki, algorithm, pending)?;
+        self.profile.keygen_reply(&public, &mut self.reply)?;
+        Ok(Sw::Ok)
+    }
+
+    /// Generates a key pair into slot `ki` (as its pending key for a renewal), under the
+    /// slot's PIN, the card's capabilities and its EEPROM; the public half for the answer.
+    fn generate_into(&mut self, ki: usize, algorithm: Algorithm, pending: bool) -> Result<PublicKey> {
         let slot = self.image.keys.get(ki).ok_or(Sw::Unknown)?;
         self.key_pin_verified(slot.pin)?;
         if algorithm == Algorithm::EcP256 && !self.image.capabilities.p256 {
             return Err(Sw::WrongData);
         }
-        let pending = matches!(spec, KeyGen::Slot { pending: true, .. });
         if pending && algorithm != slot.algorithm {
             // A renewal keeps the slot's algorithm.
             return Err(Sw::WrongData);
@@ -224,8 +232,7 @@ impl Card {
         self.keys.forget();
         self.changed = true;
         self.effect = Effect::KeyGeneration;
-        self.profile.keygen_reply(&public, &mut self.reply)?;
-        Ok(Sw::Ok)
+        Ok(public)
     }
 
     /// Makes the pending key of a slot its key and writes the slot's certificate EF, in one
