@@ -55,6 +55,15 @@ const ISO: &[(&str, &[(&str, &str)])] = &[
             ("10A4080C02{fid1}00", "6700"), // a non-final block carries no Le
             ("00A4080C02{fid2}", "6A82"),   // and starts no chain
             ("00B0000010", "{ef16} 9000"),  // refused commands changed nothing selected
+            ("10A4080C02{fid1}", "9000"),
+            ("10A4000C02{fid1}", "6883"), // a block of another command
+            ("00A4080C02{fid2}", "6A82"), // ended the chain
+            ("10A4080C02{fid1}", "9000"),
+            ("00A400", "6700"), // so does a malformed APDU
+            ("00A4080C02{fid2}", "6A82"),
+            ("10A4080C02{fid1}", "9000"),
+            ("{foreign}A4000C", "6E00"), // and a class the card refuses
+            ("00A4080C02{fid2}", "6A82"),
         ],
     ),
     (
