@@ -33,7 +33,7 @@ pub mod sw;
 pub mod timing;
 pub mod vpcd;
 
-pub use card::Card;
+pub use card::{Card, Effect};
 pub use image::{CardImage, ProfileKind};
 pub use rng::CardRng;
 pub use sw::Sw;

@@ -112,7 +112,7 @@ impl HostedCard {
             return (Sw::MemoryFailure.to_bytes().to_vec(), None);
         }
         let response = self.card.transmit_vec(command);
-        let delay = self.timing.delay(command, &response);
+        let delay = self.timing.delay(self.card.last_effect());
         if !delay.is_zero() {
             std::thread::sleep(delay);
         }
