@@ -32,6 +32,8 @@ pub mod storage;
 pub mod sw;
 pub mod timing;
 pub mod vpcd;
+#[cfg(feature = "vpicc")]
+pub mod vpicc_card;
 
 pub use card::{Card, Effect};
 pub use image::{CardImage, ProfileKind};
