@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod flows_cli;
+mod trace_cli;
 
 #[derive(Parser)]
 #[command(
@@ -109,6 +110,11 @@ enum Cmd {
         secrets: Vec<String>,
         #[arg(long)]
         seed: Option<u64>,
+    },
+    /// Real PC/SC sessions: import pcsc-spy, pcscd and OpenSC logs; show and replay the traces.
+    Trace {
+        #[command(subcommand)]
+        command: trace_cli::TraceCmd,
     },
     /// Signature throughput and per-APDU cost, each next to `openssl speed` measured in the
     /// same run (build with --features openssl for the OpenSSL backend, pcsc for --reader).
@@ -256,7 +262,11 @@ fn run(cli: Cli) -> Result<u8, String> {
         Cmd::Ra { command: RaCmd::Enroll { card, email, mobile, cdrl, now }, ra } => {
             flows_cli::ra_enroll(&ra, &card, &cdrl, &email, &mobile, now)
         }
+        Cmd::Replay { file, card, secrets, seed } if trace_cli::is_trace(&file) => {
+            return trace_cli::replay_from_replay(&file, &card, &secrets, seed);
+        }
         Cmd::Replay { file, card, secrets, seed } => return flows_cli::replay(&file, &card, &secrets, seed),
+        Cmd::Trace { command } => return trace_cli::run(command),
         Cmd::Demo { dir } => flows_cli::demo(dir),
         Cmd::Bench { seconds, reader } => flows_cli::bench(seconds, reader),
         Cmd::Scenario { files, card, seed } => return flows_cli::scenario(&files, &card, seed),

@@ -18,5 +18,6 @@ pub mod report;
 pub mod scenario;
 pub mod signer;
 pub mod stack;
+pub mod trace;
 pub mod transcript;
 pub mod transport;

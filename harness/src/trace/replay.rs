@@ -1,0 +1,494 @@
+//! Replaying a trace against a card (in-process or in a reader) with a verdict per command.
+//!
+//! Each recorded command is sent as recorded (placeholders filled from the secrets given);
+//! resets and power cycles the session went through are done again before the next command.
+//! The answer is compared with the recorded one: equal; differs (status word, length, data); or
+//! not comparable when the command's answer varies by nature (signatures and other private-key
+//! operations, challenges, generated keys: [`super::classify`]) and its status word and length
+//! match.
+//!
+//! On a reader (a physical token, `physical`): a secret-bearing command is sent only with its
+//! secret given; a secret the card refuses stops the replay (no further try is spent); a command
+//! whose recorded answer was a refused secret is not sent (it would spend a try); commands that
+//! change the card need `allow_changes` (the user's consent). A dry run sends read-only commands
+//! only and stops at the first other one.
+
+use super::classify::{Compare, Effect, Kind, classify, secret_refused};
+use super::{Event, Item, Secrets, Template, Trace};
+use crate::transport::Transport;
+use serde::Serialize;
+
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    pub secrets: Secrets,
+    /// Send read-only commands only; stop at the first other one.
+    pub dry_run: bool,
+    /// The card is in a reader (possibly someone's qualified signature token).
+    pub physical: bool,
+    /// The user agreed to commands that change the card (physical cards only).
+    pub allow_changes: bool,
+    /// Which of the trace's readers to replay when it used several.
+    pub reader: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "verdict")]
+pub enum Verdict {
+    Equal,
+    Differs {
+        how: Vec<String>,
+    },
+    NotComparable {
+        why: String,
+    },
+    /// Not sent: a dry run, a hidden command, a safety rule.
+    NotSent {
+        why: String,
+    },
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CommandResult {
+    /// 1-based position among the replayed commands.
+    pub index: usize,
+    pub line: usize,
+    pub connection: u32,
+    /// Number of the transaction within the trace, when inside one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transaction: Option<usize>,
+    pub name: &'static str,
+    pub effect: Effect,
+    pub command: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub got: Option<String>,
+    #[serde(flatten)]
+    pub verdict: Verdict,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub commands: usize,
+    pub equal: usize,
+    pub differ: usize,
+    pub not_comparable: usize,
+    pub not_sent: usize,
+    pub resets: usize,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub card: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reader_in_trace: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub atr_recorded: Option<String>,
+    pub atr_card: String,
+    pub dry_run: bool,
+    pub results: Vec<CommandResult>,
+    pub summary: Summary,
+    /// Why the replay stopped before the end (a dry run's first changing command, a refused
+    /// secret, a transport failure).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+    /// The card or transport failed (exit code 3).
+    pub transport_failed: bool,
+}
+
+impl Report {
+    pub fn atr_equal(&self) -> bool {
+        self.atr_recorded.as_ref().is_none_or(|a| a.eq_ignore_ascii_case(&self.atr_card))
+    }
+
+    /// Text report: one line per command that was not equal (all with `all`), then the summary.
+    pub fn render(&self, all: bool) -> String {
+        let mut out = String::new();
+        match &self.atr_recorded {
+            Some(a) if self.atr_equal() => out.push_str(&format!("ATR as recorded ({a})\n")),
+            Some(a) => out.push_str(&format!("ATR differs: recorded {a}, the card's {}\n", self.atr_card)),
+            None => out.push_str(&format!("ATR not in the log; the card's {}\n", self.atr_card)),
+        }
+        for r in &self.results {
+            let tx = r.transaction.map_or(String::new(), |t| format!(" t{t}"));
+            let head = format!("#{:<4} line {:<6} c{}{tx:<5} {:<30}", r.index, r.line, r.connection, r.name);
+            match &r.verdict {
+                Verdict::Equal if all => out.push_str(&format!("{head} equal\n")),
+                Verdict::Equal => {}
+                Verdict::Differs { how } => {
+                    out.push_str(&format!("{head} DIFFERS: {}\n", how.join("; ")));
+                    out.push_str(&format!("      > {}\n", short(&r.command)));
+                    if let Some(e) = &r.expected {
+                        out.push_str(&format!("      recorded < {}\n", short(e)));
+                    }
+                    if let Some(g) = &r.got {
+                        out.push_str(&format!("      card     < {}\n", short(g)));
+                    }
+                }
+                Verdict::NotComparable { why } => out.push_str(&format!("{head} not comparable: {why}\n")),
+                Verdict::NotSent { why } => {
+                    out.push_str(&format!("{head} not sent: {why}\n      > {}\n", short(&r.command)))
+                }
+            }
+        }
+        let s = &self.summary;
+        out.push_str(&format!(
+            "{}{} commands: {} equal, {} differ, {} not comparable, {} not sent ({} card resets replayed)\n",
+            if self.dry_run { "dry run: " } else { "" },
+            s.commands,
+            s.equal,
+            s.differ,
+            s.not_comparable,
+            s.not_sent,
+            s.resets
+        ));
+        if let Some(why) = &self.stopped {
+            out.push_str(&format!("stopped: {why}\n"));
+        }
+        out
+    }
+}
+
+fn short(h: &str) -> String {
+    if h.chars().count() <= 120 {
+        h.to_owned()
+    } else {
+        let head: String = h.chars().take(100).collect();
+        format!("{head}… ({} hex digits)", h.len())
+    }
+}
+
+/// One command to replay, in order.
+struct Step<'a> {
+    connection: u32,
+    transaction: Option<usize>,
+    item: &'a Item,
+    /// Resets to do before it (the session's resets since the previous command).
+    reset_before: bool,
+}
+
+/// Picks the reader to replay, and lists the trace's commands for it.
+fn plan<'a>(trace: &'a Trace, wanted: Option<&str>) -> Result<(Option<String>, Vec<Step<'a>>), String> {
+    let readers = trace.readers();
+    let chosen: Option<String> = match (wanted, readers.as_slice()) {
+        (Some(w), _) => {
+            let hits: Vec<&Option<String>> =
+                readers.iter().filter(|r| r.as_deref().is_some_and(|r| r == w || r.contains(w))).collect();
+            match hits.as_slice() {
+                [one] => (*one).clone(),
+                _ => {
+                    return Err(format!(
+                        "the trace has no single reader matching {w:?}; its readers: {}",
+                        list(&readers)
+                    ));
+                }
+            }
+        }
+        (None, [one]) => one.clone(),
+        (None, []) => None,
+        (None, _) => {
+            return Err(format!(
+                "the trace sent commands to several readers ({}): choose one with --trace-reader",
+                list(&readers)
+            ));
+        }
+    };
+    let conns = trace.readers_of_connections();
+    let reader_of = |c: u32| conns.iter().find(|(n, _)| *n == c).and_then(|(_, r)| r.clone());
+    let mine = |c: u32| chosen.is_none() || reader_of(c).is_none() || reader_of(c) == chosen;
+    let mut steps = Vec::new();
+    let mut reset = false;
+    let mut tx_no = 0;
+    for e in &trace.events {
+        match e {
+            Event::Transaction { connection, items, end, .. } if mine(*connection) => {
+                tx_no += 1;
+                for item in items {
+                    steps.push(Step { connection: *connection, transaction: Some(tx_no), item, reset_before: reset });
+                    reset = false;
+                }
+                reset |= end.is_some_and(|d| d.resets());
+            }
+            Event::Transaction { .. } => tx_no += 1,
+            Event::Exchanges { connection, items, .. } if mine(*connection) => {
+                for item in items {
+                    steps.push(Step { connection: *connection, transaction: None, item, reset_before: reset });
+                    reset = false;
+                }
+            }
+            Event::Reconnect { connection, init, .. } if mine(*connection) => reset |= init.resets(),
+            Event::Disconnect { connection, disposition, .. } if mine(*connection) => reset |= disposition.resets(),
+            Event::Card { reader, event, .. } if reader.is_none() || chosen.is_none() || *reader == chosen => {
+                use super::CardEvent::*;
+                reset |= matches!(event, Reset | PowerOff | Removed);
+            }
+            _ => {}
+        }
+    }
+    Ok((chosen, steps))
+}
+
+fn list(readers: &[Option<String>]) -> String {
+    readers.iter().map(|r| r.clone().unwrap_or_else(|| "(unnamed)".into())).collect::<Vec<_>>().join(", ")
+}
+
+/// The bytes a template stands for, secrets as zeros (to classify and measure it).
+fn shape(t: &Template) -> Vec<u8> {
+    t.masked().into_iter().map(|b| b.unwrap_or(0)).collect()
+}
+
+fn sw_of(bytes: &[Option<u8>]) -> Option<u16> {
+    match bytes {
+        [.., Some(a), Some(b)] => Some(u16::from_be_bytes([*a, *b])),
+        _ => None,
+    }
+}
+
+/// Compares the card's answer with the recorded one.
+fn compare(expected: &[Option<u8>], got: &[u8], kind: &Kind) -> Verdict {
+    let got_o: Vec<Option<u8>> = got.iter().map(|b| Some(*b)).collect();
+    let (esw, gsw) = (sw_of(expected), sw_of(&got_o));
+    let (elen, glen) = (expected.len().saturating_sub(2), got.len().saturating_sub(2));
+    let mut how = Vec::new();
+    if esw != gsw {
+        let f = |s: Option<u16>| s.map_or("none".into(), |s| format!("{s:04X}"));
+        how.push(format!("status word {} recorded, {} now", f(esw), f(gsw)));
+    }
+    if elen != glen {
+        how.push(format!("length {elen} recorded, {glen} now"));
+    }
+    let comparable = matches!(kind.compare, Compare::Data);
+    if comparable && elen == glen {
+        let diffs: Vec<usize> = (0..elen).filter(|&i| expected[i].is_some_and(|b| b != got[i])).collect();
+        if let Some(first) = diffs.first() {
+            how.push(format!("data: {} of {elen} bytes differ, the first at offset {first}", diffs.len()));
+        }
+    }
+    if !how.is_empty() {
+        return Verdict::Differs { how };
+    }
+    match kind.compare {
+        // Nothing that could vary came back (a chained block's 9000).
+        Compare::StatusAndLength(_) if elen == 0 => Verdict::Equal,
+        Compare::StatusAndLength(why) => {
+            Verdict::NotComparable { why: format!("{why}; status word and length ({glen} bytes) as recorded") }
+        }
+        Compare::Data if expected.iter().any(Option::is_none) => {
+            Verdict::NotComparable { why: "the recorded answer holds secret bytes: the rest is as recorded".into() }
+        }
+        Compare::Data => Verdict::Equal,
+    }
+}
+
+/// Checks that a replay may start: every secret the commands need is given (unless a dry run),
+/// and on a physical card changes are consented to.
+fn preflight(steps: &[Step<'_>], opts: &Options) -> Result<(), String> {
+    let mut missing: Vec<String> = Vec::new();
+    let mut changing: Vec<(usize, &'static str)> = Vec::new();
+    for s in steps {
+        let Item::Apdu(e) = s.item else { continue };
+        let t = Template::parse(&e.command)?;
+        let kind = classify(&shape(&t));
+        if kind.effect != Effect::ReadOnly {
+            changing.push((e.line, kind.name));
+        }
+        if let Err(names) = t.fill(&opts.secrets) {
+            for n in names {
+                let p = t.placeholders().find(|p| n.starts_with(&p.name)).map(|p| p.to_string()).unwrap_or_default();
+                let entry = format!("{n} {p} ({} at line {})", kind.name, e.line);
+                if !missing.iter().any(|m| m.starts_with(&format!("{n} "))) {
+                    missing.push(entry);
+                }
+            }
+        }
+    }
+    if !opts.dry_run && !missing.is_empty() {
+        return Err(format!(
+            "the trace needs secrets that were not given: {}; pass --secret NAME=VALUE (text, padded as the placeholder says) or NAME=hex:…, or use --dry-run",
+            missing.join(", ")
+        ));
+    }
+    if opts.physical && !opts.dry_run && !opts.allow_changes && !changing.is_empty() {
+        let (line, name) = changing[0];
+        return Err(format!(
+            "on a reader this trace would send {} commands that change the card, spend a secret or use a private key (the first: {name} at line {line}); pass --yes to send them, or --dry-run to send only the read-only ones",
+            changing.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Replays a trace on a card.
+pub fn replay(trace: &Trace, card: &mut dyn Transport, opts: &Options) -> Result<Report, String> {
+    let (reader_in_trace, steps) = plan(trace, opts.reader.as_deref())?;
+    preflight(&steps, opts)?;
+    let mut report = Report {
+        card: card.name(),
+        reader_in_trace,
+        atr_recorded: trace.atr.clone(),
+        atr_card: super::hex(&card.atr()),
+        dry_run: opts.dry_run,
+        results: Vec::new(),
+        summary: Summary::default(),
+        stopped: None,
+        transport_failed: false,
+    };
+    // What GET RESPONSE continues, per connection.
+    let mut previous: Vec<(u32, Kind)> = Vec::new();
+    let mut pending_reset = false;
+    for (i, s) in steps.iter().enumerate() {
+        pending_reset |= s.reset_before;
+        let result = |verdict: Verdict, line: usize, kind: &Kind, command: String, expected, got| CommandResult {
+            index: i + 1,
+            line,
+            connection: s.connection,
+            transaction: s.transaction,
+            name: kind.name,
+            effect: kind.effect,
+            command,
+            expected,
+            got,
+            verdict,
+        };
+        let e = match s.item {
+            Item::Apdu(e) => e,
+            Item::Hidden(h) => {
+                let kind = Kind { name: "(not in the log)", effect: Effect::Secret, compare: Compare::Data };
+                let why = format!("hidden in the log: {}", h.what);
+                report.results.push(result(Verdict::NotSent { why }, h.line, &kind, String::new(), None, None));
+                continue;
+            }
+        };
+        let template = Template::parse(&e.command)?;
+        let mut kind = classify(&shape(&template));
+        if kind.name == "GET RESPONSE"
+            && let Some((_, k)) = previous.iter().find(|(c, _)| *c == s.connection)
+        {
+            kind = Kind { name: "GET RESPONSE", effect: Effect::ReadOnly, compare: k.compare };
+        } else {
+            previous.retain(|(c, _)| *c != s.connection);
+            previous.push((s.connection, kind));
+        }
+        let expected = e.response.as_deref().map(Template::parse).transpose()?;
+        let expected_text = e.response.clone();
+        if opts.dry_run && kind.effect != Effect::ReadOnly {
+            let why = format!("dry run: stops at the first command that {}", kind.effect.describe());
+            report.results.push(result(
+                Verdict::NotSent { why: why.clone() },
+                e.line,
+                &kind,
+                e.command.clone(),
+                expected_text,
+                None,
+            ));
+            report.stopped = Some(format!("{why} ({} at line {})", kind.name, e.line));
+            break;
+        }
+        let recorded_refusal = expected.as_ref().and_then(|t| sw_of(&t.masked())).is_some_and(secret_refused);
+        if opts.physical && kind.effect == Effect::Secret && recorded_refusal {
+            let why = "the recorded answer refused this secret: on a reader it would spend a try".to_owned();
+            report.results.push(result(
+                Verdict::NotSent { why: why.clone() },
+                e.line,
+                &kind,
+                e.command.clone(),
+                expected_text,
+                None,
+            ));
+            report.stopped = Some(format!("{why} ({} at line {})", kind.name, e.line));
+            break;
+        }
+        let bytes = match template.fill(&opts.secrets) {
+            Ok(b) => b,
+            Err(names) => {
+                // Only in a dry run (preflight refuses otherwise), and only for read-only commands.
+                let why = format!("needs the secrets {}", names.join(", "));
+                report.results.push(result(
+                    Verdict::NotSent { why },
+                    e.line,
+                    &kind,
+                    e.command.clone(),
+                    expected_text,
+                    None,
+                ));
+                continue;
+            }
+        };
+        if pending_reset && !opts.dry_run {
+            card.reset().map_err(|e| format!("resetting the card as the session did: {e}"))?;
+            report.summary.resets += 1;
+        }
+        pending_reset = false;
+        let got = match card.transmit_raw(&bytes) {
+            Ok(g) => g,
+            Err(err) => {
+                let why = format!("the card or reader failed: {err}");
+                report.results.push(result(
+                    Verdict::NotSent { why: why.clone() },
+                    e.line,
+                    &kind,
+                    e.command.clone(),
+                    expected_text,
+                    None,
+                ));
+                report.stopped = Some(why);
+                report.transport_failed = true;
+                break;
+            }
+        };
+        let verdict = match &expected {
+            Some(t) => compare(&t.masked(), &got, &kind),
+            None => Verdict::NotComparable {
+                why: format!("no answer recorded ({})", e.error.as_deref().unwrap_or("unknown")),
+            },
+        };
+        let refused_now = kind.effect == Effect::Secret
+            && got.len() >= 2
+            && secret_refused(u16::from_be_bytes([got[got.len() - 2], got[got.len() - 1]]));
+        // The answer is shown with the trace's placeholders where the secrets were.
+        let shown = if kind.effect == Effect::Secret { mask_like(&got, expected.as_ref()) } else { super::hex(&got) };
+        report.results.push(result(verdict, e.line, &kind, e.command.clone(), expected_text, Some(shown)));
+        if opts.physical && refused_now && !recorded_refusal {
+            report.stopped = Some(format!(
+                "the card refused the secret of {} at line {}: stopping so that no further try is spent",
+                kind.name, e.line
+            ));
+            break;
+        }
+    }
+    for r in &report.results {
+        report.summary.commands += 1;
+        match r.verdict {
+            Verdict::Equal => report.summary.equal += 1,
+            Verdict::Differs { .. } => report.summary.differ += 1,
+            Verdict::NotComparable { .. } => report.summary.not_comparable += 1,
+            Verdict::NotSent { .. } => report.summary.not_sent += 1,
+        }
+    }
+    Ok(report)
+}
+
+/// An answer to a secret-bearing command, with its secret bytes (if the recording had any there)
+/// masked again.
+fn mask_like(got: &[u8], expected: Option<&Template>) -> String {
+    match expected {
+        Some(t) if t.len() == got.len() && t.placeholders().next().is_some() => {
+            let mut out = String::new();
+            let mut i = 0;
+            for p in &t.0 {
+                match p {
+                    super::Piece::Byte(_) => {
+                        out.push_str(&format!("{:02X}", got[i]));
+                        i += 1;
+                    }
+                    super::Piece::Secret(s) => {
+                        out.push_str(&s.to_string());
+                        i += s.len;
+                    }
+                }
+            }
+            out
+        }
+        _ => super::hex(got),
+    }
+}
