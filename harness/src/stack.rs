@@ -90,13 +90,19 @@ impl PrivateStack {
     /// Starts a private pcscd with two vpcd readers; retries on another port if vpcd could not
     /// bind (a taken port gives a pcscd with zero readers and no error).
     pub fn start() -> Result<Self, String> {
+        Self::start_with(&[])
+    }
+
+    /// [`Self::start`] with extra pcscd flags (`--apdu`, `--debug`: its log then records
+    /// every APDU, see [`Self::log`]).
+    pub fn start_with(flags: &[&str]) -> Result<Self, String> {
         if let Some(why) = missing_prerequisite() {
             return Err(why);
         }
         let mut last = String::new();
         for _ in 0..5 {
             let port = (0..50).map(|_| random_port()).find(|p| port_pair_free(*p)).ok_or("no free port pair")?;
-            match Self::start_on(port) {
+            match Self::start_on_with(port, flags) {
                 Ok(s) => return Ok(s),
                 Err(e) => last = e,
             }
@@ -106,6 +112,10 @@ impl PrivateStack {
 
     /// Starts a private pcscd on a given vpcd port pair (a restart on the same port).
     pub fn start_on(port: u16) -> Result<Self, String> {
+        Self::start_on_with(port, &[])
+    }
+
+    fn start_on_with(port: u16, flags: &[&str]) -> Result<Self, String> {
         let dir = std::env::temp_dir().join(format!("firmalab-pcsc-{}-{port}", std::process::id()));
         let io = |e: std::io::Error| format!("{}: {e}", dir.display());
         std::fs::create_dir_all(dir.join("run")).map_err(io)?;
@@ -120,8 +130,9 @@ impl PrivateStack {
         .map_err(io)?;
         let log = std::fs::File::create(dir.join("pcscd.log")).map_err(io)?;
         let script = format!(
-            "mount --bind '{}' /run/pcscd && exec {PCSCD} --foreground -c '{}'",
+            "mount --bind '{}' /run/pcscd && exec {PCSCD} --foreground {} -c '{}'",
             dir.join("run").display(),
+            flags.join(" "),
             dir.join("conf").display()
         );
         let (tx, rx) = std::sync::mpsc::channel();

@@ -13,6 +13,7 @@
 //! ([`classify`]) and imports nothing from the emulator.
 
 pub mod classify;
+pub mod corpus;
 mod import;
 mod opensc;
 mod pcscd;
@@ -248,6 +249,12 @@ impl Trace {
         let t: Trace = serde_json::from_str(text).map_err(|e| e.to_string())?;
         if t.schema != SCHEMA_NAME || t.version != SCHEMA_VERSION {
             return Err(format!("not a {SCHEMA_NAME} v{SCHEMA_VERSION} file"));
+        }
+        for s in &t.secrets {
+            match Template::parse(&s.placeholder)?.0.as_slice() {
+                [Piece::Secret(_)] => {}
+                _ => return Err(format!("secrets: {:?} is not one placeholder", s.placeholder)),
+            }
         }
         for e in t.exchanges() {
             Template::parse(&e.command).map_err(|m| format!("line {}: command: {m}", e.line))?;
