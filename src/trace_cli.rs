@@ -174,7 +174,8 @@ fn replay_cmd(a: &ReplayArgs) -> Result<u8, String> {
             report.card,
             report.reader_in_trace.as_ref().map(|r| format!(" (the trace's reader {r})")).unwrap_or_default()
         );
-        print!("{}", report.render(a.all));
+        // A dry run shows every command: what would be sent.
+        print!("{}", report.render(a.all || a.dry_run));
     }
     Ok(if report.transport_failed {
         3

@@ -220,6 +220,59 @@ mod with_stack {
         }
     }
 
+    #[test]
+    fn replay_on_a_reader_needs_consent_sends_only_reads_in_a_dry_run_and_changes_the_pin_with_yes() {
+        let test = "replay_on_a_reader_needs_consent_sends_only_reads_in_a_dry_run_and_changes_the_pin_with_yes";
+        let Some((stack, _turn)) = stack(test) else {
+            return;
+        };
+        let card = insert(stack, fixture("cns-renewable.json"));
+        let reader = format!("reader:{}", card.reader);
+        let trace = root().join("fixtures/traces/cns-pin-change.json");
+        let trace = trace.to_str().unwrap();
+        let run = |args: &[&str]| support::firmalab(stack, args);
+        let o = run(&[
+            "trace",
+            "replay",
+            trace,
+            "--card",
+            &reader,
+            "--secret",
+            "pin=12345678",
+            "--secret",
+            "new_pin=24682468",
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert!(text(&o).contains("pass --yes"), "{}", text(&o));
+        let o = run(&["trace", "replay", trace, "--card", &reader, "--dry-run"]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        let t = text(&o);
+        assert!(t.contains("not sent: dry run: stops at the first command that sends a secret"), "{t}");
+        assert!(t.contains("dry run: ") && t.contains("0 differ"), "{t}");
+        // The PIN is still the old one (a tries query first: 3 left, nothing spent).
+        let select = "00A4080C0414008110";
+        let o = run(&["apdu", "--reader", &card.reader, "--raw", select, "0020009A", "0020009A083132333435363738"]);
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "9000\n63C3\n9000\n", "{}", text(&o));
+        // With consent and the secrets, the recorded PIN change happens, as recorded.
+        let o = run(&[
+            "trace",
+            "replay",
+            trace,
+            "--card",
+            &reader,
+            "--yes",
+            "--secret",
+            "pin=12345678",
+            "--secret",
+            "new_pin=24682468",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        assert!(text(&o).contains(" 0 differ, 0 not comparable, 0 not sent"), "{}", text(&o));
+        let o = run(&["apdu", "--reader", &card.reader, "--raw", select, "0020009A083234363832343638"]);
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "9000\n9000\n", "{}", text(&o));
+        card.remove();
+    }
+
     fn substitute(arg: &str, slot: u8, reader: &str, dir: &Path) -> String {
         arg.replace("{slot}", &slot.to_string())
             .replace("{reader}", reader)

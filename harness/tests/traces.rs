@@ -151,12 +151,12 @@ fn a_cns_session_replayed_on_the_oberthur_card_reports_how_each_answer_differs()
 fn a_data_difference_is_reported_with_its_offset() {
     // The same card with another serial answers READ BINARY of EF_IDCarta differently.
     let t = Trace::load(&corpus_dir().join("cns-pkcs15-dump.json")).unwrap();
-    let mut other = image("cns-renewable.json");
-    let path = [0x3F00u16, 0x1000, 0x1003];
-    let file = firmalab_emulator::fs::lookup_mut(&mut other.mf, &path).unwrap();
-    if let firmalab_emulator::fs::FileBody::Transparent { data } = &mut file.body {
-        data.0[15] ^= 1;
-    }
+    let json = std::fs::read_to_string(root().join("fixtures/cards/cns-renewable.json")).unwrap();
+    // EF_IDCarta holds the serial 6010000000000101 in ASCII; make it …0103.
+    assert_eq!(json.matches("36303130303030303030303030313031").count(), 1);
+    let other =
+        CardImage::from_json(&json.replace("36303130303030303030303030313031", "36303130303030303030303030313033"))
+            .unwrap();
     let mut card = InProcess::ephemeral(other, CardRng::insecure_deterministic(11), "other serial");
     let r = replay_on(&t, &mut card, &[]);
     let d: Vec<&Vec<String>> = r
@@ -351,7 +351,9 @@ fn on_a_reader_changes_need_consent_and_secrets_must_be_given_before_anything_is
     assert_eq!(card.sent, 0, "nothing reached the card");
     let r = replay::replay(&t, &mut card, &physical(&["pin=12345678", "new_pin=24682468"], true, false)).unwrap();
     assert_eq!(r.summary.differ, 0, "{}", r.render(false));
-    assert_eq!(card.inner.card().image().pins.iter().find(|p| p.reference.0 == 0x1A).unwrap().value, "24682468");
+    // The card now takes the new signature PIN (CNS1, VERIFY P2=9A).
+    let verify = [&[0x00, 0x20, 0x00, 0x9A, 0x08][..], b"24682468"].concat();
+    assert_eq!(card.inner.transmit_raw(&verify).unwrap(), [0x90, 0x00]);
 }
 
 #[test]
@@ -388,8 +390,8 @@ fn on_a_reader_a_refused_secret_stops_the_replay_after_one_try() {
     let last = r.results.last().unwrap();
     assert_eq!(last.name, "VERIFY");
     assert!(matches!(&last.verdict, Verdict::Differs { how } if how[0].contains("63C2 now")));
-    let pin = card.inner.card().image().pins.iter().find(|p| p.reference.0 == 0x1A).unwrap().clone();
-    assert_eq!(pin.tries_left, 2, "exactly one try spent");
+    // The tries query of the signature PIN: exactly one try spent.
+    assert_eq!(card.inner.transmit_raw(&[0x00, 0x20, 0x00, 0x9A]).unwrap(), [0x63, 0xC2]);
     // In-process (not a reader) the replay goes on and reports every divergence.
     let r = replay_on(&t, &mut fresh("cns-renewable.json", 11), &["pin=99999999"]);
     assert!(r.stopped.is_none() && r.summary.differ >= 2, "{}", r.render(false));
