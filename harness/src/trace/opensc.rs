@@ -52,6 +52,7 @@ struct Process {
     pin_depth: u32,
     pin_line: usize,
     pin_apdus: usize,
+    seen_outgoing: bool,
 }
 
 fn option_code(msg: &str, name: &str) -> Option<Disposition> {
@@ -183,6 +184,7 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Raw>, ImportError> {
                 }
                 p.pending = Some((*line, bytes));
                 p.pin_apdus += 1;
+                p.seen_outgoing = true;
             } else if t.starts_with("Incoming APDU (") {
                 let bytes = dump(&body, i, byte_count(t, *line)?)?;
                 if bytes.len() < 2 {
@@ -194,6 +196,8 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Raw>, ImportError> {
                         key: key(&p.reader),
                         kind: RawKind::Transmit { command, response: Ok(bytes) },
                     }),
+                    // A log cut between the two: the answer alone is of no use.
+                    None if !p.seen_outgoing => {}
                     None => return Err(ImportError::at(*line, "an incoming APDU without its outgoing one")),
                 }
             }
@@ -243,6 +247,28 @@ P:1; T:0x1 14:20:52.586 [pkcs15-tool] sec.c:259:sc_pin_cmd: returning with: 0 (S
         );
         assert_eq!(r[1].line, 6);
         assert!(matches!(r[2].kind, RawKind::Hidden(_)));
+    }
+
+    #[test]
+    fn a_pin_command_logged_at_debug_8_is_an_exchange_not_a_hidden_one() {
+        let verify = "P:1; T:0x1 14:20:52.586 [pkcs15-tool] sec.c:203:sc_pin_cmd: called
+P:1; T:0x1 14:20:52.587 [pkcs15-tool] reader-pcsc.c:326:pcsc_transmit: 
+Outgoing APDU (13 bytes):
+00 20 00 90 08 31 32 33 34 35 36 37 38 . ...12345678
+
+P:1; T:0x1 14:20:52.587 [pkcs15-tool] reader-pcsc.c:335:pcsc_transmit: 
+Incoming APDU (2 bytes):
+90 00 ..
+
+P:1; T:0x1 14:20:52.588 [pkcs15-tool] sec.c:259:sc_pin_cmd: returning with: 0 (Success)
+";
+        let log = LOG.replace(
+            "P:1; T:0x1 14:20:52.586 [pkcs15-tool] sec.c:203:sc_pin_cmd: called\nP:1; T:0x1 14:20:52.586 [pkcs15-tool] sec.c:259:sc_pin_cmd: returning with: 0 (Success)\n",
+            verify,
+        );
+        let r = parse(&log).unwrap_or_default();
+        assert_eq!(r.len(), 3, "{r:?}");
+        assert!(matches!(&r[2].kind, RawKind::Transmit { command, .. } if command.len() == 13));
     }
 
     #[test]

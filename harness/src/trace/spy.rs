@@ -215,6 +215,8 @@ fn finish(
 pub(crate) fn parse(text: &str) -> Result<Vec<Raw>, ImportError> {
     let mut out = Vec::new();
     let mut open: HashMap<usize, Block> = HashMap::new();
+    // Threads whose first call the log shows: before it, a log cut mid-call is skipped.
+    let mut seen: std::collections::HashSet<usize> = std::collections::HashSet::new();
     let diffable = text.contains("hCard: 0x????");
     for (n, line) in lines(text) {
         if line.trim().is_empty() {
@@ -232,16 +234,19 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Raw>, ImportError> {
                     format!("{name} starts before {} (line {}) has its result line", b.name, b.line),
                 ));
             }
+            seen.insert(thread);
             open.insert(thread, Block { name: name.to_owned(), line: n, params: vec![] });
         } else if let Some(rest) = content.strip_prefix(" i ").or_else(|| content.strip_prefix(" o ")) {
             let dir = if content.starts_with(" i ") { 'i' } else { 'o' };
             match open.get_mut(&thread) {
                 Some(b) => b.params.push((dir, rest.to_owned(), n)),
+                None if !seen.contains(&thread) => {}
                 None => return Err(ImportError::at(n, "parameter line outside any call")),
             }
         } else if let Some(rest) = content.strip_prefix(" => ") {
             match open.remove(&thread) {
                 Some(b) => finish(thread, b, result(rest), diffable, &mut out)?,
+                None if !seen.contains(&thread) => {}
                 None => return Err(ImportError::at(n, "result line outside any call")),
             }
         }
@@ -310,6 +315,16 @@ SCardTransmit
         let bad = ONE.replace(" i  0000 00 B0 00 00 02", " i  0000 00 B0 0Z 00 02");
         let e = parse(&bad).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.starts_with("line 17:"), "{e}");
+    }
+
+    #[test]
+    fn a_log_cut_inside_a_call_starts_at_the_next_call_but_a_stray_line_later_is_an_error() {
+        let cut: String = ONE.lines().skip(3).map(|l| format!("{l}\n")).collect();
+        let r = parse(&cut).unwrap_or_default();
+        assert_eq!(r.len(), 1, "the transmit");
+        let stray = format!("{ONE} i hCard: 0x1\n");
+        let e = parse(&stray).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.starts_with("line 24:") && e.contains("outside any call"), "{e}");
     }
 
     #[test]
