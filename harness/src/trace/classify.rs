@@ -57,13 +57,17 @@ const fn varying(name: &'static str, effect: Effect, why: &'static str) -> Kind 
 }
 
 /// The command data field (after Lc), if the bytes parse as a short or extended APDU.
+///
+/// Extended (`00 Lc1 Lc2 data [Le]`) when byte 5 is `00` and two more follow; otherwise short,
+/// where a body shorter than Lc (a log cut short) is still the body, and a lone P3 is an Le.
 pub fn data_field(command: &[u8]) -> &[u8] {
     match command {
-        [_, _, _, _, 0, hi, lo, rest @ ..] if !rest.is_empty() || (*hi, *lo) != (0, 0) => {
+        [_, _, _, _, 0, hi, lo, rest @ ..] => {
             let n = usize::from(u16::from_be_bytes([*hi, *lo]));
-            if n > 0 && rest.len() >= n { &rest[..n] } else { &[] }
+            // Lc1 Lc2 with no data behind them is an extended Le (case 2).
+            if rest.len() >= n { &rest[..n] } else { &[] }
         }
-        [_, _, _, _, lc, rest @ ..] if *lc != 0 => {
+        [_, _, _, _, lc, rest @ ..] => {
             let n = usize::from(*lc);
             if rest.len() >= n { &rest[..n] } else { rest }
         }
@@ -126,16 +130,17 @@ pub fn classify(command: &[u8]) -> Kind {
             _ => kind("unknown ISO command", Changes),
         }
     } else {
-        // Proprietary class: only what spec/cards.md documents as reading.
-        match (cla & 0xEF, ins) {
-            (0x80, 0xCA) => kind("GET DATA (proprietary, e.g. CPLC)", ReadOnly),
-            (0x80, 0x34) => kind("LIST FILES (Oberthur)", ReadOnly),
-            (0x80, 0xB4) => {
+        // Proprietary class: only what spec/cards.md documents as reading. `90` is `80` with
+        // the chaining bit; `B0` is the CNS's own class, not a chained `A0`.
+        match (cla, ins) {
+            (0x80 | 0x90, 0xCA) => kind("GET DATA (proprietary, e.g. CPLC)", ReadOnly),
+            (0x80 | 0x90, 0x34) => kind("LIST FILES (Oberthur)", ReadOnly),
+            (0x80 | 0x90, 0xB4) => {
                 varying("READ PUBLIC COMPONENT (Oberthur)", ReadOnly, "a public key (generated keys differ)")
             }
-            (0x80, 0x2E) => kind("LOGOUT (Oberthur)", ReadOnly),
-            (0x80, 0x32) => kind("DELETE RECORD (Oberthur)", Changes),
-            (0x80, 0xD8) => kind("UPDATE KEY COMPONENT (Oberthur)", Changes),
+            (0x80 | 0x90, 0x2E) => kind("LOGOUT (Oberthur)", ReadOnly),
+            (0x80 | 0x90, 0x32) => kind("DELETE RECORD (Oberthur)", Changes),
+            (0x80 | 0x90, 0xD8) => kind("UPDATE KEY COMPONENT (Oberthur)", Changes),
             (0xB0, 0xF5) => kind("ERASE (CNS)", Changes),
             (0xB0, 0xFC) => kind("SCAN DF (Incard)", ReadOnly),
             _ => kind("unknown proprietary command", Changes),
@@ -179,6 +184,62 @@ mod tests {
     }
 
     #[test]
+    fn every_command_of_the_table_has_its_name_and_effect() {
+        use Effect::*;
+        for (cmd, name, effect) in [
+            ("00A4000C023F00", "SELECT", ReadOnly),
+            ("00B1000000", "READ BINARY", ReadOnly),
+            ("00B3000000", "READ RECORD", ReadOnly),
+            ("00CB3FFF035C017E08", "GET DATA", ReadOnly),
+            ("00C0000010", "GET RESPONSE", ReadOnly),
+            ("00200081", "VERIFY (tries query)", ReadOnly),
+            ("002400010431323334", "CHANGE REFERENCE DATA", Secret),
+            ("002401810431323334", "CREATE PIN (Oberthur)", Secret),
+            ("002C0001", "RESET RETRY COUNTER", Changes),
+            ("002C00010431323334", "RESET RETRY COUNTER", Secret),
+            ("0022F1B603830110", "MANAGE SECURITY ENVIRONMENT", ReadOnly),
+            ("002A9E9A0401020304", "PSO COMPUTE DIGITAL SIGNATURE", PrivateKey),
+            ("002A80860401020304", "PSO DECIPHER", PrivateKey),
+            ("002A90A00401020304", "PERFORM SECURITY OPERATION", PrivateKey),
+            ("0088000004010203", "INTERNAL AUTHENTICATE", PrivateKey),
+            ("0082000004010203", "EXTERNAL AUTHENTICATE", Changes),
+            ("0047800000", "GENERATE KEY PAIR", Changes),
+            ("00D7000001AA", "UPDATE BINARY", Changes),
+            ("00D0000001AA", "WRITE BINARY", Changes),
+            ("00DD010401AA", "UPDATE RECORD", Changes),
+            ("00D2010401AA", "WRITE RECORD", Changes),
+            ("00E2000001AA", "APPEND RECORD", Changes),
+            ("000F000000", "ERASE BINARY", Changes),
+            ("000C010400", "ERASE RECORD", Changes),
+            ("00E0000001AA", "CREATE FILE", Changes),
+            ("00E40000023F01", "DELETE FILE", Changes),
+            ("0044000000", "ACTIVATE FILE", Changes),
+            ("0004000000", "DEACTIVATE FILE", Changes),
+            ("00E8000000", "TERMINATE", Changes),
+            ("00FE000000", "TERMINATE CARD USAGE", Changes),
+            ("00DB3FFF01AA", "PUT DATA", Changes),
+            ("0070000001", "MANAGE CHANNEL", ReadOnly),
+            ("0099000000", "unknown ISO command", Changes),
+            ("80CA9F7F2D", "GET DATA (proprietary, e.g. CPLC)", ReadOnly),
+            ("9034000040", "LIST FILES (Oberthur)", ReadOnly),
+            ("80B4010000", "READ PUBLIC COMPONENT (Oberthur)", ReadOnly),
+            ("802E002100", "LOGOUT (Oberthur)", ReadOnly),
+            ("8032010400", "DELETE RECORD (Oberthur)", Changes),
+            ("80D8010403A1010000", "UPDATE KEY COMPONENT (Oberthur)", Changes),
+            ("B0F5000000", "ERASE (CNS)", Changes),
+            ("B0FC000003", "SCAN DF (Incard)", ReadOnly),
+            ("80F0000000", "unknown proprietary command", Changes),
+            ("FFCA000000", "GET DATA (reader: UID)", ReadOnly),
+            ("FF82000006010203040506", "reader pseudo-APDU", Changes),
+        ] {
+            let k = classify(&super::super::unhex(cmd).unwrap_or_default());
+            assert_eq!((k.name, k.effect), (name, effect), "{cmd}");
+        }
+        assert_eq!(Effect::Secret.describe(), "sends a secret");
+        assert_eq!(Effect::ReadOnly.describe(), "read-only");
+    }
+
+    #[test]
     fn signatures_challenges_and_generated_keys_are_compared_by_status_and_length() {
         for cmd in ["0084000008", "002A9E9A0401020304", "0046000102080000", "80B4010000"] {
             let c = super::super::unhex(cmd).unwrap_or_default();
@@ -197,5 +258,9 @@ mod tests {
         assert_eq!(d("00B0000010"), b"");
         assert_eq!(d("0020009008313233"), b"123", "a truncated body is still the body");
         assert_eq!(d("00200090"), b"");
+        assert_eq!(d("00B00000000100"), b"", "an extended Le is no data");
+        assert_eq!(d("00B0000000"), b"", "a short Le of 256 is no data");
+        assert_eq!(d("0020009000000831323334353637380000"), b"12345678", "extended case 4");
+        assert_eq!(d("002000900000083132"), b"", "a truncated extended body is not guessed");
     }
 }

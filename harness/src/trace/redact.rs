@@ -301,7 +301,22 @@ mod tests {
         for t in &text {
             assert!(!t.contains(pin) && !t.contains(new) && !t.contains(puk));
         }
-        assert_eq!(r.found.len(), 3);
+        let what: Vec<&str> = r.found.iter().map(|f| f.2.as_str()).collect();
+        assert_eq!(what, ["VERIFY P2=90", "CHANGE REFERENCE DATA P1=00 P2=9A", "RESET RETRY COUNTER P1=00 P2=9A"]);
+        assert_eq!(r.found.iter().map(|f| f.1).collect::<Vec<_>>(), [1, 2, 3]);
+    }
+
+    #[test]
+    fn a_zero_padded_field_keeps_its_pad_and_a_known_value_inside_a_body_is_cut_out() {
+        let body = super::super::hex(&[b'1', b'2', b'3', b'4', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let x = [ex(1, &format!("0020008310{body}"), "9000")];
+        let r = redact(&x, &Secrets::default());
+        assert_eq!(r.commands[0].to_string(), "0020008310{secret1:16:00}");
+        // A given value in the middle of an unknown body: the clear runs around it are fields.
+        let x = [ex(1, "002C0000180102030405060708313233343536373811121314151617FF", "9000")];
+        let given = Secrets(vec![("pin".into(), b"12345678".to_vec())]);
+        let r = redact(&x, &given);
+        assert_eq!(r.commands[0].to_string(), "002C000018{secret1:8:FF}{pin:8:FF}{secret2:8:FF}");
     }
 
     #[test]

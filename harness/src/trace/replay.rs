@@ -311,7 +311,7 @@ fn preflight(steps: &[Step<'_>], opts: &Options) -> Result<(), String> {
     if opts.physical && !opts.dry_run && !opts.allow_changes && !changing.is_empty() {
         let (line, name) = changing[0];
         return Err(format!(
-            "on a reader this trace would send {} commands that change the card, spend a secret or use a private key (the first: {name} at line {line}); pass --yes to send them, or --dry-run to send only the read-only ones",
+            "on a reader this trace would send {} commands that change the card, spend a secret or use a private key (the first: {name} at line {line}); to send them pass --yes to `firmalab trace replay`, or --dry-run to send only the read-only ones",
             changing.len()
         ));
     }
