@@ -57,21 +57,23 @@ const fn varying(name: &'static str, effect: Effect, why: &'static str) -> Kind 
 }
 
 /// The command data field (after Lc), if the bytes parse as a short or extended APDU.
+pub fn data_field(command: &[u8]) -> &[u8] {
+    &command[data_range(command)]
+}
+
+/// Where [`data_field`] lies in the command.
 ///
 /// Extended (`00 Lc1 Lc2 data [Le]`) when byte 5 is `00` and two more follow; otherwise short,
 /// where a body shorter than Lc (a log cut short) is still the body, and a lone P3 is an Le.
-pub fn data_field(command: &[u8]) -> &[u8] {
+pub fn data_range(command: &[u8]) -> std::ops::Range<usize> {
     match command {
         [_, _, _, _, 0, hi, lo, rest @ ..] => {
             let n = usize::from(u16::from_be_bytes([*hi, *lo]));
             // Lc1 Lc2 with no data behind them is an extended Le (case 2).
-            if rest.len() >= n { &rest[..n] } else { &[] }
+            if rest.len() >= n { 7..7 + n } else { 7..7 }
         }
-        [_, _, _, _, lc, rest @ ..] => {
-            let n = usize::from(*lc);
-            if rest.len() >= n { &rest[..n] } else { rest }
-        }
-        _ => &[],
+        [_, _, _, _, lc, rest @ ..] => 5..5 + usize::from(*lc).min(rest.len()),
+        _ => 0..0,
     }
 }
 

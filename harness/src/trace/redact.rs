@@ -11,7 +11,7 @@
 //!
 //! Nothing of a secret-bearing command's data survives: step 2 covers it whole.
 
-use super::classify::data_field;
+use super::classify::{data_field, data_range};
 use super::{Piece, Placeholder, Secrets, Template};
 
 /// A command and its answer before redaction.
@@ -133,16 +133,13 @@ pub fn redact(exchanges: &[RawExchange], given: &Secrets) -> Redacted {
         let secret = carries_secret(&e.command);
         let mut t = replace(&e.command, &all, MIN_ANYWHERE);
         if secret {
-            // The data field whole, whatever its length.
-            let data = data_field(&e.command);
-            let start = e.command.len() - data.len() - tail_after_data(&e.command, data.len());
-            let (head, body, tail) = (&e.command[..start], data, &e.command[start + data.len()..]);
-            let mut pieces = Template::clear(head).0;
-            pieces.extend(replace(body, &all, 1).0);
-            pieces.extend(replace(tail, &all, MIN_ANYWHERE).0);
-            t = Template(pieces);
+            // The data field whole, whatever its length; the header and Le stay clear.
+            let range = data_range(&e.command);
+            let mut pieces = Template::clear(&e.command[..range.start]).0;
+            pieces.extend(replace(&e.command[range.clone()], &all, 1).0);
+            pieces.extend(Template::clear(&e.command[range.end..]).0);
             // Whatever is still clear in the field (cannot happen: step 2 covered it) is masked.
-            t = mask_clear_body(t, start, data.len());
+            t = mask_clear_body(Template(pieces), range.start, range.len());
         }
         for p in t.placeholders() {
             let named = all.iter().any(|k| &k.placeholder == p && k.named);
@@ -159,15 +156,6 @@ pub fn redact(exchanges: &[RawExchange], given: &Secrets) -> Redacted {
         responses.push(r);
     }
     Redacted { commands, responses, found }
-}
-
-/// Bytes after the data field (Le).
-fn tail_after_data(command: &[u8], data_len: usize) -> usize {
-    if data_len == 0 {
-        return 0;
-    }
-    let header = if command.get(4) == Some(&0) && command.len() > 7 { 7 } else { 5 };
-    command.len().saturating_sub(header + data_len)
 }
 
 /// Replaces any clear byte left in the data field of a secret-bearing command by a field
@@ -344,6 +332,52 @@ mod tests {
         let r = redact(&x, &Secrets::default());
         assert_eq!(r.responses[0].as_ref().map(|t| t.to_string()), Some("{secret1:16:FF}9000".into()));
         assert_eq!(r.commands[1].to_string(), "002C000150{secret1:16:FF}{secret2:64:FF}");
+    }
+
+    #[test]
+    fn the_le_of_a_secret_bearing_command_stays_clear_and_extended_bodies_are_redacted() {
+        let x = [ex(1, "002000900831323334353637380A", "9000"), ex(2, "002000900000083132333435363738000A", "9000")];
+        let r = redact(&x, &Secrets::default());
+        assert_eq!(r.commands[0].to_string(), "0020009008{secret1:8:FF}0A");
+        assert_eq!(r.commands[1].to_string(), "00200090000008{secret1:8:FF}000A");
+    }
+
+    #[test]
+    fn leftover_clear_bytes_of_a_secret_field_are_masked() {
+        let t = Template(vec![
+            Piece::Byte(0x00),
+            Piece::Byte(0x20),
+            Piece::Byte(0x00),
+            Piece::Byte(0x81),
+            Piece::Byte(0x04),
+            Piece::Byte(0xAB),
+            Piece::Secret(Placeholder { name: "pin".into(), len: 2, pad: 0xFF }),
+            Piece::Byte(0xCD),
+            Piece::Byte(0x0A),
+        ]);
+        assert_eq!(mask_clear_body(t, 5, 4).to_string(), "0020008104{masked:1:FF}{pin:2:FF}{masked:1:FF}0A");
+    }
+
+    #[test]
+    fn placeholders_are_marked_named_only_for_values_given_at_import() {
+        let code = "00112233445566778899AABBCCDDEEFF";
+        let x = [
+            ex(1, "0020008408FFFFFFFFFFFFFFFF", "9000"),
+            ex(2, "00B0000010", &format!("{code}9000")),
+            ex(3, &format!("002C000118{code}3132333435363738"), "9000"),
+        ];
+        let given = Secrets(vec![("code".into(), super::super::unhex(code).unwrap_or_default())]);
+        let r = redact(&x, &given);
+        let flags: Vec<(String, bool, String)> =
+            r.found.iter().map(|(p, _, what, named)| (p.to_string(), *named, what.clone())).collect();
+        assert_eq!(
+            flags,
+            [
+                ("{secret1:8:FF}".to_string(), false, "VERIFY P2=84".to_string()),
+                ("{code:16:00}".to_string(), true, "answer to READ BINARY".to_string()),
+                ("{secret2:8:FF}".to_string(), false, "RESET RETRY COUNTER P1=00 P2=01".to_string()),
+            ]
+        );
     }
 
     #[test]
