@@ -496,3 +496,158 @@ fn mask_like(got: &[u8], expected: Option<&Template>) -> String {
         _ => super::hex(got),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{CardEvent, Disposition, Exchange, Source};
+    use super::*;
+    use crate::transport::TransportError;
+
+    /// A card that answers from a script and records what it was asked.
+    struct Scripted {
+        answers: Vec<(&'static str, &'static str)>,
+        log: Vec<String>,
+    }
+
+    impl Transport for Scripted {
+        fn transmit_raw(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
+            let c = super::super::hex(command);
+            self.log.push(c.clone());
+            let a = self.answers.iter().find(|(k, _)| *k == c).map_or("6D00", |(_, v)| *v);
+            Ok(super::super::unhex(a).unwrap_or_default())
+        }
+        fn atr(&self) -> Vec<u8> {
+            vec![0x3B, 0x00]
+        }
+        fn name(&self) -> String {
+            "scripted".into()
+        }
+        fn reset(&mut self) -> Result<(), TransportError> {
+            self.log.push("reset".into());
+            Ok(())
+        }
+    }
+
+    fn apdu(line: usize, c: &str, r: &str) -> Item {
+        Item::Apdu(Exchange { line, command: c.into(), response: Some(r.into()), error: None })
+    }
+
+    fn trace(events: Vec<Event>) -> Trace {
+        Trace {
+            schema: super::super::SCHEMA_NAME.into(),
+            version: 1,
+            source: Source { format: super::super::Format::Pcscd, file: "t".into(), lines: 0 },
+            atr: Some("3B00".into()),
+            secrets: vec![],
+            events,
+        }
+    }
+
+    fn tx(connection: u32, items: Vec<Item>, end: Option<Disposition>) -> Event {
+        Event::Transaction { connection, line: 1, items, end }
+    }
+
+    #[test]
+    fn resets_of_every_kind_happen_once_before_the_next_command_and_never_in_a_dry_run() {
+        let sel = "00A4000C023F00";
+        let t = trace(vec![
+            Event::Connect { connection: 1, line: 1, reader: Some("R".into()), protocol: None },
+            tx(1, vec![apdu(2, sel, "9000")], Some(Disposition::Reset)),
+            tx(1, vec![apdu(3, sel, "9000")], Some(Disposition::Leave)),
+            Event::Reconnect { connection: 1, line: 4, init: Disposition::Unpower },
+            Event::Card { line: 5, reader: None, event: CardEvent::PowerOff },
+            Event::Exchanges { connection: 1, line: 6, items: vec![apdu(6, sel, "9000")] },
+            Event::Reconnect { connection: 1, line: 7, init: Disposition::Leave },
+            Event::Card { line: 8, reader: Some("R".into()), event: CardEvent::PowerOn },
+            Event::Exchanges { connection: 1, line: 9, items: vec![apdu(9, sel, "9000")] },
+            Event::Disconnect { connection: 1, line: 10, disposition: Disposition::Eject },
+        ]);
+        let mut card = Scripted { answers: vec![(sel, "9000")], log: vec![] };
+        let r = replay(&t, &mut card, &Options::default()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(card.log, [sel, "reset", sel, "reset", sel, sel], "one reset per reset, none at the end");
+        assert_eq!((r.summary.resets, r.summary.equal), (2, 4));
+        assert_eq!(r.results[1].transaction, Some(2));
+        let mut card = Scripted { answers: vec![(sel, "9000")], log: vec![] };
+        let r =
+            replay(&t, &mut card, &Options { dry_run: true, ..Options::default() }).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(card.log, [sel, sel, sel, sel]);
+        assert_eq!(r.summary.resets, 0);
+    }
+
+    #[test]
+    fn a_get_response_is_judged_like_the_command_it_continues() {
+        let t = trace(vec![tx(
+            1,
+            vec![
+                apdu(1, "002A9E9A020102", "6104"),
+                apdu(2, "00C0000004", "AAAAAAAA9000"),
+                apdu(3, "00B0000002", "6102"),
+                apdu(4, "00C0000002", "BBBB9000"),
+            ],
+            None,
+        )]);
+        let mut card = Scripted {
+            answers: vec![
+                ("002A9E9A020102", "6104"),
+                ("00C0000004", "CCCCCCCC9000"),
+                ("00B0000002", "6102"),
+                ("00C0000002", "CCCC9000"),
+            ],
+            log: vec![],
+        };
+        let r = replay(&t, &mut card, &Options::default()).unwrap_or_else(|e| panic!("{e}"));
+        let v: Vec<&Verdict> = r.results.iter().map(|c| &c.verdict).collect();
+        assert_eq!(v[0], &Verdict::Equal, "a 61xx has no data to vary");
+        assert!(matches!(v[1], Verdict::NotComparable { why } if why.contains("a signature")), "{v:?}");
+        assert_eq!(v[2], &Verdict::Equal);
+        assert_eq!(
+            v[3],
+            &Verdict::Differs { how: vec!["data: 2 of 2 bytes differ, the first at offset 0".into()] },
+            "after a READ BINARY the data counts"
+        );
+        assert_eq!(r.summary, Summary { commands: 4, equal: 2, differ: 1, not_comparable: 1, not_sent: 0, resets: 0 });
+    }
+
+    #[test]
+    fn differences_say_status_word_length_and_data() {
+        let kind = classify(&[0x00, 0xB0, 0, 0, 4]);
+        let e = |s: &[u8]| s.iter().map(|b| Some(*b)).collect::<Vec<_>>();
+        let how = |v: Verdict| if let Verdict::Differs { how } = v { how } else { vec![] };
+        assert_eq!(
+            how(compare(&e(&[1, 2, 0x90, 0]), &[0x6A, 0x82], &kind)),
+            ["status word 9000 recorded, 6A82 now", "length 2 recorded, 0 now"]
+        );
+        assert_eq!(
+            how(compare(&e(&[1, 2, 3, 0x90, 0]), &[1, 9, 9, 0x90, 0], &kind)),
+            ["data: 2 of 3 bytes differ, the first at offset 1"]
+        );
+        assert_eq!(compare(&e(&[1, 2, 0x90, 0]), &[1, 2, 0x90, 0], &kind), Verdict::Equal);
+        // Unknown (secret) bytes are not compared, and say so.
+        let masked = vec![Some(1), None, Some(0x90), Some(0)];
+        assert!(matches!(compare(&masked, &[1, 7, 0x90, 0], &kind), Verdict::NotComparable { .. }));
+        assert_eq!(
+            how(compare(&masked, &[2, 7, 0x90, 0], &kind)),
+            ["data: 1 of 2 bytes differ, the first at offset 0"]
+        );
+        assert_eq!(how(compare(&e(&[0x90]), &[0x90, 0], &kind)), ["status word none recorded, 9000 now"]);
+    }
+
+    #[test]
+    fn the_text_report_lists_what_is_not_equal_and_everything_with_all() {
+        let t = trace(vec![tx(1, vec![apdu(7, "00A4000C023F00", "9000"), apdu(8, "00B0000002", "01029000")], None)]);
+        let mut card = Scripted { answers: vec![("00A4000C023F00", "9000"), ("00B0000002", "01039000")], log: vec![] };
+        let r = replay(&t, &mut card, &Options::default()).unwrap_or_else(|e| panic!("{e}"));
+        let text = r.render(false);
+        assert!(!text.contains("SELECT"), "{text}");
+        assert!(text.contains("#2    line 8      c1 t1   READ BINARY"), "{text}");
+        assert!(text.contains("DIFFERS: data: 1 of 2 bytes differ, the first at offset 1\n      > 00B0000002\n      recorded < 01029000\n      card     < 01039000\n"), "{text}");
+        assert!(
+            text.ends_with("2 commands: 1 equal, 1 differ, 0 not comparable, 0 not sent (0 card resets replayed)\n"),
+            "{text}"
+        );
+        assert!(r.render(true).contains("#1    line 7      c1 t1   SELECT                         equal\n"));
+        assert!(text.starts_with("ATR as recorded (3B00)\n"), "{text}");
+        assert_eq!(short(&"A".repeat(130)), format!("{}… (130 hex digits)", "A".repeat(100)));
+        assert_eq!(short("ABCD"), "ABCD");
+    }
+}
