@@ -173,7 +173,15 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Raw>, ImportError> {
         }
         // The APDU dumps follow their header line, whatever function logged them.
         for (i, (line, t)) in body.iter().enumerate() {
-            if t.starts_with("Outgoing APDU (") {
+            // Drivers that match on the ATR log it ("try to match card with ATR (25 bytes):").
+            if t.contains("ATR (") && t.ends_with(" bytes):") {
+                let atr = dump(&body, i, byte_count(t, *line)?)?;
+                out.push(Raw {
+                    line: *line,
+                    key: key(&p.checked),
+                    kind: RawKind::Atr { reader: p.checked.clone(), atr },
+                });
+            } else if t.starts_with("Outgoing APDU (") {
                 let bytes = dump(&body, i, byte_count(t, *line)?)?;
                 if let Some((l, command)) = p.pending.take() {
                     out.push(Raw {
@@ -247,6 +255,16 @@ P:1; T:0x1 14:20:52.586 [pkcs15-tool] sec.c:259:sc_pin_cmd: returning with: 0 (S
         );
         assert_eq!(r[1].line, 6);
         assert!(matches!(r[2].kind, RawKind::Hidden(_)));
+        let atr = LOG.replace(
+            "P:1; T:0x1 14:20:52.567 [pkcs15-tool] reader-pcsc.c:641:pcsc_connect: Initial protocol: T=1\n",
+            "P:1; T:0x1 14:20:52.567 [pkcs15-tool] reader-pcsc.c:641:pcsc_connect: Initial protocol: T=1\nP:1; T:0x1 1 [t] card-authentic.c:429:authentic_match_card: \ntry to match card with ATR (3 bytes):\n3B 02 14 ;..\n\n",
+        );
+        let r = parse(&atr).unwrap_or_default();
+        assert!(
+            r.iter()
+                .any(|x| x.kind == RawKind::Atr { reader: Some("Virtual PCD 00 00".into()), atr: vec![0x3B, 2, 0x14] }),
+            "{r:?}"
+        );
     }
 
     #[test]

@@ -126,6 +126,7 @@ impl Report {
                     }
                 }
                 Verdict::NotComparable { why } => out.push_str(&format!("{head} not comparable: {why}\n")),
+                Verdict::NotSent { why } if r.command.is_empty() => out.push_str(&format!("{head} not sent: {why}\n")),
                 Verdict::NotSent { why } => {
                     out.push_str(&format!("{head} not sent: {why}\n      > {}\n", short(&r.command)))
                 }
