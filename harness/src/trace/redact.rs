@@ -323,6 +323,14 @@ mod tests {
     }
 
     #[test]
+    fn a_change_is_cut_after_the_pin_verified_before_it_even_when_the_fields_differ_in_length() {
+        // An unpadded 6-digit PIN, then a change to a 10-digit one (16 bytes: halves would be wrong).
+        let x = [ex(1, "0020008106313233343536", "9000"), ex(2, "002400011031323334353637383930313233343536", "9000")];
+        let r = redact(&x, &Secrets::default());
+        assert_eq!(r.commands[1].to_string(), "0024000110{secret1:6:FF}{secret2:10:FF}");
+    }
+
+    #[test]
     fn the_oberthur_unblock_code_is_redacted_in_the_read_binary_answer_too() {
         let code = "00112233445566778899AABBCCDDEEFF";
         let mut new = b"24682468".to_vec();
