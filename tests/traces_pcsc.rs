@@ -142,7 +142,12 @@ mod with_stack {
     fn replay_fresh(t: &Trace, image: &str, seed: u64, secrets: &Secrets) -> Report {
         let mut card =
             InProcess::ephemeral(fixture(image), CardRng::insecure_deterministic(seed), &format!("fresh {image}"));
-        replay::replay(t, &mut card, &Options { secrets: secrets.clone(), ..Options::default() }).unwrap()
+        replay::replay(t, &mut card, &Options { secrets: secrets.clone(), ..Options::default() }).unwrap_or_else(|e| {
+            // Keep what could not be replayed for a look.
+            let keep = support::scratch("unreplayable").join(&t.source.file);
+            t.save(&keep).unwrap();
+            panic!("{}: {e} (trace kept in {})", t.source.file, keep.display())
+        })
     }
 
     fn commands(t: &Trace) -> Vec<(String, Option<String>)> {
@@ -156,6 +161,7 @@ mod with_stack {
             return;
         };
         let card = insert(stack, fixture("cns-renewable.json"));
+        wait_alone(stack, &card.reader);
         let dir = support::scratch("trace-three");
         let args: Vec<String> =
             ["pkcs15-tool", "--reader", &card.slot.to_string(), "--verify-pin", "--pin", "12345678"]
@@ -281,10 +287,28 @@ mod with_stack {
             .replace("{firmalab}", env!("CARGO_BIN_EXE_firmalab"))
     }
 
+    /// Waits until pcscd sees no card but ours: a card just removed from the other reader is
+    /// reported present until pcscd's next poll (400 ms), and a client that scans every reader
+    /// (pkcs11-tool) would talk to it.
+    fn wait_alone(stack: &PrivateStack, reader: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let o = support::firmalab(stack, &["readers"]);
+            let listing = String::from_utf8_lossy(&o.stdout).into_owned();
+            let others_empty = listing.lines().filter(|l| !l.starts_with(reader)).all(|l| l.ends_with("(no card)"));
+            if o.status.success() && others_empty {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "another card stays in a reader:\n{listing}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn record(stack: &PrivateStack, e: &Entry) -> Trace {
         // support::insert runs every card on the deterministic RNG seeded 11.
         assert_eq!(e.seed, 11, "{}: the recording cards run with seed 11", e.name);
         let card = insert(stack, fixture(&e.image));
+        wait_alone(stack, &card.reader);
         let dir = support::scratch(&format!("corpus-{}", e.name));
         for (name, content) in &e.files {
             std::fs::write(dir.join(name), content).unwrap();
