@@ -551,28 +551,112 @@ mod tests {
     #[test]
     fn resets_of_every_kind_happen_once_before_the_next_command_and_never_in_a_dry_run() {
         let sel = "00A4000C023F00";
+        let c = |n: u32| Event::Connect { connection: n, line: 1, reader: Some("R".into()), protocol: None };
+        let ex = |n: u32| Event::Exchanges { connection: n, line: 1, items: vec![apdu(1, sel, "9000")] };
         let t = trace(vec![
-            Event::Connect { connection: 1, line: 1, reader: Some("R".into()), protocol: None },
+            c(1),
             tx(1, vec![apdu(2, sel, "9000")], Some(Disposition::Reset)),
             tx(1, vec![apdu(3, sel, "9000")], Some(Disposition::Leave)),
             Event::Reconnect { connection: 1, line: 4, init: Disposition::Unpower },
-            Event::Card { line: 5, reader: None, event: CardEvent::PowerOff },
-            Event::Exchanges { connection: 1, line: 6, items: vec![apdu(6, sel, "9000")] },
-            Event::Reconnect { connection: 1, line: 7, init: Disposition::Leave },
-            Event::Card { line: 8, reader: Some("R".into()), event: CardEvent::PowerOn },
-            Event::Exchanges { connection: 1, line: 9, items: vec![apdu(9, sel, "9000")] },
-            Event::Disconnect { connection: 1, line: 10, disposition: Disposition::Eject },
+            ex(1),
+            Event::Disconnect { connection: 1, line: 5, disposition: Disposition::Eject },
+            c(2),
+            ex(2),
+            Event::Card { line: 6, reader: None, event: CardEvent::PowerOff },
+            ex(2),
+            Event::Card { line: 7, reader: Some("R".into()), event: CardEvent::Removed },
+            Event::Card { line: 8, reader: Some("R".into()), event: CardEvent::Reset },
+            ex(2),
+            Event::Reconnect { connection: 2, line: 9, init: Disposition::Leave },
+            Event::Disconnect { connection: 2, line: 10, disposition: Disposition::Leave },
+            Event::Card { line: 11, reader: Some("R".into()), event: CardEvent::PowerOn },
+            Event::Card { line: 11, reader: Some("R".into()), event: CardEvent::Inserted },
+            c(3),
+            ex(3),
+            Event::Disconnect { connection: 3, line: 12, disposition: Disposition::Reset },
         ]);
         let mut card = Scripted { answers: vec![(sel, "9000")], log: vec![] };
         let r = replay(&t, &mut card, &Options::default()).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(card.log, [sel, "reset", sel, "reset", sel, sel], "one reset per reset, none at the end");
-        assert_eq!((r.summary.resets, r.summary.equal), (2, 4));
+        let r_ = "reset";
+        assert_eq!(
+            card.log,
+            [sel, r_, sel, r_, sel, r_, sel, r_, sel, r_, sel, sel],
+            "one reset per reset, two in a row as one, none after leave, power on or at the end"
+        );
+        assert_eq!((r.summary.resets, r.summary.equal), (5, 7));
         assert_eq!(r.results[1].transaction, Some(2));
         let mut card = Scripted { answers: vec![(sel, "9000")], log: vec![] };
         let r =
             replay(&t, &mut card, &Options { dry_run: true, ..Options::default() }).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(card.log, [sel, sel, sel, sel]);
+        assert!(card.log.iter().all(|l| l == sel), "{:?}", card.log);
         assert_eq!(r.summary.resets, 0);
+    }
+
+    #[test]
+    fn only_the_chosen_readers_commands_and_resets_are_replayed() {
+        let (a, b) = ("00A4000C023F01", "00A4000C023F02");
+        let t = trace(vec![
+            Event::Connect { connection: 1, line: 1, reader: Some("Reader A".into()), protocol: None },
+            Event::Connect { connection: 2, line: 2, reader: Some("Reader B".into()), protocol: None },
+            tx(1, vec![apdu(3, a, "9000")], Some(Disposition::Reset)),
+            tx(2, vec![apdu(4, b, "9000")], None),
+            Event::Reconnect { connection: 1, line: 5, init: Disposition::Reset },
+            Event::Card { line: 6, reader: Some("Reader A".into()), event: CardEvent::PowerOff },
+            tx(1, vec![apdu(7, a, "9000")], None),
+            Event::Exchanges { connection: 2, line: 8, items: vec![apdu(8, b, "9000")] },
+            Event::Disconnect { connection: 1, line: 9, disposition: Disposition::Unpower },
+            Event::Card { line: 10, reader: Some("Reader B".into()), event: CardEvent::Reset },
+            tx(2, vec![apdu(11, b, "9000")], None),
+        ]);
+        let mut card = Scripted { answers: vec![(a, "9000"), (b, "9000")], log: vec![] };
+        let opts = Options { reader: Some("Reader B".into()), ..Options::default() };
+        let r = replay(&t, &mut card, &opts).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(card.log, [b, b, "reset", b], "reader A's commands and resets are not replayed");
+        let tx: Vec<Option<usize>> = r.results.iter().map(|c| c.transaction).collect();
+        assert_eq!(tx, [Some(2), None, Some(4)], "transactions numbered over the whole trace");
+        let mut card = Scripted { answers: vec![(a, "9000"), (b, "9000")], log: vec![] };
+        let opts = Options { reader: Some("Reader A".into()), ..Options::default() };
+        replay(&t, &mut card, &opts).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(card.log, [a, "reset", a]);
+    }
+
+    #[test]
+    fn on_a_reader_only_a_refused_secret_stops_the_replay_and_secret_answers_stay_masked() {
+        let sel = "00A4000C023F00";
+        let t = trace(vec![tx(
+            1,
+            vec![
+                apdu(1, "00200081", "63C3"),
+                apdu(2, sel, "9000"),
+                apdu(3, "0020008108{s:8:FF}", "{s:8:FF}9000"),
+                apdu(4, sel, "9000"),
+            ],
+            None,
+        )]);
+        let physical = |secret: &str| Options {
+            secrets: Secrets::parse(&[format!("s={secret}")]).unwrap_or_default(),
+            physical: true,
+            allow_changes: true,
+            ..Options::default()
+        };
+        // A tries query answered 63C2 differs but spends nothing: the replay goes on.
+        let mut card = Scripted {
+            answers: vec![("00200081", "63C2"), (sel, "9000"), ("00200081083132333435363738", "31323334353637389000")],
+            log: vec![],
+        };
+        let r = replay(&t, &mut card, &physical("12345678")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.summary.commands, 4, "{}", r.render(true));
+        assert!(r.stopped.is_none());
+        assert_eq!(r.results[2].got.as_deref(), Some("{s:8:FF}9000"), "the secret echoed back is masked");
+        // The same secret refused: stop before anything else is sent.
+        let mut card = Scripted {
+            answers: vec![("00200081", "63C3"), (sel, "9000"), ("00200081083131313131313131", "63C2")],
+            log: vec![],
+        };
+        let r = replay(&t, &mut card, &physical("11111111")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(card.log.len(), 3);
+        assert_eq!(r.results[2].got.as_deref(), Some("63C2"));
+        assert!(r.stopped.as_deref().unwrap_or_default().contains("refused the secret"));
     }
 
     #[test]
