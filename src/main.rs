@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 mod flows_cli;
 mod ra_cli;
+mod trace_cli;
 
 #[derive(Parser)]
 #[command(
@@ -134,6 +135,11 @@ enum Cmd {
         /// Confirms replaying commands that write to a card in a reader, by its serial.
         #[arg(long, value_name = "SERIAL")]
         confirm_serial: Option<String>,
+    },
+    /// Real PC/SC sessions: import pcsc-spy, pcscd and OpenSC logs; show and replay the traces.
+    Trace {
+        #[command(subcommand)]
+        command: trace_cli::TraceCmd,
     },
     /// Signature throughput and per-APDU cost, each next to `openssl speed` measured in the
     /// same run (build with --features openssl for the OpenSSL backend, pcsc for --reader).
@@ -282,6 +288,18 @@ fn run(cli: Cli) -> Result<u8, String> {
     let code = match cli.command {
         Cmd::Flow(args) => return flows_cli::flow(*args),
         Cmd::Ra { command, ra, json } => return ra_cli::run(command, &ra, json),
+        Cmd::Replay { file, card, secrets, secret_files, seed, dry_run, confirm_serial }
+            if trace_cli::is_trace(&file) =>
+        {
+            if !secret_files.is_empty() || confirm_serial.is_some() {
+                return Err(format!(
+                    "{} is a PC/SC trace: replay it with `firmalab trace replay` (--secret, --yes); --secret-file and --confirm-serial are for transcripts",
+                    file.display()
+                ));
+            }
+            return trace_cli::replay_from_replay(&file, &card, &secrets, seed, dry_run);
+        }
+        Cmd::Trace { command } => return trace_cli::run(command),
         Cmd::Replay { file, card, secrets, secret_files, seed, dry_run, confirm_serial } => {
             return flows_cli::replay(flows_cli::ReplayArgs {
                 file,

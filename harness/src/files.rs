@@ -3,4 +3,4 @@
 //! emulator's storage module (bounded reads of regular files; atomic, exclusive, `0600` writes).
 //! The harness's wire-level code (clients, flows, transcripts) reaches it only through here.
 
-pub use firmalab_emulator::storage::{read_bounded, read_text, write_private};
+pub use firmalab_emulator::storage::{MAX_INPUT_BYTES, read_bounded, read_text, write_private};

@@ -27,6 +27,7 @@ pub mod revocation;
 pub mod scenario;
 pub mod signer;
 pub mod stack;
+pub mod trace;
 pub mod transcript;
 pub mod transport;
 pub mod wire;

@@ -90,13 +90,19 @@ impl PrivateStack {
     /// Starts a private pcscd with two vpcd readers; retries on another port if vpcd could not
     /// bind (a taken port gives a pcscd with zero readers and no error).
     pub fn start() -> Result<Self, String> {
+        Self::start_with(&[])
+    }
+
+    /// [`Self::start`] with extra pcscd flags (`--apdu`, `--debug`: its log then records
+    /// every APDU, see [`Self::log`]).
+    pub fn start_with(flags: &[&str]) -> Result<Self, String> {
         if let Some(why) = missing_prerequisite() {
             return Err(why);
         }
         let mut last = String::new();
         for _ in 0..5 {
             let port = (0..50).map(|_| random_port()).find(|p| port_pair_free(*p)).ok_or("no free port pair")?;
-            match Self::start_on(port) {
+            match Self::start_on_with(port, flags) {
                 Ok(s) => return Ok(s),
                 Err(e) => last = e,
             }
@@ -104,8 +110,22 @@ impl PrivateStack {
         Err(last)
     }
 
-    /// Starts a private pcscd on a given vpcd port pair (a restart on the same port).
+    /// Starts a private pcscd on a given vpcd port pair (a restart on the same port). The
+    /// port may still be held for a moment by the pcscd just stopped (or its vpcd's socket):
+    /// retried for up to five seconds.
     pub fn start_on(port: u16) -> Result<Self, String> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match Self::start_on_with(port, &[]) {
+                Err(e) if e.ends_with("taken") && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn start_on_with(port: u16, flags: &[&str]) -> Result<Self, String> {
         let dir = std::env::temp_dir().join(format!("firmalab-pcsc-{}-{port}", std::process::id()));
         let io = |e: std::io::Error| format!("{}: {e}", dir.display());
         std::fs::create_dir_all(dir.join("run")).map_err(io)?;
@@ -120,8 +140,9 @@ impl PrivateStack {
         .map_err(io)?;
         let log = std::fs::File::create(dir.join("pcscd.log")).map_err(io)?;
         let script = format!(
-            "mount --bind '{}' /run/pcscd && exec {PCSCD} --foreground -c '{}'",
+            "mount --bind '{}' /run/pcscd && exec {PCSCD} --foreground {} -c '{}'",
             dir.join("run").display(),
+            flags.join(" "),
             dir.join("conf").display()
         );
         let (tx, rx) = std::sync::mpsc::channel();
@@ -162,8 +183,14 @@ impl PrivateStack {
         Ok(stack)
     }
 
-    /// Stops pcscd (SIGTERM); it removes its socket.
+    /// Stops pcscd (SIGTERM; it removes its socket) and waits up to five seconds for it to
+    /// exit, so its ports are free when this returns.
     pub fn stop(&self) {
         let _ = Command::new("kill").args(["-TERM", &self.pid.to_string()]).status();
+        let proc = format!("/proc/{}", self.pid);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Path::new(&proc).exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
