@@ -5,16 +5,17 @@
 use super::{FlowReport, Runner, Stop, check_new_secret, refuse, tries_step};
 use crate::client::{PinOutcome, SecretKind};
 
-fn wrong(what: &str, o: PinOutcome) -> Result<(), Stop> {
+fn wrong(kind: SecretKind, o: PinOutcome) -> Result<(), Stop> {
+    let what = kind.name();
+    let (wrong, blocked) = match kind {
+        SecretKind::Pin => ("WrongPin", "PinBlocked"),
+        SecretKind::Puk => ("WrongPuk", "PukBlocked"),
+    };
     match o {
         PinOutcome::Accepted => Ok(()),
-        PinOutcome::Wrong { tries_left: 0 } => {
-            Err(refuse(&format!("{what}Blocked"), format!("wrong {what}: now blocked")))
-        }
-        PinOutcome::Wrong { tries_left } => {
-            Err(refuse(&format!("Wrong{what}"), format!("wrong {what}, {tries_left} tries left")))
-        }
-        PinOutcome::Blocked => Err(refuse(&format!("{what}Blocked"), format!("the {what} is blocked"))),
+        PinOutcome::Wrong { tries_left: 0 } => Err(refuse(blocked, format!("wrong {what}: now blocked"))),
+        PinOutcome::Wrong { tries_left } => Err(refuse(wrong, format!("wrong {what}, {tries_left} tries left"))),
+        PinOutcome::Blocked => Err(refuse(blocked, format!("the {what} is blocked"))),
     }
 }
 
@@ -43,7 +44,7 @@ pub fn change(mut r: Runner<'_>, current: &str, new: &str, repeat: &str) -> Flow
         new_pin_step(&mut r, new, repeat)?;
         tries_step(&mut r, SecretKind::Pin)?;
         r.step("PinChanged", |c, _| {
-            wrong("PIN", c.change_pin(current, new)?)?;
+            wrong(SecretKind::Pin, c.change_pin(current, new)?)?;
             Ok(((), "PIN changed".into()))
         })?;
         Ok(("PinChanged".into(), "the PIN was changed".into()))
@@ -86,7 +87,7 @@ pub fn change_puk(mut r: Runner<'_>, current: &str, new: &str, repeat: &str) -> 
         })?;
         tries_step(&mut r, SecretKind::Puk)?;
         r.step("PukChanged", |c, _| {
-            wrong("PUK", c.change_puk(current, new)?)?;
+            wrong(SecretKind::Puk, c.change_puk(current, new)?)?;
             Ok(((), "PUK changed".into()))
         })?;
         Ok(("PukChanged".into(), "the PUK was changed".into()))
