@@ -19,6 +19,40 @@ pub const DEFAULT_PATH: &str = "firmalab-ra.json";
 /// and every `--cdrl` default.
 pub const DEFAULT_CDRL: &str = "CDRL-ROMA-01";
 
+crate::reason::codes! {
+    /// Why the back office refused an operation or a contact (the codes of
+    /// [`crate::cms::Refusal`] and [`ContactError`]).
+    pub enum Reason {
+        NoSuchPractice,
+        NoSuchCard,
+        NoSuchCertificate,
+        NoSuchHolder,
+        AlreadyEnrolled,
+        /// The card holds no qualified signature certificate.
+        CertificateMissing,
+        /// Only the CDRL that issued the card operates on it.
+        IssuedByOtherCdrl,
+        PracticeOfOtherCdrl,
+        WrongPracticeState,
+        /// Codes belong to an issuance.
+        NotAnIssuance,
+        /// The codes went in a sealed paper envelope.
+        CodesOnPaper,
+        AlreadyRevoked,
+        NotActive,
+        NotSuspended,
+        /// A renewal's certificate waits for `ra authorize`.
+        AwaitingAuthorization,
+        NoCertificateToChange,
+        InvalidCodes,
+        InvalidAddress,
+        /// Not an email address / not a mobile number.
+        InvalidContact,
+        /// The contact is bound to another codice fiscale.
+        ContactNotUnique,
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PracticeKind {
@@ -615,10 +649,10 @@ pub enum ContactError {
 
 impl ContactError {
     /// The reason code: `InvalidContact` or `ContactNotUnique`.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Reason {
         match self {
-            ContactError::InvalidContact { .. } => "InvalidContact",
-            ContactError::ContactNotUnique { .. } => "ContactNotUnique",
+            ContactError::InvalidContact { .. } => Reason::InvalidContact,
+            ContactError::ContactNotUnique { .. } => Reason::ContactNotUnique,
         }
     }
 }
@@ -785,12 +819,15 @@ mod tests {
         let mut b = BackOffice::default();
         b.bind_contact(ContactKind::Mobile, "+393330000003", "AAAAAA00A00A000A").unwrap();
         let e = b.bind_contact(ContactKind::Mobile, "+39 333 0000003", "BBBBBB00B00B000B").unwrap_err();
-        assert_eq!(e.code(), "ContactNotUnique");
+        assert_eq!(e.code(), Reason::ContactNotUnique);
         assert!(e.to_string().contains("mobile \"+39 333 0000003\" (normalised: +393330000003)"), "{e}");
         b.bind_contact(ContactKind::Email, "a@example.it", "AAAAAA00A00A000A").unwrap();
         let e = b.bind_contact(ContactKind::Email, " A@Example.it", "BBBBBB00B00B000B").unwrap_err();
-        assert_eq!(e.code(), "ContactNotUnique");
-        assert_eq!(b.bind_contact(ContactKind::Email, "", "BBBBBB00B00B000B").unwrap_err().code(), "InvalidContact");
+        assert_eq!(e.code(), Reason::ContactNotUnique);
+        assert_eq!(
+            b.bind_contact(ContactKind::Email, "", "BBBBBB00B00B000B").unwrap_err().code(),
+            Reason::InvalidContact
+        );
         // The owner may give it in any form.
         assert_eq!(b.bind_contact(ContactKind::Mobile, "3330000003", "AAAAAA00A00A000A").unwrap(), "+393330000003");
         assert_eq!(b.contacts.len(), 2);

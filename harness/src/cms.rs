@@ -13,8 +13,8 @@
 
 use crate::backoffice::{
     BackOffice, CardRecord, CertRecord, CertStatus, CodeDelivery, CodeEnvelope, CodeHalf, ContactError, ContactKind,
-    EventKind, HolderRecord, NewPractice, OrderStatus, PracticeKind, PracticeState, RevocationReason, StatusChange,
-    Store, normalise_address,
+    EventKind, HolderRecord, NewPractice, OrderStatus, PracticeKind, PracticeState, Reason, RevocationReason,
+    StatusChange, Store, normalise_address,
 };
 use crate::client::{CardClient, KeyRole};
 use crate::dates::Date;
@@ -103,26 +103,26 @@ pub enum Refusal {
 
 impl Refusal {
     /// The reason code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Reason {
         match self {
-            Refusal::NoSuchPractice { .. } => "NoSuchPractice",
-            Refusal::NoSuchCard { .. } => "NoSuchCard",
-            Refusal::NoSuchCertificate { .. } => "NoSuchCertificate",
-            Refusal::NoSuchHolder { .. } => "NoSuchHolder",
-            Refusal::AlreadyEnrolled { .. } => "AlreadyEnrolled",
-            Refusal::CertificateMissing { .. } => "CertificateMissing",
-            Refusal::IssuedByOtherCdrl { .. } => "IssuedByOtherCdrl",
-            Refusal::PracticeOfOtherCdrl { .. } => "PracticeOfOtherCdrl",
-            Refusal::WrongPracticeState { .. } => "WrongPracticeState",
-            Refusal::NotAnIssuance { .. } => "NotAnIssuance",
-            Refusal::CodesOnPaper { .. } => "CodesOnPaper",
-            Refusal::AlreadyRevoked { .. } => "AlreadyRevoked",
-            Refusal::NotActive { .. } => "NotActive",
-            Refusal::NotSuspended { .. } => "NotSuspended",
-            Refusal::AwaitingAuthorization { .. } => "AwaitingAuthorization",
-            Refusal::NoCertificateToChange { .. } => "NoCertificateToChange",
-            Refusal::InvalidCodes { .. } => "InvalidCodes",
-            Refusal::InvalidAddress { .. } => "InvalidAddress",
+            Refusal::NoSuchPractice { .. } => Reason::NoSuchPractice,
+            Refusal::NoSuchCard { .. } => Reason::NoSuchCard,
+            Refusal::NoSuchCertificate { .. } => Reason::NoSuchCertificate,
+            Refusal::NoSuchHolder { .. } => Reason::NoSuchHolder,
+            Refusal::AlreadyEnrolled { .. } => Reason::AlreadyEnrolled,
+            Refusal::CertificateMissing { .. } => Reason::CertificateMissing,
+            Refusal::IssuedByOtherCdrl { .. } => Reason::IssuedByOtherCdrl,
+            Refusal::PracticeOfOtherCdrl { .. } => Reason::PracticeOfOtherCdrl,
+            Refusal::WrongPracticeState { .. } => Reason::WrongPracticeState,
+            Refusal::NotAnIssuance { .. } => Reason::NotAnIssuance,
+            Refusal::CodesOnPaper { .. } => Reason::CodesOnPaper,
+            Refusal::AlreadyRevoked { .. } => Reason::AlreadyRevoked,
+            Refusal::NotActive { .. } => Reason::NotActive,
+            Refusal::NotSuspended { .. } => Reason::NotSuspended,
+            Refusal::AwaitingAuthorization { .. } => Reason::AwaitingAuthorization,
+            Refusal::NoCertificateToChange { .. } => Reason::NoCertificateToChange,
+            Refusal::InvalidCodes { .. } => Reason::InvalidCodes,
+            Refusal::InvalidAddress { .. } => Reason::InvalidAddress,
             Refusal::Contact(e) => e.code(),
         }
     }

@@ -22,6 +22,7 @@ pub mod inspect;
 pub mod notices;
 pub mod outbox;
 pub mod pki;
+pub mod reason;
 pub mod report;
 pub mod revocation;
 pub mod scenario;
@@ -30,3 +31,5 @@ pub mod stack;
 pub mod transcript;
 pub mod transport;
 pub mod wire;
+
+pub use reason::Reason;

@@ -219,7 +219,7 @@ pub fn run_with(s: &Scenario, transport: Box<dyn Transport>, mut o: Options<'_>)
             Err(ClientError::Transport(TransportError::DryRun(what))) => {
                 (false, format!("dry run: stopped before {what}"), true)
             }
-            Err(ClientError::Refused { code, message }) => (false, format!("refused, {code}: {message}"), false),
+            Err(ClientError::Refused { reason, message }) => (false, format!("refused, {reason}: {message}"), false),
             Err(e) => return Err(e.to_string()),
         };
         out.push(StepResult { name: step.name().to_owned(), passed, detail, dry_run });
@@ -275,10 +275,8 @@ fn run_step(c: &mut dyn client::CardClient, step: &Step) -> Result<(bool, String
                 Err(e) => return Err(ClientError::Content(format!("{e:?}"))),
             };
             let first = d.checks.iter().find(|k| k.status == crate::flows::diagnostic::CheckStatus::Fail && k.id != 10);
-            let got = first.map_or("Renewable".to_owned(), |k| {
-                format!("{:?}", k.reason.unwrap_or(crate::flows::diagnostic::Reason::UnknownCard))
-            });
-            (&got == expect, format!("diagnostic: {got}"))
+            let got = first.map_or("Renewable", |k| k.reason.unwrap_or(crate::Reason::UnknownCard).as_str());
+            (got == expect, format!("diagnostic: {got}"))
         }
     })
 }

@@ -14,7 +14,7 @@ use firmalab_harness::ca::serial_hex;
 use firmalab_harness::client::KeyRole;
 use firmalab_harness::fixtures::REFERENCE_DATE;
 use firmalab_harness::flows::renewal;
-use firmalab_harness::flows::{Outcome, pin, reset};
+use firmalab_harness::flows::{Outcome, Reason, pin, reset};
 use firmalab_harness::transport::fault::{Fault, Faulty};
 use rsa::Pkcs1v15Sign;
 use sha2::{Digest, Sha256};
@@ -161,8 +161,8 @@ fn reset_with_fault(fixture: &str, at: usize, fault: Fault) {
     // now has the default PIN: the flow says so (it never tries 12345 on its own), and the
     // user runs it again with --default-pin, whose success restores the counter.
     let mut again = run(&mut bench, "reset", REFERENCE_DATE, |r| reset::reset(r, PIN, &mut bo));
-    if let Outcome::Refused { code, message } = &again.outcome {
-        assert_eq!(code, "WrongPin", "{context}: {message}");
+    if let Outcome::Refused { reason, message } = &again.outcome {
+        assert_eq!(*reason, Reason::WrongPin, "{context}: {message}");
         assert!(message.contains("--default-pin") && message.contains("2 tries left"), "{context}: {message}");
         again = run(&mut bench, "reset", REFERENCE_DATE, |r| reset::reset(r, "12345", &mut bo));
     }

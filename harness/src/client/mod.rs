@@ -12,10 +12,10 @@ pub mod oberthur;
 
 pub use guard::{SecretKind, SecretObject, SecretPolicy};
 
+use crate::Reason;
 use crate::transport::{Response, Transport, TransportError};
 use crate::wire::{CardModel, Profile, Sw, hex};
 use rsa::RsaPublicKey;
-use std::fmt;
 
 /// The default PIN of a blank card: after a failed issuance, and what PKI Manager's reset
 /// sets (spec/domain.md §1.3, §4).
@@ -92,41 +92,20 @@ pub struct StagedKey {
 }
 
 /// A client failure.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClientError {
-    Transport(TransportError),
+    #[error(transparent)]
+    Transport(#[from] TransportError),
     /// The card answered a status word the step cannot continue with.
-    Card {
-        what: String,
-        sw: Sw,
-    },
+    #[error("{what}: card answered {sw} ({})", sw.meaning())]
+    Card { what: String, sw: Sw },
     /// The card's content is not what the profile expects.
+    #[error("{0}")]
     Content(String),
     /// The harness would not send it: a secret at its last try or already rejected in this
     /// run (the [`guard`]).
-    Refused {
-        code: String,
-        message: String,
-    },
-}
-
-impl fmt::Display for ClientError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ClientError::Transport(e) => e.fmt(f),
-            ClientError::Card { what, sw } => write!(f, "{what}: card answered {sw} ({})", sw.meaning()),
-            ClientError::Content(s) => f.write_str(s),
-            ClientError::Refused { code, message } => write!(f, "{code}: {message}"),
-        }
-    }
-}
-
-impl std::error::Error for ClientError {}
-
-impl From<TransportError> for ClientError {
-    fn from(e: TransportError) -> Self {
-        ClientError::Transport(e)
-    }
+    #[error("{reason}: {message}")]
+    Refused { reason: Reason, message: String },
 }
 
 pub type Result<T> = std::result::Result<T, ClientError>;

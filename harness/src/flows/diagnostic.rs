@@ -13,28 +13,8 @@ use rsa::traits::PublicKeyParts;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-/// Why a check failed (spec/domain.md §6.3 item 1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub enum Reason {
-    UnknownCard,
-    ObsoleteCard,
-    SerialUnreadable,
-    NotOperational,
-    CertificateMissing,
-    PinBlocked,
-    PukBlocked,
-    WrongPin,
-    CertKeyMismatch,
-    NotInRenewalWindow,
-    CertExpired,
-    CertRevoked,
-    WrongIssuer,
-    AlreadyRenewed,
-    DeviceTooOld,
-    InsufficientMemory,
-    NotInBackOffice,
-    IssuedByOtherCdrl,
-}
+/// Why a check failed (spec/domain.md §6.3 item 1): the flows' [`Reason`] codes.
+pub use super::Reason;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -408,7 +388,7 @@ pub fn run(mut r: Runner<'_>, bo: &BackOffice, policy: &Policy, pin: Option<&str
                     status,
                     detail: match (c.status, c.reason) {
                         (CheckStatus::Skip, _) => format!("skipped: {}", c.detail),
-                        (_, Some(reason)) => format!("{reason:?}: {}", c.detail),
+                        (_, Some(reason)) => format!("{reason}: {}", c.detail),
                         _ => c.detail.clone(),
                     },
                     millis: 0,
@@ -419,8 +399,8 @@ pub fn run(mut r: Runner<'_>, bo: &BackOffice, policy: &Policy, pin: Option<&str
             let card = d.serial.clone().unwrap_or_default();
             let details = serde_json::to_value(&d).unwrap_or_default();
             let result = match failed {
-                None => Ok(("Renewable".to_owned(), "every check passed: the card can be renewed".to_owned())),
-                Some(c) => Err(super::refuse(&format!("{:?}", c.reason.unwrap_or(Reason::UnknownCard)), c.detail)),
+                None => Ok((super::Finished::Renewable, "every check passed: the card can be renewed".to_owned())),
+                Some(c) => Err(super::refuse(c.reason.unwrap_or(Reason::UnknownCard), c.detail)),
             };
             r.finish("diagnostic", card, result, details)
         }

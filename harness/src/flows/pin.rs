@@ -2,14 +2,14 @@
 //! items 2-4). New values are checked before the card is touched; the tries left are shown
 //! (and the last one protected) before a PIN or PUK is sent.
 
-use super::{FlowReport, Runner, Stop, check_new_secret, refuse, tries_step};
+use super::{Finished, FlowReport, Reason, Runner, Stop, check_new_secret, refuse, tries_step};
 use crate::client::{PinOutcome, SecretKind};
 
 fn wrong(kind: SecretKind, o: PinOutcome) -> Result<(), Stop> {
     let what = kind.name();
     let (wrong, blocked) = match kind {
-        SecretKind::Pin => ("WrongPin", "PinBlocked"),
-        SecretKind::Puk => ("WrongPuk", "PukBlocked"),
+        SecretKind::Pin => (Reason::WrongPin, Reason::PinBlocked),
+        SecretKind::Puk => (Reason::WrongPuk, Reason::PukBlocked),
     };
     match o {
         PinOutcome::Accepted => Ok(()),
@@ -47,7 +47,7 @@ pub fn change(mut r: Runner<'_>, current: &str, new: &str, repeat: &str) -> Flow
             wrong(SecretKind::Pin, c.change_pin(current, new)?)?;
             Ok(((), "PIN changed".into()))
         })?;
-        Ok(("PinChanged".into(), "the PIN was changed".into()))
+        Ok((Finished::PinChanged, "the PIN was changed".into()))
     })();
     r.finish("pin-change", card, result, serde_json::Value::Null)
 }
@@ -64,12 +64,14 @@ pub fn unblock(mut r: Runner<'_>, puk: &str, new: &str, repeat: &str) -> FlowRep
         r.step("PinUnblocked", |c, _| match c.unblock_pin(puk, new)? {
             PinOutcome::Accepted => Ok(((), "PIN unblocked and set".into())),
             PinOutcome::Wrong { tries_left: 0 } | PinOutcome::Blocked => Err(refuse(
-                "PukBlocked",
+                Reason::PukBlocked,
                 "wrong PUK: the PUK is now blocked; revoke the certificates and buy a new card",
             )),
-            PinOutcome::Wrong { tries_left } => Err(refuse("WrongPuk", format!("wrong PUK, {tries_left} tries left"))),
+            PinOutcome::Wrong { tries_left } => {
+                Err(refuse(Reason::WrongPuk, format!("wrong PUK, {tries_left} tries left")))
+            }
         })?;
-        Ok(("PinUnblocked".into(), "the PIN was unblocked".into()))
+        Ok((Finished::PinUnblocked, "the PIN was unblocked".into()))
     })();
     r.finish("pin-unblock", card, result, serde_json::Value::Null)
 }
@@ -90,7 +92,7 @@ pub fn change_puk(mut r: Runner<'_>, current: &str, new: &str, repeat: &str) -> 
             wrong(SecretKind::Puk, c.change_puk(current, new)?)?;
             Ok(((), "PUK changed".into()))
         })?;
-        Ok(("PukChanged".into(), "the PUK was changed".into()))
+        Ok((Finished::PukChanged, "the PUK was changed".into()))
     })();
     r.finish("puk-change", card, result, serde_json::Value::Null)
 }

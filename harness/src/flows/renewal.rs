@@ -11,7 +11,7 @@
 //! certificates stay `suspended` in the registry until the CDRL authorises.
 
 use super::diagnostic::{Policy, diagnose};
-use super::{FlowReport, Runner, Stop, refuse, tries_step};
+use super::{Finished, FlowReport, Reason, Runner, Stop, refuse, tries_step};
 use crate::backoffice::{
     CertRecord, CertStatus, ContactKind, EventKind, NewPractice, OrderStatus, PracticeKind, PracticeState,
     RenewalOrder, RevocationReason, Store,
@@ -65,9 +65,9 @@ fn pin_stop(o: PinOutcome) -> Result<(), Stop> {
     match o {
         PinOutcome::Accepted => Ok(()),
         PinOutcome::Wrong { tries_left } if tries_left > 0 => {
-            Err(refuse("WrongPin", format!("wrong PIN, {tries_left} tries left")))
+            Err(refuse(Reason::WrongPin, format!("wrong PIN, {tries_left} tries left")))
         }
-        _ => Err(refuse("PinBlocked", "the PIN is blocked: unblock it with the PUK")),
+        _ => Err(refuse(Reason::PinBlocked, "the PIN is blocked: unblock it with the PUK")),
     }
 }
 
@@ -143,7 +143,7 @@ fn renew(
     o: &RenewalOptions,
     d: &mut RenewalDetails,
     card: &mut String,
-) -> Result<(String, String), Stop> {
+) -> Result<(Finished, String), Stop> {
     let now = r.now;
     *card = r.step("Scanned", |c, _| {
         let s = c.serial()?;
@@ -164,7 +164,7 @@ fn renew(
             .iter()
             .find(|(r, _)| *r == KeyRole::Signature)
             .map(|(_, c)| c.clone())
-            .ok_or_else(|| refuse("CertificateMissing", "no qualified signature certificate on the card"))?;
+            .ok_or_else(|| refuse(Reason::CertificateMissing, "no qualified signature certificate on the card"))?;
         let (_, until) = dates(&sign);
         let detail = format!(
             "signature certificate {} expires {until} ({} days)",
@@ -184,7 +184,7 @@ fn renew(
             Ok(((), "renewal deletes the decryption key: files encrypted for it can no longer be opened".into()))
         } else {
             Err(refuse(
-                "DecryptionKeyWarningNotAccepted",
+                Reason::DecryptionKeyWarningNotAccepted,
                 "the renewal deletes the decryption key; accept the warning to go on (--yes)",
             ))
         }
@@ -199,7 +199,7 @@ fn renew(
     if let Some((id, PracticeState::AwaitingCdrlAuthorization)) = &resuming {
         d.practice = Some(id.clone());
         return Err(refuse(
-            "AlreadyAwaitingAuthorization",
+            Reason::AlreadyAwaitingAuthorization,
             format!("practice {id}: the new certificate is on the card; the CDRL must authorise it"),
         ));
     }
@@ -222,7 +222,7 @@ fn renew(
             })?;
             finalize(bo, card, id, now, &on_card)?;
             return Ok((
-                "AwaitingCdrlAuthorization".into(),
+                Finished::AwaitingCdrlAuthorization,
                 format!(
                     "practice {id}: renewal partially complete, the CDRL authorises it after payment (firmalab ra authorize {id})"
                 ),
@@ -244,10 +244,7 @@ fn renew(
             let diagnosis = diagnose(c, now, &bo.data, &o.policy, Some(&o.pin))?;
             match diagnosis.first_failure() {
                 None => Ok(((), format!("{} checks passed", diagnosis.checks.len()))),
-                Some(f) => Err(refuse(
-                    &format!("{:?}", f.reason.unwrap_or(super::diagnostic::Reason::UnknownCard)),
-                    f.detail.clone(),
-                )),
+                Some(f) => Err(refuse(f.reason.unwrap_or(Reason::UnknownCard), f.detail.clone())),
             }
         })?;
     }
@@ -258,7 +255,7 @@ fn renew(
             && h.codice_fiscale != holder.codice_fiscale
         {
             return Err(refuse(
-                "NewPurchaseRequired",
+                Reason::NewPurchaseRequired,
                 format!(
                     "the card's personal data ({}) differs from the certificate ({})",
                     h.codice_fiscale, holder.codice_fiscale
@@ -267,7 +264,7 @@ fn renew(
         }
         if !o.holder_data_correct {
             return Err(refuse(
-                "NewPurchaseRequired",
+                Reason::NewPurchaseRequired,
                 "the data in the certificate is wrong: it cannot be changed by a renewal; buy a new card",
             ));
         }
@@ -286,7 +283,7 @@ fn renew(
         if o.accept_contracts {
             Ok(((), "contract conditions accepted".into()))
         } else {
-            Err(refuse("ContractsNotAccepted", "the contract conditions must be accepted (--accept-contracts)"))
+            Err(refuse(Reason::ContractsNotAccepted, "the contract conditions must be accepted (--accept-contracts)"))
         }
     })?;
     // Back office: the renewal practice and its order.
@@ -374,7 +371,7 @@ fn renew(
             let kind =
                 if k.role == KeyRole::Signature { CertKind::QualifiedSignature } else { CertKind::Authentication };
             let cert = issue_renewal(ca, &bo.data, &authorized, kind, now, o.expiry)
-                .map_err(|e| refuse("CaRefused", e.to_string()))?;
+                .map_err(|e| refuse(Reason::CaRefused, e.to_string()))?;
             out.push((k.clone(), csr, authorized, cert));
         }
         let detail = out
@@ -420,7 +417,7 @@ fn renew(
     let installed: Vec<String> = issued.iter().map(|(_, _, _, c)| serial_hex(c)).collect();
     finalize(bo, card, &practice, now, &installed)?;
     Ok((
-        "AwaitingCdrlAuthorization".into(),
+        Finished::AwaitingCdrlAuthorization,
         format!(
             "practice {practice}: renewal partially complete, the CDRL authorises it after payment (firmalab ra authorize {practice})"
         ),

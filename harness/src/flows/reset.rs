@@ -6,7 +6,7 @@
 //! wrong PIN costs exactly one try, and the flow says so. On a card in a reader the erase
 //! needs the user's confirmation by the card's serial.
 
-use super::{FlowReport, Runner, refuse, tries_step};
+use super::{Finished, FlowReport, Reason, Runner, refuse, tries_step};
 use crate::backoffice::{EventKind, PracticeState, RevocationReason, Store};
 use crate::client::{DEFAULT_PIN, PinOutcome, SecretKind};
 
@@ -32,9 +32,9 @@ pub fn reset(mut r: Runner<'_>, pin: &str, bo: &mut Store) -> FlowReport {
                         "; the card holds no certificates: if its PIN was not changed after a failed issuance or an interrupted reset, it is the default 12345 (run again with --default-pin)",
                     );
                 }
-                Err(refuse("WrongPin", message))
+                Err(refuse(Reason::WrongPin, message))
             }
-            _ => Err(refuse("PinBlocked", "the PIN is blocked: unblock it with the PUK first")),
+            _ => Err(refuse(Reason::PinBlocked, "the PIN is blocked: unblock it with the PUK first")),
         })?;
         let now = r.now;
         let card_serial = card.clone();
@@ -56,7 +56,7 @@ pub fn reset(mut r: Runner<'_>, pin: &str, bo: &mut Store) -> FlowReport {
             bo.save().map_err(super::Stop::Failed)?;
             Ok(((), format!("{n} practice(s) invalidated")))
         })?;
-        Ok(("Reset".into(), "the card is blank with PIN 12345".into()))
+        Ok((Finished::Reset, "the card is blank with PIN 12345".into()))
     })();
     r.finish("reset", card, result, serde_json::Value::Null)
 }
