@@ -272,7 +272,7 @@ fn run_step(c: &mut dyn client::CardClient, step: &Step) -> Result<(bool, String
                 Err(crate::flows::Stop::DryRun(what)) => {
                     return Err(ClientError::Transport(TransportError::DryRun(what)));
                 }
-                Err(e) => return Err(ClientError::Content(format!("{e:?}"))),
+                Err(e) => return Err(ClientError::Content(e.to_string())),
             };
             let first = d.checks.iter().find(|k| k.status == crate::flows::diagnostic::CheckStatus::Fail && k.id != 10);
             let got = first.map_or("Renewable", |k| k.reason.unwrap_or(crate::Reason::UnknownCard).as_str());

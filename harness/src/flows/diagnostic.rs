@@ -405,10 +405,7 @@ pub fn run(mut r: Runner<'_>, bo: &BackOffice, policy: &Policy, pin: Option<&str
             r.finish("diagnostic", card, result, details)
         }
         Err(stop) => {
-            match &stop {
-                Stop::DryRun(what) => r.end(StepStatus::Skipped, format!("dry run: stopped before {what}")),
-                other => r.end(StepStatus::Failed, format!("{other:?}")),
-            }
+            r.end(stop.step_status(), stop.to_string());
             r.finish("diagnostic", String::new(), Err(stop), serde_json::Value::Null)
         }
     }

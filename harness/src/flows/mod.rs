@@ -105,14 +105,28 @@ pub struct FlowReport {
 }
 
 /// Why a step stopped the flow.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Stop {
     /// A rule of the flow (or the card) said no.
+    #[error("{reason}: {message}")]
     Refused { reason: Reason, message: String },
     /// The card, the transport or a file failed: the message says what.
+    #[error("{0}")]
     Failed(String),
     /// The dry run reached a command that would change the card.
+    #[error("dry run: stopped before {0}")]
     DryRun(String),
+}
+
+impl Stop {
+    /// The status of the step it stopped (its detail line is the `Display` form).
+    pub fn step_status(&self) -> StepStatus {
+        match self {
+            Stop::Refused { .. } => StepStatus::Refused,
+            Stop::Failed(_) => StepStatus::Failed,
+            Stop::DryRun(_) => StepStatus::Skipped,
+        }
+    }
 }
 
 impl From<ClientError> for Stop {
@@ -254,12 +268,7 @@ impl<'r> Runner<'r> {
                 Ok(v)
             }
             Err(stop) => {
-                let (status, detail) = match &stop {
-                    Stop::Refused { reason, message } => (StepStatus::Refused, format!("{reason}: {message}")),
-                    Stop::Failed(m) => (StepStatus::Failed, m.clone()),
-                    Stop::DryRun(m) => (StepStatus::Skipped, format!("dry run: stopped before {m}")),
-                };
-                self.end(status, detail);
+                self.end(stop.step_status(), stop.to_string());
                 Err(stop)
             }
         }
