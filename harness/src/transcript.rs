@@ -16,6 +16,7 @@
 use crate::transport::{Response, Transport, TransportError};
 use crate::wire::apdu::{Command, carries_secret, masked_hex};
 use crate::wire::hex;
+use iso7816::tlv::{Tag, get_data_object};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -181,16 +182,8 @@ impl Selected {
 
 /// The first byte of an FCP's file descriptor (tag `82`): `38` for a DF on both profiles.
 fn descriptor(fcp: &[u8]) -> Option<u8> {
-    let [0x62 | 0x6F, _, inner @ ..] = fcp else { return None };
-    let mut rest = inner;
-    while let [tag, len, more @ ..] = rest {
-        let value = more.get(..usize::from(*len))?;
-        if *tag == 0x82 {
-            return value.first().copied();
-        }
-        rest = &more[usize::from(*len)..];
-    }
-    None
+    let template @ (0x62 | 0x6F) = *fcp.first()? else { return None };
+    get_data_object(&[Tag::from_u8(template), Tag::from_u8(0x82)], fcp)?.first().copied()
 }
 
 /// Whether redacted hex is nothing but placeholders.
