@@ -282,8 +282,8 @@ pub fn diagnose(
         Some(cert) => {
             let (_, until) = cert_dates(cert);
             let opens = until.add_months(-policy.window_months);
-            let status =
-                crate::revocation::status_for_diagnostic(cert, bo, policy.ocsp.as_deref()).map_err(Stop::Failed)?;
+            let status = crate::revocation::status_for_diagnostic(cert, bo, policy.ocsp.as_deref())
+                .map_err(|e| Stop::Failed(e.to_string()))?;
             checks.add(
                 7,
                 "renewal window",

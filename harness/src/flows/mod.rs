@@ -129,6 +129,12 @@ impl Stop {
     }
 }
 
+impl From<crate::backoffice::StoreError> for Stop {
+    fn from(e: crate::backoffice::StoreError) -> Self {
+        Stop::Failed(e.to_string())
+    }
+}
+
 impl From<ClientError> for Stop {
     fn from(e: ClientError) -> Self {
         match e {
@@ -179,11 +185,11 @@ impl<'r> Runner<'r> {
         flow: &str,
         now: Date,
         reporter: &'r mut dyn FnMut(Event<'_>),
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ClientError> {
         let profile = crate::wire::atr::recognise(&transport.atr()).profile.map_or("unknown", |p| p.name());
         let recorder = Recorder::new(transport, flow, profile);
         let recording = recorder.recording.clone();
-        let client = client::open(Box::new(recorder)).map_err(|e| e.to_string())?;
+        let client = client::open(Box::new(recorder))?;
         Ok(Runner { client, recording, now, steps: vec![], reporter, started: None, dry_run: false, confirm: None })
     }
 

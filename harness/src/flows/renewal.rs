@@ -18,7 +18,7 @@ use crate::backoffice::{
 };
 use crate::ca::{ExpiryRule, issue_renewal, serial_hex};
 use crate::cades;
-use crate::client::{CardClient, KeyRole, PinOutcome, SecretKind, StagedKey};
+use crate::client::{CardClient, ClientError, KeyRole, PinOutcome, SecretKind, StagedKey};
 use crate::dates::Date;
 use crate::pki::{CertKind, TestCa};
 use crate::signer::CardSigner;
@@ -237,7 +237,7 @@ fn renew(
         {
             c.revoke(RevocationReason::Unspecified, now, None);
         }
-        bo.save().map_err(Stop::Failed)?;
+        bo.save()?;
     }
     if resuming.is_none() {
         r.step("DiagnosticPassed", |c, now| {
@@ -307,7 +307,7 @@ fn renew(
                 practice: id.clone(),
                 status: OrderStatus::Requested,
             });
-            bo.save().map_err(Stop::Failed)?;
+            bo.save()?;
             id
         }
     };
@@ -328,7 +328,7 @@ fn renew(
     if let Some(p) = bo.data.practice_mut(&practice) {
         p.log(EventKind::RenewalFormSigned, now, format!("modulo di rinnovo firmato; copia inviata a {}", o.email));
     }
-    bo.save().map_err(Stop::Failed)?;
+    bo.save()?;
 
     r.begin("KeysGenerated");
     if let Err(e) = r.client.tidy(&o.pin) {
@@ -402,7 +402,7 @@ fn renew(
         });
         d.new_certificates.push(serial_hex(cert));
     }
-    bo.save().map_err(Stop::Failed)?;
+    bo.save()?;
 
     r.step("CertificateInstalled", |c, _| {
         // The authentication key first: the qualified one goes last, its old key authorised all.
@@ -447,13 +447,13 @@ fn finalize(bo: &mut Store, card: &str, practice: &str, now: Date, on_card: &[St
             "certificates installed on the card; waiting for the CDRL's authorisation",
         );
     }
-    bo.save().map_err(Stop::Failed)
+    Ok(bo.save()?)
 }
 
 /// `firmalab ra authorize`: the reseller completes a renewal after payment, as the CDRL that
 /// ran it (see [`crate::cms::authorize`]).
-pub fn authorize(bo: &mut Store, practice: &str, now: Date) -> Result<String, String> {
-    crate::cms::authorize(bo, practice, None, now).map(|d| d.message).map_err(|e| e.to_string())
+pub fn authorize(bo: &mut Store, practice: &str, now: Date) -> Result<String, crate::cms::CmsError> {
+    crate::cms::authorize(bo, practice, None, now).map(|d| d.message)
 }
 
 /// `firmalab ra enroll` without codes (a paper envelope) or address: records an issued card in
@@ -465,18 +465,27 @@ pub fn enroll(
     email: &str,
     mobile: &str,
     now: Date,
-) -> Result<String, String> {
+) -> Result<String, crate::cms::CmsError> {
     let outbox = crate::cms::default_outbox();
     let e = crate::cms::Enrollment { cdrl, email, mobile, address: None, codes: None, outbox: &outbox };
-    crate::cms::enroll(client, bo, &e, now).map(|d| d.message).map_err(|e| e.to_string())
+    crate::cms::enroll(client, bo, &e, now).map(|d| d.message)
+}
+
+/// Why no card could be chosen for the renewal.
+#[derive(Debug, thiserror::Error)]
+pub enum ChooseError {
+    #[error(transparent)]
+    Card(#[from] ClientError),
+    #[error("no card has a signature certificate that can still be renewed")]
+    NothingToRenew,
 }
 
 /// Among several cards, the one to renew: the signature certificate that expires first among
 /// those not yet expired (Enroll: "choose the expiring certificate"). Returns its index.
-pub fn choose(clients: &mut [Box<dyn CardClient>], now: Date) -> Result<usize, String> {
+pub fn choose(clients: &mut [Box<dyn CardClient>], now: Date) -> Result<usize, ChooseError> {
     let mut best: Option<(usize, Date)> = None;
     for (i, c) in clients.iter_mut().enumerate() {
-        let certs = c.certificates().map_err(|e| e.to_string())?;
+        let certs = c.certificates()?;
         let Some(sign) = certs.iter().find(|x| x.role == KeyRole::Signature) else { continue };
         let Ok(cert) = Certificate::from_der(&sign.der) else { continue };
         let until = dates(&cert).1;
@@ -484,5 +493,5 @@ pub fn choose(clients: &mut [Box<dyn CardClient>], now: Date) -> Result<usize, S
             best = Some((i, until));
         }
     }
-    best.map(|(i, _)| i).ok_or_else(|| "no card has a signature certificate that can still be renewed".into())
+    best.map(|(i, _)| i).ok_or(ChooseError::NothingToRenew)
 }

@@ -53,7 +53,7 @@ pub fn reset(mut r: Runner<'_>, pin: &str, bo: &mut Store) -> FlowReport {
             for c in data.certificates.iter_mut().filter(|c| c.card_serial == card_serial && c.live()) {
                 c.revoke(RevocationReason::CessationOfOperation, now, None);
             }
-            bo.save().map_err(super::Stop::Failed)?;
+            bo.save()?;
             Ok(((), format!("{n} practice(s) invalidated")))
         })?;
         Ok((Finished::Reset, "the card is blank with PIN 12345".into()))
