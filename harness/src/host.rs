@@ -156,3 +156,28 @@ pub fn run(cards: Cards, stop: Arc<AtomicBool>, log: Arc<dyn Fn(String) + Send +
     log("cards removed".into());
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(cards: Cards) -> String {
+        let log: Arc<dyn Fn(String) + Send + Sync> = Arc::new(|_| {});
+        match run(cards, Arc::new(AtomicBool::new(true)), log) {
+            Err(e) => e.to_string(),
+            Ok(()) => "ran".into(),
+        }
+    }
+
+    #[test]
+    fn cards_and_addresses_are_checked_before_any_card_starts() {
+        assert_eq!(refused(Cards::default()), "give at least one --image FILE or --persona NAME");
+        let two = || Cards { personas: vec!["cns".into(), "oberthur".into()], ..Cards::default() };
+        let one_address = Cards { vpcd: vec!["127.0.0.1:1".into()], ..two() };
+        assert_eq!(refused(one_address), "2 cards but 1 --vpcd addresses: give one per card, in order");
+        let same = Cards { vpcd: vec!["127.0.0.1:40001".into(), "127.0.0.1:40001".into()], ..two() };
+        assert_eq!(refused(same), "vpcd address 127.0.0.1:40001 is given to two cards: one reader holds one card");
+        let unknown = Cards { personas: vec!["nobody".into()], ..Cards::default() };
+        assert!(refused(unknown).starts_with("no built-in card \"nobody\""));
+    }
+}

@@ -260,8 +260,36 @@ pub fn confirm_by_serial<'a>(given: Option<String>, reader: &'a str, mut ask: Op
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_image_is_locked_while_open_and_a_dry_run_stops_before_a_change() {
+        let dir = std::env::temp_dir().join(format!("firmalab-open-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("card.json");
+        crate::fixtures::builtin("cns-renewable").unwrap().save(&path).unwrap();
+        let spec = CardSpec::parse(path.to_str().unwrap());
+        let card = spec.open(&OpenOptions { seed: Some(1), dry_run: true, ..OpenOptions::default() }).unwrap();
+        assert!(card.dry_run && card.consent.is_none());
+        assert!(matches!(spec.open(&OpenOptions::default()), Err(OpenError::Image(_))), "locked while open");
+        let mut t = card.transport;
+        assert!(t.transmit_raw(&[0x00, 0xA4, 0x00, 0x0C, 0x02, 0x3F, 0x00]).is_ok(), "a SELECT goes out");
+        let erase = t.transmit_raw(&[0xB0, 0xF5, 0x00, 0x00]);
+        assert!(matches!(erase, Err(TransportError::DryRun(_))), "{erase:?}");
+        drop(t);
+        let card = spec.open(&OpenOptions::default()).unwrap();
+        assert_eq!(card.client().unwrap().serial().unwrap(), "6010000000000101");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[cfg(not(feature = "pcsc"))]
+    #[test]
+    fn a_reader_needs_the_pcsc_feature() {
+        let e = CardSpec::parse("reader:Virtual PCD").open(&OpenOptions::default()).err().unwrap();
+        assert_eq!(e.to_string(), "reader:NAME needs PC/SC support: rebuild with `--features pcsc`");
+    }
 
     #[test]
     fn specs_name_a_reader_or_an_image() {
