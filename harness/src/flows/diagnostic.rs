@@ -362,7 +362,11 @@ pub fn diagnose(
     Ok(Diagnosis { serial, checks })
 }
 
-/// The `diagnostic` flow: one step per check.
+/// The `diagnostic` flow: a `Diagnostic` step, then one step per check (pass, fail with its
+/// [`Reason`], or skip with why). `bo`: the back office checks 8 and 10 read; `pin`: for the
+/// test signature of check 6 (never sent when its object is at its last try, unless the
+/// policy allows it). Done: [`super::Finished::Renewable`]; refused with the first failing
+/// check's reason. The checks are in the report's `details` as JSON.
 pub fn run(mut r: Runner<'_>, bo: &BackOffice, policy: &Policy, pin: Option<&str>) -> FlowReport {
     if let Some(p) = pin {
         r.secret("pin", p);

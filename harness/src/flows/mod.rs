@@ -164,7 +164,9 @@ pub enum Event<'a> {
 /// says what it does); `Err` says why not.
 pub type Confirmer<'r> = Box<dyn FnMut(&str, &str) -> Result<(), String> + 'r>;
 
-/// Runs a flow's steps on one card.
+/// Runs a flow's steps on one card: the card client over a recording transport, the clock,
+/// and the reporter that sees each step. Get one from [`crate::open::OpenCard::runner`] (a
+/// card named by the user, behind its gate) or [`Runner::open`] on any transport.
 pub struct Runner<'r> {
     pub client: Box<dyn CardClient>,
     pub recording: Rc<RefCell<Recording>>,

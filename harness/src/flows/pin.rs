@@ -34,7 +34,10 @@ fn new_pin_step(r: &mut Runner<'_>, new: &str, repeat: &str) -> Result<(), Stop>
     })
 }
 
-/// PIN change: current, new, repeat.
+/// PIN change (Aruba Sign → Cambio PIN): `current`, `new` and its `repeat`, checked against
+/// the card's PIN rule before the card is touched (`Mismatch`, `NotDigits`, `BadLength`);
+/// the tries shown (`PinStatus`), then every user PIN object changed. Done:
+/// [`Finished::PinChanged`]; refusals also `WrongPin`, `PinBlocked`, `LastTry`.
 pub fn change(mut r: Runner<'_>, current: &str, new: &str, repeat: &str) -> FlowReport {
     r.secret("pin", current);
     r.secret("new_pin", new);
@@ -52,7 +55,10 @@ pub fn change(mut r: Runner<'_>, current: &str, new: &str, repeat: &str) -> Flow
     r.finish("pin-change", card, result, serde_json::Value::Null)
 }
 
-/// PIN unblock with the PUK: a blocked PUK ends in "revoke and buy a new card".
+/// PIN unblock with the PUK (Sblocco PIN): the new PIN checked, the PUK's tries shown, then the
+/// PIN reset to `new` (Oberthur through the AWP PUK file). Done: [`Finished::PinUnblocked`];
+/// refusals `WrongPuk`, `PukBlocked` (revoke the certificates, buy a new card), `LastTry` and
+/// the new-PIN checks.
 pub fn unblock(mut r: Runner<'_>, puk: &str, new: &str, repeat: &str) -> FlowReport {
     r.secret("puk", puk);
     r.secret("new_pin", new);
@@ -76,7 +82,9 @@ pub fn unblock(mut r: Runner<'_>, puk: &str, new: &str, repeat: &str) -> FlowRep
     r.finish("pin-unblock", card, result, serde_json::Value::Null)
 }
 
-/// PUK change: current, new (at least 8 digits, Aruba), repeat.
+/// PUK change (Cambio PUK): `current`, `new` (digits, at least 8, Aruba) and its `repeat`.
+/// Done: [`Finished::PukChanged`]; refusals `WrongPuk`, `PukBlocked`, `LastTry` and the
+/// new-PUK checks.
 pub fn change_puk(mut r: Runner<'_>, current: &str, new: &str, repeat: &str) -> FlowReport {
     r.secret("puk", current);
     r.secret("new_puk", new);

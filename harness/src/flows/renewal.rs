@@ -119,7 +119,13 @@ fn write(dir: &std::path::Path, name: &str, bytes: &[u8], files: &mut Vec<String
     Ok(())
 }
 
-/// Runs the renewal on one card.
+/// Runs the renewal on one card, as the steps of this module's header; `ca` issues the new
+/// certificates, `bo` holds the practice, contacts and certificate registry, `o` the holder's
+/// answers. Done: [`super::Finished::AwaitingCdrlAuthorization`] (the practice id is in the
+/// report's `details`); a run interrupted after the practice opened resumes where it
+/// stopped. Refusals carry the diagnostic's reasons and the renewal's own
+/// (`DecryptionKeyWarningNotAccepted`, `NewPurchaseRequired`, `ContractsNotAccepted`,
+/// `CaRefused`, contact reasons …).
 pub fn run(mut r: Runner<'_>, ca: &TestCa, bo: &mut Store, o: &RenewalOptions) -> FlowReport {
     r.secret("pin", &o.pin);
     let mut details = RenewalDetails::default();

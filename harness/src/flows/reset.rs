@@ -10,6 +10,11 @@ use super::{Finished, FlowReport, Reason, Runner, refuse, tries_step};
 use crate::backoffice::{EventKind, PracticeState, RevocationReason, Store};
 use crate::client::{DEFAULT_PIN, PinOutcome, SecretKind};
 
+/// PKI Manager's reset with the PIN `pin` (the holder's, or [`DEFAULT_PIN`] after a failed
+/// issuance): steps `Scanned`, `SerialConfirmed` (cards in readers), `PinStatus`, `CardReset`,
+/// `BackOfficeUpdated` (the card's practices invalidated in `bo`, its live certificates
+/// revoked). Done: [`super::Finished::Reset`]; refusals: `WrongPin` (the message says when
+/// the card looks blank with the default PIN), `PinBlocked`, `LastTry`, `NotConfirmed`.
 pub fn reset(mut r: Runner<'_>, pin: &str, bo: &mut Store) -> FlowReport {
     r.secret("pin", pin);
     r.secret("default_pin", DEFAULT_PIN);
