@@ -7,7 +7,8 @@
 //! never from the presence of Le.
 
 use crate::sw::Sw;
-use iso7816::command::{CommandView, FromSliceError};
+use iso7816::command::{BufferFull, CommandView, DataStream, FromSliceError, Writer};
+use iso7816::tlv::{Tag, Tlv};
 
 /// Largest command data field the card accepts, after command chaining (`CLA|10`) is
 /// reassembled. Sized for the largest object a flow writes in one go (a certificate chunk, a
@@ -94,21 +95,15 @@ impl<'a> Apdu<'a> {
         }
     }
 
-    /// Whether the class byte's b5 is the command-chaining bit: in the first interindustry
-    /// range (`0X`/`1X`) and its GlobalPlatform-style proprietary mirror (`8X`/`9X`). Other
-    /// proprietary classes (the CNS's `B0`) are whole class bytes.
-    fn chaining_class(&self) -> bool {
-        self.cla & 0x60 == 0
-    }
-
-    /// The class byte without the chaining bit.
+    /// The class byte split by the ISO rule ([`Class::iso`]): base class and chaining.
     pub fn base_cla(&self) -> u8 {
-        if self.chaining_class() { self.cla & !0x10 } else { self.cla }
+        Class::split(self.cla).base
     }
 
-    /// Whether this is a non-final block of a command chain (`CLA|10`, ISO 7816-4 §5.1.1.1).
+    /// Whether this is a non-final block of a command chain by the ISO rule (`CLA|10`,
+    /// ISO 7816-4 §5.1.1.1). The card asks its profile ([`crate::profile::Profile::class`]).
     pub fn chained(&self) -> bool {
-        self.chaining_class() && self.cla & 0x10 != 0
+        Class::split(self.cla).chained
     }
 
     /// Serialises the command back to bytes, into any byte sink. The encoding is the one
@@ -137,6 +132,98 @@ impl<'a> Apdu<'a> {
                 out.extend([if le >= 256 { 0 } else { le as u8 }]);
             }
         }
+    }
+}
+
+/// A class byte as the card reads it: the base class and whether the command is a non-final
+/// block of a chain.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Class {
+    /// The class without the chaining bit.
+    pub base: u8,
+    /// A non-final block of a command chain (`CLA|10`, ISO 7816-4 §5.1.1.1).
+    pub chained: bool,
+}
+
+impl Class {
+    /// ISO 7816-4 §5.4.1 without judging the class: b5 is the chaining bit in the first
+    /// interindustry range (`0X`/`1X`) and in its GlobalPlatform-style proprietary mirror
+    /// (`8X`/`9X`); other proprietary classes (the CNS's `B0`) are whole class bytes.
+    pub const fn split(cla: u8) -> Class {
+        if cla & 0x60 == 0 {
+            Class { base: cla & !0x10, chained: cla & 0x10 != 0 }
+        } else {
+            Class { base: cla, chained: false }
+        }
+    }
+
+    /// The ISO reading of a class byte: in the first interindustry range, secure messaging
+    /// (b4-b3) answers `6882` and a logical channel other than 0 (b2-b1) `6881`, as none of
+    /// these cards has either; then [`Class::split`]. Whether the base class is one the card
+    /// knows is the profile's call.
+    pub const fn iso(cla: u8) -> Result<Class, Sw> {
+        if cla & 0x80 == 0 && cla & 0x60 == 0 {
+            if cla & 0x0C != 0 {
+                return Err(Sw::SecureMessagingNotSupported);
+            }
+            if cla & 0x03 != 0 {
+                return Err(Sw::ChannelNotSupported);
+            }
+        }
+        Ok(Class::split(cla))
+    }
+}
+
+/// The response data of the command being executed, bounded by [`MAX_RESPONSE_DATA`]. A reply
+/// that does not fit becomes a status word (`6F00`: the card cannot hold its own answer), never
+/// a panic. It is an `iso7816` [`Writer`], so TLVs are written into it with `iso7816::tlv`.
+#[derive(Clone, Debug, Default)]
+pub struct Reply(heapless::Vec<u8, MAX_RESPONSE_DATA>);
+
+impl Reply {
+    pub const fn new() -> Self {
+        Reply(heapless::Vec::new())
+    }
+
+    /// Appends bytes; a full buffer is `6F00`.
+    pub fn push(&mut self, data: &[u8]) -> Result<(), Sw> {
+        Ok(self.0.extend_from_slice(data)?)
+    }
+
+    /// Appends a BER-TLV (`iso7816::tlv`) whose value is any data source.
+    pub fn tlv<S: DataStream<Self>>(&mut self, tag: Tag, value: S) -> Result<(), Sw> {
+        Ok(Tlv::new(tag, value).to_writer(self)?)
+    }
+
+    /// `len` bytes, filled by `fill` (GET CHALLENGE); `6700` when more than the buffer holds.
+    pub fn fill(&mut self, len: usize, fill: impl FnOnce(&mut [u8])) -> Result<(), Sw> {
+        let start = self.0.len();
+        self.0.resize(start + len, 0).map_err(|_| Sw::WrongLength)?;
+        fill(self.0.get_mut(start..).unwrap_or_default());
+        Ok(())
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
+impl Writer for Reply {
+    type Error = BufferFull;
+    fn write(&mut self, data: &[u8]) -> Result<usize, BufferFull> {
+        self.0.write(data)
     }
 }
 

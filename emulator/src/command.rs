@@ -1,6 +1,8 @@
-//! The typed command set. A profile's parser turns an [`Apdu`] into a [`Command`] (its error
-//! *is* the status word to answer); the card executes it in one exhaustive `match`
-//! (`Card::execute`), so a new variant does not compile until it is handled.
+//! The typed command set. A profile's parser (`Profile::parse`: its own arms, then the ISO
+//! arms of `profile/iso.rs`) turns an [`Apdu`] into a [`Command`] (its error *is* the status
+//! word to answer); the card executes it in one exhaustive `match` (`card/mod.rs`), so a new
+//! variant does not compile until it is handled. A command only one card has and the engine
+//! does not model is [`Command::Own`]: its profile executes it (`Profile::execute_own`).
 //!
 //! Parsed types enforce the APDU encoding (lengths, P1/P2 values); whether an operation is
 //! allowed now (PINs, access conditions, life-cycle) is the card's call.
@@ -8,7 +10,7 @@
 use crate::apdu::Apdu;
 use crate::fs::Acl;
 use crate::keys::Algorithm;
-use crate::sw::Sw;
+pub use crate::keys::SignPadding;
 
 /// How a PIN reference is resolved against the file tree.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -91,15 +93,6 @@ pub enum KeyGen {
     Slot { key: u8, algorithm: Algorithm, pending: bool },
     /// Oberthur: `00 46 00 00` with public FID ‖ private FID: size from the private-key EF.
     Files { public: u16, private: u16 },
-}
-
-/// Who pads a signature input.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum SignPadding {
-    /// The host sent the whole PKCS#1 block; the card does the raw RSA operation (CNS).
-    Raw,
-    /// The host sent a DigestInfo; the card adds PKCS#1 v1.5 type-01 padding (Oberthur).
-    Pkcs1,
 }
 
 /// A GET DATA object.
@@ -212,177 +205,17 @@ pub enum Command<'a> {
         key: u8,
         certificate: &'a [u8],
     },
-    /// Oberthur `80 B4 nn 00`: 1 = modulus, 2 = exponent of the selected public-key EF.
-    ReadPublicComponent {
-        exponent: bool,
-        le: usize,
-    },
     CreateFile(NewFile),
     /// DELETE FILE of a child of the current DF; `df` says whether the host expects a DF.
     DeleteFile {
         fid: u16,
         df: Option<bool>,
     },
-    /// Oberthur LIST FILES: the FIDs of the current DF's children.
-    ListFiles {
-        le: usize,
-    },
-    /// The proprietary erase the reset uses (CNS `B0 F5 00 00`, spec/domain.md §1.2).
+    /// The proprietary erase the reset uses (CNS `B0 F5 00 00`, spec/domain.md §1.2); what
+    /// it erases and who may is the profile's (`Profile::erase`).
     EraseCard,
-}
-
-// ---- shared ISO 7816-4 decoders, used by both profiles ----
-
-pub(crate) fn no_data(apdu: &Apdu<'_>) -> Result<(), Sw> {
-    if apdu.data.is_empty() { Ok(()) } else { Err(Sw::WrongLength) }
-}
-
-pub(crate) fn fid_of(data: &[u8]) -> Result<u16, Sw> {
-    match *data {
-        [hi, lo] => Ok(u16::from_be_bytes([hi, lo])),
-        _ => Err(Sw::WrongLength),
-    }
-}
-
-/// SELECT (ISO 7816-4 §11.1.1).
-pub(crate) fn select<'a>(apdu: &Apdu<'a>) -> Result<Command<'a>, Sw> {
-    let return_fcp = match apdu.p2 & 0xFC {
-        0x00 | 0x04 => true,
-        0x0C => false,
-        _ => return Err(Sw::WrongP1P2),
-    };
-    let occurrence = apdu.p2 & 0x03;
-    if occurrence != 0 && apdu.p1 != 0x04 {
-        return Err(Sw::WrongP1P2);
-    }
-    let target = match apdu.p1 {
-        0x00 => {
-            if apdu.data.is_empty() {
-                SelectTarget::Fid(crate::fs::MF)
-            } else {
-                SelectTarget::Fid(fid_of(apdu.data)?)
-            }
-        }
-        0x03 => {
-            no_data(apdu)?;
-            SelectTarget::Parent
-        }
-        0x04 => {
-            if apdu.data.is_empty() || apdu.data.len() > 16 {
-                return Err(Sw::WrongLength);
-            }
-            if occurrence != 0 {
-                // "next occurrence": no card here has two DFs with one name.
-                return Err(Sw::FileNotFound);
-            }
-            SelectTarget::DfName(apdu.data)
-        }
-        0x08 | 0x09 => {
-            if apdu.data.is_empty() || !apdu.data.len().is_multiple_of(2) {
-                return Err(Sw::WrongLength);
-            }
-            if apdu.p1 == 0x08 { SelectTarget::PathFromMf(apdu.data) } else { SelectTarget::PathFromCurrent(apdu.data) }
-        }
-        _ => return Err(Sw::WrongP1P2),
-    };
-    Ok(Command::Select(Select { target, return_fcp }))
-}
-
-/// Offset of READ/UPDATE BINARY: 15 bits of P1-P2. Short EF identifiers (P1 b8 = 1) are not
-/// supported by these cards.
-pub(crate) fn binary_offset(apdu: &Apdu<'_>) -> Result<usize, Sw> {
-    if apdu.p1 & 0x80 != 0 {
-        return Err(Sw::WrongP1P2);
-    }
-    Ok(usize::from(apdu.p1) << 8 | usize::from(apdu.p2))
-}
-
-pub(crate) fn read_binary<'a>(apdu: &Apdu<'a>) -> Result<Command<'a>, Sw> {
-    no_data(apdu)?;
-    Ok(Command::ReadBinary { offset: binary_offset(apdu)?, le: apdu.le.unwrap_or(256) })
-}
-
-pub(crate) fn update_binary<'a>(apdu: &Apdu<'a>) -> Result<Command<'a>, Sw> {
-    if apdu.data.is_empty() {
-        return Err(Sw::WrongLength);
-    }
-    Ok(Command::UpdateBinary { offset: binary_offset(apdu)?, data: apdu.data })
-}
-
-/// Record commands address by absolute record number in P1 (P2 = `04`).
-pub(crate) fn record_number(apdu: &Apdu<'_>) -> Result<u8, Sw> {
-    if apdu.p2 != 0x04 || apdu.p1 == 0 {
-        return Err(Sw::WrongP1P2);
-    }
-    Ok(apdu.p1)
-}
-
-pub(crate) fn get_challenge<'a>(apdu: &Apdu<'a>) -> Result<Command<'a>, Sw> {
-    no_data(apdu)?;
-    if apdu.p1 != 0 || apdu.p2 != 0 {
-        return Err(Sw::WrongP1P2);
-    }
-    match apdu.le {
-        Some(len) if len <= 256 => Ok(Command::GetChallenge { len }),
-        _ => Err(Sw::WrongLength),
-    }
-}
-
-pub(crate) fn get_response<'a>(apdu: &Apdu<'a>) -> Result<Command<'a>, Sw> {
-    no_data(apdu)?;
-    if apdu.p1 != 0 || apdu.p2 != 0 {
-        return Err(Sw::WrongP1P2);
-    }
-    Ok(Command::GetResponse { le: apdu.le.unwrap_or(256) })
-}
-
-/// PSO (ISO 7816-8 §11): `9E 9A` compute digital signature, `80 86` decipher.
-pub(crate) fn pso<'a>(apdu: &Apdu<'a>, padding: SignPadding) -> Result<Command<'a>, Sw> {
-    // The CNS receives an ISO padding indicator `00` before the cryptogram and returns the raw
-    // block; Oberthur receives the bare cryptogram and removes the padding itself.
-    let decipher_indicator = padding == SignPadding::Raw;
-    match (apdu.p1, apdu.p2) {
-        (0x9E, 0x9A) => {
-            if apdu.data.is_empty() {
-                return Err(Sw::WrongLength);
-            }
-            Ok(Command::ComputeSignature { input: apdu.data, padding })
-        }
-        (0x80, 0x86) => {
-            let input = if decipher_indicator {
-                match apdu.data.split_first() {
-                    Some((0x00, rest)) if !rest.is_empty() => rest,
-                    Some(_) => return Err(Sw::WrongData),
-                    None => return Err(Sw::WrongLength),
-                }
-            } else {
-                apdu.data
-            };
-            if input.is_empty() {
-                return Err(Sw::WrongLength);
-            }
-            Ok(Command::Decipher { input, unpad: !decipher_indicator })
-        }
-        _ => Err(Sw::WrongP1P2),
-    }
-}
-
-/// The CRT tag of MSE SET P2.
-pub(crate) fn mse_op(p2: u8) -> Result<SecOp, Sw> {
-    match p2 {
-        0xB6 => Ok(SecOp::Sign),
-        0xB8 => Ok(SecOp::Decipher),
-        _ => Err(Sw::WrongP1P2),
-    }
-}
-
-/// Walks simple BER-TLV with 1-byte tags and short lengths (security environment data).
-pub(crate) fn simple_tlv(mut data: &[u8], mut f: impl FnMut(u8, &[u8]) -> Result<(), Sw>) -> Result<(), Sw> {
-    while let [tag, len, rest @ ..] = data {
-        let len = usize::from(*len);
-        let value = rest.get(..len).ok_or(Sw::WrongData)?;
-        f(*tag, value)?;
-        data = rest.get(len..).ok_or(Sw::WrongData)?;
-    }
-    if data.is_empty() { Ok(()) } else { Err(Sw::WrongData) }
+    /// A command of the profile's own that the engine does not model (Oberthur LIST FILES,
+    /// READ PUBLIC COMPONENT): the profile checked its encoding and executes it on the card
+    /// through `profile::Ctx`.
+    Own(Apdu<'a>),
 }

@@ -3,10 +3,11 @@
 //! image material; results are identical (PKCS#1 v1.5 is deterministic; ECDSA signatures
 //! differ in value but verify the same).
 
-use crate::keys::KeyMaterial;
+use crate::keys::{KeyMaterial, PrivateKey, PublicKey, SignPadding};
+use crate::rng::CardRng;
 use crate::sw::Sw;
 use openssl::bn::{BigNum, BigNumContext};
-use openssl::ec::{EcGroup, EcKey, EcPoint};
+use openssl::ec::{EcGroup, EcKey, EcPoint, PointConversionForm};
 use openssl::ecdsa::EcdsaSig;
 use openssl::nid::Nid;
 use openssl::pkey::Private;
@@ -20,6 +21,32 @@ pub enum FastKey {
 
 fn fail<E>(_: E) -> Sw {
     Sw::WrongData
+}
+
+impl PrivateKey for FastKey {
+    fn public(&self) -> Result<PublicKey, Sw> {
+        match self {
+            FastKey::Rsa(k) => Ok(PublicKey::Rsa { modulus: k.n().to_vec(), exponent: k.e().to_vec() }),
+            FastKey::EcP256(k) => {
+                let mut ctx = BigNumContext::new().map_err(fail)?;
+                let point = k.public_key().to_bytes(k.group(), PointConversionForm::UNCOMPRESSED, &mut ctx);
+                Ok(PublicKey::EcP256 { point: point.map_err(fail)? })
+            }
+        }
+    }
+
+    /// OpenSSL draws its own randomness (blinding, ECDSA nonces): the card RNG is not used.
+    fn sign(&self, input: &[u8], padding: SignPadding, _rng: &mut CardRng) -> Result<Vec<u8>, Sw> {
+        match (self, padding) {
+            (FastKey::EcP256(_), _) => self.ecdsa_sign_prehash(input),
+            (FastKey::Rsa(_), SignPadding::Raw) => self.rsa_raw(input),
+            (FastKey::Rsa(_), SignPadding::Pkcs1) => self.rsa_sign_digest_info(input),
+        }
+    }
+
+    fn decipher(&self, input: &[u8], unpad: bool, _rng: &mut CardRng) -> Result<Vec<u8>, Sw> {
+        if unpad { self.rsa_decrypt_pkcs1(input) } else { self.rsa_raw(input) }
+    }
 }
 
 impl FastKey {

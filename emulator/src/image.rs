@@ -23,7 +23,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// Longest ATR ISO 7816-3 allows (and pcscd accepts).
 pub const MAX_ATR_LEN: usize = 33;
 
-/// Which card the image is.
+/// Which card the image is: the schema tag of its profile (`profile::ProfileKind::ALL`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProfileKind {
@@ -33,25 +33,8 @@ pub enum ProfileKind {
     Oberthur,
 }
 
-impl ProfileKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            ProfileKind::Cns => "cns",
-            ProfileKind::Oberthur => "oberthur",
-        }
-    }
-}
-
-impl std::str::FromStr for ProfileKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "cns" => Ok(ProfileKind::Cns),
-            "oberthur" => Ok(ProfileKind::Oberthur),
-            other => Err(format!("unknown profile {other:?} (expected cns or oberthur)")),
-        }
-    }
-}
+// `ProfileKind::profile` (the one mapping to a profile's facts), `name` and `FromStr` are in
+// `profile/mod.rs`.
 
 /// Card life-cycle (spec/domain.md §6.1; the byte GET DATA `01 83` returns on the CNS).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,7 +91,8 @@ pub struct CardImage {
     /// Modelled EEPROM size in bytes; CREATE FILE and key generation answer `6A84` past it.
     pub capacity: u32,
     pub capabilities: Capabilities,
-    /// Oberthur only: the 42 CPLC bytes of GET DATA `9F7F` (IC serial at offset 12..16).
+    /// The GlobalPlatform CPLC bytes of GET DATA `9F7F`, on cards that have one (Oberthur: 42
+    /// bytes, IC serial at offset 12..16; its profile checks them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cplc: Option<Bytes>,
     pub history: History,
@@ -206,9 +190,7 @@ impl CardImage {
         if let Some((fid, key)) = bad_key {
             return Err(format!("private-key file {fid} refers to missing key {key}"));
         }
-        if self.profile == ProfileKind::Oberthur && self.cplc.as_ref().map(|c| c.0.len()) != Some(42) {
-            return Err("an oberthur image needs 42 cplc bytes".into());
-        }
+        self.profile.profile().validate(self)?;
         let used = self.eeprom_used();
         if used > self.capacity {
             return Err(format!(
@@ -301,19 +283,9 @@ impl CardImage {
         self.capacity.saturating_sub(self.eeprom_used())
     }
 
-    /// The card serial: EF_IDCarta on the CNS, the 4 CPLC IC-serial bytes (lowercase hex, as
-    /// OpenSC shows it) on Oberthur.
+    /// The card serial where its profile keeps it (`Profile::serial`).
     pub fn serial(&self) -> Option<String> {
-        match self.profile {
-            ProfileKind::Cns => match &crate::fs::lookup(&self.mf, &[MF, 0x1000, 0x1003])?.body {
-                FileBody::Transparent { data } => Some(String::from_utf8_lossy(&data.0).into_owned()),
-                _ => None,
-            },
-            ProfileKind::Oberthur => {
-                let cplc = self.cplc.as_ref()?;
-                Some(cplc.0.get(12..16)?.iter().map(|b| format!("{b:02x}")).collect())
-            }
-        }
+        self.profile.profile().serial(self)
     }
 }
 
@@ -332,8 +304,8 @@ pub use crate::storage::write_private as write_atomically;
 /// What a profile's PIN objects look like and which values they accept.
 ///
 /// Every PIN, PUK and SO PIN object of one profile follows it (the card's CHANGE REFERENCE
-/// DATA, RESET RETRY COUNTER and CREATE PIN enforce the same numbers). It lives here for the
-/// image loader until the profile interface carries it.
+/// DATA, RESET RETRY COUNTER and CREATE PIN enforce the same numbers). Each profile states
+/// its own ([`crate::profile::Profile::pin_rule`]).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct PinRule {
     pub charset: Charset,
@@ -372,12 +344,7 @@ impl PinRule {
 /// The PIN rule of a profile (spec/cards.md §2.6, §3.6): CNS 5–8 digits padded with `FF` to
 /// 8; Oberthur AWP 4–64 characters padded with `FF` to 64.
 pub fn pin_rule(profile: ProfileKind) -> PinRule {
-    match profile {
-        ProfileKind::Cns => PinRule { charset: Charset::Digits, min_len: 5, max_len: 8, pad_len: 8, pad_byte: 0xFF },
-        ProfileKind::Oberthur => {
-            PinRule { charset: Charset::Ascii, min_len: 4, max_len: 64, pad_len: 64, pad_byte: 0xFF }
-        }
-    }
+    profile.profile().pin_rule()
 }
 
 /// Whether stored key material is a key of `algorithm` the card can use. Parsing an RSA key

@@ -5,16 +5,16 @@
 //! * no response contains private-key bytes (any 16-byte window of d, p, q or an EC scalar);
 //! * the image stays valid (file tree, PIN and key references);
 //! * a PIN or PUK counter only goes up when the command carried that secret (or the PUK that
-//!   unblocks it, or the Oberthur unblock code), or the card was erased / the PIN recreated
-//!   by a PIN holder;
+//!   unblocks it), or the card reports an administrative reset of credentials
+//!   ([`Effect::CredentialsReset`]: ERASE, CREATE PIN, an unblock with a PUK file's code);
 //! * at the end, an image save/load round trip gives the live state back.
 //!
 //! Steps come as frames: `kind (1 byte) ‖ length (2 bytes, big endian) ‖ bytes`, kind `0` an
 //! APDU, `1` a power cycle, `2` a warm reset; a truncated frame ends the sequence. Flow
 //! transcripts become seed inputs this way (`firmalab fixtures fuzz-corpus`).
 
-use crate::card::{Card, REPLY_CAPACITY};
-use crate::image::{CardImage, ProfileKind};
+use crate::card::{Card, Effect, REPLY_CAPACITY};
+use crate::image::CardImage;
 use crate::keys::LoadedKey;
 use crate::rng::CardRng;
 use rsa::traits::PrivateKeyParts;
@@ -127,7 +127,7 @@ impl Checked {
         }
         let after = self.card.image();
         after.validate().map_err(|e| format!("image invalid after {cmd:02X?}: {e}"))?;
-        let sw_ok = resp.ends_with(&[0x90, 0x00]);
+        let credentials_reset = self.card.last_effect() == Effect::CredentialsReset;
         for (b, a) in before.pins.iter().zip(&after.pins) {
             if a.tries_left <= b.tries_left {
                 continue;
@@ -142,10 +142,7 @@ impl Checked {
                     .or_else(|| before.pins.iter().find(|p| p.reference == r))
             });
             let by_puk = puk.is_some_and(|p| contains(&padded(&p.value, p.pad_len, p.pad_byte.0)));
-            let oberthur_code = before.profile == ProfileKind::Oberthur && cmd.get(1) == Some(&0x2C) && sw_ok;
-            let erase = cmd.as_slice() == [0xB0, 0xF5, 0x00, 0x00] && sw_ok;
-            let create_pin = matches!(cmd.as_slice(), [_, 0x24, 0x01, ..]) && sw_ok;
-            if !(own || by_puk || oberthur_code || erase || create_pin) {
+            if !(own || by_puk || credentials_reset) {
                 return Err(format!(
                     "{} counter rose from {} to {} on {cmd:02X?}",
                     b.label, b.tries_left, a.tries_left

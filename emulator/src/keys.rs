@@ -2,6 +2,10 @@
 //!
 //! Private key material stays inside [`KeyObject::material`]: no command ever copies it into a
 //! response. RSA-1024/2048 always; ECDSA P-256 only on images whose capabilities enable it.
+//!
+//! Private-key operations go through one interface, [`PrivateKey`], whatever computes them: a
+//! [`Backend`] loads key material into it (RustCrypto's [`LoadedKey`] by default, OpenSSL's
+//! `FastKey` with the `openssl` feature), and the card only ever calls the trait.
 
 use crate::hex::{Bytes, Hex8};
 use crate::rng::CardRng;
@@ -27,6 +31,40 @@ pub enum Backend {
     /// OpenSSL (feature `openssl`), for throughput.
     #[cfg(feature = "openssl")]
     OpenSsl,
+}
+
+impl Backend {
+    /// Parses key material into this backend; `6581` when the stored material is unusable.
+    pub fn load(self, material: &KeyMaterial) -> Result<Box<dyn PrivateKey>, Sw> {
+        match self {
+            Backend::RustCrypto => Ok(Box::new(material.load()?)),
+            #[cfg(feature = "openssl")]
+            Backend::OpenSsl => Ok(Box::new(crate::fast::FastKey::load(material)?)),
+        }
+    }
+}
+
+/// Who pads a signature input.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum SignPadding {
+    /// The host sent the whole PKCS#1 block; the card does the raw RSA operation (CNS).
+    Raw,
+    /// The host sent a DigestInfo; the card adds PKCS#1 v1.5 type-01 padding (Oberthur).
+    Pkcs1,
+}
+
+/// A private key loaded into a backend: the operations PSO COMPUTE DIGITAL SIGNATURE and PSO
+/// DECIPHER perform. Errors are status words (`6700` wrong input length, `6A80` input the key
+/// cannot process, `6985` an operation the key type does not have).
+pub trait PrivateKey: Send {
+    /// The public half, in the form profiles encode it.
+    fn public(&self) -> Result<PublicKey, Sw>;
+    /// ECDSA P-256 over a host-computed hash (`r || s`), whatever the padding; RSA: the raw
+    /// private operation on a modulus-length block ([`SignPadding::Raw`]) or PKCS#1 v1.5
+    /// type-01 padding of a DigestInfo, then RSA ([`SignPadding::Pkcs1`]).
+    fn sign(&self, input: &[u8], padding: SignPadding, rng: &mut CardRng) -> Result<Vec<u8>, Sw>;
+    /// RSA on a modulus-length cryptogram; with `unpad`, PKCS#1 v1.5 type-02 padding removed.
+    fn decipher(&self, input: &[u8], unpad: bool, rng: &mut CardRng) -> Result<Vec<u8>, Sw>;
 }
 
 /// What a key may be used for.
@@ -183,6 +221,24 @@ impl KeyMaterial {
                 Ok(Self::from_p256(&key))
             }
         }
+    }
+}
+
+impl PrivateKey for LoadedKey {
+    fn public(&self) -> Result<PublicKey, Sw> {
+        Ok(LoadedKey::public(self))
+    }
+
+    fn sign(&self, input: &[u8], padding: SignPadding, rng: &mut CardRng) -> Result<Vec<u8>, Sw> {
+        match (self, padding) {
+            (LoadedKey::EcP256(_), _) => self.ecdsa_sign_prehash(input),
+            (LoadedKey::Rsa(_), SignPadding::Raw) => self.rsa_raw(input, rng),
+            (LoadedKey::Rsa(_), SignPadding::Pkcs1) => self.rsa_sign_digest_info(input, rng),
+        }
+    }
+
+    fn decipher(&self, input: &[u8], unpad: bool, rng: &mut CardRng) -> Result<Vec<u8>, Sw> {
+        if unpad { self.rsa_decrypt_pkcs1(input, rng) } else { self.rsa_raw(input, rng) }
     }
 }
 

@@ -32,8 +32,10 @@ pub mod storage;
 pub mod sw;
 pub mod timing;
 pub mod vpcd;
+#[cfg(feature = "vpicc")]
+pub mod vpicc_card;
 
-pub use card::Card;
+pub use card::{Card, Effect};
 pub use image::{CardImage, ProfileKind};
 pub use rng::CardRng;
 pub use sw::Sw;

@@ -1,11 +1,17 @@
-//! Personalisation: what an issuer writes onto a blank chip. The profiles turn a
-//! [`Personalization`] into a complete [`CardImage`] with their own file layout.
+//! Personalisation: what an issuer writes onto a blank chip. [`Personalization::build`]
+//! (in `profile/mod.rs`) asks the card's profile to turn it into a complete
+//! [`CardImage`](crate::image::CardImage) with its own file layout; this module is only the
+//! data, so profiles depend on it and it on none of them.
 //!
 //! X.509 knowledge stays with the caller (the harness's test CA): it passes the certificate
 //! and, for the Oberthur info files, its subject, issuer and the key's public numbers.
 
-use crate::image::{CardImage, History, LifeCycle, ProfileKind};
+use crate::image::{History, LifeCycle, ProfileKind};
 use crate::keys::{Algorithm, KeyMaterial};
+
+/// The PIN a reset or a failed issuance leaves on an Aruba card, whatever the chip
+/// (spec/domain.md §0, FAQ CMS).
+pub const DEFAULT_PIN: &str = "12345";
 
 /// The public facts of a key and its certificate (what the Oberthur info files hold).
 #[derive(Clone, Debug)]
@@ -70,22 +76,4 @@ pub struct Holder {
     pub birth_date: String,
     pub sex: String,
     pub codice_fiscale: String,
-}
-
-impl Personalization {
-    pub fn build(&self) -> Result<CardImage, String> {
-        let image = match self.profile {
-            ProfileKind::Cns => crate::profile::cns::personalize(self)?,
-            ProfileKind::Oberthur => crate::profile::oberthur::personalize(self)?,
-        };
-        image.validate()?;
-        if image.eeprom_used() > image.capacity {
-            return Err(format!(
-                "the personalisation needs {} bytes of EEPROM, the card has {}",
-                image.eeprom_used(),
-                image.capacity
-            ));
-        }
-        Ok(image)
-    }
 }

@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 /// Most PIN objects a card holds (the verified set is a bitmask of this width).
 pub const MAX_PINS: usize = 16;
 
+/// Most tries a PIN may have: `63Cx` reports at most 15 (ISO 7816-4 §5.6).
+pub const MAX_TRIES: u8 = 15;
+
 /// What a secret is for.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -181,6 +181,27 @@ impl Sw {
     }
 }
 
+/// The one conversion of "it does not fit" into a status word: a full bounded buffer
+/// (`heapless`), a TLV that overflows its writer (`iso7816`) or a length that does not fit its
+/// field are the card's own limits, answered `6F00` (no precise diagnosis), never a panic.
+impl From<heapless::CapacityError> for Sw {
+    fn from(_: heapless::CapacityError) -> Sw {
+        Sw::Unknown
+    }
+}
+
+impl From<iso7816::command::BufferFull> for Sw {
+    fn from(_: iso7816::command::BufferFull) -> Sw {
+        Sw::Unknown
+    }
+}
+
+impl From<core::num::TryFromIntError> for Sw {
+    fn from(_: core::num::TryFromIntError) -> Sw {
+        Sw::Unknown
+    }
+}
+
 impl fmt::Display for Sw {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:04X}", self.to_u16())

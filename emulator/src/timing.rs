@@ -3,6 +3,7 @@
 //! takes 60 to 680 ms on the card, key generation seconds to tens of seconds; a plain APDU a few
 //! milliseconds over USB CCID. Default: no delay (as fast as possible).
 
+use crate::card::Effect;
 use std::time::Duration;
 
 /// A latency model.
@@ -42,17 +43,15 @@ impl Timing {
         }
     }
 
-    /// How long a physical card would have taken for this command, given its answer.
-    pub fn delay(self, command: &[u8], response: &[u8]) -> Duration {
+    /// How long a physical card would have taken for a command, given what the card did
+    /// ([`Card::last_effect`](crate::card::Card::last_effect)): a private-key operation or a
+    /// key generation on top of the per-APDU time.
+    pub fn delay(self, effect: Effect) -> Duration {
         let (apdu, private_op, keygen) = self.figures();
-        // Success: 9000, or 61xx (more data to fetch) for a long answer.
-        let ok = matches!(response.get(response.len().saturating_sub(2)), Some(0x90 | 0x61));
-        let extra = match command.get(1) {
-            // PSO (signature, decipher) that produced a result; chained blocks are quick.
-            Some(0x2A) if ok && command.first().is_some_and(|c| c & 0x10 == 0) => private_op,
-            // GENERATE KEY PAIR (not the CNS commit, which only writes).
-            Some(0x46) if ok && command.get(2) != Some(&0x81) => keygen,
-            _ => 0,
+        let extra = match effect {
+            Effect::PrivateKeyOperation => private_op,
+            Effect::KeyGeneration => keygen,
+            Effect::None | Effect::CredentialsReset => 0,
         };
         Duration::from_millis(apdu + extra)
     }
@@ -63,13 +62,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn delays_follow_the_command() {
+    fn delays_follow_what_the_card_did() {
         let t = Timing::Typical;
-        assert_eq!(t.delay(&[0x00, 0xA4, 0, 0], &[0x90, 0x00]), Duration::from_millis(5));
-        assert_eq!(t.delay(&[0x00, 0x2A, 0x9E, 0x9A, 1, 0], &[0xAB, 0x90, 0x00]), Duration::from_millis(255));
-        assert_eq!(t.delay(&[0x10, 0x2A, 0x9E, 0x9A, 1, 0], &[0x90, 0x00]), Duration::from_millis(5));
-        assert_eq!(t.delay(&[0x00, 0x46, 0x80, 0x10, 2, 8, 0], &[0x61, 0x0E]), Duration::from_millis(10_005));
-        assert_eq!(Timing::None.delay(&[0x00, 0x46, 0, 0x10], &[0x90, 0x00]), Duration::ZERO);
+        assert_eq!(t.delay(Effect::None), Duration::from_millis(5));
+        assert_eq!(t.delay(Effect::CredentialsReset), Duration::from_millis(5));
+        assert_eq!(t.delay(Effect::PrivateKeyOperation), Duration::from_millis(255));
+        assert_eq!(t.delay(Effect::KeyGeneration), Duration::from_millis(10_005));
+        assert_eq!(Timing::Slow.delay(Effect::PrivateKeyOperation), Duration::from_millis(690));
+        assert_eq!(Timing::None.delay(Effect::KeyGeneration), Duration::ZERO);
         assert!("medium".parse::<Timing>().is_err());
+        assert_eq!("fast".parse::<Timing>(), Ok(Timing::Fast));
     }
 }

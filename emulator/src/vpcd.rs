@@ -16,6 +16,10 @@
 //!   when that save fails ([`HostedCard`]);
 //! * stops cleanly when the stop flag is set: every read, write and connection attempt
 //!   notices it within half a second, also in the middle of a frame.
+//!
+//! It does not run on `vpicc::Connection` (feature `vpicc`: `crate::vpicc_card`) because
+//! `vpicc` 0.1.0 cannot give that last guarantee by itself: its `poll` blocks with no timeout,
+//! and a timeout would drop a half-read frame, so stopping it takes a second thread.
 
 use crate::apdu;
 use crate::card::Card;
@@ -112,7 +116,7 @@ impl HostedCard {
             return (Sw::MemoryFailure.to_bytes().to_vec(), None);
         }
         let response = self.card.transmit_vec(command);
-        let delay = self.timing.delay(command, &response);
+        let delay = self.timing.delay(self.card.last_effect());
         if !delay.is_zero() {
             std::thread::sleep(delay);
         }

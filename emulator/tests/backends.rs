@@ -5,6 +5,7 @@
 mod common;
 use common::*;
 use firmalab_emulator::keys::Backend;
+use rsa::traits::PublicKeyParts;
 
 fn sign_cns(backend: Backend) -> Vec<u8> {
     let mut s = Session::new("cns-renewable.json");
@@ -32,6 +33,27 @@ fn openssl_and_rustcrypto_give_the_same_rsa_signatures_on_both_profiles() {
         s.expect(&format!("002A9E9A33{}", firmalab_emulator::hex::encode(&di)), "#256 9000")
     };
     assert_eq!(ober(Backend::RustCrypto), ober(Backend::OpenSsl));
+}
+
+#[test]
+fn both_backends_read_the_same_public_key() {
+    let public = |backend, component: &str| {
+        let mut s = Session::new("oberthur-renewable.json");
+        s.card.set_backend(backend);
+        s.expect("00A4040C10A000000077010303000000F100000002", "9000");
+        s.expect("00A40000025011", "* 9000");
+        s.expect("00A40000029001", "* 9000");
+        s.expect("00A40000021002", "* 9000");
+        s.expect(&format!("80B4{component}0000"), "* 9000")
+    };
+    for component in ["01", "02"] {
+        let (rust, ossl) = (public(Backend::RustCrypto, component), public(Backend::OpenSsl, component));
+        assert!(!rust.is_empty());
+        assert_eq!(rust, ossl, "component {component}");
+    }
+    let modulus = public(Backend::OpenSsl, "01");
+    let image = image("oberthur-renewable.json");
+    assert_eq!(rsa::BoxedUint::from_be_slice_vartime(&modulus), *public_key(&image, 0x02).n().as_ref());
 }
 
 #[test]

@@ -388,6 +388,28 @@ fn create_update_delete_file_under_acl_and_capacity() {
 }
 
 #[test]
+fn the_card_reports_what_each_command_did_for_latency_models_and_invariants() {
+    use firmalab_emulator::Effect;
+    let mut s = Session::new("cns-renewable.json");
+    let block = hex(&pkcs1_block(&[0u8; 32], 256));
+    let effect = |s: &mut Session, cmd: &str, want: &str| {
+        s.expect(cmd, want);
+        s.card.last_effect()
+    };
+    assert_eq!(effect(&mut s, &format!("0020009008{PIN}"), "9000"), Effect::None);
+    assert_eq!(effect(&mut s, "0022F1B603830101", "9000"), Effect::None);
+    assert_eq!(effect(&mut s, &format!("102A9E9AFF{}", &block[..510]), "9000"), Effect::None); // a block
+    assert_eq!(effect(&mut s, &format!("002A9E9A01{}00", &block[510..]), "#256 9000"), Effect::PrivateKeyOperation);
+    assert_eq!(effect(&mut s, "0022F1B603830110", "9000"), Effect::None);
+    assert_eq!(effect(&mut s, &format!("002A9E9A000100{block}0000"), "6982"), Effect::None); // refused
+    assert_eq!(effect(&mut s, &format!("0020009008{PIN}"), "9000"), Effect::None);
+    assert_eq!(effect(&mut s, "0046000102080000", "#256 610E"), Effect::KeyGeneration);
+    assert_eq!(effect(&mut s, "00C0000000", "#14 9000"), Effect::None);
+    assert_eq!(effect(&mut s, "B0F50000", "9000"), Effect::CredentialsReset);
+    assert_eq!(effect(&mut s, "B0F50000", "6982"), Effect::None);
+}
+
+#[test]
 fn eeprom_free_memory_file_tracks_usage() {
     let mut s = Session::new("cns-renewable.json");
     s.expect("00A4080C0412001202", "9000");

@@ -231,6 +231,23 @@ fn create_pin_sets_a_new_pin_and_counter_under_the_df_acl() {
 }
 
 #[test]
+fn a_refused_create_pin_leaves_no_pin_object_behind() {
+    let mut s = Session::new(CARD);
+    connect(&mut s);
+    s.expect("00A40000025011", "62.. 9000");
+    s.expect(&format!("0020008140{}", pin64("12345678")), "9000");
+    let before = s.card.image().pins.len();
+    // PIN 82 does not exist; "12" is shorter than the AWP minimum of 4.
+    s.expect(&format!("00240102420340{}", pin64("12")), "6A80");
+    assert_eq!(s.card.image().pins.len(), before);
+    s.expect(&format!("0020008240{}", "FF".repeat(64)), "6A88"); // no PIN 82 with an empty value
+    s.expect(&format!("00240102420340{}", pin64("2468")), "9000");
+    assert_eq!(s.card.image().pins.len(), before + 1);
+    s.expect(&format!("0020008240{}", pin64("2468")), "9000");
+    s.expect(&format!("00240102421040{}", pin64("2468")), "6A80"); // 16 tries: more than 63Cx reports
+}
+
+#[test]
 fn records_update_append_delete() {
     let mut s = Session::new(CARD);
     connect(&mut s);

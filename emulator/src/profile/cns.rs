@@ -13,15 +13,19 @@
 //! * Administration (spec/domain.md §1.2): GET DATA `01 83` life-cycle, ERASE `B0 F5`,
 //!   GENERATE KEY PAIR `00 46 00 kk`, ISO CREATE/DELETE FILE.
 
-use super::{Fcp, be16, fcp_fields, template, tlv};
-use crate::apdu::Apdu;
-use crate::command::{
-    self as c, Command, DataObject, KeyGen, KeySelector, NewFile, NewFileKind, PinRef, PinScope, UnblockProof,
+use super::iso::{self, fid_of, no_data, p1p2_zero};
+use super::{
+    Ctx, DESCRIPTOR, DF_NAME, FILE_ID, FILE_SIZE, Fcp, PinOp, Profile, Recognised, SECURITY, TOTAL_SIZE, be16,
+    fcp_fields, public_key_template, template, tlv,
 };
+use crate::apdu::{Apdu, Reply};
+use crate::command::{Command, DataObject, KeyGen, NewFile, NewFileKind, PinRef, PinScope, SignPadding};
 use crate::fs::{AccessCondition, Acl, FileBody, FileNode, MF};
 use crate::hex::{Bytes, Hex8, Hex16};
-use crate::image::{Capabilities, CardImage, SCHEMA_NAME, SCHEMA_VERSION};
-use crate::keys::{Algorithm, KeyObject, KeyUsage};
+use crate::image::PinRule;
+use crate::image::{Capabilities, CardImage, ProfileKind, SCHEMA_NAME, SCHEMA_VERSION};
+use crate::keys::{Algorithm, KeyObject, KeyUsage, PublicKey};
+pub use crate::perso::DEFAULT_PIN;
 use crate::perso::{Holder, KeySet, Personalization};
 use crate::security::{Charset, PinObject, PinRole};
 use crate::sw::Sw;
@@ -50,8 +54,6 @@ pub const KEY_CNS1: u8 = 0x10;
 /// Certificate EFs of the two key sets.
 pub const CERT_CNS0: [u16; 3] = [MF, 0x1100, 0x1101];
 pub const CERT_CNS1: [u16; 3] = [MF, 0x1400, 0x9010];
-/// The PIN a reset or a failed issuance leaves (spec/domain.md §0, FAQ CMS).
-pub const DEFAULT_PIN: &str = "12345";
 
 /// DER of the P-256 curve OID, as GENERATE KEY PAIR data.
 const P256_OID_TLV: [u8; 10] = [0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07];
@@ -63,124 +65,202 @@ fn pin_ref(p2: u8) -> Result<PinRef, Sw> {
     Ok(PinRef { reference: p2 & 0x7F, scope: if p2 & 0x80 != 0 { PinScope::Local } else { PinScope::Global } })
 }
 
-/// Decodes a CNS APDU (class and chaining already checked by the card).
-pub fn parse<'a>(apdu: &Apdu<'a>) -> Result<Command<'a>, Sw> {
-    let p1p2 = (apdu.p1, apdu.p2);
-    match (apdu.base_cla(), apdu.ins) {
-        (0x00, 0xA4) => c::select(apdu),
-        (0x00, 0xB0) => c::read_binary(apdu),
-        (0x00, 0xD6) => c::update_binary(apdu),
-        (0x00, 0xB2) => {
-            c::no_data(apdu)?;
-            Ok(Command::ReadRecord { record: c::record_number(apdu)?, le: apdu.le.unwrap_or(256) })
-        }
-        (0x00, 0x20) => {
-            if apdu.p1 != 0 {
-                return Err(Sw::WrongP1P2);
-            }
-            let data = if apdu.data.is_empty() { None } else { Some(apdu.data) };
-            Ok(Command::Verify { pin: pin_ref(apdu.p2)?, data })
-        }
-        (0x00, 0x24) => {
-            if apdu.p1 != 0 {
-                return Err(Sw::WrongP1P2);
-            }
-            Ok(Command::ChangeReferenceData { pin: pin_ref(apdu.p2)?, data: apdu.data })
-        }
-        (0x00, 0x2C) => {
-            let pin = pin_ref(apdu.p2)?;
-            match apdu.p1 {
-                // PUK ‖ new PIN, both padded to the same length.
-                0x00 => {
-                    if apdu.data.is_empty() || !apdu.data.len().is_multiple_of(2) {
-                        return Err(Sw::WrongLength);
-                    }
-                    let (puk, new) = apdu.data.split_at(apdu.data.len() / 2);
-                    Ok(Command::ResetRetryCounter { pin, proof: UnblockProof::Puk(puk), new_pin: Some(new) })
-                }
-                // PUK only: reset the counter, keep the PIN.
-                0x01 => Ok(Command::ResetRetryCounter { pin, proof: UnblockProof::Puk(apdu.data), new_pin: None }),
-                _ => Err(Sw::WrongP1P2),
-            }
-        }
-        (0x00, 0x22) => match apdu.p1 {
-            // MSE RESTORE: OpenSC sends it as a case-2 APDU with Le = 00 (spec/cards.md §3.5).
-            0xF3 => {
-                c::no_data(apdu)?;
-                Ok(Command::MseRestore { se: apdu.p2 })
-            }
-            0xF1 | 0x41 => {
-                let op = c::mse_op(apdu.p2)?;
-                let mut key = None;
-                c::simple_tlv(apdu.data, |tag, v| match (tag, v) {
-                    (0x83, [kk]) => {
-                        key = Some(KeySelector::Reference(*kk));
-                        Ok(())
-                    }
-                    // 84: the pending key of a slot being renewed.
-                    (0x84, [kk]) => {
-                        key = Some(KeySelector::Pending(*kk));
-                        Ok(())
-                    }
-                    _ => Err(Sw::WrongData),
-                })?;
-                let key = key.ok_or(Sw::WrongData)?;
-                Ok(Command::MseSet { op, key })
-            }
-            _ => Err(Sw::WrongP1P2),
-        },
-        (0x00, 0x2A) => c::pso(apdu, c::SignPadding::Raw),
-        (0x00, 0x84) => c::get_challenge(apdu),
-        (0x00, 0xCA) => {
-            c::no_data(apdu)?;
-            match p1p2 {
-                (0x01, 0x83) => Ok(Command::GetData(DataObject::LifeCycle)),
-                _ => Err(Sw::ReferencedDataNotFound),
-            }
-        }
-        (0x00, 0xC0) => c::get_response(apdu),
-        (0x00, 0x46) if apdu.p1 == 0x81 => {
-            if apdu.data.is_empty() {
-                return Err(Sw::WrongLength);
-            }
-            Ok(Command::CommitKey { key: apdu.p2, certificate: apdu.data })
-        }
-        (0x00, 0x46) => {
-            let pending = match apdu.p1 {
-                0x00 => false,
-                0x80 => true,
-                _ => return Err(Sw::WrongP1P2),
-            };
-            let algorithm = match apdu.data {
-                [0x04, 0x00] => Algorithm::Rsa1024,
-                [0x08, 0x00] => Algorithm::Rsa2048,
-                d if d == P256_OID_TLV => Algorithm::EcP256,
-                [_, _] => return Err(Sw::WrongData),
-                _ => return Err(Sw::WrongLength),
-            };
-            Ok(Command::GenerateKeyPair(KeyGen::Slot { key: apdu.p2, algorithm, pending }))
-        }
-        (0x00, 0xE0) => {
-            if p1p2 != (0, 0) {
-                return Err(Sw::WrongP1P2);
-            }
-            Ok(Command::CreateFile(parse_create(apdu.data)?))
-        }
-        (0x00, 0xE4) => {
-            if p1p2 != (0, 0) {
-                return Err(Sw::WrongP1P2);
-            }
-            Ok(Command::DeleteFile { fid: c::fid_of(apdu.data)?, df: None })
-        }
-        (0xB0, 0xF5) => {
-            c::no_data(apdu)?;
-            if p1p2 != (0, 0) {
-                return Err(Sw::WrongP1P2);
-            }
-            Ok(Command::EraseCard)
-        }
-        _ => Err(Sw::InsNotSupported),
+/// The CNS profile.
+pub struct Cns;
+
+impl Profile for Cns {
+    fn kind(&self) -> ProfileKind {
+        ProfileKind::Cns
     }
+
+    fn name(&self) -> &'static str {
+        "cns"
+    }
+
+    fn default_atr(&self) -> &'static [u8] {
+        &ATR_CNS_1_1
+    }
+
+    fn recognise(&self, atr: &[u8]) -> Option<Recognised> {
+        recognise(atr)
+    }
+
+    fn classes(&self) -> &'static [u8] {
+        &[0x00, 0xB0]
+    }
+
+    /// The CNS's own arms (spec/cards.md §3.5, spec/domain.md §1.2); the rest is ISO.
+    fn parse<'a>(&self, apdu: &Apdu<'a>) -> Result<Command<'a>, Sw> {
+        match (apdu.cla, apdu.ins) {
+            // No record EFs on the CNS, so no record writes.
+            (0x00, 0xDC | 0xE2) => Err(Sw::InsNotSupported),
+            (0x00, 0x46) if apdu.p1 == 0x81 => {
+                if apdu.data.is_empty() {
+                    return Err(Sw::WrongLength);
+                }
+                Ok(Command::CommitKey { key: apdu.p2, certificate: apdu.data })
+            }
+            (0x00, 0x46) => {
+                let pending = match apdu.p1 {
+                    0x00 => false,
+                    0x80 => true,
+                    _ => return Err(Sw::WrongP1P2),
+                };
+                let algorithm = match apdu.data {
+                    [0x04, 0x00] => Algorithm::Rsa1024,
+                    [0x08, 0x00] => Algorithm::Rsa2048,
+                    d if d == P256_OID_TLV => Algorithm::EcP256,
+                    [_, _] => return Err(Sw::WrongData),
+                    _ => return Err(Sw::WrongLength),
+                };
+                Ok(Command::GenerateKeyPair(KeyGen::Slot { key: apdu.p2, algorithm, pending }))
+            }
+            (0x00, 0xE0) => {
+                p1p2_zero(apdu)?;
+                Ok(Command::CreateFile(parse_create(apdu.data)?))
+            }
+            (0x00, 0xE4) => {
+                p1p2_zero(apdu)?;
+                Ok(Command::DeleteFile { fid: fid_of(apdu.data)?, df: None })
+            }
+            (0xB0, 0xF5) => {
+                no_data(apdu)?;
+                p1p2_zero(apdu)?;
+                Ok(Command::EraseCard)
+            }
+            _ => iso::parse(self, apdu),
+        }
+    }
+
+    /// `10`/`11`/`1A`/`1B`, bit 7 set: search from the current DF up (§3.4).
+    fn pin_ref(&self, p2: u8, _op: PinOp) -> Result<PinRef, Sw> {
+        pin_ref(p2)
+    }
+
+    /// OpenSC pads (RAW algorithm flag, §3.7): PSO CDS and DECIPHER are raw RSA.
+    fn pin_rule(&self) -> PinRule {
+        // spec/cards.md §3.6: 5–8 digits padded with FF to 8.
+        PinRule { charset: Charset::Digits, min_len: 5, max_len: 8, pad_len: 8, pad_byte: 0xFF }
+    }
+    fn pso_padding(&self) -> SignPadding {
+        SignPadding::Raw
+    }
+
+    /// `00 CA 01 83`: the life-cycle byte.
+    fn data_object(&self, cla: u8, p1: u8, p2: u8) -> Option<DataObject> {
+        ((cla, p1, p2) == (0x00, 0x01, 0x83)).then_some(DataObject::LifeCycle)
+    }
+
+    fn fcp(&self, _image: &CardImage, node: &FileNode) -> Result<Fcp, Sw> {
+        fcp(node)
+    }
+
+    /// SE `03` is the one OpenSC restores (§3.5).
+    fn restore_se(&self, se: u8) -> Result<(), Sw> {
+        if se == 0x03 { Ok(()) } else { Err(Sw::ReferencedDataNotFound) }
+    }
+
+    /// ISO 7816-8 public-key template.
+    fn keygen_reply(&self, public: &PublicKey, reply: &mut Reply) -> Result<(), Sw> {
+        public_key_template(public, reply)
+    }
+
+    /// A renewed certificate is readable by anyone and rewritten only with the key's PIN.
+    fn certificate_acl(&self, pin: Hex8) -> Result<Acl, Sw> {
+        Ok(Acl {
+            read: AccessCondition::Always,
+            update: AccessCondition::Pin(pin),
+            create: AccessCondition::Never,
+            delete: AccessCondition::Never,
+        })
+    }
+
+    /// ERASE needs a holder PIN verified.
+    fn erase(&self, ctx: &mut dyn Ctx) -> Result<(), Sw> {
+        let authorised =
+            ctx.image().pins.iter().enumerate().any(|(i, p)| p.role == PinRole::User && ctx.pin_verified(i));
+        if !authorised {
+            return Err(Sw::SecurityNotSatisfied);
+        }
+        erase(ctx.image_mut());
+        Ok(())
+    }
+
+    /// EF_IDCarta (`3F00/1000/1003`), 16 ASCII characters.
+    fn serial(&self, image: &CardImage) -> Option<String> {
+        match &crate::fs::lookup(&image.mf, &[MF, 0x1000, 0x1003])?.body {
+            FileBody::Transparent { data } => Some(String::from_utf8_lossy(&data.0).into_owned()),
+            _ => None,
+        }
+    }
+
+    fn personalize(&self, p: &Personalization) -> Result<CardImage, String> {
+        personalize(p)
+    }
+}
+
+/// Recognises the CNS ATRs by `card-itacns.c`'s structural rule (§3.1), and the CIE, which
+/// shares the shape.
+fn recognise(atr: &[u8]) -> Option<Recognised> {
+    const MASKS: [&str; 14] = [
+        "?",
+        "Kaitech",
+        "Gemplus",
+        "Ghirlanda",
+        "Giesecke & Devrient",
+        "Oberthur/IDEMIA",
+        "Orga",
+        "Axalto",
+        "Siemens",
+        "STIncard",
+        "GEP",
+        "EPS Corp",
+        "Athena",
+        "Gemalto",
+    ];
+    let hist = cns_historical_bytes(atr)?;
+    let mask = MASKS.get(usize::from(hist[3])).copied().unwrap_or("unknown");
+    if hist[6..15] == [0x01, hist[7], hist[8], 0x43, 0x4E, 0x53, hist[12], 0x31, 0x80] {
+        let v = hist[12];
+        let rsa = if v >= 0x11 { "RSA-1024/2048" } else { "RSA-1024 only in OpenSC 0.23" };
+        return Some(Recognised {
+            profile: Some(ProfileKind::Cns),
+            label: format!("Italian CNS {}.{} (mask {mask}; {rsa}; OpenSC itacns)", v >> 4, v & 0x0F),
+        });
+    }
+    if hist[6..15] == [0x02, 0x49, 0x54, 0x49, 0x44, 0x20, 0x20, 0x31, 0x80] {
+        return Some(Recognised { profile: None, label: "Italian CIE v2 (not emulated)".into() });
+    }
+    None
+}
+
+/// The 15 historical bytes of an ATR shaped like the CNS ones (`card-itacns.c` rule), if any.
+fn cns_historical_bytes(atr: &[u8]) -> Option<[u8; 15]> {
+    let (&ts, rest) = atr.split_first()?;
+    let (&t0, mut rest) = rest.split_first()?;
+    if ts != 0x3B || t0 & 0x8F != 0x8F {
+        return None;
+    }
+    let skip = |y: u8, rest: &mut &[u8]| -> Option<()> {
+        let n = (y & 0x70).count_ones() as usize; // TA, TB, TC present bits
+        *rest = rest.get(n..)?;
+        Some(())
+    };
+    skip(t0, &mut rest)?;
+    let (&td1, r) = rest.split_first()?;
+    rest = r;
+    if td1 & 0x8F != 0x81 {
+        return None;
+    }
+    skip(td1, &mut rest)?;
+    let (&td2, r) = rest.split_first()?;
+    rest = r;
+    if td2 != 0x31 {
+        return None;
+    }
+    rest = rest.get(2..)?; // TA3, TB3
+    let hist: [u8; 15] = rest.get(..15)?.try_into().ok()?;
+    (hist[0] == 0x00 && hist[1] == 0x6B).then_some(hist)
 }
 
 fn ac_byte(ac: AccessCondition) -> u8 {
@@ -218,29 +298,29 @@ pub fn fcp(node: &FileNode) -> Result<Fcp, Sw> {
     let size = u16::try_from(node.size()).unwrap_or(u16::MAX).to_be_bytes();
     match &node.body {
         FileBody::Df { aid, .. } => {
-            tlv(&mut f, 0x82, &[0x38])?;
-            tlv(&mut f, 0x83, &node.fid.0.to_be_bytes())?;
+            tlv(&mut f, DESCRIPTOR, [0x38])?;
+            tlv(&mut f, FILE_ID, node.fid.0.to_be_bytes())?;
             if let Some(aid) = aid {
-                tlv(&mut f, 0x84, &aid.0)?;
+                tlv(&mut f, DF_NAME, aid.0.as_slice())?;
             }
         }
         FileBody::Transparent { .. } | FileBody::FreeMemory => {
-            tlv(&mut f, 0x80, &size)?;
-            tlv(&mut f, 0x82, &[0x01])?;
-            tlv(&mut f, 0x83, &node.fid.0.to_be_bytes())?;
+            tlv(&mut f, FILE_SIZE, size)?;
+            tlv(&mut f, DESCRIPTOR, [0x01])?;
+            tlv(&mut f, FILE_ID, node.fid.0.to_be_bytes())?;
         }
         FileBody::Records { record_len, max_records, .. } => {
-            tlv(&mut f, 0x80, &size)?;
-            tlv(&mut f, 0x82, &[0x02, 0x21, 0x00, *record_len, *max_records])?;
-            tlv(&mut f, 0x83, &node.fid.0.to_be_bytes())?;
+            tlv(&mut f, FILE_SIZE, size)?;
+            tlv(&mut f, DESCRIPTOR, [0x02, 0x21, 0x00, *record_len, *max_records])?;
+            tlv(&mut f, FILE_ID, node.fid.0.to_be_bytes())?;
         }
         FileBody::PrivateKey { .. } | FileBody::PublicKey { .. } => {
-            tlv(&mut f, 0x80, &size)?;
-            tlv(&mut f, 0x82, &[0x11])?;
-            tlv(&mut f, 0x83, &node.fid.0.to_be_bytes())?;
+            tlv(&mut f, FILE_SIZE, size)?;
+            tlv(&mut f, DESCRIPTOR, [0x11])?;
+            tlv(&mut f, FILE_ID, node.fid.0.to_be_bytes())?;
         }
     }
-    tlv(&mut f, 0x86, &acl_bytes(node))?;
+    tlv(&mut f, SECURITY, acl_bytes(node))?;
     template(&f)
 }
 
@@ -250,10 +330,10 @@ fn parse_create(data: &[u8]) -> Result<NewFile, Sw> {
     let (mut size, mut desc, mut fid, mut acl) = (None, None, None, None);
     fcp_fields(data, |tag, v| {
         match tag {
-            0x80 | 0x81 => size = Some(be16(v)?),
-            0x82 => desc = v.first().copied(),
-            0x83 => fid = Some(be16(v)?),
-            0x86 => acl = Some(<[u8; 9]>::try_from(v).map_err(|_| Sw::WrongData)?),
+            FILE_SIZE | TOTAL_SIZE => size = Some(be16(v)?),
+            DESCRIPTOR => desc = v.first().copied(),
+            FILE_ID => fid = Some(be16(v)?),
+            SECURITY => acl = Some(<[u8; 9]>::try_from(v).map_err(|_| Sw::WrongData)?),
             _ => return Err(Sw::WrongData),
         }
         Ok(())
@@ -451,7 +531,7 @@ pub fn personalize(p: &Personalization) -> Result<CardImage, String> {
     Ok(CardImage {
         schema: SCHEMA_NAME.into(),
         version: SCHEMA_VERSION,
-        profile: crate::image::ProfileKind::Cns,
+        profile: ProfileKind::Cns,
         description: p.description.clone(),
         atr: Bytes(p.atr.clone().unwrap_or_else(|| ATR_CNS_1_1.to_vec())),
         life_cycle: p.life_cycle,

@@ -1,101 +1,84 @@
-//! Card profiles: everything that differs between the CNS and the Oberthur card lives in one
-//! module each (ATR, how APDU bytes map to commands, FCP encoding, file layout, erase).
+//! Card profiles: every fact that differs between cards lives behind one interface,
+//! [`Profile`], one implementation per card (`cns.rs`, `oberthur.rs`). The card engine
+//! (`card/`), the image (`image.rs`), the personalisation (`perso.rs`) and the ATR table ask a
+//! profile; none of them looks at which card it is.
+//!
+//! * [`ProfileKind::profile`] is the one place a [`ProfileKind`] (the image's schema tag) maps
+//!   to its implementation, and [`ProfileKind::ALL`] the one list of profiles.
+//! * Commands: a profile parses its own arms and hands the rest to the ISO arms of [`iso`],
+//!   decoded once for every card; its hooks give those arms the card's facts (PIN references,
+//!   PSO padding, GET DATA objects). A command only one card has that the engine does not
+//!   model is [`Command::Own`], executed by the profile through [`Ctx`].
+//! * Profiles depend on the data model (`image`, `fs`, `security`, `keys`, `perso`) and on
+//!   [`Ctx`], never on the engine; they never import each other.
 
 pub mod cns;
+pub mod iso;
 pub mod oberthur;
 
-use crate::apdu::Apdu;
-use crate::command::Command;
-use crate::fs::FileNode;
-use crate::image::{CardImage, ProfileKind};
+use crate::apdu::{Apdu, Class, Reply};
+use crate::command::{Command, DataObject, PinRef, SignPadding};
+use crate::fs::{AccessCondition, Acl, FileNode};
+use crate::hex::{Hex8, Hex16};
+use crate::image::CardImage;
+pub use crate::image::ProfileKind;
+use crate::keys::{KeyObject, PublicKey};
+use crate::perso::Personalization;
+use crate::security::PinObject;
 use crate::sw::Sw;
+use iso7816::command::DataStream;
+use iso7816::tlv::{Tag, Tlv, take_data_object};
 
-/// Longest FCP template either profile produces (DF with a 16-byte AID and a 9-byte ACL).
-pub const FCP_MAX: usize = 64;
+impl ProfileKind {
+    /// Every profile, in the order ATRs are recognised and names listed.
+    pub const ALL: [ProfileKind; 2] = [ProfileKind::Cns, ProfileKind::Oberthur];
 
-/// An FCP being built, on the stack.
-pub type Fcp = heapless::Vec<u8, FCP_MAX>;
+    /// The card facts of this profile: the one mapping from the image's tag to its profile.
+    pub fn profile(self) -> &'static dyn Profile {
+        match self {
+            ProfileKind::Cns => &cns::Cns,
+            ProfileKind::Oberthur => &oberthur::Oberthur,
+        }
+    }
 
-/// Decodes an APDU for the profile.
-pub fn parse<'a>(profile: ProfileKind, apdu: &Apdu<'a>) -> Result<Command<'a>, Sw> {
-    match profile {
-        ProfileKind::Cns => cns::parse(apdu),
-        ProfileKind::Oberthur => oberthur::parse(apdu),
+    /// The name images, the command line and transcripts use (`cns`, `oberthur`).
+    pub fn name(self) -> &'static str {
+        self.profile().name()
     }
 }
 
-/// The FCP the profile returns on SELECT.
-pub fn fcp(image: &CardImage, node: &FileNode) -> Result<Fcp, Sw> {
-    match image.profile {
-        ProfileKind::Cns => cns::fcp(node),
-        ProfileKind::Oberthur => oberthur::fcp(node, image.eeprom_free()),
+impl std::str::FromStr for ProfileKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Some(kind) = ProfileKind::ALL.into_iter().find(|k| k.name() == s) {
+            return Ok(kind);
+        }
+        let names: Vec<&str> = ProfileKind::ALL.iter().map(|k| k.name()).collect();
+        let expected = match names.split_last() {
+            Some((last, [])) => (*last).to_owned(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        };
+        Err(format!("unknown profile {s:?} (expected {expected})"))
     }
 }
 
-/// Whether the profile accepts this class byte (chaining bit removed).
-pub fn class_supported(profile: ProfileKind, cla: u8) -> bool {
-    match profile {
-        ProfileKind::Cns => matches!(cla, 0x00 | 0xB0),
-        ProfileKind::Oberthur => matches!(cla, 0x00 | 0x80),
-    }
+/// Which command addresses a PIN: VERIFY, CHANGE REFERENCE DATA or RESET RETRY COUNTER
+/// (some cards number the same PIN differently per command, spec/cards.md §2.6).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum PinOp {
+    Verify,
+    Change,
+    Unblock,
 }
 
-/// Appends a TLV with a 1-byte tag and a short length.
-pub(crate) fn tlv(out: &mut Fcp, tag: u8, value: &[u8]) -> Result<(), Sw> {
-    let len = u8::try_from(value.len()).map_err(|_| Sw::Unknown)?;
-    out.extend_from_slice(&[tag, len]).map_err(|_| Sw::Unknown)?;
-    out.extend_from_slice(value).map_err(|_| Sw::Unknown)
-}
-
-/// Wraps TLVs in the `62 L` FCP template.
-pub(crate) fn template(inner: &Fcp) -> Result<Fcp, Sw> {
-    let mut out = Fcp::new();
-    tlv(&mut out, 0x62, inner)?;
-    Ok(out)
-}
-
-/// Iterates the TLVs inside a `62 L` FCP template (CREATE FILE data).
-pub(crate) fn fcp_fields(data: &[u8], mut f: impl FnMut(u8, &[u8]) -> Result<(), Sw>) -> Result<(), Sw> {
-    match data {
-        [0x62, len, inner @ ..] if usize::from(*len) == inner.len() => crate::command::simple_tlv(inner, &mut f),
-        _ => Err(Sw::WrongData),
-    }
-}
-
-/// The FIDs of a CREATE FILE / FCP field as u16.
-pub(crate) fn be16(v: &[u8]) -> Result<u16, Sw> {
-    match *v {
-        [hi, lo] => Ok(u16::from_be_bytes([hi, lo])),
-        [lo] => Ok(u16::from(lo)),
-        _ => Err(Sw::WrongData),
-    }
-}
-
-/// What selecting an application by AID does on this profile.
+/// What selecting an application by AID does on a profile.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Application {
     /// Selected; the file-system position does not change (the GP card manager).
     Other,
     /// The file-system application: the MF becomes the current DF.
     FileSystem,
-}
-
-/// The applications a profile answers to by AID, besides DFs that carry a name.
-pub fn application(profile: ProfileKind, aid: &[u8]) -> Option<Application> {
-    match profile {
-        ProfileKind::Cns => None,
-        ProfileKind::Oberthur if aid == oberthur::AID_CARD_MANAGER => Some(Application::Other),
-        ProfileKind::Oberthur if aid == oberthur::AID_AUTHENTIC => Some(Application::FileSystem),
-        ProfileKind::Oberthur => None,
-    }
-}
-
-/// The profile's ERASE (only the CNS parser emits it).
-pub fn erase(image: &mut CardImage) {
-    match image.profile {
-        ProfileKind::Cns => cns::erase(image),
-        ProfileKind::Oberthur => {}
-    }
 }
 
 /// What an ATR says about a card: the profile firmalab emulates for it, if any, and a label.
@@ -105,84 +88,293 @@ pub struct Recognised {
     pub label: String,
 }
 
-/// Recognises an ATR the way OpenSC 0.23 would (spec/cards.md §2.1 exact table, §3.1 CNS
-/// structural rule).
-pub fn recognise(atr: &[u8]) -> Recognised {
-    const OBERTHUR: [&[u8]; 6] = [
-        &[0x3B, 0x7D, 0x18, 0x00, 0x00, 0x00, 0x31, 0x80, 0x71, 0x8E, 0x64, 0x77, 0xE3, 0x01, 0x00, 0x82, 0x90, 0x00],
-        &[0x3B, 0x7D, 0x18, 0x00, 0x00, 0x00, 0x31, 0x80, 0x71, 0x8E, 0x64, 0x77, 0xE3, 0x02, 0x00, 0x82, 0x90, 0x00],
-        &[0x3B, 0x7D, 0x11, 0x00, 0x00, 0x00, 0x31, 0x80, 0x71, 0x8E, 0x64, 0x77, 0xE3, 0x01, 0x00, 0x82, 0x90, 0x00],
-        &[0x3B, 0x7D, 0x11, 0x00, 0x00, 0x00, 0x31, 0x80, 0x71, 0x8E, 0x64, 0x77, 0xE3, 0x02, 0x00, 0x82, 0x90, 0x00],
-        &[0x3B, 0x7B, 0x18, 0x00, 0x00, 0x00, 0x31, 0xC0, 0x64, 0x77, 0xE3, 0x03, 0x00, 0x82, 0x90, 0x00],
-        &[
-            0x3B, 0xFB, 0x11, 0x00, 0x00, 0x81, 0x31, 0xFE, 0x45, 0x00, 0x31, 0xC0, 0x64, 0x77, 0xE9, 0x10, 0x00, 0x00,
-            0x90, 0x00, 0x6A,
-        ],
-    ];
-    if OBERTHUR.contains(&atr) {
-        return Recognised {
-            profile: Some(ProfileKind::Oberthur),
-            label: "Oberthur AuthentIC v2 / CosmopolIC (OpenSC oberthur)".into(),
-        };
+/// Every fact of one card. The engine executes typed commands and asks the profile whatever
+/// the card decides; a hook with a default is a rule most cards share (overriding it is how
+/// a card differs).
+pub trait Profile: Sync {
+    // ---- identity ----
+
+    fn kind(&self) -> ProfileKind;
+    /// The name in images and on the command line.
+    fn name(&self) -> &'static str;
+    /// The ATR of a card personalised without an explicit one.
+    fn default_atr(&self) -> &'static [u8];
+    /// What this profile's OpenSC driver makes of an ATR: `Some` when it claims the card
+    /// (`profile: None` for a relative it recognises but firmalab does not emulate).
+    fn recognise(&self, atr: &[u8]) -> Option<Recognised>;
+
+    // ---- command layer ----
+
+    /// The base class bytes (chaining bit removed) the card answers; others get `6E00`.
+    fn classes(&self) -> &'static [u8];
+    /// Reads a class byte: base class and chaining, or the status word refusing it. The
+    /// default is the ISO rule ([`Class::iso`]) and [`Profile::classes`]; a card whose
+    /// proprietary class has b5 set without meaning chaining overrides it.
+    fn class(&self, cla: u8) -> Result<Class, Sw> {
+        let class = Class::iso(cla)?;
+        if self.classes().contains(&class.base) { Ok(class) } else { Err(Sw::ClaNotSupported) }
     }
-    if let Some(hist) = cns_historical_bytes(atr) {
-        const MASKS: [&str; 14] = [
-            "?",
-            "Kaitech",
-            "Gemplus",
-            "Ghirlanda",
-            "Giesecke & Devrient",
-            "Oberthur/IDEMIA",
-            "Orga",
-            "Axalto",
-            "Siemens",
-            "STIncard",
-            "GEP",
-            "EPS Corp",
-            "Athena",
-            "Gemalto",
-        ];
-        let mask = MASKS.get(usize::from(hist[3])).copied().unwrap_or("unknown");
-        if hist[6..15] == [0x01, hist[7], hist[8], 0x43, 0x4E, 0x53, hist[12], 0x31, 0x80] {
-            let v = hist[12];
-            let rsa = if v >= 0x11 { "RSA-1024/2048" } else { "RSA-1024 only in OpenSC 0.23" };
-            return Recognised {
-                profile: Some(ProfileKind::Cns),
-                label: format!("Italian CNS {}.{} (mask {mask}; {rsa}; OpenSC itacns)", v >> 4, v & 0x0F),
-            };
-        }
-        if hist[6..15] == [0x02, 0x49, 0x54, 0x49, 0x44, 0x20, 0x20, 0x31, 0x80] {
-            return Recognised { profile: None, label: "Italian CIE v2 (not emulated)".into() };
-        }
+    /// Decodes an APDU whose class is already its base class: the profile's own arms, then
+    /// [`iso::parse`] for everything else. The error is the status word to answer.
+    fn parse<'a>(&self, apdu: &Apdu<'a>) -> Result<Command<'a>, Sw>;
+    /// The PIN a P2 names in an ISO PIN command (`6A86` when it names none).
+    fn pin_ref(&self, p2: u8, op: PinOp) -> Result<PinRef, Sw>;
+    /// Who pads PSO input: [`SignPadding::Raw`] (the host sends the full block, and the
+    /// decipher input carries an ISO padding indicator) or [`SignPadding::Pkcs1`] (the card pads
+    /// and unpads).
+    fn pso_padding(&self) -> SignPadding;
+    /// The GET DATA object at `class P1 P2`, if the card has one there (else `6A88`).
+    fn data_object(&self, cla: u8, p1: u8, p2: u8) -> Option<DataObject>;
+    /// Executes a [`Command::Own`] this profile's parser produced.
+    fn execute_own(&self, _ctx: &mut dyn Ctx, _apdu: &Apdu<'_>) -> Result<Sw, Sw> {
+        Err(Sw::InsNotSupported)
     }
-    Recognised { profile: None, label: "unknown card".into() }
+
+    // ---- files ----
+
+    /// The FCP SELECT returns for a file (P2 = `00`/`04`).
+    fn fcp(&self, image: &CardImage, node: &FileNode) -> Result<Fcp, Sw>;
+    /// The applications the card answers to by AID, besides DFs that carry a name.
+    fn application(&self, _aid: &[u8]) -> Option<Application> {
+        None
+    }
+    /// The FCI of an [`Application::Other`] selected with P2 asking for it: ISO 7816-4 §5.3.3
+    /// `6F { 84 AID }`.
+    fn fci(&self, aid: &[u8], reply: &mut Reply) -> Result<(), Sw> {
+        reply.tlv(Tag::from_u8(0x6F), Tlv::new(DF_NAME, aid))
+    }
+
+    // ---- PINs ----
+
+    /// What a PIN or PUK object of this card holds: charset, lengths, padding. Images and
+    /// `image new` are checked against it.
+    fn pin_rule(&self) -> crate::image::PinRule;
+    /// The status word of a wrong PIN or PUK that leaves `tries_left` tries (ISO `63Cx`).
+    fn wrong_secret(&self, tries_left: u8) -> Sw {
+        Sw::TriesLeft(tries_left)
+    }
+    /// The PIN object CREATE PIN defines when `reference` does not exist yet in the current
+    /// DF `home`, after checking `tries` (`6A80`). Cards without CREATE PIN never parse it.
+    fn new_pin(&self, _reference: u8, _tries: u8, _home: Vec<Hex16>) -> Result<PinObject, Sw> {
+        Err(Sw::InsNotSupported)
+    }
+
+    // ---- security environment and keys ----
+
+    /// MSE RESTORE of security environment `se`: `Ok` when the card has it (else `6A88`).
+    fn restore_se(&self, _se: u8) -> Result<(), Sw> {
+        Err(Sw::ReferencedDataNotFound)
+    }
+    /// The key object a new key EF (`fid`, `bits`, `acl`) brings with it when its key
+    /// reference is new. Cards whose parser creates no key EFs never ask.
+    fn key_file_object(&self, _image: &CardImage, _fid: u16, _bits: u16, _acl: Acl) -> Result<KeyObject, Sw> {
+        Err(Sw::WrongData)
+    }
+    /// The answer to GENERATE KEY PAIR, given the new public key.
+    fn keygen_reply(&self, public: &PublicKey, reply: &mut Reply) -> Result<(), Sw>;
+    /// Access rules of a certificate EF a key commit creates, the key's PIN being `pin`.
+    fn certificate_acl(&self, _pin: Hex8) -> Result<Acl, Sw> {
+        Err(Sw::ConditionsNotSatisfied)
+    }
+
+    // ---- administration ----
+
+    /// The card's ERASE: who may (`6982` otherwise) and what goes; the card then forgets the
+    /// session.
+    fn erase(&self, _ctx: &mut dyn Ctx) -> Result<(), Sw> {
+        Err(Sw::InsNotSupported)
+    }
+    /// Where the card keeps its serial, as hosts show it.
+    fn serial(&self, image: &CardImage) -> Option<String>;
+    /// Rules of an image of this profile beyond the generic ones (`image.rs`).
+    fn validate(&self, _image: &CardImage) -> Result<(), String> {
+        Ok(())
+    }
+    /// The card an issuer personalises: file tree, PINs and keys in this card's layout.
+    fn personalize(&self, p: &Personalization) -> Result<CardImage, String>;
 }
 
-/// The 15 historical bytes of an ATR shaped like the CNS ones (`card-itacns.c` rule), if any.
-fn cns_historical_bytes(atr: &[u8]) -> Option<[u8; 15]> {
-    let (&ts, rest) = atr.split_first()?;
-    let (&t0, mut rest) = rest.split_first()?;
-    if ts != 0x3B || t0 & 0x8F != 0x8F {
-        return None;
+/// What profile hooks and [`Command::Own`] handlers may use of the card: its image, the
+/// session (current DF/EF, verified PINs, access conditions), the key backend and the reply.
+/// The card implements it; profiles never see the engine.
+pub trait Ctx {
+    fn image(&self) -> &CardImage;
+    /// The image for writing: the card counts as changed (its host saves it) and forgets the
+    /// keys it parsed.
+    fn image_mut(&mut self) -> &mut CardImage;
+    fn current_df(&self) -> Result<&FileNode, Sw>;
+    /// `6986` when no EF is selected.
+    fn current_ef(&self) -> Result<&FileNode, Sw>;
+    /// `6982` unless the access condition is met in this session.
+    fn require(&self, ac: AccessCondition) -> Result<(), Sw>;
+    /// Whether PIN object `index` of the image is verified in this session.
+    fn pin_verified(&self, index: usize) -> bool;
+    /// The public half of key `reference`, from the key backend (`6A88` when absent).
+    fn public_key(&mut self, reference: u8) -> Result<PublicKey, Sw>;
+    fn reply(&mut self) -> &mut Reply;
+}
+
+/// Recognises an ATR the way OpenSC 0.23 would (spec/cards.md §2.1 exact table, §3.1 CNS
+/// structural rule), asking every profile.
+pub fn recognise(atr: &[u8]) -> Recognised {
+    ProfileKind::ALL
+        .iter()
+        .find_map(|k| k.profile().recognise(atr))
+        .unwrap_or_else(|| Recognised { profile: None, label: "unknown card".into() })
+}
+
+impl Personalization {
+    /// The image of a freshly personalised card, in the layout of its profile, checked
+    /// (image rules, EEPROM capacity).
+    pub fn build(&self) -> Result<CardImage, String> {
+        let image = self.profile.profile().personalize(self)?;
+        image.validate()?;
+        if image.eeprom_used() > image.capacity {
+            return Err(format!(
+                "the personalisation needs {} bytes of EEPROM, the card has {}",
+                image.eeprom_used(),
+                image.capacity
+            ));
+        }
+        Ok(image)
     }
-    let skip = |y: u8, rest: &mut &[u8]| -> Option<()> {
-        let n = (y & 0x70).count_ones() as usize; // TA, TB, TC present bits
-        *rest = rest.get(n..)?;
-        Some(())
+}
+
+// ---- shared encodings: FCP templates (ISO 7816-4 §5.3.3) and public keys (ISO 7816-8) ----
+
+/// Longest FCP template a profile produces (DF with a 16-byte AID and a 9-byte ACL).
+pub const FCP_MAX: usize = 64;
+
+/// An FCP being built, on the stack.
+pub type Fcp = heapless::Vec<u8, FCP_MAX>;
+
+/// FCP template (ISO 7816-4 §5.3.3, table 12).
+pub const FCP: Tag = Tag::from_u8(0x62);
+/// Number of data bytes in the file.
+pub const FILE_SIZE: Tag = Tag::from_u8(0x80);
+/// Number of bytes the file occupies.
+pub const TOTAL_SIZE: Tag = Tag::from_u8(0x81);
+pub const DESCRIPTOR: Tag = Tag::from_u8(0x82);
+pub const FILE_ID: Tag = Tag::from_u8(0x83);
+pub const DF_NAME: Tag = Tag::from_u8(0x84);
+/// Proprietary information.
+pub const PROPRIETARY: Tag = Tag::from_u8(0x85);
+/// Security attributes in proprietary format.
+pub const SECURITY: Tag = Tag::from_u8(0x86);
+
+/// Appends a TLV to an FCP being built.
+pub(crate) fn tlv<S: DataStream<Fcp>>(out: &mut Fcp, tag: Tag, value: S) -> Result<(), Sw> {
+    Ok(Tlv::new(tag, value).to_writer(out)?)
+}
+
+/// Wraps TLVs in the `62 L` FCP template.
+pub(crate) fn template(inner: &Fcp) -> Result<Fcp, Sw> {
+    let mut out = Fcp::new();
+    tlv(&mut out, FCP, inner.as_slice())?;
+    Ok(out)
+}
+
+/// Visits the TLVs inside a `62 L` FCP template (CREATE FILE data): `6A80` when it is not
+/// exactly one template of well-formed TLVs.
+pub(crate) fn fcp_fields(data: &[u8], mut f: impl FnMut(Tag, &[u8]) -> Result<(), Sw>) -> Result<(), Sw> {
+    let mut inner = match take_data_object(data) {
+        Some((FCP, inner, [])) => inner,
+        _ => return Err(Sw::WrongData),
     };
-    skip(t0, &mut rest)?;
-    let (&td1, r) = rest.split_first()?;
-    rest = r;
-    if td1 & 0x8F != 0x81 {
-        return None;
+    while !inner.is_empty() {
+        let (tag, value, rest) = take_data_object(inner).ok_or(Sw::WrongData)?;
+        f(tag, value)?;
+        inner = rest;
     }
-    skip(td1, &mut rest)?;
-    let (&td2, r) = rest.split_first()?;
-    rest = r;
-    if td2 != 0x31 {
-        return None;
+    Ok(())
+}
+
+/// A FID or size field of CREATE FILE data as u16.
+pub(crate) fn be16(v: &[u8]) -> Result<u16, Sw> {
+    match *v {
+        [hi, lo] => Ok(u16::from_be_bytes([hi, lo])),
+        [lo] => Ok(u16::from(lo)),
+        _ => Err(Sw::WrongData),
     }
-    rest = rest.get(2..)?; // TA3, TB3
-    let hist: [u8; 15] = rest.get(..15)?.try_into().ok()?;
-    (hist[0] == 0x00 && hist[1] == 0x6B).then_some(hist)
+}
+
+/// ISO 7816-8 public-key template `7F49 { 81 n, 82 e }` or `7F49 { 86 point }`.
+pub fn public_key_template(public: &PublicKey, reply: &mut Reply) -> Result<(), Sw> {
+    // iso7816 0.2.2 checks the wrong byte of a two-byte tag when serialising it (a debug
+    // assertion fires for 7F49), so the tag's first byte is written here and the rest is a
+    // one-byte-tag TLV: same bytes.
+    reply.push(&[0x7F])?;
+    let tag = Tag::from_u8(0x49);
+    match public {
+        PublicKey::Rsa { modulus, exponent } => reply.tlv(
+            tag,
+            (Tlv::new(Tag::from_u8(0x81), modulus.as_slice()), Tlv::new(Tag::from_u8(0x82), exponent.as_slice())),
+        ),
+        PublicKey::EcP256 { point } => reply.tlv(tag, Tlv::new(Tag::from_u8(0x86), point.as_slice())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_profile_is_registered_once_under_its_own_name_and_atr() {
+        for kind in ProfileKind::ALL {
+            let p = kind.profile();
+            assert_eq!(p.kind(), kind, "ProfileKind::profile maps {} to another profile", kind.name());
+            assert_eq!(kind.name().parse::<ProfileKind>(), Ok(kind));
+            assert_eq!(recognise(p.default_atr()).profile, Some(kind), "{} does not recognise its ATR", kind.name());
+            assert!(!p.classes().is_empty());
+        }
+        let names: Vec<&str> = ProfileKind::ALL.iter().map(|k| k.name()).collect();
+        let mut unique = names.clone();
+        unique.dedup();
+        assert_eq!(names, unique);
+        assert_eq!(
+            "gemalto".parse::<ProfileKind>(),
+            Err("unknown profile \"gemalto\" (expected cns or oberthur)".into())
+        );
+    }
+
+    #[test]
+    fn the_iso_class_rule_and_a_profile_s_classes_decide_together() {
+        let cns = ProfileKind::Cns.profile();
+        assert_eq!(cns.class(0x10), Ok(Class { base: 0x00, chained: true }));
+        assert_eq!(cns.class(0xB0), Ok(Class { base: 0xB0, chained: false }));
+        assert_eq!(cns.class(0x80), Err(Sw::ClaNotSupported));
+        assert_eq!(cns.class(0x0C), Err(Sw::SecureMessagingNotSupported));
+        let oberthur = ProfileKind::Oberthur.profile();
+        assert_eq!(oberthur.class(0x90), Ok(Class { base: 0x80, chained: true }));
+        assert_eq!(oberthur.class(0xB0), Err(Sw::ClaNotSupported));
+    }
+
+    #[test]
+    fn fcp_fields_walk_one_template_of_ber_tlvs() {
+        let mut seen = vec![];
+        let ok = fcp_fields(&[0x62, 0x07, 0x80, 0x02, 0x00, 0x05, 0x82, 0x01, 0x01], |t, v| {
+            seen.push((t, v.to_vec()));
+            Ok(())
+        });
+        assert_eq!(ok, Ok(()));
+        assert_eq!(seen, vec![(FILE_SIZE, vec![0x00, 0x05]), (DESCRIPTOR, vec![0x01])]);
+        for bad in
+            [&[0x62, 0x03, 0x80, 0x02, 0x00][..], &[0x62, 0x01, 0x80, 0x00], &[0x6F, 0x00], &[0x62, 0x00, 0x00], &[]]
+        {
+            assert_eq!(fcp_fields(bad, |_, _| Ok(())), Err(Sw::WrongData), "{bad:02X?}");
+        }
+    }
+
+    #[test]
+    fn public_key_template_is_the_iso_7816_8_encoding() {
+        let mut reply = Reply::new();
+        let public = PublicKey::Rsa { modulus: vec![0xAB; 256], exponent: vec![1, 0, 1] };
+        assert_eq!(public_key_template(&public, &mut reply), Ok(()));
+        let r = reply.as_slice();
+        assert_eq!(&r[..9], &[0x7F, 0x49, 0x82, 0x01, 0x09, 0x81, 0x82, 0x01, 0x00]);
+        assert_eq!(&r[r.len() - 5..], &[0x82, 0x03, 0x01, 0x00, 0x01]);
+        let mut reply = Reply::new();
+        assert_eq!(public_key_template(&PublicKey::EcP256 { point: vec![4; 65] }, &mut reply), Ok(()));
+        assert_eq!(&reply.as_slice()[..5], &[0x7F, 0x49, 0x43, 0x86, 0x41]);
+    }
 }

@@ -16,17 +16,22 @@
 //! * Key management (§2.5): CREATE/DELETE FILE, LIST FILES, GENERATE KEY PAIR `00 46`,
 //!   READ PUBLIC COMPONENT `80 B4`, CREATE PIN `00 24 01`.
 
-use super::{Fcp, be16, fcp_fields, template, tlv};
-use crate::apdu::Apdu;
+use super::iso::{self, fid_of, mse_op, no_data, p1p2_zero, record_number};
+use super::{
+    Application, Ctx, DESCRIPTOR, FILE_ID, FILE_SIZE, Fcp, PROPRIETARY, PinOp, Profile, Recognised, SECURITY, be16,
+    fcp_fields, public_key_template, template, tlv,
+};
+use crate::apdu::{Apdu, MAX_RESPONSE_DATA, Reply};
 use crate::command::{
-    self as c, Command, DataObject, KeyGen, KeySelector, NewFile, NewFileKind, PinRef, PinScope, UnblockProof,
+    Command, DataObject, KeyGen, KeySelector, NewFile, NewFileKind, PinRef, PinScope, SignPadding, UnblockProof,
 };
 use crate::fs::{AccessCondition, Acl, FileBody, FileNode, MF};
 use crate::hex::{Bytes, Hex8, Hex16};
+use crate::image::PinRule;
 use crate::image::{Capabilities, CardImage, ProfileKind, SCHEMA_NAME, SCHEMA_VERSION};
-use crate::keys::{KeyObject, KeyUsage};
-use crate::perso::{KeySet, ObjectInfo, Personalization};
-use crate::security::{Charset, PinObject, PinRole};
+use crate::keys::{Algorithm, KeyObject, KeyUsage, PublicKey};
+use crate::perso::{DEFAULT_PIN, KeySet, ObjectInfo, Personalization};
+use crate::security::{Charset, MAX_TRIES, PinObject, PinRole};
 use crate::sw::Sw;
 
 /// The ATR recommended by spec/cards.md §2.1 ("Oberthur 64k v4/2.1.1"), T=0.
@@ -64,142 +69,281 @@ fn management_ref(p2: u8) -> PinRef {
     pin_ref(if p2 == PIN_SO { PIN_SO } else { p2 | 0x80 })
 }
 
-/// Decodes an Oberthur APDU (class and chaining already checked by the card).
-pub fn parse<'a>(apdu: &Apdu<'a>) -> Result<Command<'a>, Sw> {
-    let p1p2 = (apdu.p1, apdu.p2);
-    match (apdu.base_cla(), apdu.ins) {
-        (0x00, 0xA4) => c::select(apdu),
-        (0x00, 0xB0) => c::read_binary(apdu),
-        (0x00, 0xD6) => c::update_binary(apdu),
-        (0x00, 0xB2) => {
-            c::no_data(apdu)?;
-            Ok(Command::ReadRecord { record: c::record_number(apdu)?, le: apdu.le.unwrap_or(256) })
-        }
-        (0x00, 0xDC) => {
-            if apdu.data.is_empty() {
-                return Err(Sw::WrongLength);
+/// The ATRs of `card-oberthur.c`'s table (§2.1, exact match).
+const ATRS: [&[u8]; 6] = [
+    &[0x3B, 0x7D, 0x18, 0x00, 0x00, 0x00, 0x31, 0x80, 0x71, 0x8E, 0x64, 0x77, 0xE3, 0x01, 0x00, 0x82, 0x90, 0x00],
+    &ATR,
+    &[0x3B, 0x7D, 0x11, 0x00, 0x00, 0x00, 0x31, 0x80, 0x71, 0x8E, 0x64, 0x77, 0xE3, 0x01, 0x00, 0x82, 0x90, 0x00],
+    &[0x3B, 0x7D, 0x11, 0x00, 0x00, 0x00, 0x31, 0x80, 0x71, 0x8E, 0x64, 0x77, 0xE3, 0x02, 0x00, 0x82, 0x90, 0x00],
+    &[0x3B, 0x7B, 0x18, 0x00, 0x00, 0x00, 0x31, 0xC0, 0x64, 0x77, 0xE3, 0x03, 0x00, 0x82, 0x90, 0x00],
+    &[
+        0x3B, 0xFB, 0x11, 0x00, 0x00, 0x81, 0x31, 0xFE, 0x45, 0x00, 0x31, 0xC0, 0x64, 0x77, 0xE9, 0x10, 0x00, 0x00,
+        0x90, 0x00, 0x6A,
+    ],
+];
+
+/// The Oberthur AuthentIC profile.
+pub struct Oberthur;
+
+/// Oberthur commands the engine does not model, executed here (§2.5).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Own {
+    /// `80 B4 nn 00`: 1 = modulus, 2 = exponent of the selected public-key EF.
+    ReadPublicComponent { exponent: bool },
+    /// LIST FILES `80 34 00 00`: the FIDs of the current DF's children, at most Le/2.
+    ListFiles { le: usize },
+}
+
+impl Own {
+    /// `None`: not one of them.
+    fn parse(apdu: &Apdu<'_>) -> Option<Result<Own, Sw>> {
+        let decode = match (apdu.cla, apdu.ins) {
+            (0x80, 0xB4) => |apdu: &Apdu<'_>| {
+                no_data(apdu)?;
+                match (apdu.p1, apdu.p2) {
+                    (0x01, 0x00) => Ok(Own::ReadPublicComponent { exponent: false }),
+                    (0x02, 0x00) => Ok(Own::ReadPublicComponent { exponent: true }),
+                    _ => Err(Sw::WrongP1P2),
+                }
+            },
+            (0x80, 0x34) => |apdu: &Apdu<'_>| {
+                no_data(apdu)?;
+                p1p2_zero(apdu)?;
+                Ok(Own::ListFiles { le: apdu.le.unwrap_or(256) })
+            },
+            _ => return None,
+        };
+        Some(decode(apdu))
+    }
+
+    fn execute(self, ctx: &mut dyn Ctx) -> Result<Sw, Sw> {
+        match self {
+            Own::ReadPublicComponent { exponent } => {
+                let ef = ctx.current_ef()?;
+                let FileBody::PublicKey { key, .. } = ef.body else {
+                    return Err(Sw::IncompatibleFile);
+                };
+                ctx.require(ef.acl.read)?;
+                match ctx.public_key(key.0)? {
+                    PublicKey::Rsa { modulus, exponent: e } => {
+                        ctx.reply().push(if exponent { &e } else { &modulus })?;
+                        Ok(Sw::Ok)
+                    }
+                    PublicKey::EcP256 { .. } => Err(Sw::IncompatibleFile),
+                }
             }
-            Ok(Command::UpdateRecord { record: c::record_number(apdu)?, data: apdu.data })
-        }
-        (0x00, 0xE2) => {
-            if p1p2 != (0, 0) {
-                return Err(Sw::WrongP1P2);
+            Own::ListFiles { le } => {
+                let df = ctx.current_df()?;
+                ctx.require(df.acl.read)?;
+                let mut list: heapless::Vec<u8, MAX_RESPONSE_DATA> = heapless::Vec::new();
+                for c in df.children().iter().take(le / 2) {
+                    list.extend_from_slice(&c.fid.0.to_be_bytes())?;
+                }
+                ctx.reply().push(&list)?;
+                Ok(Sw::Ok)
             }
-            if apdu.data.is_empty() {
-                return Err(Sw::WrongLength);
+        }
+    }
+}
+
+impl Profile for Oberthur {
+    fn kind(&self) -> ProfileKind {
+        ProfileKind::Oberthur
+    }
+
+    fn name(&self) -> &'static str {
+        "oberthur"
+    }
+
+    fn default_atr(&self) -> &'static [u8] {
+        &ATR
+    }
+
+    fn recognise(&self, atr: &[u8]) -> Option<Recognised> {
+        ATRS.contains(&atr).then(|| Recognised {
+            profile: Some(ProfileKind::Oberthur),
+            label: "Oberthur AuthentIC v2 / CosmopolIC (OpenSC oberthur)".into(),
+        })
+    }
+
+    fn classes(&self) -> &'static [u8] {
+        &[0x00, 0x80]
+    }
+
+    /// The AuthentIC's own arms (§2.5, §2.6); the rest is ISO.
+    fn parse<'a>(&self, apdu: &Apdu<'a>) -> Result<Command<'a>, Sw> {
+        if let Some(own) = Own::parse(apdu) {
+            return own.map(|_| Command::Own(*apdu));
+        }
+        let p1p2 = (apdu.p1, apdu.p2);
+        match (apdu.cla, apdu.ins) {
+            (0x80, 0x32) => {
+                no_data(apdu)?;
+                Ok(Command::DeleteRecord { record: record_number(apdu)? })
             }
-            Ok(Command::AppendRecord { data: apdu.data })
-        }
-        (0x80, 0x32) => {
-            c::no_data(apdu)?;
-            Ok(Command::DeleteRecord { record: c::record_number(apdu)? })
-        }
-        (0x00, 0x20) => {
-            if apdu.p1 != 0 {
-                return Err(Sw::WrongP1P2);
-            }
-            let data = if apdu.data.is_empty() { None } else { Some(apdu.data) };
-            Ok(Command::Verify { pin: pin_ref(apdu.p2), data })
-        }
-        (0x00, 0x24) => match apdu.p1 {
-            0x00 => Ok(Command::ChangeReferenceData { pin: management_ref(apdu.p2), data: apdu.data }),
             // CREATE PIN: tries ‖ 40 ‖ PIN padded to 64 (the optional PUK part is not supported).
-            0x01 => match apdu.data {
+            (0x00, 0x24) if apdu.p1 == 0x01 => match apdu.data {
                 [tries, 0x40, value @ ..] if value.len() == 64 => {
                     Ok(Command::CreatePin { pin: pin_ref(apdu.p2 | 0x80), tries: *tries, value })
                 }
                 _ => Err(Sw::WrongData),
             },
-            _ => Err(Sw::WrongP1P2),
-        },
-        (0x00, 0x2C) => {
-            if p1p2 != (0x00, 0x01) {
-                return Err(Sw::WrongP1P2);
+            (0x00, 0x2C) => {
+                if p1p2 != (0x00, 0x01) {
+                    return Err(Sw::WrongP1P2);
+                }
+                // 16-byte content of 5011/2000 ‖ new PIN padded to 64 (Lc = 50).
+                if apdu.data.len() != 16 + 64 {
+                    return Err(Sw::WrongLength);
+                }
+                let (code, new) = apdu.data.split_at(16);
+                Ok(Command::ResetRetryCounter {
+                    pin: management_ref(apdu.p2),
+                    proof: UnblockProof::PukFile { code, path: &PUK_FILE },
+                    new_pin: Some(new),
+                })
             }
-            // 16-byte content of 5011/2000 ‖ new PIN padded to 64 (Lc = 50).
-            if apdu.data.len() != 16 + 64 {
-                return Err(Sw::WrongLength);
+            (0x80, 0x2E) => {
+                no_data(apdu)?;
+                match p1p2 {
+                    (0x00, r @ (0x21 | 0x22)) => Ok(Command::Logout { pin: pin_ref(0x80 | (r & 0x0F)) }),
+                    _ => Err(Sw::WrongP1P2),
+                }
             }
-            let (code, new) = apdu.data.split_at(16);
-            Ok(Command::ResetRetryCounter {
-                pin: management_ref(apdu.p2),
-                proof: UnblockProof::PukFile { code, path: &PUK_FILE },
-                new_pin: Some(new),
-            })
+            (0x00, 0x22) => {
+                if apdu.p1 != 0x41 {
+                    return Err(Sw::WrongP1P2);
+                }
+                let op = mse_op(apdu.p2)?;
+                match apdu.data {
+                    // RSA; the key is the private-key EF selected before (no key reference).
+                    [0x80, 0x01, 0x11] => Ok(Command::MseSet { op, key: KeySelector::CurrentEf }),
+                    [0x80, 0x01, _] => Err(Sw::WrongData),
+                    _ => Err(Sw::WrongLength),
+                }
+            }
+            (0x00, 0x46) => {
+                p1p2_zero(apdu)?;
+                match *apdu.data {
+                    [a, b, x, y] => Ok(Command::GenerateKeyPair(KeyGen::Files {
+                        public: u16::from_be_bytes([a, b]),
+                        private: u16::from_be_bytes([x, y]),
+                    })),
+                    // An explicit exponent: only 65537 is generated.
+                    [_, _, _, _, ..] => Err(Sw::WrongData),
+                    _ => Err(Sw::WrongLength),
+                }
+            }
+            (0x00, 0xE0) => {
+                if apdu.p1 != 0 {
+                    return Err(Sw::WrongP1P2);
+                }
+                Ok(Command::CreateFile(parse_create(apdu.data, apdu.p2)?))
+            }
+            (0x00, 0xE4) => {
+                let df = match p1p2 {
+                    (0x02, 0x00) => false,
+                    (0x01, 0x00) => true,
+                    _ => return Err(Sw::WrongP1P2),
+                };
+                Ok(Command::DeleteFile { fid: fid_of(apdu.data)?, df: Some(df) })
+            }
+            _ => iso::parse(self, apdu),
         }
-        (0x80, 0x2E) => {
-            c::no_data(apdu)?;
-            match p1p2 {
-                (0x00, r @ (0x21 | 0x22)) => Ok(Command::Logout { pin: pin_ref(0x80 | (r & 0x0F)) }),
-                _ => Err(Sw::WrongP1P2),
-            }
+    }
+
+    fn execute_own(&self, ctx: &mut dyn Ctx, apdu: &Apdu<'_>) -> Result<Sw, Sw> {
+        Own::parse(apdu).unwrap_or(Err(Sw::InsNotSupported))?.execute(ctx)
+    }
+
+    /// VERIFY names the user PIN `81`; CHANGE and RESET name it `01` (§2.6).
+    fn pin_ref(&self, p2: u8, op: PinOp) -> Result<PinRef, Sw> {
+        Ok(match op {
+            PinOp::Verify => pin_ref(p2),
+            PinOp::Change | PinOp::Unblock => management_ref(p2),
+        })
+    }
+
+    /// The card pads a DigestInfo and unpads a cryptogram (PAD_PKCS1, §2.5).
+    fn pin_rule(&self) -> PinRule {
+        // spec/cards.md §2.6: AWP PINs of 4–64 characters padded with FF to 64.
+        PinRule { charset: Charset::Ascii, min_len: 4, max_len: 64, pad_len: 64, pad_byte: 0xFF }
+    }
+    fn pso_padding(&self) -> SignPadding {
+        SignPadding::Pkcs1
+    }
+
+    /// `80 CA 9F 7F`: the CPLC (§2.2).
+    fn data_object(&self, cla: u8, p1: u8, p2: u8) -> Option<DataObject> {
+        ((cla, p1, p2) == (0x80, 0x9F, 0x7F)).then_some(DataObject::Cplc)
+    }
+
+    fn fcp(&self, image: &CardImage, node: &FileNode) -> Result<Fcp, Sw> {
+        fcp(node, image.eeprom_free())
+    }
+
+    fn application(&self, aid: &[u8]) -> Option<Application> {
+        if aid == AID_CARD_MANAGER {
+            Some(Application::Other)
+        } else if aid == AID_AUTHENTIC {
+            Some(Application::FileSystem)
+        } else {
+            None
         }
-        (0x00, 0x22) => {
-            if apdu.p1 != 0x41 {
-                return Err(Sw::WrongP1P2);
-            }
-            let op = c::mse_op(apdu.p2)?;
-            match apdu.data {
-                // RSA; the key is the private-key EF selected before (no key reference).
-                [0x80, 0x01, 0x11] => Ok(Command::MseSet { op, key: KeySelector::CurrentEf }),
-                [0x80, 0x01, _] => Err(Sw::WrongData),
-                _ => Err(Sw::WrongLength),
-            }
+    }
+
+    /// An AWP PIN (reference `x4` with bit 7 masked is a PUK), 1 to 15 tries.
+    fn new_pin(&self, reference: u8, tries: u8, home: Vec<Hex16>) -> Result<PinObject, Sw> {
+        if !(1..=MAX_TRIES).contains(&tries) {
+            return Err(Sw::WrongData);
         }
-        (0x00, 0x2A) => c::pso(apdu, c::SignPadding::Pkcs1),
-        (0x00, 0x84) => c::get_challenge(apdu),
-        (0x00 | 0x80, 0xCA) => {
-            c::no_data(apdu)?;
-            match (apdu.base_cla(), p1p2) {
-                (0x80, (0x9F, 0x7F)) => Ok(Command::GetData(DataObject::Cplc)),
-                _ => Err(Sw::ReferencedDataNotFound),
-            }
+        let role = if reference & 0x7F == 0x04 { PinRole::Puk } else { PinRole::User };
+        Ok(awp_pin(reference, role, home, tries))
+    }
+
+    /// The key behind a new key EF `30nn`/`10nn`: index `nn`, both usages, guarded by the PIN
+    /// of the file's read condition (else the user PIN).
+    fn key_file_object(&self, image: &CardImage, fid: u16, bits: u16, acl: Acl) -> Result<KeyObject, Sw> {
+        let pin = match acl.read {
+            AccessCondition::Pin(r) => r,
+            _ => image.pins.iter().find(|p| p.role == PinRole::User).map_or(Hex8(0), |p| p.reference),
+        };
+        Ok(KeyObject {
+            reference: Hex8(fid as u8),
+            label: String::new(),
+            algorithm: Algorithm::from_rsa_bits(usize::from(bits)).unwrap_or(Algorithm::Rsa2048),
+            usage: KeyUsage { sign: true, decipher: true },
+            pin,
+            always_authenticate: false,
+            material: None,
+            pending: None,
+            certificate: None,
+        })
+    }
+
+    /// The bare modulus (read the exponent with READ PUBLIC COMPONENT).
+    fn keygen_reply(&self, public: &PublicKey, reply: &mut Reply) -> Result<(), Sw> {
+        match public {
+            PublicKey::Rsa { modulus, .. } => reply.push(modulus),
+            other => public_key_template(other, reply),
         }
-        (0x00, 0xC0) => c::get_response(apdu),
-        (0x00, 0x46) => {
-            if p1p2 != (0, 0) {
-                return Err(Sw::WrongP1P2);
-            }
-            match *apdu.data {
-                [a, b, x, y] => Ok(Command::GenerateKeyPair(KeyGen::Files {
-                    public: u16::from_be_bytes([a, b]),
-                    private: u16::from_be_bytes([x, y]),
-                })),
-                // An explicit exponent: only 65537 is generated.
-                [_, _, _, _, ..] => Err(Sw::WrongData),
-                _ => Err(Sw::WrongLength),
-            }
+    }
+
+    /// The 4 CPLC IC-serial bytes, lowercase hex as OpenSC shows them (§2.2).
+    fn serial(&self, image: &CardImage) -> Option<String> {
+        let cplc = image.cplc.as_ref()?;
+        Some(cplc.0.get(12..16)?.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    fn validate(&self, image: &CardImage) -> Result<(), String> {
+        if image.cplc.as_ref().map(|c| c.0.len()) != Some(42) {
+            return Err("an oberthur image needs 42 cplc bytes".into());
         }
-        (0x80, 0xB4) => {
-            c::no_data(apdu)?;
-            match p1p2 {
-                (0x01, 0x00) => Ok(Command::ReadPublicComponent { exponent: false, le: apdu.le.unwrap_or(256) }),
-                (0x02, 0x00) => Ok(Command::ReadPublicComponent { exponent: true, le: apdu.le.unwrap_or(256) }),
-                _ => Err(Sw::WrongP1P2),
-            }
-        }
-        (0x00, 0xE0) => {
-            if apdu.p1 != 0 {
-                return Err(Sw::WrongP1P2);
-            }
-            Ok(Command::CreateFile(parse_create(apdu.data, apdu.p2)?))
-        }
-        (0x00, 0xE4) => {
-            let df = match p1p2 {
-                (0x02, 0x00) => false,
-                (0x01, 0x00) => true,
-                _ => return Err(Sw::WrongP1P2),
-            };
-            Ok(Command::DeleteFile { fid: c::fid_of(apdu.data)?, df: Some(df) })
-        }
-        (0x80, 0x34) => {
-            c::no_data(apdu)?;
-            if p1p2 != (0, 0) {
-                return Err(Sw::WrongP1P2);
-            }
-            Ok(Command::ListFiles { le: apdu.le.unwrap_or(256) })
-        }
-        _ => Err(Sw::InsNotSupported),
+        Ok(())
+    }
+
+    fn personalize(&self, p: &Personalization) -> Result<CardImage, String> {
+        personalize(p)
     }
 }
 
@@ -250,34 +394,34 @@ pub fn fcp(node: &FileNode, free: u32) -> Result<Fcp, Sw> {
     let fid = node.fid.0.to_be_bytes();
     match &node.body {
         FileBody::Df { .. } => {
-            tlv(&mut f, 0x82, &[0x38, 0x00])?;
-            tlv(&mut f, 0x83, &fid)?;
+            tlv(&mut f, DESCRIPTOR, [0x38, 0x00])?;
+            tlv(&mut f, FILE_ID, fid)?;
             // Free space, informative: KiB, saturating at one byte.
-            tlv(&mut f, 0x85, &[u8::try_from(free / 1024).unwrap_or(0xFF)])?;
+            tlv(&mut f, PROPRIETARY, [u8::try_from(free / 1024).unwrap_or(0xFF)])?;
         }
         FileBody::Transparent { .. } | FileBody::FreeMemory => {
             let size = u16::try_from(node.size()).unwrap_or(u16::MAX).to_be_bytes();
-            tlv(&mut f, 0x80, &size)?;
-            tlv(&mut f, 0x82, &[0x01, 0x01])?;
-            tlv(&mut f, 0x83, &fid)?;
+            tlv(&mut f, FILE_SIZE, size)?;
+            tlv(&mut f, DESCRIPTOR, [0x01, 0x01])?;
+            tlv(&mut f, FILE_ID, fid)?;
         }
         FileBody::Records { record_len, max_records, .. } => {
-            tlv(&mut f, 0x82, &[0x04, 0x01, 0x00, *record_len, *max_records])?;
-            tlv(&mut f, 0x83, &fid)?;
-            tlv(&mut f, 0x85, &[record_len / 7])?;
+            tlv(&mut f, DESCRIPTOR, [0x04, 0x01, 0x00, *record_len, *max_records])?;
+            tlv(&mut f, FILE_ID, fid)?;
+            tlv(&mut f, PROPRIETARY, [record_len / 7])?;
         }
         FileBody::PrivateKey { bits, .. } => {
-            tlv(&mut f, 0x82, &[0x14, 0x00])?;
-            tlv(&mut f, 0x83, &fid)?;
-            tlv(&mut f, 0x85, &bits.to_be_bytes())?;
+            tlv(&mut f, DESCRIPTOR, [0x14, 0x00])?;
+            tlv(&mut f, FILE_ID, fid)?;
+            tlv(&mut f, PROPRIETARY, bits.to_be_bytes())?;
         }
         FileBody::PublicKey { bits, .. } => {
-            tlv(&mut f, 0x82, &[0x12, 0x00])?;
-            tlv(&mut f, 0x83, &fid)?;
-            tlv(&mut f, 0x85, &bits.to_be_bytes())?;
+            tlv(&mut f, DESCRIPTOR, [0x12, 0x00])?;
+            tlv(&mut f, FILE_ID, fid)?;
+            tlv(&mut f, PROPRIETARY, bits.to_be_bytes())?;
         }
     }
-    tlv(&mut f, 0x86, &acl_bytes(node))?;
+    tlv(&mut f, SECURITY, acl_bytes(node))?;
     template(&f)
 }
 
@@ -290,10 +434,10 @@ fn parse_create(data: &[u8], record_count: u8) -> Result<NewFile, Sw> {
     let (mut ty, mut fid, mut size, mut ac) = (None, None, None, None);
     fcp_fields(data, |tag, v| {
         match tag {
-            0x82 => ty = v.first().copied(),
-            0x83 => fid = Some(be16(v)?),
-            0x85 | 0x80 => size = Some(be16(v)?),
-            0x86 => ac = Some(<[u8; 8]>::try_from(v).map_err(|_| Sw::WrongData)?),
+            DESCRIPTOR => ty = v.first().copied(),
+            FILE_ID => fid = Some(be16(v)?),
+            PROPRIETARY | FILE_SIZE => size = Some(be16(v)?),
+            SECURITY => ac = Some(<[u8; 8]>::try_from(v).map_err(|_| Sw::WrongData)?),
             _ => return Err(Sw::WrongData),
         }
         Ok(())
@@ -513,7 +657,7 @@ pub fn personalize(p: &Personalization) -> Result<CardImage, String> {
         o.unblocked_by = unblocked_by.map(Hex8);
         o
     };
-    let user_pin = if blank { super::cns::DEFAULT_PIN } else { p.pin.as_str() };
+    let user_pin = if blank { DEFAULT_PIN } else { p.pin.as_str() };
     let keys = sets
         .iter()
         .map(|&(i, k, _)| KeyObject {

@@ -74,7 +74,8 @@ impl Session {
     }
 }
 
-fn matches(r: &[u8], want: &str) -> Result<(), String> {
+/// Whether a response meets an expectation (the notation of [`Session::expect`]).
+pub fn matches(r: &[u8], want: &str) -> Result<(), String> {
     if r.len() < 2 {
         return Err("response shorter than a status word".into());
     }

@@ -1,0 +1,268 @@
+//! The card: bytes in, bytes out.
+//!
+//! [`Card::transmit`] takes a command APDU and returns the response APDU (data ‖ SW1 SW2) as a
+//! slice of the card's own reply buffer. On the non-crypto path (SELECT, READ BINARY, VERIFY,
+//! GET DATA …) nothing is allocated: buffers are bounded and live in the card.
+//!
+//! The engine holds no card fact: everything a card decides is asked of its
+//! [`Profile`](crate::profile::Profile). It is one `impl Card` in four rooms:
+//! * `apdu_layer.rs`: class, command chaining, GET RESPONSE, Le shaping, parsing by the profile;
+//! * `files.rs`: SELECT, binary and record files, CREATE/DELETE FILE;
+//! * `pins.rs`: VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER, CREATE PIN, LOGOUT, ERASE;
+//! * `keys.rs`: security environment, signatures, decipher, key generation and commit, behind
+//!   one key-backend interface ([`PrivateKey`](crate::keys::PrivateKey)).
+//!
+//! State is split in two (spec/cards.md §1.1):
+//! * persistent: the [`CardImage`] (files, PINs and counters, keys, life-cycle);
+//! * volatile: one [`Volatile`] value (current DF/EF, verified PINs, security environment,
+//!   chaining buffer, pending GET RESPONSE data), replaced whole by [`Card::power_off`],
+//!   [`Card::power_on`] and [`Card::reset`].
+
+mod apdu_layer;
+mod files;
+mod keys;
+mod pins;
+
+use crate::apdu::{MAX_RESPONSE_DATA, Reply};
+use crate::command::{Command, DataObject, KeySelector, SecOp};
+use crate::fs::{AccessCondition, FileNode, MF, Path};
+use crate::image::{CardImage, ProfileKind};
+use crate::keys::{Backend, PublicKey};
+use crate::profile::{Ctx, Profile};
+use crate::rng::CardRng;
+use crate::security::Verified;
+use crate::sw::Sw;
+use heapless::Vec as HVec;
+use rand_core::Rng;
+
+/// Reply buffer: the largest response data plus SW1 SW2.
+pub const REPLY_CAPACITY: usize = MAX_RESPONSE_DATA + 2;
+
+type Result<T = ()> = core::result::Result<T, Sw>;
+
+/// What the last MSE SET chose.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+struct SecurityEnvironment {
+    op: SecOp,
+    key: KeySelector,
+}
+
+/// Session state: everything a power-off, power-on or warm reset forgets, in one value.
+struct Volatile {
+    df: Path,
+    ef: Option<u16>,
+    verified: Verified,
+    se: Option<SecurityEnvironment>,
+    chain: apdu_layer::Chain,
+    pending: apdu_layer::Pending,
+}
+
+impl Volatile {
+    /// A fresh session: the MF selected, nothing verified, no environment, no chain, nothing
+    /// to fetch.
+    fn fresh() -> Self {
+        let mut df = Path::new();
+        let _ = df.push(MF);
+        Volatile {
+            df,
+            ef: None,
+            verified: Verified::default(),
+            se: None,
+            chain: apdu_layer::Chain::default(),
+            pending: apdu_layer::Pending::default(),
+        }
+    }
+}
+
+/// What the last command made the card do besides answering: what a latency model charges
+/// (`timing.rs`) and what the invariant checks allow (`invariants.rs`). Set only when the
+/// command succeeded.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum Effect {
+    /// Nothing beyond the answer.
+    #[default]
+    None,
+    /// A private-key operation (PSO COMPUTE DIGITAL SIGNATURE, PSO DECIPHER).
+    PrivateKeyOperation,
+    /// An on-card key generation.
+    KeyGeneration,
+    /// PIN counters restored by an administrative command rather than by presenting that PIN
+    /// or its PUK: ERASE, CREATE PIN, an unblock with the code of a PUK file.
+    CredentialsReset,
+}
+
+/// The virtual card.
+pub struct Card {
+    profile: &'static dyn Profile,
+    image: CardImage,
+    rng: CardRng,
+    vol: Volatile,
+    /// Response data of the command being executed.
+    reply: Reply,
+    /// The response APDU handed out by [`Card::transmit`].
+    wire: HVec<u8, REPLY_CAPACITY>,
+    keys: keys::KeyCache,
+    changed: bool,
+    effect: Effect,
+}
+
+impl Card {
+    pub fn new(image: CardImage, rng: CardRng) -> Self {
+        Card {
+            profile: image.profile.profile(),
+            image,
+            rng,
+            vol: Volatile::fresh(),
+            reply: Reply::new(),
+            wire: HVec::new(),
+            keys: keys::KeyCache::default(),
+            changed: false,
+            effect: Effect::None,
+        }
+    }
+
+    /// The persistent state.
+    pub fn image(&self) -> &CardImage {
+        &self.image
+    }
+
+    pub fn into_image(self) -> CardImage {
+        self.image
+    }
+
+    pub fn atr(&self) -> &[u8] {
+        &self.image.atr.0
+    }
+
+    /// Which profile the card is (for hosts).
+    pub fn profile(&self) -> ProfileKind {
+        self.image.profile
+    }
+
+    /// Chooses the implementation of private-key operations.
+    pub fn set_backend(&mut self, backend: Backend) {
+        self.keys.set_backend(backend);
+    }
+
+    pub fn rng_is_deterministic(&self) -> bool {
+        self.rng.is_deterministic()
+    }
+
+    /// Whether persistent state changed since the last call (the host then saves the image
+    /// before it forwards the response).
+    pub fn take_changed(&mut self) -> bool {
+        core::mem::take(&mut self.changed)
+    }
+
+    /// What the last [`Card::transmit`] made the card do besides answering.
+    pub fn last_effect(&self) -> Effect {
+        self.effect
+    }
+
+    /// Power off: all volatile state is lost.
+    pub fn power_off(&mut self) {
+        self.clear_volatile();
+    }
+
+    /// Power on: the card starts with the MF selected and nothing verified.
+    pub fn power_on(&mut self) {
+        self.clear_volatile();
+    }
+
+    /// Warm reset: same effect as a power cycle on the security state.
+    pub fn reset(&mut self) {
+        self.clear_volatile();
+    }
+
+    /// The one place volatile state is reset.
+    fn clear_volatile(&mut self) {
+        self.vol = Volatile::fresh();
+    }
+
+    /// Executes a parsed command: one arm per variant, no catch-all.
+    fn execute(&mut self, command: Command<'_>) -> Result<Sw> {
+        match command {
+            Command::Select(s) => self.select(s),
+            Command::ReadBinary { offset, le } => self.read_binary(offset, le),
+            Command::UpdateBinary { offset, data } => self.update_binary(offset, data),
+            Command::ReadRecord { record, le } => self.read_record(record, le),
+            Command::UpdateRecord { record, data } => self.write_record(Some(record), data),
+            Command::AppendRecord { data } => self.write_record(None, data),
+            Command::DeleteRecord { record } => self.delete_record(record),
+            Command::Verify { pin, data } => self.verify(pin, data),
+            Command::ChangeReferenceData { pin, data } => self.change_reference_data(pin, data),
+            Command::ResetRetryCounter { pin, proof, new_pin } => self.reset_retry_counter(pin, proof, new_pin),
+            Command::CreatePin { pin, tries, value } => self.create_pin(pin, tries, value),
+            Command::Logout { pin } => self.logout(pin),
+            Command::MseRestore { se } => self.mse_restore(se),
+            Command::MseSet { op, key } => self.mse_set(op, key),
+            Command::ComputeSignature { input, padding } => self.compute_signature(input, padding),
+            Command::Decipher { input, unpad } => self.decipher(input, unpad),
+            Command::GetChallenge { len } => {
+                let rng = &mut self.rng;
+                self.reply.fill(len, |buf| rng.fill_bytes(buf))?;
+                Ok(Sw::Ok)
+            }
+            Command::GetData(DataObject::LifeCycle) => {
+                self.reply.push(&[self.image.life_cycle.byte()])?;
+                Ok(Sw::Ok)
+            }
+            Command::GetData(DataObject::Cplc) => {
+                let cplc = self.image.cplc.as_ref().ok_or(Sw::ReferencedDataNotFound)?;
+                // GlobalPlatform tag 9F7F, written by hand for the reason given in
+                // `profile::public_key_template`.
+                self.reply.push(&[0x9F, 0x7F, u8::try_from(cplc.0.len())?])?;
+                self.reply.push(&cplc.0)?;
+                Ok(Sw::Ok)
+            }
+            Command::GetResponse { le } => self.get_response(le),
+            Command::GenerateKeyPair(spec) => self.generate_key_pair(spec),
+            Command::CommitKey { key, certificate } => self.commit_key(key, certificate),
+            Command::CreateFile(spec) => self.create_file(spec),
+            Command::DeleteFile { fid, df } => self.delete_file(fid, df),
+            Command::EraseCard => self.erase_card(),
+            Command::Own(apdu) => {
+                let profile = self.profile;
+                profile.execute_own(self, &apdu)
+            }
+        }
+    }
+}
+
+/// The rooms' view of the card for profile hooks and own commands.
+impl Ctx for Card {
+    fn image(&self) -> &CardImage {
+        &self.image
+    }
+
+    fn image_mut(&mut self) -> &mut CardImage {
+        self.changed = true;
+        self.keys.forget();
+        &mut self.image
+    }
+
+    fn current_df(&self) -> Result<&FileNode> {
+        files::current_df(&self.image, &self.vol)
+    }
+
+    fn current_ef(&self) -> Result<&FileNode> {
+        files::current_ef(&self.image, &self.vol)
+    }
+
+    fn require(&self, ac: AccessCondition) -> Result {
+        files::require(&self.image, &self.vol, ac)
+    }
+
+    fn pin_verified(&self, index: usize) -> bool {
+        self.vol.verified.get(index)
+    }
+
+    fn public_key(&mut self, reference: u8) -> Result<PublicKey> {
+        let ki = self.key_index(reference).ok_or(Sw::ReferencedDataNotFound)?;
+        self.keys.get(&self.image, ki, reference, false)?.public()
+    }
+
+    fn reply(&mut self) -> &mut Reply {
+        &mut self.reply
+    }
+}
