@@ -62,7 +62,9 @@ fn run(args: Args) -> Result<(), String> {
     let rng = CardRng::from_os()?;
     let mut host = match (&args.image, &args.persona) {
         (Some(path), _) => HostedCard::open(path, rng).map_err(|e| e.to_string())?,
-        (None, Some(name)) => HostedCard::ephemeral(Card::new(firmalab_harness::fixtures::builtin(name)?, rng)),
+        (None, Some(name)) => {
+            HostedCard::ephemeral(Card::new(firmalab_harness::fixtures::builtin(name).map_err(|e| e.to_string())?, rng))
+        }
         (None, None) => return Err("give --image FILE or --persona NAME".into()),
     };
     if args.stock {

@@ -236,7 +236,7 @@ fn flow_exit_codes_say_done_refused_usage_and_card_failure() {
     let img_s = img.to_str().unwrap();
     let o = firmalab(&["flow", "pin-change", "--card", img_s, "--pin", "11111111", "--new-pin", "24682468"]);
     assert_eq!(status(&o), 1, "refused: wrong PIN");
-    assert!(stdout(&o).contains("WrongPIN") && stdout(&o).contains("2 tries left"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("WrongPin") && stdout(&o).contains("2 tries left"), "{}", stdout(&o));
     let o = firmalab(&["flow", "pin-change", "--card", img_s, "--new-pin", "24682468"]);
     assert_eq!(status(&o), 2, "usage: no PIN and no terminal");
     assert!(String::from_utf8_lossy(&o.stderr).contains("--pin is required"));

@@ -71,7 +71,7 @@ mod with_stack {
         let turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
         let s = LOGGED.get_or_init(|| match missing_tool() {
             Some(why) => Err(why),
-            None => PrivateStack::start_with(&["--apdu", "--debug"]),
+            None => PrivateStack::start_with(&["--apdu", "--debug"]).map_err(|e| e.to_string()),
         });
         match s {
             Ok(s) => Some((s, turn)),

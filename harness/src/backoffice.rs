@@ -19,6 +19,40 @@ pub const DEFAULT_PATH: &str = "firmalab-ra.json";
 /// and every `--cdrl` default.
 pub const DEFAULT_CDRL: &str = "CDRL-ROMA-01";
 
+crate::reason::codes! {
+    /// Why the back office refused an operation or a contact (the codes of
+    /// [`crate::cms::Refusal`] and [`ContactError`]).
+    pub enum Reason {
+        NoSuchPractice,
+        NoSuchCard,
+        NoSuchCertificate,
+        NoSuchHolder,
+        AlreadyEnrolled,
+        /// The card holds no qualified signature certificate.
+        CertificateMissing,
+        /// Only the CDRL that issued the card operates on it.
+        IssuedByOtherCdrl,
+        PracticeOfOtherCdrl,
+        WrongPracticeState,
+        /// Codes belong to an issuance.
+        NotAnIssuance,
+        /// The codes went in a sealed paper envelope.
+        CodesOnPaper,
+        AlreadyRevoked,
+        NotActive,
+        NotSuspended,
+        /// A renewal's certificate waits for `ra authorize`.
+        AwaitingAuthorization,
+        NoCertificateToChange,
+        InvalidCodes,
+        InvalidAddress,
+        /// Not an email address / not a mobile number.
+        InvalidContact,
+        /// The contact is bound to another codice fiscale.
+        ContactNotUnique,
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PracticeKind {
@@ -284,20 +318,23 @@ impl RevocationReason {
     }
 }
 
+/// A revocation reason `ra revoke` does not take.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{0:?}: the reasons are unspecified, key-compromise, affiliation-changed, superseded, cessation-of-operation (suspend with `ra suspend`)"
+)]
+pub struct UnknownRevocationReason(pub String);
+
 impl std::str::FromStr for RevocationReason {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownRevocationReason;
+    fn from_str(s: &str) -> Result<Self, UnknownRevocationReason> {
         Ok(match s {
             "unspecified" => RevocationReason::Unspecified,
             "key-compromise" | "keyCompromise" => RevocationReason::KeyCompromise,
             "affiliation-changed" | "affiliationChanged" => RevocationReason::AffiliationChanged,
             "superseded" => RevocationReason::Superseded,
             "cessation-of-operation" | "cessationOfOperation" => RevocationReason::CessationOfOperation,
-            _ => {
-                return Err(format!(
-                    "{s:?}: the reasons are unspecified, key-compromise, affiliation-changed, superseded, cessation-of-operation (suspend with `ra suspend`)"
-                ));
-            }
+            _ => return Err(UnknownRevocationReason(s.to_owned())),
         })
     }
 }
@@ -417,12 +454,26 @@ pub struct Store {
     lock: Option<WriteLock>,
 }
 
+/// Why the back-office store could not be opened, read or saved.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("back office {}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    /// Not a back-office file this firmalab reads (JSON, duplicate keys, schema).
+    #[error("back office {}: {why}", path.display())]
+    Invalid { path: PathBuf, why: String },
+    #[error("back office {}: opened read-only", path.display())]
+    ReadOnly { path: PathBuf },
+    #[error(transparent)]
+    Encode(#[from] serde_json::Error),
+}
+
 impl Store {
     /// Opens the store at `path` for writing, or an empty one if the file does not exist
     /// yet. The file is locked while the store lives: another process opening it for writing
     /// is refused with this one's pid.
-    pub fn open(path: &Path) -> Result<Self, String> {
-        let err = |e: std::io::Error| format!("back office {}: {e}", path.display());
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let err = |source: std::io::Error| StoreError::Io { path: path.to_owned(), source };
         let lock = WriteLock::acquire(path).map_err(err)?;
         storage::remove_stale_temps(path).map_err(err)?;
         let data = Self::read(path)?;
@@ -431,29 +482,24 @@ impl Store {
 
     /// Opens the store to read only (no lock; it sees the last complete save). [`Store::save`]
     /// refuses.
-    pub fn open_read_only(path: &Path) -> Result<Self, String> {
+    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
         Ok(Store { data: Self::read(path)?, path: Some(path.to_owned()), lock: None })
     }
 
-    fn read(path: &Path) -> Result<BackOffice, String> {
+    fn read(path: &Path) -> Result<BackOffice, StoreError> {
+        let invalid = |why: String| StoreError::Invalid { path: path.to_owned(), why };
         match storage::read_text(path) {
             Ok(text) => {
-                firmalab_emulator::image::check_unique_keys(&text)
-                    .map_err(|e| format!("back office {}: {e}", path.display()))?;
-                let data: BackOffice =
-                    serde_json::from_str(&text).map_err(|e| format!("back office {}: {e}", path.display()))?;
-                let mut data = data;
+                firmalab_emulator::image::check_unique_keys(&text).map_err(invalid)?;
+                let mut data: BackOffice = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
                 if data.schema != SCHEMA_NAME || !(1..=SCHEMA_VERSION).contains(&data.version) {
-                    return Err(format!(
-                        "back office {}: not a {SCHEMA_NAME} file of version 1 to {SCHEMA_VERSION}",
-                        path.display()
-                    ));
+                    return Err(invalid(format!("not a {SCHEMA_NAME} file of version 1 to {SCHEMA_VERSION}")));
                 }
                 data.version = SCHEMA_VERSION;
                 Ok(data)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BackOffice::default()),
-            Err(e) => Err(format!("back office {}: {e}", path.display())),
+            Err(source) => Err(StoreError::Io { path: path.to_owned(), source }),
         }
     }
 
@@ -463,15 +509,15 @@ impl Store {
     }
 
     /// Saves atomically, mode 0600 for a new file (no-op for an in-memory store).
-    pub fn save(&self) -> Result<(), String> {
+    pub fn save(&self) -> Result<(), StoreError> {
         let Some(path) = &self.path else { return Ok(()) };
         let Some(lock) = &self.lock else {
-            return Err(format!("back office {}: opened read-only", path.display()));
+            return Err(StoreError::ReadOnly { path: path.clone() });
         };
-        let mut text = serde_json::to_string_pretty(&self.data).map_err(|e| e.to_string())?;
+        let mut text = serde_json::to_string_pretty(&self.data)?;
         text.push('\n');
         storage::write_private(lock.target(), text.as_bytes())
-            .map_err(|e| format!("back office {}: {e}", path.display()))
+            .map_err(|source| StoreError::Io { path: path.clone(), source })
     }
 }
 
@@ -615,10 +661,10 @@ pub enum ContactError {
 
 impl ContactError {
     /// The reason code: `InvalidContact` or `ContactNotUnique`.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Reason {
         match self {
-            ContactError::InvalidContact { .. } => "InvalidContact",
-            ContactError::ContactNotUnique { .. } => "ContactNotUnique",
+            ContactError::InvalidContact { .. } => Reason::InvalidContact,
+            ContactError::ContactNotUnique { .. } => Reason::ContactNotUnique,
         }
     }
 }
@@ -652,32 +698,37 @@ pub fn normalise_contact(kind: ContactKind, value: &str) -> Result<String, Conta
         ContactKind::Email => normalise_email(value),
         ContactKind::Mobile => normalise_mobile(value),
     };
-    r.map_err(|why| ContactError::InvalidContact { kind, given: value.to_owned(), why })
+    r.map_err(|why| ContactError::InvalidContact { kind, given: value.to_owned(), why: why.0 })
 }
+
+/// Why a contact or an address is not valid: the rule it breaks, in words.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
 
 /// An email address trimmed and case-folded, checked for the shape `local@domain.tld`
 /// (RFC 5321 lengths; dot-atom local part; letters, digits and hyphens in the domain's labels).
-pub fn normalise_email(value: &str) -> Result<String, String> {
+pub fn normalise_email(value: &str) -> Result<String, Invalid> {
     let v = value.trim().to_lowercase();
     if v.is_empty() {
-        return Err("empty".into());
+        return Err(Invalid("empty".into()));
     }
     if v.len() > 254 {
-        return Err("longer than 254 characters".into());
+        return Err(Invalid("longer than 254 characters".into()));
     }
-    let Some((local, domain)) = v.rsplit_once('@') else { return Err("no @".into()) };
+    let Some((local, domain)) = v.rsplit_once('@') else { return Err(Invalid("no @".into())) };
     if local.is_empty() || local.len() > 64 {
-        return Err("the part before @ must have 1 to 64 characters".into());
+        return Err(Invalid("the part before @ must have 1 to 64 characters".into()));
     }
     let atext = |c: char| c.is_alphanumeric() || "!#$%&'*+/=?^_`{|}~-".contains(c);
     if local.split('.').any(|part| part.is_empty() || !part.chars().all(atext)) {
-        return Err(format!(
+        return Err(Invalid(format!(
             "{local:?} is not a valid local part (letters, digits, !#$%&'*+/=?^_`{{|}}~- and single dots)"
-        ));
+        )));
     }
     let labels: Vec<&str> = domain.split('.').collect();
     if labels.len() < 2 {
-        return Err(format!("the domain {domain:?} has no dot"));
+        return Err(Invalid(format!("the domain {domain:?} has no dot")));
     }
     for l in &labels {
         if l.is_empty()
@@ -686,7 +737,7 @@ pub fn normalise_email(value: &str) -> Result<String, String> {
             || l.ends_with('-')
             || !l.chars().all(|c| c.is_alphanumeric() || c == '-')
         {
-            return Err(format!("the domain {domain:?} is not a host name"));
+            return Err(Invalid(format!("the domain {domain:?} is not a host name")));
         }
     }
     Ok(v)
@@ -696,13 +747,13 @@ pub fn normalise_email(value: &str) -> Result<String, String> {
 /// parentheses are dropped; `00` becomes `+`; a number without a country code is Italian and
 /// must be a mobile (it starts with 3 and has 9 or 10 digits). An Italian number has 6 to 11
 /// digits after `+39`; any number 8 to 15 digits after the `+`.
-pub fn normalise_mobile(value: &str) -> Result<String, String> {
+pub fn normalise_mobile(value: &str) -> Result<String, Invalid> {
     let v = value.trim();
     if v.is_empty() {
-        return Err("empty".into());
+        return Err(Invalid("empty".into()));
     }
     if v.matches('(').count() > 1 || v.matches('(').count() != v.matches(')').count() {
-        return Err("unbalanced parentheses".into());
+        return Err(Invalid("unbalanced parentheses".into()));
     }
     let mut compact = String::new();
     for c in v.chars() {
@@ -710,7 +761,7 @@ pub fn normalise_mobile(value: &str) -> Result<String, String> {
             ' ' | '-' | '.' | '/' | '(' | ')' => {}
             '+' if compact.is_empty() => compact.push(c),
             '0'..='9' => compact.push(c),
-            other => return Err(format!("{other:?} is not part of a phone number")),
+            other => return Err(Invalid(format!("{other:?} is not part of a phone number"))),
         }
     }
     let international = if let Some(rest) = compact.strip_prefix('+') {
@@ -719,39 +770,39 @@ pub fn normalise_mobile(value: &str) -> Result<String, String> {
         rest.to_owned()
     } else if compact.starts_with('3') {
         if !(9..=10).contains(&compact.len()) {
-            return Err(format!("an Italian mobile number has 9 or 10 digits, not {}", compact.len()));
+            return Err(Invalid(format!("an Italian mobile number has 9 or 10 digits, not {}", compact.len())));
         }
         format!("39{compact}")
     } else if compact.starts_with('0') {
-        return Err("a landline number (it starts with 0), not a mobile".into());
+        return Err(Invalid("a landline number (it starts with 0), not a mobile".into()));
     } else {
-        return Err("give the number with its country code (+39 …) or as an Italian mobile (3…)".into());
+        return Err(Invalid("give the number with its country code (+39 …) or as an Italian mobile (3…)".into()));
     };
     if !international.starts_with(|c: char| ('1'..='9').contains(&c)) {
-        return Err("the country code cannot start with 0".into());
+        return Err(Invalid("the country code cannot start with 0".into()));
     }
     if !(8..=15).contains(&international.len()) {
-        return Err(format!("an international number has 8 to 15 digits, not {}", international.len()));
+        return Err(Invalid(format!("an international number has 8 to 15 digits, not {}", international.len())));
     }
     if let Some(national) = international.strip_prefix("39")
         && !(6..=11).contains(&national.len())
     {
-        return Err(format!("an Italian number has 6 to 11 digits after +39, not {}", national.len()));
+        return Err(Invalid(format!("an Italian number has 6 to 11 digits after +39, not {}", national.len())));
     }
     Ok(format!("+{international}"))
 }
 
 /// A postal address as the holder gives it: trimmed, one line, at most 200 characters.
-pub fn normalise_address(value: &str) -> Result<String, String> {
+pub fn normalise_address(value: &str) -> Result<String, Invalid> {
     let v = value.split_whitespace().collect::<Vec<_>>().join(" ");
     if v.is_empty() {
-        return Err("empty".into());
+        return Err(Invalid("empty".into()));
     }
     if v.chars().count() > 200 {
-        return Err("longer than 200 characters".into());
+        return Err(Invalid("longer than 200 characters".into()));
     }
     if v.chars().any(char::is_control) {
-        return Err("control characters".into());
+        return Err(Invalid("control characters".into()));
     }
     Ok(v)
 }
@@ -785,12 +836,15 @@ mod tests {
         let mut b = BackOffice::default();
         b.bind_contact(ContactKind::Mobile, "+393330000003", "AAAAAA00A00A000A").unwrap();
         let e = b.bind_contact(ContactKind::Mobile, "+39 333 0000003", "BBBBBB00B00B000B").unwrap_err();
-        assert_eq!(e.code(), "ContactNotUnique");
+        assert_eq!(e.code(), Reason::ContactNotUnique);
         assert!(e.to_string().contains("mobile \"+39 333 0000003\" (normalised: +393330000003)"), "{e}");
         b.bind_contact(ContactKind::Email, "a@example.it", "AAAAAA00A00A000A").unwrap();
         let e = b.bind_contact(ContactKind::Email, " A@Example.it", "BBBBBB00B00B000B").unwrap_err();
-        assert_eq!(e.code(), "ContactNotUnique");
-        assert_eq!(b.bind_contact(ContactKind::Email, "", "BBBBBB00B00B000B").unwrap_err().code(), "InvalidContact");
+        assert_eq!(e.code(), Reason::ContactNotUnique);
+        assert_eq!(
+            b.bind_contact(ContactKind::Email, "", "BBBBBB00B00B000B").unwrap_err().code(),
+            Reason::InvalidContact
+        );
         // The owner may give it in any form.
         assert_eq!(b.bind_contact(ContactKind::Mobile, "3330000003", "AAAAAA00A00A000A").unwrap(), "+393330000003");
         assert_eq!(b.contacts.len(), 2);

@@ -26,27 +26,20 @@ pub enum ExpiryRule {
 }
 
 /// Why the CA refused.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     /// The authorisation does not verify, or is not from a certificate of this CA.
+    #[error("authorisation rejected: {0}")]
     BadAuthorization(String),
+    #[error("the authorising certificate has expired")]
     CertExpired,
+    #[error("the authorising certificate is not active")]
     CertRevoked,
     /// The request's own signature does not verify.
+    #[error("request rejected: {0}")]
     BadRequest(String),
+    #[error("the request's subject differs from the certificate's")]
     SubjectChanged,
-}
-
-impl std::fmt::Display for Refusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Refusal::BadAuthorization(s) => write!(f, "authorisation rejected: {s}"),
-            Refusal::CertExpired => f.write_str("the authorising certificate has expired"),
-            Refusal::CertRevoked => f.write_str("the authorising certificate is not active"),
-            Refusal::BadRequest(s) => write!(f, "request rejected: {s}"),
-            Refusal::SubjectChanged => f.write_str("the request's subject differs from the certificate's"),
-        }
-    }
 }
 
 /// Hex serial as the registry keeps it.
@@ -69,7 +62,7 @@ pub fn issue_renewal(
     now: Date,
     rule: ExpiryRule,
 ) -> Result<Certificate, Refusal> {
-    let v = cades::verify(authorized).map_err(Refusal::BadAuthorization)?;
+    let v = cades::verify(authorized).map_err(|e| Refusal::BadAuthorization(e.to_string()))?;
     let old = v.signer;
     let old_tbs = old.tbs_certificate();
     // Issued by this CA?
@@ -128,7 +121,7 @@ pub fn issue_renewal(
         not_before: now,
         not_after,
     })
-    .map_err(Refusal::BadRequest)
+    .map_err(|e| Refusal::BadRequest(e.to_string()))
 }
 
 /// The holder fields of a subject Name.

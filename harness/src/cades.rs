@@ -49,11 +49,46 @@ pub struct SigningCertificateV2 {
     pub certs: Vec<EssCertIdV2>,
 }
 
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
+/// Why a SignedData could not be made, or does not verify.
+#[derive(Debug, thiserror::Error)]
+pub enum CadesError {
+    /// DER encoding or the CMS builder failed.
+    #[error("{0}")]
+    Encoding(String),
+    #[error(transparent)]
+    Date(#[from] crate::dates::DateError),
+    /// The signer (the card) did not sign.
+    #[error("signing failed: {0}")]
+    Signing(String),
+    #[error("not CMS: {0}")]
+    NotCms(String),
+    #[error("not SignedData")]
+    NotSignedData,
+    #[error("detached: no content")]
+    Detached,
+    #[error("no signer")]
+    NoSigner,
+    #[error("signer not identified by issuer and serial")]
+    SignerNotByIssuerSerial,
+    #[error("signer certificate not included")]
+    SignerCertificateMissing,
+    #[error("no signed attributes")]
+    NoSignedAttributes,
+    #[error("no messageDigest")]
+    NoMessageDigest,
+    #[error("messageDigest does not match the content")]
+    DigestMismatch,
+    #[error("signer key: {0}")]
+    SignerKey(String),
+    #[error("signature does not verify")]
+    BadSignature,
 }
 
-fn attribute(oid: ObjectIdentifier, value: &impl Encode) -> Result<Attribute, String> {
+fn err(e: impl std::fmt::Display) -> CadesError {
+    CadesError::Encoding(e.to_string())
+}
+
+fn attribute(oid: ObjectIdentifier, value: &impl Encode) -> Result<Attribute, CadesError> {
     let mut values = SetOfVec::new();
     values.insert(Any::from_der(&value.to_der().map_err(err)?).map_err(err)?).map_err(err)?;
     Ok(Attribute { oid, values })
@@ -64,7 +99,7 @@ pub fn sha256_algorithm() -> AlgorithmIdentifierOwned {
 }
 
 /// The signingCertificateV2 attribute for a certificate.
-pub fn signing_certificate_v2(cert: &Certificate) -> Result<Attribute, String> {
+pub fn signing_certificate_v2(cert: &Certificate) -> Result<Attribute, CadesError> {
     let hash = Sha256::digest(cert.to_der().map_err(err)?);
     let tbs = cert.tbs_certificate();
     attribute(
@@ -83,7 +118,7 @@ pub fn signing_certificate_v2(cert: &Certificate) -> Result<Attribute, String> {
 
 /// Signs `content` as CAdES-BES attached, with `signer` (whose certificate is `cert`), at
 /// `when` (signingTime; an injected clock keeps runs reproducible). Returns DER.
-pub fn sign_attached<S>(content: &[u8], cert: &Certificate, signer: &S, when: Date) -> Result<Vec<u8>, String>
+pub fn sign_attached<S>(content: &[u8], cert: &Certificate, signer: &S, when: Date) -> Result<Vec<u8>, CadesError>
 where
     S: Keypair + DynSignatureAlgorithmIdentifier + Signer<rsa::pkcs1v15::Signature>,
     S::VerifyingKey: EncodePublicKey,
@@ -99,7 +134,7 @@ pub fn signed_data<S>(
     signer: &S,
     when: Option<Date>,
     cades: bool,
-) -> Result<Vec<u8>, String>
+) -> Result<Vec<u8>, CadesError>
 where
     S: Keypair + DynSignatureAlgorithmIdentifier + Signer<rsa::pkcs1v15::Signature>,
     S::VerifyingKey: EncodePublicKey,
@@ -126,7 +161,7 @@ where
         .add_certificate(CertificateChoices::Certificate(cert.clone()))
         .map_err(err)?
         .add_signer_info::<S, rsa::pkcs1v15::Signature>(si, signer)
-        .map_err(|e| format!("signing failed: {e}"))?;
+        .map_err(|e| CadesError::Signing(e.to_string()))?;
     let ci: ContentInfo = builder.build().map_err(err)?;
     ci.to_der().map_err(err)
 }
@@ -141,18 +176,18 @@ pub struct Verified {
 
 /// Verifies a SignedData made by [`signed_data`]: one signer, RSA PKCS#1 v1.5 SHA-256 over
 /// the signed attributes, messageDigest = SHA-256 of the content, signer certificate included.
-pub fn verify(der_bytes: &[u8]) -> Result<Verified, String> {
+pub fn verify(der_bytes: &[u8]) -> Result<Verified, CadesError> {
     use rsa::pkcs1v15::{Signature, VerifyingKey};
     use signature::Verifier;
-    let ci = ContentInfo::from_der(der_bytes).map_err(|e| format!("not CMS: {e}"))?;
+    let ci = ContentInfo::from_der(der_bytes).map_err(|e| CadesError::NotCms(e.to_string()))?;
     if ci.content_type != ID_SIGNED_DATA {
-        return Err("not SignedData".into());
+        return Err(CadesError::NotSignedData);
     }
     let sd: SignedData = ci.content.decode_as().map_err(err)?;
-    let content = sd.encap_content_info.econtent.as_ref().ok_or("detached: no content")?.value().to_vec();
-    let si = sd.signer_infos.0.get(0).ok_or("no signer")?;
+    let content = sd.encap_content_info.econtent.as_ref().ok_or(CadesError::Detached)?.value().to_vec();
+    let si = sd.signer_infos.0.get(0).ok_or(CadesError::NoSigner)?;
     let SignerIdentifier::IssuerAndSerialNumber(isn) = &si.sid else {
-        return Err("signer not identified by issuer and serial".into());
+        return Err(CadesError::SignerNotByIssuerSerial);
     };
     let signer = sd
         .certificates
@@ -168,12 +203,12 @@ pub fn verify(der_bytes: &[u8]) -> Result<Verified, String> {
                 _ => None,
             })
         })
-        .ok_or("signer certificate not included")?;
-    let attrs = si.signed_attrs.as_ref().ok_or("no signed attributes")?;
+        .ok_or(CadesError::SignerCertificateMissing)?;
+    let attrs = si.signed_attrs.as_ref().ok_or(CadesError::NoSignedAttributes)?;
     let find = |oid| attrs.iter().find(|a| a.oid == oid).and_then(|a| a.values.get(0).cloned());
-    let md: OctetString = find(ID_MESSAGE_DIGEST).ok_or("no messageDigest")?.decode_as().map_err(err)?;
+    let md: OctetString = find(ID_MESSAGE_DIGEST).ok_or(CadesError::NoMessageDigest)?.decode_as().map_err(err)?;
     if md.as_bytes() != Sha256::digest(&content).as_slice() {
-        return Err("messageDigest does not match the content".into());
+        return Err(CadesError::DigestMismatch);
     }
     let scv2 = match find(ID_SIGNING_CERTIFICATE_V2) {
         Some(v) => {
@@ -183,9 +218,9 @@ pub fn verify(der_bytes: &[u8]) -> Result<Verified, String> {
         None => None,
     };
     let spki = signer.tbs_certificate().subject_public_key_info();
-    let key = rsa::RsaPublicKey::try_from(spki.owned_to_ref()).map_err(|e| format!("signer key: {e}"))?;
+    let key = rsa::RsaPublicKey::try_from(spki.owned_to_ref()).map_err(|e| CadesError::SignerKey(e.to_string()))?;
     let signed = attrs.to_der().map_err(err)?;
     let sig = Signature::try_from(si.signature.as_bytes()).map_err(err)?;
-    VerifyingKey::<Sha256>::new(key).verify(&signed, &sig).map_err(|_| "signature does not verify".to_string())?;
+    VerifyingKey::<Sha256>::new(key).verify(&signed, &sig).map_err(|_| CadesError::BadSignature)?;
     Ok(Verified { content, signer, signing_certificate_v2_hash: scv2 })
 }

@@ -13,12 +13,12 @@
 
 use crate::backoffice::{
     BackOffice, CardRecord, CertRecord, CertStatus, CodeDelivery, CodeEnvelope, CodeHalf, ContactError, ContactKind,
-    EventKind, HolderRecord, NewPractice, OrderStatus, PracticeKind, PracticeState, RevocationReason, StatusChange,
-    Store, normalise_address,
+    EventKind, HolderRecord, NewPractice, OrderStatus, PracticeKind, PracticeState, Reason, RevocationReason,
+    StatusChange, Store, StoreError, normalise_address,
 };
-use crate::client::{CardClient, KeyRole};
+use crate::client::{CardClient, ClientError, KeyRole};
 use crate::dates::Date;
-use crate::outbox::{self, Email, Stamp};
+use crate::outbox::{self, Email, OutboxError, Stamp};
 use der::Decode;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -103,26 +103,26 @@ pub enum Refusal {
 
 impl Refusal {
     /// The reason code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Reason {
         match self {
-            Refusal::NoSuchPractice { .. } => "NoSuchPractice",
-            Refusal::NoSuchCard { .. } => "NoSuchCard",
-            Refusal::NoSuchCertificate { .. } => "NoSuchCertificate",
-            Refusal::NoSuchHolder { .. } => "NoSuchHolder",
-            Refusal::AlreadyEnrolled { .. } => "AlreadyEnrolled",
-            Refusal::CertificateMissing { .. } => "CertificateMissing",
-            Refusal::IssuedByOtherCdrl { .. } => "IssuedByOtherCdrl",
-            Refusal::PracticeOfOtherCdrl { .. } => "PracticeOfOtherCdrl",
-            Refusal::WrongPracticeState { .. } => "WrongPracticeState",
-            Refusal::NotAnIssuance { .. } => "NotAnIssuance",
-            Refusal::CodesOnPaper { .. } => "CodesOnPaper",
-            Refusal::AlreadyRevoked { .. } => "AlreadyRevoked",
-            Refusal::NotActive { .. } => "NotActive",
-            Refusal::NotSuspended { .. } => "NotSuspended",
-            Refusal::AwaitingAuthorization { .. } => "AwaitingAuthorization",
-            Refusal::NoCertificateToChange { .. } => "NoCertificateToChange",
-            Refusal::InvalidCodes { .. } => "InvalidCodes",
-            Refusal::InvalidAddress { .. } => "InvalidAddress",
+            Refusal::NoSuchPractice { .. } => Reason::NoSuchPractice,
+            Refusal::NoSuchCard { .. } => Reason::NoSuchCard,
+            Refusal::NoSuchCertificate { .. } => Reason::NoSuchCertificate,
+            Refusal::NoSuchHolder { .. } => Reason::NoSuchHolder,
+            Refusal::AlreadyEnrolled { .. } => Reason::AlreadyEnrolled,
+            Refusal::CertificateMissing { .. } => Reason::CertificateMissing,
+            Refusal::IssuedByOtherCdrl { .. } => Reason::IssuedByOtherCdrl,
+            Refusal::PracticeOfOtherCdrl { .. } => Reason::PracticeOfOtherCdrl,
+            Refusal::WrongPracticeState { .. } => Reason::WrongPracticeState,
+            Refusal::NotAnIssuance { .. } => Reason::NotAnIssuance,
+            Refusal::CodesOnPaper { .. } => Reason::CodesOnPaper,
+            Refusal::AlreadyRevoked { .. } => Reason::AlreadyRevoked,
+            Refusal::NotActive { .. } => Reason::NotActive,
+            Refusal::NotSuspended { .. } => Reason::NotSuspended,
+            Refusal::AwaitingAuthorization { .. } => Reason::AwaitingAuthorization,
+            Refusal::NoCertificateToChange { .. } => Reason::NoCertificateToChange,
+            Refusal::InvalidCodes { .. } => Reason::InvalidCodes,
+            Refusal::InvalidAddress { .. } => Reason::InvalidAddress,
             Refusal::Contact(e) => e.code(),
         }
     }
@@ -191,11 +191,25 @@ impl std::fmt::Display for Refusal {
 }
 
 /// How an operation ended badly.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum CmsError {
+    #[error("refused, {}: {}", .0.code(), .0)]
     Refused(Refusal),
-    /// The store or the card could not be read or written.
-    Failed(String),
+    /// The store could not be saved.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The card could not be read.
+    #[error(transparent)]
+    Card(#[from] ClientError),
+    /// A certificate read from the card does not parse (`what`: which one).
+    #[error("{what}: {why}")]
+    Certificate { what: String, why: String },
+    /// The signature certificate's subject has no holder's fields.
+    #[error("the certificate subject is not a holder's")]
+    NotAHolder,
+    /// A message could not be written to the outbox.
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
 }
 
 impl From<Refusal> for CmsError {
@@ -207,15 +221,6 @@ impl From<Refusal> for CmsError {
 impl From<ContactError> for CmsError {
     fn from(e: ContactError) -> Self {
         CmsError::Refused(Refusal::Contact(e))
-    }
-}
-
-impl std::fmt::Display for CmsError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CmsError::Refused(r) => write!(f, "refused, {}: {r}", r.code()),
-            CmsError::Failed(m) => f.write_str(m),
-        }
     }
 }
 
@@ -242,7 +247,7 @@ pub enum Target {
 }
 
 fn save(store: &Store) -> Result<(), CmsError> {
-    store.save().map_err(CmsError::Failed)
+    Ok(store.save()?)
 }
 
 /// The card a target names, and the serials of its certificates it covers.
@@ -564,16 +569,15 @@ fn cert_dates(c: &Certificate) -> (Date, Date) {
 /// half by SMS, second half by email, both into the outbox) and waits for the signed originals
 /// (`Attesa Originali`).
 pub fn enroll(client: &mut dyn CardClient, store: &mut Store, e: &Enrollment<'_>, now: Date) -> Result<Done, CmsError> {
-    let fail = |m: String| CmsError::Failed(m);
-    let serial = client.serial().map_err(|x| fail(x.to_string()))?;
-    let certs = client.certificates().map_err(|x| fail(x.to_string()))?;
+    let serial = client.serial()?;
+    let certs = client.certificates()?;
     let sign = certs
         .iter()
         .find(|c| c.role == KeyRole::Signature)
         .ok_or_else(|| Refusal::CertificateMissing { card: serial.clone() })?;
-    let sign = Certificate::from_der(&sign.der).map_err(|x| fail(format!("signature certificate: {x}")))?;
-    let holder = crate::ca::holder_of(sign.tbs_certificate().subject())
-        .ok_or_else(|| fail("the certificate subject is not a holder's".into()))?;
+    let sign = Certificate::from_der(&sign.der)
+        .map_err(|x| CmsError::Certificate { what: "signature certificate".into(), why: x.to_string() })?;
+    let holder = crate::ca::holder_of(sign.tbs_certificate().subject()).ok_or(CmsError::NotAHolder)?;
     let cf = holder.codice_fiscale.clone();
     // Everything is checked before anything is written.
     let b = &mut store.data;
@@ -582,14 +586,18 @@ pub fn enroll(client: &mut dyn CardClient, store: &mut Store, e: &Enrollment<'_>
     }
     let email = b.check_contact(ContactKind::Email, e.email, &cf)?;
     let mobile = b.check_contact(ContactKind::Mobile, e.mobile, &cf)?;
-    let address = e.address.map(normalise_address).transpose().map_err(|why| Refusal::InvalidAddress { why })?;
+    let address = e.address.map(normalise_address).transpose().map_err(|why| Refusal::InvalidAddress { why: why.0 })?;
     if let Some((pin, puk)) = e.codes {
         digits("PIN", pin)?;
         digits("PUK", puk)?;
     }
     let mut parsed = vec![];
     for c in &certs {
-        parsed.push((c.role, Certificate::from_der(&c.der).map_err(|x| fail(format!("{}: {x}", c.path)))?));
+        parsed.push((
+            c.role,
+            Certificate::from_der(&c.der)
+                .map_err(|x| CmsError::Certificate { what: c.path.clone(), why: x.to_string() })?,
+        ));
     }
 
     let spec = NewPractice {
@@ -661,13 +669,8 @@ pub fn enroll(client: &mut dyn CardClient, store: &mut Store, e: &Enrollment<'_>
                 ),
             );
             let mail = part_two_email(&id, &email, (&pin1, &pin2), (&puk1, &puk2), stamp, false);
-            files.push(
-                outbox::deliver(e.outbox, &format!("{id}-codes-part1-sms"), "txt", sms.as_bytes()).map_err(fail)?,
-            );
-            files.push(
-                outbox::deliver(e.outbox, &format!("{id}-codes-part2-email"), "eml", mail.render().as_bytes())
-                    .map_err(fail)?,
-            );
+            files.push(outbox::deliver(e.outbox, &format!("{id}-codes-part1-sms"), "txt", sms.as_bytes())?);
+            files.push(outbox::deliver(e.outbox, &format!("{id}-codes-part2-email"), "eml", mail.render().as_bytes())?);
             CodeEnvelope {
                 delivery: CodeDelivery::SmsAndEmail,
                 mobile: Some(mobile.clone()),
@@ -758,8 +761,7 @@ pub fn resend_codes(
     let first_puk = "*".repeat(half.puk_first_digits);
     let mail = part_two_email(practice, &email, (&first_pin, &half.pin), (&first_puk, &half.puk), now, true);
     let path =
-        outbox::deliver(outbox_dir, &format!("{practice}-codes-part2-email-resent"), "eml", mail.render().as_bytes())
-            .map_err(CmsError::Failed)?;
+        outbox::deliver(outbox_dir, &format!("{practice}-codes-part2-email-resent"), "eml", mail.render().as_bytes())?;
     p.log(
         EventKind::CodesResent,
         now.date,
@@ -788,7 +790,7 @@ pub fn edit_holder(
     if b.holder(&cf).is_none() {
         return Err(Refusal::NoSuchHolder { codice_fiscale: cf }.into());
     }
-    let address = address.map(normalise_address).transpose().map_err(|why| Refusal::InvalidAddress { why })?;
+    let address = address.map(normalise_address).transpose().map_err(|why| Refusal::InvalidAddress { why: why.0 })?;
     let email = email.map(|v| b.check_contact(ContactKind::Email, v, &cf)).transpose()?;
     let mobile = mobile.map(|v| b.check_contact(ContactKind::Mobile, v, &cf)).transpose()?;
     let mut changes = vec![];

@@ -1,10 +1,41 @@
-//! `firmalab apdu`: APDUs from the command line to a card image.
+//! `firmalab apdu`: APDUs from the command line to a card image or a card in a reader, one
+//! response line each, or round-trip statistics.
 
-use crate::transport::Transport;
+use crate::transport::{Transport, TransportError};
 use firmalab_emulator::hex;
+use firmalab_emulator::image::ImageError;
 use firmalab_emulator::vpcd::HostedCard;
 use firmalab_emulator::{CardRng, Sw};
 use std::path::Path;
+
+/// Why APDUs could not be sent or timed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsoleError {
+    /// An APDU argument is not hex.
+    #[error("APDU {arg:?}: {why}")]
+    NotHex { arg: String, why: String },
+    #[error("APDU {arg:?}: shorter than the 4-byte header")]
+    TooShort { arg: String },
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    /// No randomness for the card.
+    #[error("{0}")]
+    Rng(String),
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// `--repeat` would send a PIN or PUK again and again (`{0}`: the command).
+    #[error(
+        "{0} carries a PIN or PUK: sent repeatedly it would block a real token after a few wrong tries; refused (--virtual-card for firmalab's card, --accept-secret-risk to send it anyway)"
+    )]
+    RepeatedSecret(String),
+    #[error("nothing to time")]
+    NothingToTime,
+    /// Built without the `pcsc` feature.
+    #[error(
+        "this firmalab was built without PC/SC support: rebuild with `--features pcsc` (needs libpcsclite-dev and pkg-config)"
+    )]
+    NoPcsc,
+}
 
 /// One response line: data hex, SW, meaning — or, with `raw`, the whole response hex.
 pub fn format_response(response: &[u8], raw: bool) -> String {
@@ -26,10 +57,10 @@ pub fn format_response(response: &[u8], raw: bool) -> String {
 }
 
 /// Parses one APDU argument (hex; spaces and colons allowed).
-pub fn parse_apdu_arg(arg: &str) -> Result<Vec<u8>, String> {
-    let bytes = hex::decode(arg).map_err(|e| format!("APDU {arg:?}: {e}"))?;
+pub fn parse_apdu_arg(arg: &str) -> Result<Vec<u8>, ConsoleError> {
+    let bytes = hex::decode(arg).map_err(|why| ConsoleError::NotHex { arg: arg.into(), why })?;
     if bytes.len() < 4 {
-        return Err(format!("APDU {arg:?}: shorter than the 4-byte header"));
+        return Err(ConsoleError::TooShort { arg: arg.into() });
     }
     Ok(bytes)
 }
@@ -44,13 +75,13 @@ pub struct ImageSession {
 
 /// Sends the APDUs to the image's card, holding the image locked meanwhile; every command that
 /// changed the card is saved before its response counts (a failed save rolls the card back).
-pub fn run(image_path: &Path, apdus: &[String], raw: bool, seed: Option<u64>) -> Result<ImageSession, String> {
+pub fn run(image_path: &Path, apdus: &[String], raw: bool, seed: Option<u64>) -> Result<ImageSession, ConsoleError> {
     let commands = apdus.iter().map(|a| parse_apdu_arg(a)).collect::<Result<Vec<_>, _>>()?;
     let rng = match seed {
         Some(s) => CardRng::insecure_deterministic(s),
-        None => CardRng::from_os()?,
+        None => CardRng::from_os().map_err(ConsoleError::Rng)?,
     };
-    let mut host = HostedCard::open(image_path, rng).map_err(|e| e.to_string())?;
+    let mut host = HostedCard::open(image_path, rng)?;
     host.card.power_on();
     let mut session = ImageSession { lines: Vec::with_capacity(commands.len()), save_failure: None };
     for c in &commands {
@@ -66,11 +97,11 @@ pub fn run(image_path: &Path, apdus: &[String], raw: bool, seed: Option<u64>) ->
 
 /// Sends the APDUs over any transport, exactly as given (61xx and 6Cxx are shown, not
 /// followed), one line per response.
-pub fn run_on(t: &mut dyn Transport, apdus: &[String], raw: bool) -> Result<Vec<String>, String> {
+pub fn run_on(t: &mut dyn Transport, apdus: &[String], raw: bool) -> Result<Vec<String>, ConsoleError> {
     let commands = apdus.iter().map(|a| parse_apdu_arg(a)).collect::<Result<Vec<_>, _>>()?;
     let mut lines = Vec::with_capacity(commands.len());
     for c in &commands {
-        let r = t.transmit_raw(c).map_err(|e| e.to_string())?;
+        let r = t.transmit_raw(c)?;
         lines.push(format_response(&r, raw));
     }
     Ok(lines)
@@ -79,17 +110,14 @@ pub fn run_on(t: &mut dyn Transport, apdus: &[String], raw: bool) -> Result<Vec<
 /// Refuses a list of APDUs to be sent repeatedly when one carries a PIN or PUK (VERIFY,
 /// CHANGE REFERENCE DATA, RESET RETRY COUNTER with data): on a real token a wrong one costs a
 /// try each time. `allowed`: the user declared the card virtual or accepted the risk.
-pub fn refuse_secrets(apdus: &[String], allowed: bool) -> Result<(), String> {
+pub fn refuse_secrets(apdus: &[String], allowed: bool) -> Result<(), ConsoleError> {
     if allowed {
         return Ok(());
     }
     for a in apdus {
         let bytes = parse_apdu_arg(a)?;
         if crate::wire::apdu::carries_secret(&bytes) {
-            return Err(format!(
-                "{} carries a PIN or PUK: sent repeatedly it would block a real token after a few wrong tries; refused (--virtual-card for firmalab's card, --accept-secret-risk to send it anyway)",
-                crate::wire::apdu::describe(&bytes)
-            ));
+            return Err(ConsoleError::RepeatedSecret(crate::wire::apdu::describe(&bytes)));
         }
     }
     Ok(())
@@ -116,21 +144,21 @@ impl std::fmt::Display for Timing {
 }
 
 /// Sends every APDU `rounds` times and measures each round trip (the card's reply included).
-pub fn time_on(t: &mut dyn Transport, apdus: &[String], rounds: usize) -> Result<Timing, String> {
+pub fn time_on(t: &mut dyn Transport, apdus: &[String], rounds: usize) -> Result<Timing, ConsoleError> {
     let commands = apdus.iter().map(|a| parse_apdu_arg(a)).collect::<Result<Vec<_>, _>>()?;
     let warmup = (rounds / 10).max(1);
     let mut samples = Vec::with_capacity(rounds * commands.len());
     for round in 0..warmup + rounds {
         for c in &commands {
             let start = std::time::Instant::now();
-            t.transmit_raw(c).map_err(|e| e.to_string())?;
+            t.transmit_raw(c)?;
             if round >= warmup {
                 samples.push(start.elapsed().as_secs_f64() * 1e6);
             }
         }
     }
     if samples.is_empty() {
-        return Err("nothing to time".into());
+        return Err(ConsoleError::NothingToTime);
     }
     samples.sort_by(f64::total_cmp);
     let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
@@ -141,4 +169,63 @@ pub fn time_on(t: &mut dyn Transport, apdus: &[String], rounds: usize) -> Result
         min_us: samples[0],
         max_us: samples[samples.len() - 1],
     })
+}
+
+/// `firmalab apdu --reader`: connects to the card in `reader` (exact name or a unique part,
+/// waiting up to 5 s for a card) and sends the APDUs once each ([`run_on`]), or, with
+/// `repeat`, `repeat` times and returns one line of round-trip statistics ([`time_on`]).
+/// Without the `pcsc` feature: [`ConsoleError::NoPcsc`].
+#[cfg(feature = "pcsc")]
+pub fn run_reader(
+    reader: &str,
+    apdus: &[String],
+    raw: bool,
+    repeat: Option<usize>,
+) -> Result<Vec<String>, ConsoleError> {
+    use crate::transport::pcsc::PcscTransport;
+    let mut t = PcscTransport::connect(reader, std::time::Duration::from_secs(5))?;
+    match repeat {
+        Some(n) => Ok(vec![format!("{} through {}", time_on(&mut t, apdus, n)?, t.name())]),
+        None => run_on(&mut t, apdus, raw),
+    }
+}
+
+/// `firmalab apdu --reader` needs the `pcsc` feature.
+#[cfg(not(feature = "pcsc"))]
+pub fn run_reader(
+    _reader: &str,
+    _apdus: &[String],
+    _raw: bool,
+    _repeat: Option<usize>,
+) -> Result<Vec<String>, ConsoleError> {
+    Err(ConsoleError::NoPcsc)
+}
+
+/// A PC/SC reader and the card in it, as `firmalab readers` lists them.
+#[derive(Clone, Debug)]
+pub struct ReaderLine {
+    pub name: String,
+    /// The card's ATR and what it means, when a card is present.
+    pub card: Option<(Vec<u8>, String)>,
+}
+
+/// `firmalab readers`: every PC/SC reader with its card, after waiting up to `timeout` for a
+/// card in `wait` when given. Without the `pcsc` feature: [`ConsoleError::NoPcsc`].
+#[cfg(feature = "pcsc")]
+pub fn readers(wait: Option<&str>, timeout: std::time::Duration) -> Result<Vec<ReaderLine>, ConsoleError> {
+    use crate::transport::pcsc;
+    if let Some(reader) = wait {
+        // Connecting waits for the card with SCardGetStatusChange.
+        pcsc::PcscTransport::connect(reader, timeout)?;
+    }
+    Ok(pcsc::list_readers()?
+        .into_iter()
+        .map(|r| ReaderLine { card: r.atr.zip(r.recognised).map(|(atr, what)| (atr, what.label)), name: r.name })
+        .collect())
+}
+
+/// `firmalab readers` needs the `pcsc` feature.
+#[cfg(not(feature = "pcsc"))]
+pub fn readers(_wait: Option<&str>, _timeout: std::time::Duration) -> Result<Vec<ReaderLine>, ConsoleError> {
+    Err(ConsoleError::NoPcsc)
 }

@@ -80,8 +80,9 @@ impl Date {
     }
 
     /// Midnight UTC of this date as a DER time.
-    pub fn to_der(self) -> Result<der::DateTime, String> {
-        der::DateTime::new(self.year, self.month, self.day, 0, 0, 0).map_err(|e| format!("date {self}: {e}"))
+    pub fn to_der(self) -> Result<der::DateTime, DateError> {
+        der::DateTime::new(self.year, self.month, self.day, 0, 0, 0)
+            .map_err(|e| DateError::OutOfRange { date: self.to_string(), why: e.to_string() })
     }
 
     /// The UTC date of a DER time.
@@ -96,11 +97,22 @@ impl fmt::Display for Date {
     }
 }
 
+/// A date that cannot be read or written.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DateError {
+    /// Not `YYYY-MM-DD` (from 1970 on).
+    #[error("{0:?} is not a date (expected YYYY-MM-DD)")]
+    NotADate(String),
+    /// Not representable as a DER time.
+    #[error("date {date}: {why}")]
+    OutOfRange { date: String, why: String },
+}
+
 impl FromStr for Date {
-    type Err = String;
+    type Err = DateError;
     /// `YYYY-MM-DD`.
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("{s:?} is not a date (expected YYYY-MM-DD)");
+    fn from_str(s: &str) -> Result<Self, DateError> {
+        let bad = || DateError::NotADate(s.to_owned());
         let mut it = s.split('-');
         let (Some(y), Some(m), Some(d), None) = (it.next(), it.next(), it.next(), it.next()) else {
             return Err(bad());

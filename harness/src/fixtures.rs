@@ -5,8 +5,8 @@
 //! `firmalab fixtures regenerate` rewrites byte-identical files.
 
 use crate::dates::Date;
-use crate::pki::{self, CertKind, Holder, Issue, TestCa};
-use firmalab_emulator::image::{CardImage, History, LifeCycle, ProfileKind};
+use crate::pki::{self, CertKind, Holder, Issue, PkiError, TestCa};
+use firmalab_emulator::image::{CardImage, History, ImageError, LifeCycle, ProfileKind};
 use firmalab_emulator::keys::{Algorithm, KeyMaterial};
 use firmalab_emulator::perso::{self, KeySet, ObjectInfo, Personalization};
 use rand_chacha::ChaCha20Rng;
@@ -22,6 +22,40 @@ pub const REFERENCE_DATE: Date = Date::new(2026, 6, 1);
 /// Modelled EEPROM of the fixture cards.
 pub const CAPACITY: u32 = 64 * 1024;
 
+/// Why a card or the fixture set could not be issued, read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum FixtureError {
+    #[error("{0:?} is not the start of a codice fiscale")]
+    CodiceFiscale(String),
+    #[error("no built-in card {name:?}; known: {known}")]
+    NoBuiltin { name: String, known: String },
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    /// The emulator refused the card (personalisation, key material, image rules) or found
+    /// no randomness.
+    #[error("{0}")]
+    Card(String),
+    /// RSA key generation failed.
+    #[error("{0}")]
+    Key(String),
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    /// Writing the key pool failed.
+    #[error(transparent)]
+    Write(#[from] std::io::Error),
+    /// `image new`: a PIN or PUK no card of the profile is issued with.
+    #[error("{flag}: {why} ({profile} card)")]
+    SecretRule { flag: &'static str, why: String, profile: &'static str },
+    /// `image new`: a revocation URL that is not `http://`.
+    #[error("{0}: revocation URLs are http:// (OCSP and CRLs are plain HTTP)")]
+    NotHttp(String),
+    /// The issued card breaks a rule of card images (a bug of the issuer, caught before saving).
+    #[error("the issued card would be invalid: {0}")]
+    InvalidIssued(String),
+}
+
 /// Someone a card is issued to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Person {
@@ -35,12 +69,18 @@ pub struct Person {
 
 impl Person {
     /// A person whose codice fiscale gets its check character computed.
-    pub fn new(first: &str, last: &str, cf15: &str, birth: Date, sex: char, reference: &str) -> Result<Self, String> {
+    pub fn new(
+        first: &str,
+        last: &str,
+        cf15: &str,
+        birth: Date,
+        sex: char,
+        reference: &str,
+    ) -> Result<Self, FixtureError> {
         Ok(Person {
             first_name: first.to_uppercase(),
             last_name: last.to_uppercase(),
-            codice_fiscale: crate::cf::complete(cf15)
-                .ok_or_else(|| format!("{cf15:?} is not the start of a codice fiscale"))?,
+            codice_fiscale: crate::cf::complete(cf15).ok_or_else(|| FixtureError::CodiceFiscale(cf15.to_owned()))?,
             birth_date: birth,
             sex,
             reference: reference.into(),
@@ -85,15 +125,15 @@ fn seed_of(label: &str) -> [u8; 32] {
 }
 
 /// Generates an RSA key from the source.
-pub fn rsa_key(source: &KeySource<'_>, slot: &str, bits: usize) -> Result<RsaPrivateKey, String> {
+pub fn rsa_key(source: &KeySource<'_>, slot: &str, bits: usize) -> Result<RsaPrivateKey, FixtureError> {
     match source {
         KeySource::Seeded(label) => {
             let mut rng = ChaCha20Rng::from_seed(seed_of(&format!("{label} {slot}")));
-            RsaPrivateKey::new(&mut rng, bits).map_err(|e| e.to_string())
+            RsaPrivateKey::new(&mut rng, bits).map_err(|e| FixtureError::Key(e.to_string()))
         }
         KeySource::Random => {
-            let mut rng = firmalab_emulator::CardRng::from_os()?;
-            RsaPrivateKey::new(&mut rng, bits).map_err(|e| e.to_string())
+            let mut rng = firmalab_emulator::CardRng::from_os().map_err(FixtureError::Card)?;
+            RsaPrivateKey::new(&mut rng, bits).map_err(|e| FixtureError::Key(e.to_string()))
         }
     }
 }
@@ -103,13 +143,19 @@ fn cert_serial(label: &str) -> u64 {
     u64::from_be_bytes([h[0] & 0x7F, h[1], h[2], h[3], h[4], h[5], h[6], h[7]])
 }
 
-fn key_set(ca: &TestCa, req: &CardRequest<'_>, person: &Person, kind: CertKind, slot: &str) -> Result<KeySet, String> {
+fn key_set(
+    ca: &TestCa,
+    req: &CardRequest<'_>,
+    person: &Person,
+    kind: CertKind,
+    slot: &str,
+) -> Result<KeySet, FixtureError> {
     let key = rsa_key(&req.keys, slot, 2048)?;
     let serial = match &req.keys {
         KeySource::Seeded(label) => cert_serial(&format!("{label} {slot}")),
         KeySource::Random => {
             let mut b = [0u8; 8];
-            rand_core::Rng::fill_bytes(&mut firmalab_emulator::CardRng::from_os()?, &mut b);
+            rand_core::Rng::fill_bytes(&mut firmalab_emulator::CardRng::from_os().map_err(FixtureError::Card)?, &mut b);
             u64::from_be_bytes(b) & 0x7FFF_FFFF_FFFF_FFFF
         }
     };
@@ -126,7 +172,7 @@ fn key_set(ca: &TestCa, req: &CardRequest<'_>, person: &Person, kind: CertKind, 
     Ok(KeySet {
         info: object_info(&cert, kind, modulus, exponent)?,
         algorithm: Algorithm::Rsa2048,
-        material: KeyMaterial::from_rsa(&key)?,
+        material: KeyMaterial::from_rsa(&key).map_err(FixtureError::Card)?,
         certificate: pki::der_of(&cert)?,
     })
 }
@@ -137,7 +183,7 @@ pub fn object_info(
     kind: CertKind,
     modulus: Vec<u8>,
     exponent: Vec<u8>,
-) -> Result<ObjectInfo, String> {
+) -> Result<ObjectInfo, FixtureError> {
     use der::Encode;
     Ok(ObjectInfo {
         label: match kind {
@@ -145,15 +191,15 @@ pub fn object_info(
             CertKind::QualifiedSignature => "CNS1 qualified signature".into(),
         },
         id: Sha256::digest(&modulus).get(..20).unwrap_or_default().to_vec(),
-        subject: cert.tbs_certificate().subject().to_der().map_err(|e| e.to_string())?,
-        issuer: cert.tbs_certificate().issuer().to_der().map_err(|e| e.to_string())?,
+        subject: cert.tbs_certificate().subject().to_der().map_err(|e| PkiError::Encoding(e.to_string()))?,
+        issuer: cert.tbs_certificate().issuer().to_der().map_err(|e| PkiError::Encoding(e.to_string()))?,
         modulus,
         exponent,
     })
 }
 
 /// Issues a card image from the test CA.
-pub fn issue_card(ca: &TestCa, req: &CardRequest<'_>) -> Result<CardImage, String> {
+pub fn issue_card(ca: &TestCa, req: &CardRequest<'_>) -> Result<CardImage, FixtureError> {
     let (auth, sign) = match &req.person {
         Some(p) => (
             Some(key_set(ca, req, p, CertKind::Authentication, "auth")?),
@@ -190,6 +236,7 @@ pub fn issue_card(ca: &TestCa, req: &CardRequest<'_>) -> Result<CardImage, Strin
         p256: false,
     }
     .build()
+    .map_err(FixtureError::Card)
 }
 
 /// Blocks every user PIN (tries 0) and, optionally, every PUK.
@@ -282,7 +329,7 @@ pub fn fixtures() -> Vec<Fixture> {
 }
 
 /// Builds one fixture card.
-pub fn build_fixture(ca: &TestCa, f: &Fixture) -> Result<CardImage, String> {
+pub fn build_fixture(ca: &TestCa, f: &Fixture) -> Result<CardImage, FixtureError> {
     let person = match f.person {
         Some((first, last, cf, birth, sex)) => {
             let reference = format!("WSREF-{}", &f.serial[f.serial.len().saturating_sub(6)..]);
@@ -305,22 +352,22 @@ pub fn build_fixture(ca: &TestCa, f: &Fixture) -> Result<CardImage, String> {
         },
     )?;
     (f.adjust)(&mut image);
-    image.validate()?;
+    image.validate().map_err(FixtureError::Card)?;
     Ok(image)
 }
 
 /// The test CA of the fixtures, from its seeded keys, with its OCSP responder and the default
 /// (loopback) revocation URLs.
-pub fn build_ca() -> Result<TestCa, String> {
-    TestCa::from_keys(
+pub fn build_ca() -> Result<TestCa, FixtureError> {
+    Ok(TestCa::from_keys(
         rsa_key(&KeySource::Seeded("test CA"), "root", 2048)?,
         rsa_key(&KeySource::Seeded("test CA"), "issuing", 2048)?,
     )?
-    .with_responder(rsa_key(&KeySource::Seeded("test CA"), "ocsp responder", 2048)?)
+    .with_responder(rsa_key(&KeySource::Seeded("test CA"), "ocsp responder", 2048)?)?)
 }
 
 /// Regenerates every fixture under `dir` (`dir/ca/…`, `dir/cards/…`); returns what it wrote.
-pub fn regenerate(dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<Vec<PathBuf>, String> {
+pub fn regenerate(dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<Vec<PathBuf>, FixtureError> {
     progress("test CA (3 RSA-2048 keys: root, issuing CA, OCSP responder)");
     let ca = build_ca()?;
     ca.save(&dir.join("ca"))?;
@@ -329,22 +376,23 @@ pub fn regenerate(dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<Vec<Path
     let mut pool = String::new();
     for i in 0..32 {
         let key = rsa_key(&KeySource::Seeded("deterministic card pool"), &i.to_string(), 2048)?;
-        let KeyMaterial::Rsa { pkcs1 } = KeyMaterial::from_rsa(&key)? else { unreachable!() };
+        let KeyMaterial::Rsa { pkcs1 } = KeyMaterial::from_rsa(&key).map_err(FixtureError::Card)? else {
+            unreachable!()
+        };
         pool.push_str(&firmalab_emulator::hex::encode(&pkcs1.0));
         pool.push('\n');
     }
     let keys = dir.join("keys");
-    std::fs::create_dir_all(&keys).map_err(|e| format!("{}: {e}", keys.display()))?;
-    firmalab_emulator::image::write_atomically(&keys.join("rsa2048-pool.txt"), pool.as_bytes())
-        .map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&keys).map_err(|source| FixtureError::Io { path: keys.clone(), source })?;
+    firmalab_emulator::image::write_atomically(&keys.join("rsa2048-pool.txt"), pool.as_bytes())?;
     written.push(keys.join("rsa2048-pool.txt"));
     let cards = dir.join("cards");
-    std::fs::create_dir_all(&cards).map_err(|e| format!("{}: {e}", cards.display()))?;
+    std::fs::create_dir_all(&cards).map_err(|source| FixtureError::Io { path: cards.clone(), source })?;
     for f in fixtures() {
         progress(f.file);
         let image = build_fixture(&ca, &f)?;
         let path = cards.join(f.file);
-        image.save(&path).map_err(|e| e.to_string())?;
+        image.save(&path)?;
         written.push(path);
     }
     Ok(written)
@@ -362,7 +410,7 @@ pub const BUILTIN: [(&str, &str); 6] = [
 ];
 
 /// A built-in fixture by name (`cns-renewable`, or a profile name for its renewable card).
-pub fn builtin(name: &str) -> Result<CardImage, String> {
+pub fn builtin(name: &str) -> Result<CardImage, FixtureError> {
     let name = match name {
         "cns" => "cns-renewable",
         "oberthur" => "oberthur-renewable",
@@ -372,16 +420,16 @@ pub fn builtin(name: &str) -> Result<CardImage, String> {
         .iter()
         .find(|(n, _)| *n == name)
         .map(|(_, t)| *t)
-        .ok_or_else(|| format!("no built-in card {name:?}; known: {}", BUILTIN.map(|(n, _)| n).join(", ")))?;
-    CardImage::from_json(text)
+        .ok_or_else(|| FixtureError::NoBuiltin { name: name.into(), known: BUILTIN.map(|(n, _)| n).join(", ") })?;
+    CardImage::from_json(text).map_err(FixtureError::Card)
 }
 
 /// The test CA compiled into the binary (for the demo and ephemeral use from any folder).
-pub fn builtin_ca() -> Result<TestCa, String> {
+pub fn builtin_ca() -> Result<TestCa, FixtureError> {
     use der::DecodePem;
     use pkcs1::DecodeRsaPrivateKey;
-    let cert = |pem: &str| x509_cert::Certificate::from_pem(pem).map_err(|e| e.to_string());
-    let key = |pem: &str| RsaPrivateKey::from_pkcs1_pem(pem).map_err(|e| e.to_string());
+    let cert = |pem: &str| x509_cert::Certificate::from_pem(pem).map_err(|e| PkiError::Encoding(e.to_string()));
+    let key = |pem: &str| RsaPrivateKey::from_pkcs1_pem(pem).map_err(|e| PkiError::Encoding(e.to_string()));
     Ok(TestCa {
         root: cert(include_str!("../../fixtures/ca/root.pem"))?,
         root_key: key(include_str!("../../fixtures/ca/root.key.pem"))?,
@@ -393,4 +441,97 @@ pub fn builtin_ca() -> Result<TestCa, String> {
         )),
         urls: crate::pki::RevocationUrls::from_env(),
     })
+}
+
+/// What `firmalab image new` issues.
+#[derive(Clone, Debug)]
+pub struct NewImage {
+    pub profile: ProfileKind,
+    /// The image file to write (`0600`, locked while written).
+    pub out: PathBuf,
+    /// Replace an existing file.
+    pub force: bool,
+    pub first_name: String,
+    pub last_name: String,
+    /// The first 15 characters of the codice fiscale (the check character is computed).
+    pub cf: String,
+    /// CNS: 16 characters for EF_IDCarta; Oberthur: 8 hex digits. `None`: from the date.
+    pub serial: Option<String>,
+    pub pin: String,
+    pub puk: String,
+    /// Issue date (the certificates are valid 3 years from it); `None`: today.
+    pub now: Option<Date>,
+    /// Derive the keys from this label (INSECURE, reproducible); `None`: the OS RNG.
+    pub seed: Option<String>,
+    /// A blank card (failed issuance: no keys, default PIN 12345).
+    pub blank: bool,
+    /// The test CA folder.
+    pub ca: PathBuf,
+    /// The OCSP URL written into the certificates (default: the CA's).
+    pub ocsp_url: Option<String>,
+    /// The CRL distribution point written into the certificates (default: the CA's).
+    pub crl_url: Option<String>,
+}
+
+/// What `image new` accepts as a PIN or PUK: digits only (what Aruba's cards are issued and
+/// managed with), within the length the profile's PIN objects allow.
+fn issuer_secret_rule(profile: ProfileKind, flag: &'static str, value: &str) -> Result<(), FixtureError> {
+    let rule = firmalab_emulator::image::PinRule {
+        charset: firmalab_emulator::security::Charset::Digits,
+        ..firmalab_emulator::image::pin_rule(profile)
+    };
+    rule.check(value).map_err(|why| FixtureError::SecretRule { flag, why, profile: profile.name() })
+}
+
+/// `firmalab image new`: issues a card from the test CA and writes its image. Secrets no card
+/// of the profile could hold and non-`http://` URLs are refused before any work; the output
+/// file is locked (and created) before the keys are generated, so no running card
+/// overwrites it meanwhile. Returns the image written.
+pub fn new_image_file(n: &NewImage) -> Result<CardImage, FixtureError> {
+    issuer_secret_rule(n.profile, "--pin", &n.pin)?;
+    issuer_secret_rule(n.profile, "--puk", &n.puk)?;
+    for url in n.ocsp_url.iter().chain(&n.crl_url) {
+        if !url.starts_with("http://") {
+            return Err(FixtureError::NotHttp(url.clone()));
+        }
+    }
+    let mut file = firmalab_emulator::image::ImageFile::create(&n.out, n.force)?;
+    let mut ca = TestCa::load(&n.ca)?;
+    if let Some(u) = &n.ocsp_url {
+        ca.urls.ocsp = u.clone();
+    }
+    if let Some(u) = &n.crl_url {
+        ca.urls.crl = u.clone();
+    }
+    let today = n.now.unwrap_or_else(Date::today);
+    let stamp = today.days_since_epoch().unsigned_abs();
+    let serial = n.serial.clone().unwrap_or_else(|| match n.profile {
+        ProfileKind::Cns => format!("60100{stamp:011}"),
+        ProfileKind::Oberthur => format!("{:08x}", stamp as u32 ^ 0x5a5a_0000),
+    });
+    let person = if n.blank {
+        None
+    } else {
+        Some(Person::new(&n.first_name, &n.last_name, &n.cf, Date::new(1980, 1, 1), 'M', "WSREF-000001")?)
+    };
+    let image = issue_card(
+        &ca,
+        &CardRequest {
+            profile: n.profile,
+            description: format!("issued by `firmalab image new` on {today}"),
+            serial,
+            person,
+            pin: n.pin.clone(),
+            puk: n.puk.clone(),
+            not_before: today,
+            not_after: today.add_years(3),
+            keys: match &n.seed {
+                Some(label) => KeySource::Seeded(label),
+                None => KeySource::Random,
+            },
+        },
+    )?;
+    image.validate().map_err(FixtureError::InvalidIssued)?;
+    file.save(&image)?;
+    Ok(image)
 }

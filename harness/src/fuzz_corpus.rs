@@ -4,6 +4,7 @@
 //! PIN checks. The commands seed the parser target; fixture images, transcripts and scenario
 //! files seed the loaders.
 
+use crate::Error;
 use crate::backoffice::Store;
 use crate::ca::ExpiryRule;
 use crate::client;
@@ -38,16 +39,16 @@ fn transport(image: CardImage, rng: CardRng) -> Box<InProcess> {
 
 /// Runs a flow in deterministic mode on an in-process copy of `image`, with the fixtures'
 /// secrets, at the reference date, after enrolling the card in a fresh back office.
-pub fn deterministic_flow(name: &str, image: CardImage) -> Result<FlowReport, String> {
+pub fn deterministic_flow(name: &str, image: CardImage) -> Result<FlowReport, Error> {
     fixture_flow(name, image, || CardRng::insecure_deterministic(42))
 }
 
 /// [`deterministic_flow`] with the card RNG of your choice (the OS RNG generates real keys).
-pub fn fixture_flow(name: &str, image: CardImage, rng: impl Fn() -> CardRng) -> Result<FlowReport, String> {
+pub fn fixture_flow(name: &str, image: CardImage, rng: impl Fn() -> CardRng) -> Result<FlowReport, Error> {
     let mut sink = |_: Event<'_>| {};
     let ca = builtin_ca()?;
     let mut bo = Store::in_memory();
-    let mut c = client::open(transport(image.clone(), rng())).map_err(|e| e.to_string())?;
+    let mut c = client::open(transport(image.clone(), rng()))?;
     let _ = renewal::enroll(c.as_mut(), &mut bo, "CDRL-ROMA-01", "h@example.it", "+390000000000", REFERENCE_DATE);
     let r = Runner::open(transport(image, rng()), name, REFERENCE_DATE, &mut sink)?;
     Ok(match name {
@@ -73,17 +74,17 @@ pub fn fixture_flow(name: &str, image: CardImage, rng: impl Fn() -> CardRng) -> 
                 policy: Policy::default(),
             },
         ),
-        other => return Err(format!("no flow {other}")),
+        other => return Err(Error::UnknownFlow(other.to_owned())),
     })
 }
 
-fn put(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    std::fs::write(dir.join(name), bytes).map_err(|e| format!("{}: {e}", dir.join(name).display()))
+fn put(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), Error> {
+    std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+    std::fs::write(dir.join(name), bytes).map_err(Error::io(dir.join(name)))
 }
 
 /// Writes the seed corpora under `out/<target>/`; returns how many files.
-pub fn write(out: &Path) -> Result<usize, String> {
+pub fn write(out: &Path) -> Result<usize, Error> {
     let secrets_for = |flow: &str| -> Vec<(String, String)> {
         SECRETS
             .iter()
@@ -116,7 +117,7 @@ pub fn write(out: &Path) -> Result<usize, String> {
             let mut with_power = ops.clone();
             with_power.insert(ops.len() / 2, Op::PowerCycle);
             put(&out.join(target), &format!("{fixture}-{flow}-power-cycle"), &encode(&with_power))?;
-            let json = serde_json::to_vec_pretty(&report.transcript).map_err(|e| e.to_string())?;
+            let json = serde_json::to_vec_pretty(&report.transcript)?;
             put(&out.join("transcript_scenario"), &format!("{fixture}-{flow}.json"), &json)?;
             n += 3;
         }

@@ -12,18 +12,27 @@ use std::path::Path;
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Within(pub i64);
 
+/// A `--within` that is not a number of days or weeks from 0 to 3650 days.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WithinError {
+    #[error("{0:?}: expected days, e.g. 60d (or weeks, 8w)")]
+    NotANumber(String),
+    #[error("{0:?}: between 0 and 3650 days")]
+    OutOfRange(String),
+}
+
 impl std::str::FromStr for Within {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = WithinError;
+    fn from_str(s: &str) -> Result<Self, WithinError> {
         let t = s.trim();
         let (n, unit) = match t.char_indices().last() {
             Some((i, 'd')) => (&t[..i], 1),
             Some((i, 'w')) => (&t[..i], 7),
             _ => (t, 1),
         };
-        let n: i64 = n.parse().map_err(|_| format!("{s:?}: expected days, e.g. 60d (or weeks, 8w)"))?;
+        let n: i64 = n.parse().map_err(|_| WithinError::NotANumber(s.to_owned()))?;
         if !(0..=3650).contains(&n) {
-            return Err(format!("{s:?}: between 0 and 3650 days"));
+            return Err(WithinError::OutOfRange(s.to_owned()));
         }
         Ok(Within(n * unit))
     }
@@ -150,7 +159,7 @@ pub fn send(
     dir: &Path,
     now: Stamp,
     within: Within,
-) -> Result<usize, String> {
+) -> Result<usize, crate::cms::CmsError> {
     let mut sent = 0;
     for n in notices.iter_mut() {
         let Some(mail) = message(n, now, within) else { continue };

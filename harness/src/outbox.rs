@@ -98,18 +98,29 @@ pub fn sms(to: &str, text: &str) -> String {
     format!("To: {}\n\n{text}\n", header_safe(to))
 }
 
+/// Why a message could not be delivered to the outbox.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    /// The outbox folder could not be created.
+    #[error("outbox {}: {source}", dir.display())]
+    Folder { dir: PathBuf, source: std::io::Error },
+    /// The message could not be written.
+    #[error("{}: {source}", path.display())]
+    Write { path: PathBuf, source: std::io::Error },
+}
+
 /// Creates the outbox folder (`0700` when new).
-pub fn ensure_dir(dir: &Path) -> Result<(), String> {
+pub fn ensure_dir(dir: &Path) -> Result<(), OutboxError> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|e| format!("outbox {}: {e}", dir.display()))
+        .map_err(|source| OutboxError::Folder { dir: dir.to_owned(), source })
 }
 
 /// Writes `bytes` as `dir/stem.ext`, or `dir/stem-2.ext` … if that exists: a message never
 /// replaces another. Mode `0600`, atomic.
-pub fn deliver(dir: &Path, stem: &str, ext: &str, bytes: &[u8]) -> Result<PathBuf, String> {
+pub fn deliver(dir: &Path, stem: &str, ext: &str, bytes: &[u8]) -> Result<PathBuf, OutboxError> {
     ensure_dir(dir)?;
     let mut path = dir.join(format!("{stem}.{ext}"));
     let mut n = 2;
@@ -117,7 +128,8 @@ pub fn deliver(dir: &Path, stem: &str, ext: &str, bytes: &[u8]) -> Result<PathBu
         path = dir.join(format!("{stem}-{n}.{ext}"));
         n += 1;
     }
-    firmalab_emulator::storage::write_private(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    firmalab_emulator::storage::write_private(&path, bytes)
+        .map_err(|source| OutboxError::Write { path: path.clone(), source })?;
     Ok(path)
 }
 

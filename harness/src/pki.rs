@@ -125,12 +125,30 @@ pub struct PdsLocation {
     pub language: PrintableString,
 }
 
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
+/// Why a name, an extension, a certificate or the test CA could not be built, read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    /// DER encoding or the certificate builder failed.
+    #[error("{0}")]
+    Encoding(String),
+    #[error(transparent)]
+    Date(#[from] crate::dates::DateError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// A file of the test CA could not be read or written.
+    #[error("{}: {why}", path.display())]
+    File { path: std::path::PathBuf, why: String },
+    /// A PEM file of the test CA does not parse.
+    #[error("{name}: {why}")]
+    Pem { name: String, why: String },
+}
+
+fn err(e: impl std::fmt::Display) -> PkiError {
+    PkiError::Encoding(e.to_string())
 }
 
 /// An X.500 name from (attribute, value) pairs, most significant first.
-pub fn name(attrs: &[(ObjectIdentifier, &str)]) -> Result<Name, String> {
+pub fn name(attrs: &[(ObjectIdentifier, &str)]) -> Result<Name, PkiError> {
     let mut rdns = RdnSequence::default();
     for (oid, value) in attrs {
         let tag = match *oid {
@@ -145,7 +163,7 @@ pub fn name(attrs: &[(ObjectIdentifier, &str)]) -> Result<Name, String> {
     Name::from_der(&rdns.to_der().map_err(err)?).map_err(err)
 }
 
-fn extension(id: ObjectIdentifier, critical: bool, value: &impl Encode) -> Result<Extension, String> {
+fn extension(id: ObjectIdentifier, critical: bool, value: &impl Encode) -> Result<Extension, PkiError> {
     Ok(Extension { extn_id: id, critical, extn_value: OctetString::new(value.to_der().map_err(err)?).map_err(err)? })
 }
 
@@ -156,8 +174,8 @@ pub fn key_identifier(spki: &SubjectPublicKeyInfoOwned) -> Vec<u8> {
 
 /// The qcStatements of an ArubaPEC qualified certificate: QcCompliance, QcRetentionPeriod 20,
 /// QcSSCD, QcPDS (it/en).
-pub fn qc_statements() -> Result<Vec<QcStatement>, String> {
-    let pds = |url: &str, lang: &str| -> Result<PdsLocation, String> {
+pub fn qc_statements() -> Result<Vec<QcStatement>, PkiError> {
+    let pds = |url: &str, lang: &str| -> Result<PdsLocation, PkiError> {
         Ok(PdsLocation { url: Ia5String::new(url).map_err(err)?, language: PrintableString::new(lang).map_err(err)? })
     };
     let pds_list = vec![
@@ -198,7 +216,7 @@ pub struct Holder {
 
 impl Holder {
     /// `C=IT, SN, GN, serialNumber=TINIT-<CF>, CN=<GN SN>, dnQualifier` (spec/domain.md §1.5).
-    pub fn subject(&self) -> Result<Name, String> {
+    pub fn subject(&self) -> Result<Name, PkiError> {
         name(&[
             (oid::COUNTRY, "IT"),
             (oid::SURNAME, &self.last_name),
@@ -244,11 +262,11 @@ impl BuilderProfile for Fixed {
     }
 }
 
-fn validity(from: Date, to: Date) -> Result<Validity, String> {
+fn validity(from: Date, to: Date) -> Result<Validity, PkiError> {
     Ok(Validity::new(Time::from(from.to_der()?), Time::from(to.to_der()?)))
 }
 
-fn spki_of(key: &RsaPrivateKey) -> Result<SubjectPublicKeyInfoOwned, String> {
+fn spki_of(key: &RsaPrivateKey) -> Result<SubjectPublicKeyInfoOwned, PkiError> {
     SubjectPublicKeyInfoOwned::from_key(key.as_public_key()).map_err(err)
 }
 
@@ -260,7 +278,7 @@ fn sign(
     validity: Validity,
     spki: SubjectPublicKeyInfoOwned,
     extensions: Vec<Extension>,
-) -> Result<Certificate, String> {
+) -> Result<Certificate, PkiError> {
     let profile = Fixed { issuer, subject, extensions };
     let builder = CertificateBuilder::new(profile, SerialNumber::from(serial), validity, spki).map_err(err)?;
     let signer = SigningKey::<Sha256>::new(issuer_key.clone());
@@ -284,7 +302,7 @@ fn ca_extensions(
     spki: &SubjectPublicKeyInfoOwned,
     issuer_spki: &SubjectPublicKeyInfoOwned,
     path_len: Option<u8>,
-) -> Result<Vec<Extension>, String> {
+) -> Result<Vec<Extension>, PkiError> {
     Ok(vec![
         extension(oid::BASIC_CONSTRAINTS, true, &BasicConstraints { ca: true, path_len_constraint: path_len })?,
         extension(oid::KEY_USAGE, true, &KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign))?,
@@ -302,7 +320,7 @@ fn ca_extensions(
 }
 
 /// Subject of the root CA.
-pub fn root_name() -> Result<Name, String> {
+pub fn root_name() -> Result<Name, PkiError> {
     name(&[
         (oid::COUNTRY, "IT"),
         (oid::ORGANIZATION, "firmalab Test S.p.A."),
@@ -311,7 +329,7 @@ pub fn root_name() -> Result<Name, String> {
 }
 
 /// Subject of the issuing CA, shaped like "ArubaPEC EU Qualified Certificates CA G1".
-pub fn issuing_name() -> Result<Name, String> {
+pub fn issuing_name() -> Result<Name, PkiError> {
     name(&[
         (oid::COUNTRY, "IT"),
         (oid::LOCALITY, "Arezzo"),
@@ -324,7 +342,7 @@ pub fn issuing_name() -> Result<Name, String> {
 
 impl TestCa {
     /// Builds the CA from its two keys (validity 2020-01-01 to 2045-01-01).
-    pub fn from_keys(root_key: RsaPrivateKey, issuing_key: RsaPrivateKey) -> Result<Self, String> {
+    pub fn from_keys(root_key: RsaPrivateKey, issuing_key: RsaPrivateKey) -> Result<Self, PkiError> {
         let (root_spki, ca_spki) = (spki_of(&root_key)?, spki_of(&issuing_key)?);
         let v = || validity(Date::new(2020, 1, 1), Date::new(2045, 1, 1));
         let root = sign(
@@ -350,7 +368,7 @@ impl TestCa {
 
     /// Adds the OCSP responder certificate (serial 3, 2020-01-01 to 2045-01-01): issued by the
     /// issuing CA, keyUsage digitalSignature, EKU OCSPSigning, id-pkix-ocsp-nocheck.
-    pub fn with_responder(mut self, key: RsaPrivateKey) -> Result<Self, String> {
+    pub fn with_responder(mut self, key: RsaPrivateKey) -> Result<Self, PkiError> {
         let spki = spki_of(&key)?;
         let ca_spki = self.issuing.tbs_certificate().subject_public_key_info().clone();
         let subject = name(&[
@@ -393,7 +411,7 @@ impl TestCa {
     }
 
     /// Issues a holder certificate.
-    pub fn issue(&self, req: &Issue<'_>) -> Result<Certificate, String> {
+    pub fn issue(&self, req: &Issue<'_>) -> Result<Certificate, PkiError> {
         let ca_spki = self.issuing.tbs_certificate().subject_public_key_info().clone();
         let mut exts = vec![
             extension(oid::SUBJECT_KEY_ID, false, &OctetString::new(key_identifier(&req.public_key)).map_err(err)?)?,
@@ -470,14 +488,14 @@ impl TestCa {
     }
 
     /// Writes the CA into a folder: certificates as PEM (and the chain), keys as PKCS#1 PEM.
-    pub fn save(&self, dir: &Path) -> Result<(), String> {
+    pub fn save(&self, dir: &Path) -> Result<(), PkiError> {
         use pkcs1::EncodeRsaPrivateKey;
-        std::fs::create_dir_all(dir).map_err(err)?;
+        std::fs::create_dir_all(dir)?;
         let pem = |c: &Certificate| c.to_pem(der::pem::LineEnding::LF).map_err(err);
         let key = |k: &RsaPrivateKey| k.to_pkcs1_pem(der::pem::LineEnding::LF).map(|s| s.to_string()).map_err(err);
         let write = |name: &str, text: String| {
             firmalab_emulator::image::write_atomically(&dir.join(name), text.as_bytes())
-                .map_err(|e| format!("{}: {e}", dir.join(name).display()))
+                .map_err(|e| PkiError::File { path: dir.join(name), why: e.to_string() })
         };
         write("root.pem", pem(&self.root)?)?;
         write("issuing-ca.pem", pem(&self.issuing)?)?;
@@ -493,14 +511,20 @@ impl TestCa {
 
     /// Loads the CA written by [`TestCa::save`] (the responder when its files are there), with
     /// the revocation URLs of [`RevocationUrls::from_env`].
-    pub fn load(dir: &Path) -> Result<Self, String> {
+    pub fn load(dir: &Path) -> Result<Self, PkiError> {
         use der::DecodePem;
         use pkcs1::DecodeRsaPrivateKey;
         let read = |name: &str| {
-            std::fs::read_to_string(dir.join(name)).map_err(|e| format!("{}: {e}", dir.join(name).display()))
+            std::fs::read_to_string(dir.join(name))
+                .map_err(|e| PkiError::File { path: dir.join(name), why: e.to_string() })
         };
-        let cert = |name: &str| Certificate::from_pem(read(name)?).map_err(|e| format!("{name}: {e}"));
-        let key = |name: &str| RsaPrivateKey::from_pkcs1_pem(&read(name)?).map_err(|e| format!("{name}: {e}"));
+        let cert = |name: &str| {
+            Certificate::from_pem(read(name)?).map_err(|e| PkiError::Pem { name: name.into(), why: e.to_string() })
+        };
+        let key = |name: &str| {
+            RsaPrivateKey::from_pkcs1_pem(&read(name)?)
+                .map_err(|e| PkiError::Pem { name: name.into(), why: e.to_string() })
+        };
         let responder =
             if dir.join("ocsp.pem").is_file() { Some((cert("ocsp.pem")?, key("ocsp.key.pem")?)) } else { None };
         Ok(TestCa {
@@ -515,12 +539,12 @@ impl TestCa {
 }
 
 /// DER of a certificate.
-pub fn der_of(c: &Certificate) -> Result<Vec<u8>, String> {
+pub fn der_of(c: &Certificate) -> Result<Vec<u8>, PkiError> {
     c.to_der().map_err(err)
 }
 
 /// The SubjectPublicKeyInfo of an RSA key.
-pub fn rsa_spki(key: &RsaPrivateKey) -> Result<SubjectPublicKeyInfoOwned, String> {
+pub fn rsa_spki(key: &RsaPrivateKey) -> Result<SubjectPublicKeyInfoOwned, PkiError> {
     spki_of(key)
 }
 

@@ -25,7 +25,7 @@ pub fn step_line(e: Event<'_>) -> Option<String> {
 pub fn outcome_line(r: &FlowReport) -> String {
     match &r.outcome {
         Outcome::Done { state, message } => format!("{}: {state} — {message}", r.flow),
-        Outcome::Refused { code, message } => format!("{}: refused, {code} — {message}", r.flow),
+        Outcome::Refused { reason, message } => format!("{}: refused, {reason} — {message}", r.flow),
         Outcome::Failed { message } => format!("{}: failed — {message}", r.flow),
         Outcome::DryRun { message } => format!("{}: dry run — {message}", r.flow),
     }

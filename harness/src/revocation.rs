@@ -30,8 +30,46 @@ use x509_cert::ext::{Extension, Extensions};
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::Time;
 
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
+/// Why a CRL or the OCSP files could not be made, or an OCSP responder could not be asked.
+#[derive(Debug, thiserror::Error)]
+pub enum RevocationError {
+    /// DER encoding or signing failed.
+    #[error("{0}")]
+    Encoding(String),
+    #[error(transparent)]
+    Date(#[from] crate::dates::DateError),
+    /// A registry serial that is not hex.
+    #[error("serial {serial}: {why}")]
+    Serial { serial: String, why: String },
+    #[error(
+        "the CA folder has no OCSP responder (ocsp.pem, ocsp.key.pem): run `firmalab fixtures regenerate` or use fixtures/ca"
+    )]
+    NoResponder,
+    #[error(transparent)]
+    Outbox(#[from] crate::outbox::OutboxError),
+    #[error("{}: {source}", path.display())]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// No randomness for the nonce.
+    #[error("{0}")]
+    Rng(String),
+    /// The built-in test CA (the issuer the diagnostic asks about).
+    #[error(transparent)]
+    Fixture(#[from] crate::fixtures::FixtureError),
+    /// An HTTP exchange with `url` failed.
+    #[error("{url}: {why}")]
+    Http { url: String, why: String },
+    /// The OCSP answer is not one to trust or use ([`read_response`]).
+    #[error("{0}")]
+    Response(String),
+    /// Asking the OCSP responder at `url` failed (unreachable, bad answer, unknown certificate).
+    #[error("OCSP responder {url}: {why}")]
+    Responder { url: String, why: String },
+}
+
+fn err(e: impl std::fmt::Display) -> RevocationError {
+    RevocationError::Encoding(e.to_string())
 }
 
 /// A certificate as CRL and OCSP publish it.
@@ -72,15 +110,15 @@ pub fn entries(b: &BackOffice, now: Date) -> Vec<Entry> {
         .collect()
 }
 
-fn sha256_with_rsa() -> Result<AlgorithmIdentifierOwned, String> {
+fn sha256_with_rsa() -> Result<AlgorithmIdentifierOwned, RevocationError> {
     Ok(AlgorithmIdentifierOwned { oid: oid::SHA256_WITH_RSA, parameters: Some(Any::new(Tag::Null, []).map_err(err)?) })
 }
 
-fn time(d: Date) -> Result<Time, String> {
+fn time(d: Date) -> Result<Time, RevocationError> {
     Ok(Time::from(d.to_der()?))
 }
 
-fn ext(id: ObjectIdentifier, value: &impl Encode) -> Result<Extension, String> {
+fn ext(id: ObjectIdentifier, value: &impl Encode) -> Result<Extension, RevocationError> {
     Ok(Extension {
         extn_id: id,
         critical: false,
@@ -102,11 +140,18 @@ fn crl_reason(r: RevocationReason) -> CrlReason {
 /// The issuing CA's CRL (v2, SHA-256 with RSA): every certificate of the registry that is not
 /// good, with its date and reason; thisUpdate `now`, nextUpdate `now + next_days`; CRL number
 /// `number`; the issuing CA's key identifier.
-pub fn crl_der(ca: &TestCa, b: &BackOffice, now: Date, next_days: i64, number: u64) -> Result<Vec<u8>, String> {
+pub fn crl_der(
+    ca: &TestCa,
+    b: &BackOffice,
+    now: Date,
+    next_days: i64,
+    number: u64,
+) -> Result<Vec<u8>, RevocationError> {
     let mut revoked: Vec<RevokedCert> = vec![];
     for e in entries(b, now) {
         let Some((date, reason)) = e.revoked else { continue };
-        let bytes = firmalab_emulator::hex::decode(&e.serial).map_err(|m| format!("serial {}: {m}", e.serial))?;
+        let bytes = firmalab_emulator::hex::decode(&e.serial)
+            .map_err(|m| RevocationError::Serial { serial: e.serial.clone(), why: m.to_string() })?;
         revoked.push(RevokedCert {
             serial_number: SerialNumber::new(&bytes).map_err(err)?,
             revocation_date: time(date)?,
@@ -145,7 +190,7 @@ pub fn crl_der(ca: &TestCa, b: &BackOffice, now: Date, next_days: i64, number: u
 }
 
 /// A DER CRL as PEM (`-----BEGIN X509 CRL-----`).
-pub fn crl_pem(der: &[u8]) -> Result<String, String> {
+pub fn crl_pem(der: &[u8]) -> Result<String, RevocationError> {
     CertificateList::<x509_cert::certificate::Rfc5280>::from_der(der)
         .map_err(err)?
         .to_pem(der::pem::LineEnding::LF)
@@ -203,16 +248,15 @@ pub fn url_port(url: &str) -> Option<u16> {
 /// Writes into `dir` what `openssl ocsp` needs to answer for the issuing CA: `index.txt` (and
 /// `index.txt.attr`), `ca.pem` (the issuing CA), `chain.pem` (issuing + root, for clients),
 /// `ocsp.pem` and `ocsp.key.pem` (the responder). Files `0600`, replaced atomically.
-pub fn write_ocsp_dir(ca: &TestCa, b: &BackOffice, dir: &Path, now: Date) -> Result<OcspFiles, String> {
+pub fn write_ocsp_dir(ca: &TestCa, b: &BackOffice, dir: &Path, now: Date) -> Result<OcspFiles, RevocationError> {
     use der::pem::LineEnding::LF;
     use pkcs1::EncodeRsaPrivateKey;
-    let (rsigner, rkey) = ca.responder.as_ref().ok_or(
-        "the CA folder has no OCSP responder (ocsp.pem, ocsp.key.pem): run `firmalab fixtures regenerate` or use fixtures/ca",
-    )?;
+    let (rsigner, rkey) = ca.responder.as_ref().ok_or(RevocationError::NoResponder)?;
     crate::outbox::ensure_dir(dir)?;
-    let write = |name: &str, bytes: &[u8]| -> Result<PathBuf, String> {
+    let write = |name: &str, bytes: &[u8]| -> Result<PathBuf, RevocationError> {
         let p = dir.join(name);
-        firmalab_emulator::storage::write_private(&p, bytes).map_err(|e| format!("{}: {e}", p.display()))?;
+        firmalab_emulator::storage::write_private(&p, bytes)
+            .map_err(|source| RevocationError::Write { path: p.clone(), source })?;
         Ok(p)
     };
     let pem = |c: &Certificate| c.to_pem(LF).map_err(err);
@@ -371,7 +415,7 @@ fn reason_name(r: CrlReason) -> &'static str {
     }
 }
 
-fn cert_id(cert: &Certificate, issuer: &Certificate) -> Result<asn1::CertId, String> {
+fn cert_id(cert: &Certificate, issuer: &Certificate) -> Result<asn1::CertId, RevocationError> {
     let name = issuer.tbs_certificate().subject().to_der().map_err(err)?;
     let key = issuer.tbs_certificate().subject_public_key_info().subject_public_key.raw_bytes();
     Ok(asn1::CertId {
@@ -386,7 +430,7 @@ fn cert_id(cert: &Certificate, issuer: &Certificate) -> Result<asn1::CertId, Str
 }
 
 /// An OCSP request for one certificate, with a nonce (RFC 8954: 32 bytes).
-fn request(cert: &Certificate, issuer: &Certificate, nonce: &[u8]) -> Result<Vec<u8>, String> {
+fn request(cert: &Certificate, issuer: &Certificate, nonce: &[u8]) -> Result<Vec<u8>, RevocationError> {
     let nonce_ext = ext(oid::OCSP_NONCE, &OctetString::new(nonce).map_err(err)?)?;
     asn1::OcspRequest {
         tbs_request: asn1::TbsRequest {
@@ -417,19 +461,32 @@ fn ocsp_signing(c: &Certificate) -> bool {
 /// successful, a basic response, signed (SHA-256 with RSA) by the issuer or by a certificate
 /// the issuer signed for OCSP signing, our nonce echoed when the responder echoes one, and a
 /// single response for this certificate.
-pub fn read_response(der: &[u8], cert: &Certificate, issuer: &Certificate, nonce: &[u8]) -> Result<OcspStatus, String> {
-    let resp = asn1::OcspResponse::from_der(der).map_err(|e| format!("not an OCSP response: {e}"))?;
+pub fn read_response(
+    der: &[u8],
+    cert: &Certificate,
+    issuer: &Certificate,
+    nonce: &[u8],
+) -> Result<OcspStatus, RevocationError> {
+    let resp = asn1::OcspResponse::from_der(der)
+        .map_err(|e| RevocationError::Response(format!("not an OCSP response: {e}")))?;
     if resp.response_status != asn1::ResponseStatus::Successful {
-        return Err(format!("the responder answered {:?}", resp.response_status));
+        return Err(RevocationError::Response(format!("the responder answered {:?}", resp.response_status)));
     }
-    let bytes = resp.response_bytes.ok_or("a successful response without a body")?;
+    let bytes =
+        resp.response_bytes.ok_or_else(|| RevocationError::Response("a successful response without a body".into()))?;
     if bytes.response_type != oid::OCSP_BASIC {
-        return Err(format!("response type {} is not id-pkix-ocsp-basic", bytes.response_type));
+        return Err(RevocationError::Response(format!(
+            "response type {} is not id-pkix-ocsp-basic",
+            bytes.response_type
+        )));
     }
-    let basic =
-        asn1::BasicOcspResponse::from_der(bytes.response.as_bytes()).map_err(|e| format!("basic response: {e}"))?;
+    let basic = asn1::BasicOcspResponse::from_der(bytes.response.as_bytes())
+        .map_err(|e| RevocationError::Response(format!("basic response: {e}")))?;
     if basic.signature_algorithm.oid != oid::SHA256_WITH_RSA {
-        return Err(format!("signature algorithm {} is not sha256WithRSAEncryption", basic.signature_algorithm.oid));
+        return Err(RevocationError::Response(format!(
+            "signature algorithm {} is not sha256WithRSAEncryption",
+            basic.signature_algorithm.oid
+        )));
     }
     let tbs = basic.tbs_response_data.to_der().map_err(err)?;
     let sig = basic.signature.raw_bytes();
@@ -447,9 +504,12 @@ pub fn read_response(der: &[u8], cert: &Certificate, issuer: &Certificate, nonce
         _ => verifies(issuer, &tbs, sig),
     };
     if !signer_ok {
-        return Err("the response is not signed by the CA or by a responder the CA authorised".into());
+        return Err(RevocationError::Response(
+            "the response is not signed by the CA or by a responder the CA authorised".into(),
+        ));
     }
-    let data = asn1::ResponseData::from_der(&tbs).map_err(|e| format!("response data: {e}"))?;
+    let data =
+        asn1::ResponseData::from_der(&tbs).map_err(|e| RevocationError::Response(format!("response data: {e}")))?;
     if let Some(echo) = data
         .response_extensions
         .iter()
@@ -459,7 +519,7 @@ pub fn read_response(der: &[u8], cert: &Certificate, issuer: &Certificate, nonce
     {
         let ours = OctetString::new(nonce).map_err(err)?.to_der().map_err(err)?;
         if echo != ours.as_slice() {
-            return Err("the response's nonce is not the request's".into());
+            return Err(RevocationError::Response("the response's nonce is not the request's".into()));
         }
     }
     let id = cert_id(cert, issuer)?;
@@ -471,20 +531,21 @@ pub fn read_response(der: &[u8], cert: &Certificate, issuer: &Certificate, nonce
                 && r.cert_id.issuer_name_hash == id.issuer_name_hash
                 && r.cert_id.issuer_key_hash == id.issuer_key_hash
         })
-        .ok_or("the response does not answer for this certificate")?;
+        .ok_or_else(|| RevocationError::Response("the response does not answer for this certificate".into()))?;
     let date = |t: &GeneralizedTime| Date::from_der(&t.to_date_time()).to_string();
     match single.cert_status.tag() {
         Tag::ContextSpecific { number, .. } if number.value() == 0 => Ok(OcspStatus::Good),
         Tag::ContextSpecific { number, .. } if number.value() == 2 => Ok(OcspStatus::Unknown),
         Tag::ContextSpecific { number, .. } if number.value() == 1 => {
             let seq = Any::new(Tag::Sequence, single.cert_status.value()).map_err(err)?.to_der().map_err(err)?;
-            let info = asn1::RevokedInfo::from_der(&seq).map_err(|e| format!("revoked info: {e}"))?;
+            let info = asn1::RevokedInfo::from_der(&seq)
+                .map_err(|e| RevocationError::Response(format!("revoked info: {e}")))?;
             Ok(OcspStatus::Revoked {
                 date: date(&info.revocation_time),
                 reason: info.revocation_reason.map(|r| reason_name(r).to_owned()),
             })
         }
-        other => Err(format!("certificate status with tag {other}")),
+        other => Err(RevocationError::Response(format!("certificate status with tag {other}"))),
     }
 }
 
@@ -494,21 +555,22 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_RESPONSE: u64 = 1024 * 1024;
 
 /// POSTs `body` to an `http://` URL and returns the response body of a 200 answer.
-pub fn http_post(url: &str, content_type: &str, body: &[u8], timeout: Duration) -> Result<Vec<u8>, String> {
+pub fn http_post(url: &str, content_type: &str, body: &[u8], timeout: Duration) -> Result<Vec<u8>, RevocationError> {
     use std::net::ToSocketAddrs;
-    let rest = url.strip_prefix("http://").ok_or_else(|| format!("{url}: only http:// URLs (OCSP is plain HTTP)"))?;
+    let http = |why: String| RevocationError::Http { url: url.to_owned(), why };
+    let rest = url.strip_prefix("http://").ok_or_else(|| http("only http:// URLs (OCSP is plain HTTP)".into()))?;
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let port = url_port(url).ok_or_else(|| format!("{url}: bad port"))?;
+    let port = url_port(url).ok_or_else(|| http("bad port".into()))?;
     let host = match authority.rsplit_once(':') {
         Some((h, p)) if p.parse::<u16>().is_ok() => h,
         _ => authority,
     };
     let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let addrs: Vec<_> = (bare, port).to_socket_addrs().map_err(|e| format!("{url}: {e}"))?.collect();
-    let mut last = format!("{url}: no address");
+    let addrs: Vec<_> = (bare, port).to_socket_addrs().map_err(|e| http(e.to_string()))?.collect();
+    let mut last = http("no address".into());
     let mut stream = None;
     for a in addrs {
         match std::net::TcpStream::connect_timeout(&a, timeout) {
@@ -516,27 +578,27 @@ pub fn http_post(url: &str, content_type: &str, body: &[u8], timeout: Duration) 
                 stream = Some(s);
                 break;
             }
-            Err(e) => last = format!("{url}: {e}"),
+            Err(e) => last = http(e.to_string()),
         }
     }
     let mut s = stream.ok_or(last)?;
-    s.set_read_timeout(Some(timeout)).map_err(err)?;
-    s.set_write_timeout(Some(timeout)).map_err(err)?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
     let head = format!(
         "POST {path} HTTP/1.0\r\nHost: {authority}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
-    s.write_all(head.as_bytes()).and_then(|()| s.write_all(body)).map_err(|e| format!("{url}: {e}"))?;
+    s.write_all(head.as_bytes()).and_then(|()| s.write_all(body)).map_err(|e| http(e.to_string()))?;
     let mut answer = vec![];
-    s.take(MAX_RESPONSE + 1).read_to_end(&mut answer).map_err(|e| format!("{url}: {e}"))?;
+    s.take(MAX_RESPONSE + 1).read_to_end(&mut answer).map_err(|e| http(e.to_string()))?;
     if answer.len() as u64 > MAX_RESPONSE {
-        return Err(format!("{url}: answer larger than {MAX_RESPONSE} bytes"));
+        return Err(http(format!("answer larger than {MAX_RESPONSE} bytes")));
     }
-    let split = answer.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| format!("{url}: not an HTTP answer"))?;
+    let split = answer.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| http("not an HTTP answer".into()))?;
     let head = String::from_utf8_lossy(&answer[..split]).into_owned();
     let status = head.lines().next().unwrap_or_default();
     if status.split_whitespace().nth(1) != Some("200") {
-        return Err(format!("{url}: {status}"));
+        return Err(http(status.to_owned()));
     }
     let mut body = answer[split + 4..].to_vec();
     if let Some(len) = head.lines().find_map(|l| {
@@ -550,12 +612,16 @@ pub fn http_post(url: &str, content_type: &str, body: &[u8], timeout: Duration) 
 
 /// Asks the OCSP responder at `url` about `cert` (issued by `issuer`) and checks the answer
 /// ([`read_response`]).
-pub fn query(url: &str, cert: &Certificate, issuer: &Certificate) -> Result<OcspStatus, String> {
+pub fn query(url: &str, cert: &Certificate, issuer: &Certificate) -> Result<OcspStatus, RevocationError> {
     let mut nonce = [0u8; 32];
-    rand_core::Rng::fill_bytes(&mut firmalab_emulator::CardRng::from_os()?, &mut nonce);
-    let body = http_post(url, "application/ocsp-request", &request(cert, issuer, &nonce)?, TIMEOUT)
-        .map_err(|e| format!("OCSP responder {e}"))?;
-    read_response(&body, cert, issuer, &nonce).map_err(|e| format!("OCSP responder {url}: {e}"))
+    rand_core::Rng::fill_bytes(&mut firmalab_emulator::CardRng::from_os().map_err(RevocationError::Rng)?, &mut nonce);
+    let responder = |why: String| RevocationError::Responder { url: url.to_owned(), why };
+    let body =
+        http_post(url, "application/ocsp-request", &request(cert, issuer, &nonce)?, TIMEOUT).map_err(|e| match e {
+            RevocationError::Http { why, .. } => responder(why),
+            other => responder(other.to_string()),
+        })?;
+    read_response(&body, cert, issuer, &nonce).map_err(|e| responder(e.to_string()))
 }
 
 /// The diagnostic's "not revoked": the certificate's status from the OCSP responder at `ocsp`
@@ -565,7 +631,7 @@ pub fn status_for_diagnostic(
     cert: &Certificate,
     bo: &BackOffice,
     ocsp: Option<&str>,
-) -> Result<Option<CertStatus>, String> {
+) -> Result<Option<CertStatus>, RevocationError> {
     let Some(url) = ocsp else { return Ok(bo.cert(&crate::ca::serial_hex(cert)).map(|c| c.status)) };
     let issuer = crate::fixtures::builtin_ca()?.issuing;
     Ok(Some(match query(url, cert, &issuer)? {
@@ -576,10 +642,13 @@ pub fn status_for_diagnostic(
             _ => CertStatus::Revoked,
         },
         OcspStatus::Unknown => {
-            return Err(format!(
-                "OCSP responder {url}: status unknown for certificate {}: the CA's responder does not know it",
-                crate::ca::serial_hex(cert)
-            ));
+            return Err(RevocationError::Responder {
+                url: url.to_owned(),
+                why: format!(
+                    "status unknown for certificate {}: the CA's responder does not know it",
+                    crate::ca::serial_hex(cert)
+                ),
+            });
         }
     }))
 }

@@ -17,10 +17,42 @@ use crate::flows::diagnostic::{Policy, diagnose};
 use crate::transport::gate::Consent;
 use crate::transport::{Transport, TransportError};
 use crate::wire::apdu::{Effect, carries_secret, effect};
-use crate::wire::hex;
+use crate::wire::hex::{self, HexError};
 use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
 
 pub const SCHEMA_NAME: &str = "firmalab-scenario";
+
+/// Why a scenario could not be read or run.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("scenario {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    /// The file is not a valid scenario (`source` says why).
+    #[error("scenario {}: {source}", path.display())]
+    Invalid { path: PathBuf, source: Box<ScenarioError> },
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    #[error("not a {SCHEMA_NAME} v1 file")]
+    Schema,
+    #[error("step {step:?}: {source}")]
+    Hex { step: String, source: HexError },
+    #[error("step {step:?}: {command} is not a well-formed APDU")]
+    Malformed { step: String, command: String },
+    /// The scenario names another profile than the card's.
+    #[error("scenario {name:?} is for {profile} cards; this card is {card}")]
+    WrongProfile { name: String, profile: String, card: String },
+    /// A raw APDU carries a PIN or PUK, on a card where that is refused (`{0}`: the command).
+    #[error(
+        "the scenario sends a PIN or PUK in a raw APDU ({0}): refused on a card in a reader, where a wrong value costs a try of someone's token; use a verify_pin step (tries shown, last try protected), or pass --virtual-card / --accept-secret-risk"
+    )]
+    RawSecret(String),
+    /// The user did not confirm the writes by the card's serial.
+    #[error("not confirmed: {0}")]
+    NotConfirmed(String),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
 
 /// What a PIN step must give.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,21 +151,25 @@ impl Scenario {
         out
     }
 
-    pub fn load(path: &std::path::Path) -> Result<Self, String> {
-        let text = crate::files::read_text(path).map_err(|e| format!("scenario {}: {e}", path.display()))?;
-        Self::parse(&text).map_err(|e| format!("scenario {}: {e}", path.display()))
+    /// Reads a scenario file.
+    pub fn load(path: &Path) -> Result<Self, ScenarioError> {
+        let text =
+            crate::files::read_text(path).map_err(|source| ScenarioError::Read { path: path.to_owned(), source })?;
+        Self::parse(&text).map_err(|e| ScenarioError::Invalid { path: path.to_owned(), source: Box::new(e) })
     }
 
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let s: Scenario = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    /// Parses a scenario (JSON, `firmalab-scenario` v1); every raw APDU must be well formed.
+    pub fn parse(text: &str) -> Result<Self, ScenarioError> {
+        let s: Scenario = serde_json::from_str(text)?;
         if s.schema != SCHEMA_NAME || s.version != 1 {
-            return Err(format!("not a {SCHEMA_NAME} v1 file"));
+            return Err(ScenarioError::Schema);
         }
         for step in &s.steps {
             if let Step::Apdu { command, .. } = step {
-                let bytes = hex::decode(command).map_err(|e| format!("step {:?}: {e}", step.name()))?;
+                let bytes =
+                    hex::decode(command).map_err(|source| ScenarioError::Hex { step: step.name().into(), source })?;
                 if !crate::transcript::well_formed(&bytes) {
-                    return Err(format!("step {:?}: {command} is not a well-formed APDU", step.name()));
+                    return Err(ScenarioError::Malformed { step: step.name().into(), command: command.clone() });
                 }
             }
         }
@@ -173,19 +209,27 @@ fn pin_matches(got: PinOutcome, want: PinExpect) -> bool {
 }
 
 /// Runs a scenario with the strict secret policy; stops at the first failing step.
-pub fn run(s: &Scenario, transport: Box<dyn Transport>) -> Result<Vec<StepResult>, String> {
+pub fn run(s: &Scenario, transport: Box<dyn Transport>) -> Result<Vec<StepResult>, ScenarioError> {
     run_with(s, transport, Options::default())
 }
 
 /// Runs a scenario; stops at the first failing step (or where a dry run stops). Returns every
 /// step's result.
-pub fn run_with(s: &Scenario, transport: Box<dyn Transport>, mut o: Options<'_>) -> Result<Vec<StepResult>, String> {
-    let mut c = client::open(transport).map_err(|e| e.to_string())?;
+pub fn run_with(
+    s: &Scenario,
+    transport: Box<dyn Transport>,
+    mut o: Options<'_>,
+) -> Result<Vec<StepResult>, ScenarioError> {
+    let mut c = client::open(transport)?;
     c.set_policy(o.policy);
     if let Some(p) = &s.profile
         && p != c.profile().name()
     {
-        return Err(format!("scenario {:?} is for {p} cards; this card is {}", s.name, c.profile().name()));
+        return Err(ScenarioError::WrongProfile {
+            name: s.name.clone(),
+            profile: p.clone(),
+            card: c.profile().name().into(),
+        });
     }
     let model = c.model().clone();
     let raw: Vec<Vec<u8>> = s
@@ -199,16 +243,12 @@ pub fn run_with(s: &Scenario, transport: Box<dyn Transport>, mut o: Options<'_>)
     if !o.raw_secrets
         && let Some(secret) = raw.iter().find(|b| carries_secret(b))
     {
-        return Err(format!(
-            "the scenario sends a PIN or PUK in a raw APDU ({}): refused on a card in a reader, where a wrong value costs a try of someone's token; use a verify_pin step (tries shown, last try protected), or pass --virtual-card / --accept-secret-risk",
-            crate::wire::apdu::describe(secret)
-        ));
+        return Err(ScenarioError::RawSecret(crate::wire::apdu::describe(secret)));
     }
     let writes = raw.iter().any(|b| effect(model.profile, model.tries_query_free, b) == Effect::Write);
     if writes && let Some((consent, ask)) = &mut o.consent {
-        let serial = c.serial().map_err(|e| e.to_string())?;
-        ask(&serial, "send the scenario's commands that write to the card")
-            .map_err(|e| format!("not confirmed: {e}"))?;
+        let serial = c.serial()?;
+        ask(&serial, "send the scenario's commands that write to the card").map_err(ScenarioError::NotConfirmed)?;
         consent.confirm();
     }
     let mut out = vec![];
@@ -219,8 +259,8 @@ pub fn run_with(s: &Scenario, transport: Box<dyn Transport>, mut o: Options<'_>)
             Err(ClientError::Transport(TransportError::DryRun(what))) => {
                 (false, format!("dry run: stopped before {what}"), true)
             }
-            Err(ClientError::Refused { code, message }) => (false, format!("refused, {code}: {message}"), false),
-            Err(e) => return Err(e.to_string()),
+            Err(ClientError::Refused { reason, message }) => (false, format!("refused, {reason}: {message}"), false),
+            Err(e) => return Err(e.into()),
         };
         out.push(StepResult { name: step.name().to_owned(), passed, detail, dry_run });
         if !passed {
@@ -237,7 +277,7 @@ pub fn run_with(s: &Scenario, transport: Box<dyn Transport>, mut o: Options<'_>)
 fn run_step(c: &mut dyn client::CardClient, step: &Step) -> Result<(bool, String), ClientError> {
     Ok(match step {
         Step::Apdu { command, sw, data, .. } => {
-            let bytes = hex::decode(command).map_err(ClientError::Content)?;
+            let bytes = hex::decode(command).map_err(|e| ClientError::Content(e.to_string()))?;
             let r = c.transport().transmit_raw(&bytes)?;
             let (got_data, got_sw) = r.split_at(r.len().saturating_sub(2));
             let want_sw = sw.clone().unwrap_or_else(|| "9000".into()).to_uppercase();
@@ -266,19 +306,76 @@ fn run_step(c: &mut dyn client::CardClient, step: &Step) -> Result<(bool, String
             (&s == equals, format!("serial {s}"))
         }
         Step::Diagnostic { now, pin, expect, .. } => {
-            let now: Date = now.parse().map_err(ClientError::Content)?;
+            let now: Date = now.parse().map_err(|e: crate::dates::DateError| ClientError::Content(e.to_string()))?;
             let d = match diagnose(c, now, &BackOffice::default(), &Policy::default(), pin.as_deref()) {
                 Ok(d) => d,
                 Err(crate::flows::Stop::DryRun(what)) => {
                     return Err(ClientError::Transport(TransportError::DryRun(what)));
                 }
-                Err(e) => return Err(ClientError::Content(format!("{e:?}"))),
+                Err(e) => return Err(ClientError::Content(e.to_string())),
             };
             let first = d.checks.iter().find(|k| k.status == crate::flows::diagnostic::CheckStatus::Fail && k.id != 10);
-            let got = first.map_or("Renewable".to_owned(), |k| {
-                format!("{:?}", k.reason.unwrap_or(crate::flows::diagnostic::Reason::UnknownCard))
-            });
-            (&got == expect, format!("diagnostic: {got}"))
+            let got = first.map_or("Renewable", |k| k.reason.unwrap_or(crate::Reason::UnknownCard).as_str());
+            (got == expect, format!("diagnostic: {got}"))
         }
     })
+}
+
+/// A scenario run with its APDUs recorded.
+pub struct Recorded {
+    pub results: Vec<StepResult>,
+    /// Every APDU sent (the steps' PINs and PUKs as placeholders).
+    pub transcript: crate::transcript::Transcript,
+}
+
+/// [`run_with`], recording the APDUs: the PINs and PUKs the steps send are registered as
+/// `pin`, `pin2` …, `new_pin`, `puk` … so the recording shows placeholders.
+pub fn run_recorded(s: &Scenario, transport: Box<dyn Transport>, o: Options<'_>) -> Result<Recorded, ScenarioError> {
+    use crate::transcript::Recorder;
+    let profile = crate::wire::atr::recognise(&transport.atr()).profile.map_or("unknown", |p| p.name());
+    let recorder = Recorder::new(transport, "scenario", profile);
+    let recording = recorder.recording.clone();
+    let mut used: Vec<(String, String)> = vec![];
+    for (name, value) in s.secrets() {
+        if used.iter().any(|(_, v)| v == value) {
+            continue;
+        }
+        let n = used.iter().filter(|(k, _)| k.starts_with(name)).count();
+        let key = if n == 0 { name.to_owned() } else { format!("{name}{}", n + 1) };
+        recording.borrow_mut().secret(&key, value);
+        used.push((key, value.to_owned()));
+    }
+    let results = run_with(s, Box::new(recorder), o)?;
+    let transcript = recording.borrow().transcript.clone();
+    Ok(Recorded { results, transcript })
+}
+
+/// What `firmalab scenario` shows for a run: a line per step, then `passed` / `FAILED` — or,
+/// when a dry run stopped, the APDUs sent and where it stopped. The flag: whether it passed
+/// (a dry run that stopped counts as passed: nothing failed).
+pub fn report(s: &Scenario, r: &Recorded) -> (String, bool) {
+    let mut out = String::new();
+    for step in &r.results {
+        let mark = if step.dry_run {
+            "-- "
+        } else if step.passed {
+            "ok "
+        } else {
+            "NO "
+        };
+        out.push_str(&format!("  {mark} {:<40} {}\n", step.name, step.detail));
+    }
+    if r.results.iter().any(|step| step.dry_run) {
+        out.push_str("  APDUs of the dry run (secrets as placeholders):\n");
+        for line in r.transcript.render().lines().skip(1) {
+            out.push_str(&format!("    {line}\n"));
+        }
+        out.push_str(
+            "  dry run: stopped before the first command that changes the card; nothing that changes it was sent\n",
+        );
+        return (out, true);
+    }
+    let passed = r.results.len() == s.steps.len() && r.results.iter().all(|step| step.passed);
+    out.push_str(if passed { "  passed\n" } else { "  FAILED\n" });
+    (out, passed)
 }

@@ -28,6 +28,26 @@ fn on_path(tool: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
 }
 
+/// Why a private pcscd could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    /// What this machine lacks ([`missing_prerequisite`]).
+    #[error("{0}")]
+    Missing(String),
+    #[error("no free port pair")]
+    NoFreePort,
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("cannot start pcscd: {0}")]
+    Spawn(std::io::Error),
+    #[error("pcscd did not start")]
+    NotStarted,
+    #[error("pcscd did not come up; its log:\n{0}")]
+    NotUp(String),
+    #[error("vpcd port {0} taken")]
+    PortTaken(u16),
+}
+
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -89,19 +109,19 @@ impl PrivateStack {
 
     /// Starts a private pcscd with two vpcd readers; retries on another port if vpcd could not
     /// bind (a taken port gives a pcscd with zero readers and no error).
-    pub fn start() -> Result<Self, String> {
+    pub fn start() -> Result<Self, StackError> {
         Self::start_with(&[])
     }
 
     /// [`Self::start`] with extra pcscd flags (`--apdu`, `--debug`: its log then records
     /// every APDU, see [`Self::log`]).
-    pub fn start_with(flags: &[&str]) -> Result<Self, String> {
+    pub fn start_with(flags: &[&str]) -> Result<Self, StackError> {
         if let Some(why) = missing_prerequisite() {
-            return Err(why);
+            return Err(StackError::Missing(why));
         }
-        let mut last = String::new();
+        let mut last = StackError::NoFreePort;
         for _ in 0..5 {
-            let port = (0..50).map(|_| random_port()).find(|p| port_pair_free(*p)).ok_or("no free port pair")?;
+            let port = (0..50).map(|_| random_port()).find(|p| port_pair_free(*p)).ok_or(StackError::NoFreePort)?;
             match Self::start_on_with(port, flags) {
                 Ok(s) => return Ok(s),
                 Err(e) => last = e,
@@ -113,11 +133,11 @@ impl PrivateStack {
     /// Starts a private pcscd on a given vpcd port pair (a restart on the same port). The
     /// port may still be held for a moment by the pcscd just stopped (or its vpcd's socket):
     /// retried for up to five seconds.
-    pub fn start_on(port: u16) -> Result<Self, String> {
+    pub fn start_on(port: u16) -> Result<Self, StackError> {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             match Self::start_on_with(port, &[]) {
-                Err(e) if e.ends_with("taken") && Instant::now() < deadline => {
+                Err(StackError::PortTaken(_)) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(100));
                 }
                 other => return other,
@@ -125,12 +145,13 @@ impl PrivateStack {
         }
     }
 
-    fn start_on_with(port: u16, flags: &[&str]) -> Result<Self, String> {
+    fn start_on_with(port: u16, flags: &[&str]) -> Result<Self, StackError> {
         let dir = std::env::temp_dir().join(format!("firmalab-pcsc-{}-{port}", std::process::id()));
-        let io = |e: std::io::Error| format!("{}: {e}", dir.display());
+        let io = |source: std::io::Error| StackError::Io { path: dir.clone(), source };
         std::fs::create_dir_all(dir.join("run")).map_err(io)?;
         std::fs::create_dir_all(dir.join("conf")).map_err(io)?;
-        std::fs::create_dir_all("/run/pcscd").map_err(|e| format!("/run/pcscd: {e}"))?;
+        std::fs::create_dir_all("/run/pcscd")
+            .map_err(|source| StackError::Io { path: PathBuf::from("/run/pcscd"), source })?;
         std::fs::write(
             dir.join("conf/vpcd"),
             format!(
@@ -163,22 +184,22 @@ impl PrivateStack {
                     }
                 }
                 Err(e) => {
-                    let _ = tx.send(Err(format!("cannot start pcscd: {e}")));
+                    let _ = tx.send(Err(StackError::Spawn(e)));
                 }
             }
         });
-        let pid = rx.recv_timeout(Duration::from_secs(10)).map_err(|_| "pcscd did not start".to_string())??;
+        let pid = rx.recv_timeout(Duration::from_secs(10)).map_err(|_| StackError::NotStarted)??;
         let stack = PrivateStack { dir, port, pid };
         let deadline = Instant::now() + Duration::from_secs(10);
         while !stack.socket().exists() {
             if !Path::new(&format!("/proc/{pid}")).exists() || Instant::now() > deadline {
-                return Err(format!("pcscd did not come up; its log:\n{}", stack.log()));
+                return Err(StackError::NotUp(stack.log()));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         if stack.log().contains("Address already in use") {
             stack.stop();
-            return Err(format!("vpcd port {port} taken"));
+            return Err(StackError::PortTaken(port));
         }
         Ok(stack)
     }

@@ -13,16 +13,61 @@
 //!
 //! Masked commands cannot be replayed; masked answers are compared by length and status word.
 
+use crate::transport::gate::Consent;
 use crate::transport::{Response, Transport, TransportError};
-use crate::wire::apdu::{Command, carries_secret, masked_hex};
-use crate::wire::hex;
+use crate::wire::apdu::{Command, Effect, carries_secret, effect, masked_hex};
+use crate::wire::hex::{self, HexError};
+use iso7816::tlv::{Tag, get_data_object};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Instant;
 
 pub const SCHEMA_NAME: &str = "firmalab-transcript";
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// Why a transcript could not be read, written, filled or replayed.
+#[derive(Debug, thiserror::Error)]
+pub enum TranscriptError {
+    #[error("transcript {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("transcript {}: {source}", path.display())]
+    Parse { path: PathBuf, source: serde_json::Error },
+    #[error("transcript {}: not a {SCHEMA_NAME} v{SCHEMA_VERSION} file", path.display())]
+    Schema { path: PathBuf },
+    #[error("{}: {source}", path.display())]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Encode(#[from] serde_json::Error),
+    #[error("unclosed placeholder in {0}")]
+    UnclosedPlaceholder(String),
+    #[error("bad placeholder {0}")]
+    BadPlaceholder(String),
+    /// A placeholder names a secret the caller did not give.
+    #[error("the transcript needs the secret {0:?}: pass it to replay")]
+    MissingSecret(String),
+    #[error("bad placeholder length in {0}")]
+    BadPlaceholderLength(String),
+    #[error("bad placeholder pad in {0}")]
+    BadPlaceholderPad(String),
+    /// Secret data written `**`: it cannot be sent again.
+    #[error("the transcript has masked secret data that cannot be replayed")]
+    Masked,
+    #[error(transparent)]
+    Hex(#[from] HexError),
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// [`replay`] met a dry-run gate.
+    #[error("dry run: stopped before {0}")]
+    DryRun(String),
+    /// The card's client (to read its serial before a replay that writes).
+    #[error(transparent)]
+    Client(#[from] crate::client::ClientError),
+    /// The user did not confirm a replay that writes to a card in a reader.
+    #[error("not confirmed: {0}")]
+    NotConfirmed(String),
+}
 
 /// How replay compares a response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,19 +114,24 @@ pub struct Transcript {
 }
 
 impl Transcript {
-    pub fn load(path: &std::path::Path) -> Result<Self, String> {
-        let text = crate::files::read_text(path).map_err(|e| format!("transcript {}: {e}", path.display()))?;
-        let t: Transcript = serde_json::from_str(&text).map_err(|e| format!("transcript {}: {e}", path.display()))?;
+    /// Reads a transcript file (`firmalab-transcript` v1).
+    pub fn load(path: &Path) -> Result<Self, TranscriptError> {
+        let text =
+            crate::files::read_text(path).map_err(|source| TranscriptError::Read { path: path.to_owned(), source })?;
+        let t: Transcript =
+            serde_json::from_str(&text).map_err(|source| TranscriptError::Parse { path: path.to_owned(), source })?;
         if t.schema != SCHEMA_NAME || t.version != SCHEMA_VERSION {
-            return Err(format!("transcript {}: not a {SCHEMA_NAME} v{SCHEMA_VERSION} file", path.display()));
+            return Err(TranscriptError::Schema { path: path.to_owned() });
         }
         Ok(t)
     }
 
-    pub fn save(&self, path: &std::path::Path) -> Result<(), String> {
-        let mut text = serde_json::to_string_pretty(self).map_err(|e| e.to_string())?;
+    /// Writes the transcript, mode 0600, atomically.
+    pub fn save(&self, path: &Path) -> Result<(), TranscriptError> {
+        let mut text = serde_json::to_string_pretty(self)?;
         text.push('\n');
-        crate::files::write_private(path, text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))
+        crate::files::write_private(path, text.as_bytes())
+            .map_err(|source| TranscriptError::Write { path: path.to_owned(), source })
     }
 
     /// A compact, stable text form for snapshots: no timings, long data abbreviated with its
@@ -181,16 +231,8 @@ impl Selected {
 
 /// The first byte of an FCP's file descriptor (tag `82`): `38` for a DF on both profiles.
 fn descriptor(fcp: &[u8]) -> Option<u8> {
-    let [0x62 | 0x6F, _, inner @ ..] = fcp else { return None };
-    let mut rest = inner;
-    while let [tag, len, more @ ..] = rest {
-        let value = more.get(..usize::from(*len))?;
-        if *tag == 0x82 {
-            return value.first().copied();
-        }
-        rest = &more[usize::from(*len)..];
-    }
-    None
+    let template @ (0x62 | 0x6F) = *fcp.first()? else { return None };
+    get_data_object(&[Tag::from_u8(template), Tag::from_u8(0x82)], fcp)?.first().copied()
 }
 
 /// Whether redacted hex is nothing but placeholders.
@@ -426,23 +468,23 @@ impl Transport for Recorder {
 }
 
 /// Fills `{name:len:pad}` placeholders from the given secrets.
-pub fn fill(template: &str, secrets: &[(String, String)]) -> Result<Vec<u8>, String> {
+pub fn fill(template: &str, secrets: &[(String, String)]) -> Result<Vec<u8>, TranscriptError> {
     let mut hexed = String::new();
     let mut rest = template;
     while let Some(start) = rest.find('{') {
         hexed.push_str(&rest[..start]);
-        let end = rest[start..].find('}').ok_or_else(|| format!("unclosed placeholder in {template}"))? + start;
+        let end = rest[start..].find('}').ok_or_else(|| TranscriptError::UnclosedPlaceholder(template.into()))? + start;
         let spec: Vec<&str> = rest[start + 1..end].split(':').collect();
         let [name, len, pad] = spec.as_slice() else {
-            return Err(format!("bad placeholder {}", &rest[start..=end]));
+            return Err(TranscriptError::BadPlaceholder(rest[start..=end].into()));
         };
         let value = secrets
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v)
-            .ok_or_else(|| format!("the transcript needs the secret {name:?}: pass it to replay"))?;
-        let len: usize = len.parse().map_err(|_| format!("bad placeholder length in {template}"))?;
-        let pad = u8::from_str_radix(pad, 16).map_err(|_| format!("bad placeholder pad in {template}"))?;
+            .ok_or_else(|| TranscriptError::MissingSecret((*name).into()))?;
+        let len: usize = len.parse().map_err(|_| TranscriptError::BadPlaceholderLength(template.into()))?;
+        let pad = u8::from_str_radix(pad, 16).map_err(|_| TranscriptError::BadPlaceholderPad(template.into()))?;
         let mut p = value.as_bytes().to_vec();
         p.resize(len, pad);
         hexed.push_str(&hex::encode(&p));
@@ -450,13 +492,13 @@ pub fn fill(template: &str, secrets: &[(String, String)]) -> Result<Vec<u8>, Str
     }
     hexed.push_str(rest);
     if hexed.contains('*') {
-        return Err("the transcript has masked secret data that cannot be replayed".into());
+        return Err(TranscriptError::Masked);
     }
-    hex::decode(&hexed)
+    Ok(hex::decode(&hexed)?)
 }
 
 /// A recorded answer: its bytes (masked bytes as `00`) and whether some were masked.
-fn fill_answer(template: &str, secrets: &[(String, String)]) -> Result<(Vec<u8>, bool), String> {
+fn fill_answer(template: &str, secrets: &[(String, String)]) -> Result<(Vec<u8>, bool), TranscriptError> {
     let masked = template.contains("**");
     Ok((fill(&template.replace("**", "00"), secrets)?, masked))
 }
@@ -488,11 +530,11 @@ pub fn replay(
     t: &Transcript,
     card: &mut dyn Transport,
     secrets: &[(String, String)],
-) -> Result<Result<usize, Divergence>, String> {
+) -> Result<Result<usize, Divergence>, TranscriptError> {
     match replay_until(t, card, secrets)? {
         Replayed::Matched(n) => Ok(Ok(n)),
         Replayed::Diverged(d) => Ok(Err(d)),
-        Replayed::Stopped { why, .. } => Err(format!("dry run: stopped before {why}")),
+        Replayed::Stopped { why, .. } => Err(TranscriptError::DryRun(why)),
     }
 }
 
@@ -501,7 +543,7 @@ pub fn replay_until(
     t: &Transcript,
     card: &mut dyn Transport,
     secrets: &[(String, String)],
-) -> Result<Replayed, String> {
+) -> Result<Replayed, TranscriptError> {
     let mut count = 0;
     for step in &t.steps {
         for (i, e) in step.exchanges.iter().enumerate() {
@@ -514,7 +556,7 @@ pub fn replay_until(
                 Err(TransportError::DryRun(why)) => {
                     return Ok(Replayed::Stopped { replayed: count, step: step.name.clone(), index: i, why });
                 }
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(e.into()),
             };
             let (expected, masked) = fill_answer(&e.response, secrets)?;
             let mask = if masked { Mask::Length } else { e.mask };
@@ -565,6 +607,90 @@ pub fn well_formed(command: &[u8]) -> bool {
 }
 
 /// A response split, for callers that only have the transcript's hex.
-pub fn response_of(hexed: &str) -> Result<Response, String> {
-    Response::from_bytes(&hex::decode(hexed)?).map_err(|e| e.to_string())
+pub fn response_of(hexed: &str) -> Result<Response, TranscriptError> {
+    Ok(Response::from_bytes(&hex::decode(hexed)?)?)
+}
+
+/// For a dry run: every placeholder the transcript's commands need and `secrets` lacks gets a
+/// dummy value (commands carrying a secret are never sent in a dry run).
+pub fn add_dry_run_secrets(t: &Transcript, secrets: &mut Vec<(String, String)>) {
+    for name in placeholder_names(t) {
+        if !secrets.iter().any(|(n, _)| *n == name) {
+            secrets.push((name, "0".into()));
+        }
+    }
+}
+
+/// `firmalab replay`: replays `t` on a card behind its gate. With `consent` (a card in a
+/// reader) and a transcript with commands that write, the user first confirms by the card's
+/// serial (`confirm`, told `what` the replay is); the replay then runs.
+pub fn replay_guarded(
+    t: &Transcript,
+    mut transport: Box<dyn Transport>,
+    consent: Option<&Consent>,
+    secrets: &[(String, String)],
+    what: &str,
+    confirm: &mut dyn FnMut(&str, &str) -> Result<(), String>,
+) -> Result<Replayed, TranscriptError> {
+    if let Some(consent) = consent {
+        let model = crate::wire::atr::recognise(&transport.atr());
+        let writes = t.steps.iter().flat_map(|s| &s.exchanges).any(|e| {
+            fill(&e.command, secrets).is_ok_and(|c| effect(model.profile, model.tries_query_free, &c) == Effect::Write)
+        });
+        if writes {
+            let mut c = crate::client::open(transport)?;
+            let serial = c.serial()?;
+            confirm(&serial, &format!("replay {what} (it writes to the card)"))
+                .map_err(TranscriptError::NotConfirmed)?;
+            consent.confirm();
+            return replay_until(t, c.transport(), secrets);
+        }
+    }
+    replay_until(t, transport.as_mut(), secrets)
+}
+
+/// How `firmalab replay` reports a replay of `t` (read from `file`): the text to show and the
+/// exit code (0 every response as recorded, or a dry run that stopped before a change; 1 a
+/// divergence).
+pub fn replay_report(t: &Transcript, file: &Path, r: &Replayed) -> (String, u8) {
+    let file = file.display();
+    match r {
+        Replayed::Matched(n) => (
+            format!(
+                "replay of {file} ({} on {}): {n} exchanges, every response as recorded (masks: signatures, challenges, generated keys by length)\n",
+                t.flow, t.profile
+            ),
+            0,
+        ),
+        Replayed::Diverged(d) => (
+            format!(
+                "replay of {file}: first divergence in step {} at exchange {}\n  > {}\n  expected < {}\n  got      < {}\n",
+                d.step,
+                d.index + 1,
+                d.command,
+                d.expected,
+                d.got
+            ),
+            1,
+        ),
+        Replayed::Stopped { replayed, step, index, why } => {
+            let mut out = format!("dry run of the replay of {file} (secrets as placeholders):\n");
+            'all: for s in &t.steps {
+                for (i, e) in s.exchanges.iter().enumerate() {
+                    if e.not_sent {
+                        continue;
+                    }
+                    if s.name == *step && i == *index {
+                        out.push_str(&format!("> {}\n< (not sent: {why})\n", e.command));
+                        break 'all;
+                    }
+                    out.push_str(&format!("> {}\n< {}\n", e.command, e.response));
+                }
+            }
+            out.push_str(&format!(
+                "dry run: {replayed} read-only exchanges replayed; stopped before {why}; nothing that changes the card was sent\n"
+            ));
+            (out, 0)
+        }
+    }
 }

@@ -28,7 +28,7 @@ fn scratch(name: &str) -> PathBuf {
 
 fn code(r: Result<cms::Done, CmsError>) -> String {
     match r {
-        Err(CmsError::Refused(r)) => r.code().to_owned(),
+        Err(CmsError::Refused(r)) => r.code().to_string(),
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
@@ -133,7 +133,7 @@ fn revoke_only_by_the_issuing_cdrl_then_the_card_is_revocata_and_the_diagnostic_
     );
     match &r {
         Err(CmsError::Refused(x)) => {
-            assert_eq!(x.code(), "IssuedByOtherCdrl");
+            assert_eq!(x.code().as_str(), "IssuedByOtherCdrl");
             assert!(
                 x.to_string().contains("issued by CDRL-MILANO-02") && x.to_string().contains("Revoca carta"),
                 "{x}"

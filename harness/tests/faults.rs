@@ -14,7 +14,7 @@ use firmalab_harness::ca::serial_hex;
 use firmalab_harness::client::KeyRole;
 use firmalab_harness::fixtures::REFERENCE_DATE;
 use firmalab_harness::flows::renewal;
-use firmalab_harness::flows::{Outcome, pin, reset};
+use firmalab_harness::flows::{Outcome, Reason, StepStatus, pin, reset};
 use firmalab_harness::transport::fault::{Fault, Faulty};
 use rsa::Pkcs1v15Sign;
 use sha2::{Digest, Sha256};
@@ -161,8 +161,8 @@ fn reset_with_fault(fixture: &str, at: usize, fault: Fault) {
     // now has the default PIN: the flow says so (it never tries 12345 on its own), and the
     // user runs it again with --default-pin, whose success restores the counter.
     let mut again = run(&mut bench, "reset", REFERENCE_DATE, |r| reset::reset(r, PIN, &mut bo));
-    if let Outcome::Refused { code, message } = &again.outcome {
-        assert_eq!(code, "WrongPin", "{context}: {message}");
+    if let Outcome::Refused { reason, message } = &again.outcome {
+        assert_eq!(*reason, Reason::WrongPin, "{context}: {message}");
         assert!(message.contains("--default-pin") && message.contains("2 tries left"), "{context}: {message}");
         again = run(&mut bench, "reset", REFERENCE_DATE, |r| reset::reset(r, "12345", &mut bo));
     }
@@ -228,4 +228,24 @@ fn reset_and_unblock_survive_every_fault_at_every_apdu_on_both_profiles() {
             }
         }
     }
+}
+
+#[test]
+fn a_diagnostic_cut_short_by_the_card_says_what_failed_in_plain_words() {
+    let mut bench = Bench::new("cns-renewable.json");
+    let bo = firmalab_harness::backoffice::BackOffice::default();
+    let policy = firmalab_harness::flows::diagnostic::Policy::default();
+    let r = run_wrapped(
+        &mut bench,
+        "diagnostic",
+        REFERENCE_DATE,
+        |t| Box::new(Faulty::new(t, 3, Fault::Drop)),
+        |r| firmalab_harness::flows::diagnostic::run(r, &bo, &policy, None),
+    )
+    .unwrap();
+    let Outcome::Failed { message } = &r.outcome else { panic!("{:?}", r.outcome) };
+    assert!(message.starts_with("card removed or reset: "), "{message}");
+    let step = &r.steps[0];
+    assert_eq!((step.name.as_str(), step.status), ("Diagnostic", StepStatus::Failed));
+    assert_eq!(&step.detail, message, "the step shows the message, not a debug dump");
 }

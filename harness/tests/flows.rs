@@ -125,7 +125,7 @@ fn pin_change_checks_before_touching_the_card_then_changes_every_pin_object() {
         let r = run(&mut bench, "pin-change", REFERENCE_DATE, |r| pin::change(r, "12345678", "123", "123"));
         assert_eq!(refused(&r), "BadLength");
         let r = run(&mut bench, "pin-change", REFERENCE_DATE, |r| pin::change(r, "11111111", "24682468", "24682468"));
-        assert_eq!(refused(&r), "WrongPIN");
+        assert_eq!(refused(&r), "WrongPin");
         let r = run(&mut bench, "pin-change", REFERENCE_DATE, |r| pin::change(r, "12345678", "24682468", "24682468"));
         assert_eq!(done(&r), "PinChanged", "{card}");
         let mut c = bench.client();

@@ -53,7 +53,7 @@ fn raw_secret_apdus_in_a_scenario_need_the_card_declared_virtual() {
         &base.replace("STEP", r#"{"step":"apdu","name":"verify","command":"00200090083132333435363738"}"#),
     )
     .unwrap();
-    let e = scenario::run_with(&s, card("cns-renewable.json"), Options::default()).unwrap_err();
+    let e = scenario::run_with(&s, card("cns-renewable.json"), Options::default()).unwrap_err().to_string();
     assert!(e.contains("raw APDU") && e.contains("--virtual-card"), "{e}");
     let ok = scenario::run_with(&s, card("cns-renewable.json"), Options { raw_secrets: true, ..Options::default() });
     assert!(ok.unwrap()[0].passed);
@@ -68,7 +68,7 @@ fn a_failing_step_stops_the_scenario_and_says_what_came_back() {
     assert!(!last.passed);
     assert_eq!(last.name, "read the serial");
     assert_eq!(last.detail, "< 363031303030303030303030303130359000");
-    let e = scenario::run(&s, card("oberthur-renewable.json")).unwrap_err();
+    let e = scenario::run(&s, card("oberthur-renewable.json")).unwrap_err().to_string();
     assert!(e.contains("for cns cards"), "{e}");
 }
 
@@ -76,12 +76,14 @@ fn a_failing_step_stops_the_scenario_and_says_what_came_back() {
 fn scenario_files_reject_unknown_fields_and_bad_apdus() {
     let base = r#"{"schema":"firmalab-scenario","version":1,"name":"x","steps":[STEP]}"#;
     let e = Scenario::parse(&base.replace("STEP", r#"{"step":"apdu","name":"a","command":"00A4","colour":"red"}"#))
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("unknown field `colour`"), "{e}");
-    let e = Scenario::parse(&base.replace("STEP", r#"{"step":"teleport","name":"a"}"#)).unwrap_err();
+    let e = Scenario::parse(&base.replace("STEP", r#"{"step":"teleport","name":"a"}"#)).unwrap_err().to_string();
     assert!(e.contains("unknown variant `teleport`"), "{e}");
-    let e =
-        Scenario::parse(&base.replace("STEP", r#"{"step":"apdu","name":"a","command":"00A4000003AA"}"#)).unwrap_err();
+    let e = Scenario::parse(&base.replace("STEP", r#"{"step":"apdu","name":"a","command":"00A4000003AA"}"#))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("not a well-formed APDU"), "{e}");
     assert!(Scenario::parse(&base.replace("STEP", r#"{"step":"apdu","name":"a","command":"00A4000C023F00"}"#)).is_ok());
 }

@@ -15,7 +15,7 @@ use firmalab_harness::backoffice::Store;
 use firmalab_harness::client::{self, ClientError, KeyRole, PinOutcome, SecretPolicy};
 use firmalab_harness::fixtures::{KeySource, REFERENCE_DATE, rsa_key};
 use firmalab_harness::flows::diagnostic::{self, Policy};
-use firmalab_harness::flows::{FlowReport, Outcome, Runner, pin, renewal, reset};
+use firmalab_harness::flows::{Finished, FlowReport, Outcome, Reason, Runner, pin, renewal, reset};
 use firmalab_harness::pki::{CertKind, Holder, Issue, rsa_spki};
 use firmalab_harness::transcript::Recorder;
 use firmalab_harness::transport::gate::{Gate, Mode};
@@ -99,8 +99,8 @@ fn reset_with_a_wrong_pin_on_a_blank_card_whose_pin_was_changed_costs_exactly_on
     }
     let mut bo = Store::in_memory();
     let r = run(&mut bench, "reset", REFERENCE_DATE, |r| reset::reset(r, WRONG, &mut bo));
-    let Outcome::Refused { code, message } = &r.outcome else { panic!("{:?}", r.outcome) };
-    assert_eq!(code, "WrongPin");
+    let Outcome::Refused { reason, message } = &r.outcome else { panic!("{:?}", r.outcome) };
+    assert_eq!(*reason, Reason::WrongPin);
     assert!(message.contains("2 tries left") && message.contains("--default-pin"), "{message}");
     assert_eq!(secret_commands(&r).len(), 1, "one VERIFY, no retry with 12345: {:?}", secret_commands(&r));
     let text = r.transcript.render();
@@ -215,7 +215,7 @@ fn a_pin_or_puk_the_card_refused_is_never_sent_again_in_the_same_run() {
             let c = r.client.as_mut();
             assert!(matches!(c.verify_pin(WRONG).unwrap(), PinOutcome::Wrong { tries_left: 2 }));
             let again = c.verify_pin(WRONG).unwrap_err();
-            assert!(matches!(&again, ClientError::Refused { code, .. } if code == "PinAlreadyRejected"), "{again}");
+            assert!(matches!(&again, ClientError::Refused { reason: Reason::PinAlreadyRejected, .. }), "{again}");
             let sign = c.sign_sha256(KeyRole::Signature, None, &[7; 32], WRONG).unwrap_err();
             assert!(matches!(sign, ClientError::Refused { .. }), "{sign}");
             assert!(matches!(c.change_pin(WRONG, "24682468").unwrap_err(), ClientError::Refused { .. }));
@@ -223,7 +223,7 @@ fn a_pin_or_puk_the_card_refused_is_never_sent_again_in_the_same_run() {
             assert!(matches!(c.change_puk("99999999", "11112222").unwrap_err(), ClientError::Refused { .. }));
             // A different value is a different attempt: the right PIN still goes out.
             assert_eq!(c.verify_pin(PIN).unwrap(), PinOutcome::Accepted);
-            r.finish("client", String::new(), Ok((String::new(), String::new())), serde_json::Value::Null)
+            r.finish("client", String::new(), Ok((Finished::PinChanged, String::new())), serde_json::Value::Null)
         });
         // One wrong PIN and one wrong PUK went out, once each; the right PIN refilled the PINs.
         let wrong_pin = secret_commands(&r).iter().filter(|c| c.contains("3131313131313131")).count();
@@ -595,12 +595,12 @@ fn the_client_guard_refuses_the_last_try_and_a_known_blocked_pin_without_sending
         let r = run(&mut bench, "client", REFERENCE_DATE, |mut r| {
             let c = r.client.as_mut();
             let e = c.verify_pin(WRONG).unwrap_err();
-            assert!(matches!(&e, ClientError::Refused { code, .. } if code == "LastTry"), "{fixture}: {e}");
+            assert!(matches!(&e, ClientError::Refused { reason: Reason::LastTry, .. }), "{fixture}: {e}");
             let e = c.sign_sha256(KeyRole::Signature, None, &[1; 32], PIN).unwrap_err();
-            assert!(matches!(&e, ClientError::Refused { code, .. } if code == "LastTry"), "{fixture}: {e}");
+            assert!(matches!(&e, ClientError::Refused { reason: Reason::LastTry, .. }), "{fixture}: {e}");
             c.set_policy(SecretPolicy { allow_last_try: true, ..SecretPolicy::default() });
             assert_eq!(c.verify_pin(PIN).unwrap(), PinOutcome::Accepted);
-            r.finish("client", String::new(), Ok((String::new(), String::new())), serde_json::Value::Null)
+            r.finish("client", String::new(), Ok((Finished::PinChanged, String::new())), serde_json::Value::Null)
         });
         assert_eq!(secret_commands(&r).len(), if fixture.starts_with("cns") { 2 } else { 1 }, "{fixture}");
         assert_eq!(tries(&bench, reference), 3);
@@ -608,7 +608,7 @@ fn the_client_guard_refuses_the_last_try_and_a_known_blocked_pin_without_sending
         set_tries(&mut bench, reference, 0);
         let r = run(&mut bench, "client", REFERENCE_DATE, |mut r| {
             assert_eq!(r.client.verify_pin(PIN).unwrap(), PinOutcome::Blocked);
-            r.finish("client", String::new(), Ok((String::new(), String::new())), serde_json::Value::Null)
+            r.finish("client", String::new(), Ok((Finished::PinChanged, String::new())), serde_json::Value::Null)
         });
         assert!(secret_commands(&r).is_empty(), "{fixture}: a blocked PIN is not tried");
     }

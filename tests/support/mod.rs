@@ -52,7 +52,7 @@ pub fn stack(test: &str) -> Option<(&'static PrivateStack, MutexGuard<'static, (
     let turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
     let s = STACK.get_or_init(|| match missing_tool() {
         Some(why) => Err(why),
-        None => PrivateStack::start(),
+        None => PrivateStack::start().map_err(|e| e.to_string()),
     });
     match s {
         Ok(s) => Some((s, turn)),

@@ -15,6 +15,7 @@
 //! purpose) keeps the bookkeeping and the status queries but not the refusals.
 
 use super::{ClientError, Counter, Result};
+use crate::Reason;
 use crate::transport::{Response, Transport};
 use crate::wire::Sw;
 use sha2::{Digest, Sha256};
@@ -157,11 +158,10 @@ impl Guard {
             && self.rejected.contains(&fingerprint(obj.kind, v))
         {
             return Err(ClientError::Refused {
-                code: match obj.kind {
-                    SecretKind::Pin => "PinAlreadyRejected",
-                    SecretKind::Puk => "PukAlreadyRejected",
-                }
-                .into(),
+                reason: match obj.kind {
+                    SecretKind::Pin => Reason::PinAlreadyRejected,
+                    SecretKind::Puk => Reason::PukAlreadyRejected,
+                },
                 message: format!("the card refused this {} earlier in this run: it is not sent again", obj.kind.name()),
             });
         }
@@ -171,7 +171,7 @@ impl Guard {
         match self.get(obj.reference).cloned().unwrap_or(Tries::Unknown) {
             Tries::Blocked if !lenient => Ok(Some(Sw::AuthBlocked)),
             Tries::Left(1) if !lenient && !self.policy.allow_last_try => Err(ClientError::Refused {
-                code: "LastTry".into(),
+                reason: Reason::LastTry,
                 message: format!(
                     "{} has 1 try left: a wrong {} would block it, so it was not sent (--allow-last-try sends it)",
                     obj.label,

@@ -12,10 +12,13 @@ pub mod oberthur;
 
 pub use guard::{SecretKind, SecretObject, SecretPolicy};
 
+use crate::Reason;
 use crate::transport::{Response, Transport, TransportError};
 use crate::wire::{CardModel, Profile, Sw, hex};
+use iso7816::command::CommandBuilder;
+use iso7816::command::class::Class;
+use iso7816::tlv::{Tag, get_data_object, take_data_object};
 use rsa::RsaPublicKey;
-use std::fmt;
 
 /// The default PIN of a blank card: after a failed issuance, and what PKI Manager's reset
 /// sets (spec/domain.md §1.3, §4).
@@ -92,41 +95,20 @@ pub struct StagedKey {
 }
 
 /// A client failure.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClientError {
-    Transport(TransportError),
+    #[error(transparent)]
+    Transport(#[from] TransportError),
     /// The card answered a status word the step cannot continue with.
-    Card {
-        what: String,
-        sw: Sw,
-    },
+    #[error("{what}: card answered {sw} ({})", sw.meaning())]
+    Card { what: String, sw: Sw },
     /// The card's content is not what the profile expects.
+    #[error("{0}")]
     Content(String),
     /// The harness would not send it: a secret at its last try or already rejected in this
     /// run (the [`guard`]).
-    Refused {
-        code: String,
-        message: String,
-    },
-}
-
-impl fmt::Display for ClientError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ClientError::Transport(e) => e.fmt(f),
-            ClientError::Card { what, sw } => write!(f, "{what}: card answered {sw} ({})", sw.meaning()),
-            ClientError::Content(s) => f.write_str(s),
-            ClientError::Refused { code, message } => write!(f, "{code}: {message}"),
-        }
-    }
-}
-
-impl std::error::Error for ClientError {}
-
-impl From<TransportError> for ClientError {
-    fn from(e: TransportError) -> Self {
-        ClientError::Transport(e)
-    }
+    #[error("{reason}: {message}")]
+    Refused { reason: Reason, message: String },
 }
 
 pub type Result<T> = std::result::Result<T, ClientError>;
@@ -212,8 +194,29 @@ pub(crate) fn atomic<R>(t: &mut dyn Transport, f: impl FnOnce(&mut dyn Transport
     crate::transport::atomically(t, f)?
 }
 
-/// Sends a command (chained in 255-byte blocks when longer, all blocks in one exclusive
-/// transaction) and follows 61xx / 6Cxx.
+/// Room each short APDU of a chain is cut to fit: the header, the widest length fields
+/// `iso7816`'s builder sizes a split with, and the 255 data bytes a short Lc carries. Every
+/// block but the last thus carries exactly 255 bytes, as OpenSC chains.
+const CHAIN_ROOM: usize = 4 + 3 + 255 + 3;
+
+/// A command as the short APDUs that carry it, built with `iso7816`'s [`CommandBuilder`]:
+/// one APDU when the data fits 255 bytes, else a chain (`CLA | 10` on every block but the
+/// last, which carries `le`). `le`: expected length (256 is written `00`); `None`: no Le.
+pub(crate) fn command_apdus(cla: u8, ins: u8, p1: u8, p2: u8, data: &[u8], le: Option<u16>) -> Result<Vec<Vec<u8>>> {
+    let class =
+        Class::try_from(cla).map_err(|_| ClientError::Content(format!("{cla:02X} is not an ISO 7816 class byte")))?;
+    if u16::try_from(data.len()).is_err() {
+        return Err(ClientError::Content(format!("command data of {} bytes: more than a chain carries", data.len())));
+    }
+    let le = le.map_or(0, |n| n.min(256));
+    Ok(CommandBuilder::new_non_extended(class, ins.into(), p1, p2, data, le, Some(CHAIN_ROOM))
+        .map(CommandBuilder::serialize_to_vec)
+        .collect())
+}
+
+/// Sends a command (chained when its data is longer than 255 bytes, all blocks in one
+/// exclusive transaction, stopping at the first block the card refuses) and follows
+/// 61xx / 6Cxx.
 pub(crate) fn send(
     t: &mut dyn Transport,
     cla: u8,
@@ -223,35 +226,22 @@ pub(crate) fn send(
     data: &[u8],
     le: Option<u16>,
 ) -> Result<Response> {
-    if data.len() <= 255 {
-        return Ok(t.exchange(&build(cla, ins, p1, p2, data, le))?);
+    let apdus = command_apdus(cla, ins, p1, p2, data, le)?;
+    let Some((last, blocks)) = apdus.split_last() else {
+        return Err(ClientError::Content("empty chain".into()));
+    };
+    if blocks.is_empty() {
+        return Ok(t.exchange(last)?);
     }
     atomic(t, |t| {
-        let mut chunks = data.chunks(255).peekable();
-        while let Some(chunk) = chunks.next() {
-            if chunks.peek().is_some() {
-                let r = t.exchange(&build(cla | 0x10, ins, p1, p2, chunk, None))?;
-                if !r.ok() {
-                    return Ok(r);
-                }
-            } else {
-                return Ok(t.exchange(&build(cla, ins, p1, p2, chunk, le))?);
+        for block in blocks {
+            let r = t.exchange(block)?;
+            if !r.ok() {
+                return Ok(r);
             }
         }
-        Err(ClientError::Content("empty chain".into()))
+        Ok(t.exchange(last)?)
     })
-}
-
-fn build(cla: u8, ins: u8, p1: u8, p2: u8, data: &[u8], le: Option<u16>) -> Vec<u8> {
-    let mut v = vec![cla, ins, p1, p2];
-    if !data.is_empty() {
-        v.push(data.len() as u8);
-        v.extend_from_slice(data);
-    }
-    if let Some(le) = le {
-        v.push(if le >= 256 { 0 } else { le as u8 });
-    }
-    v
 }
 
 /// `Ok` or a [`ClientError::Card`] naming the step.
@@ -316,38 +306,12 @@ pub(crate) fn rsa_public(modulus: &[u8], exponent: &[u8]) -> Result<RsaPublicKey
     RsaPublicKey::new(n, e).map_err(|e| ClientError::Content(format!("bad public key from the card: {e}")))
 }
 
-/// Parses an ISO 7816-8 public-key template `7F49 { 81 n 82 e }`.
+/// Parses an ISO 7816-8 public-key template `7F49 { 81 n 82 e }` (BER-TLV, `iso7816::tlv`).
 pub(crate) fn parse_public_template(data: &[u8]) -> Result<RsaPublicKey> {
     let bad =
         || ClientError::Content(format!("not a public-key template: {}", hex::encode(data.get(..16).unwrap_or(data))));
-    let body = match data {
-        [0x7F, 0x49, rest @ ..] => ber_value(rest).ok_or_else(bad)?.0,
-        _ => return Err(bad()),
-    };
-    let (mut n, mut e) = (None, None);
-    let mut rest = body;
-    while let [tag, more @ ..] = rest {
-        let (value, after) = ber_value(more).ok_or_else(bad)?;
-        match tag {
-            0x81 => n = Some(value),
-            0x82 => e = Some(value),
-            _ => {}
-        }
-        rest = after;
-    }
-    rsa_public(n.ok_or_else(bad)?, e.ok_or_else(bad)?)
-}
-
-/// A BER length and value; returns (value, rest).
-fn ber_value(b: &[u8]) -> Option<(&[u8], &[u8])> {
-    let (len, skip) = match *b.first()? {
-        n @ 0..=0x7F => (usize::from(n), 1),
-        0x81 => (usize::from(*b.get(1)?), 2),
-        0x82 => (usize::from(u16::from_be_bytes([*b.get(1)?, *b.get(2)?])), 3),
-        _ => return None,
-    };
-    let value = b.get(skip..skip + len)?;
-    Some((value, b.get(skip + len..)?))
+    let field = |tag: u8| get_data_object(&[Tag::from_u16(0x7F49), Tag::from_u8(tag)], data).ok_or_else(bad);
+    rsa_public(field(0x81)?, field(0x82)?)
 }
 
 /// Reads a whole transparent EF with READ BINARY in chunks of `chunk` bytes.
@@ -366,17 +330,65 @@ pub(crate) fn read_all(t: &mut dyn Transport, size: usize, chunk: usize, what: &
     Ok(out)
 }
 
+/// The data objects inside an FCP or FCI template (`62`/`6F`, BER-TLV), in order.
+pub(crate) fn fcp_fields(fcp: &[u8]) -> impl Iterator<Item = (Tag, &[u8])> {
+    let mut rest = take_data_object(fcp).map_or(&[][..], |(_, inner, _)| inner);
+    std::iter::from_fn(move || {
+        let (tag, value, after) = take_data_object(rest)?;
+        rest = after;
+        Some((tag, value))
+    })
+}
+
 /// The size in an FCP: tag 80 (or 81), 2 bytes.
 pub(crate) fn fcp_size(fcp: &[u8]) -> Option<usize> {
-    let inner = fcp.get(2..)?;
-    let mut rest = inner;
-    while let [tag, len, more @ ..] = rest {
-        let len = usize::from(*len);
-        let v = more.get(..len)?;
-        if matches!(tag, 0x80 | 0x81) && len == 2 {
-            return Some(usize::from(u16::from_be_bytes([v[0], v[1]])));
-        }
-        rest = more.get(len..)?;
+    fcp_fields(fcp).find_map(|(tag, value)| {
+        let size = <[u8; 2]>::try_from(value).ok()?;
+        (tag == Tag::from_u8(0x80) || tag == Tag::from_u8(0x81)).then(|| usize::from(u16::from_be_bytes(size)))
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::wire::hex::{decode, encode};
+
+    #[test]
+    fn short_commands_are_one_apdu_and_long_ones_chain_in_255_byte_blocks() {
+        let one = |cla, ins, p1, p2, data: &[u8], le| command_apdus(cla, ins, p1, p2, data, le).unwrap();
+        assert_eq!(one(0x00, 0xA4, 0x08, 0x0C, &[0x10, 0x00], None), [decode("00A4080C021000").unwrap()]);
+        assert_eq!(one(0x00, 0xB0, 0x01, 0x00, &[], Some(256)), [decode("00B0010000").unwrap()]);
+        assert_eq!(one(0x80, 0xCA, 0x9F, 0x7F, &[], Some(0x2D)), [decode("80CA9F7F2D").unwrap()]);
+        assert_eq!(one(0xB0, 0xF5, 0x00, 0x00, &[], None), [decode("B0F50000").unwrap()]);
+        // The CNS signature block: 256 bytes, Le 256.
+        let block = [0x5A; 256];
+        let chain = one(0x00, 0x2A, 0x9E, 0x9A, &block, Some(256));
+        assert_eq!(chain.len(), 2);
+        assert_eq!(encode(&chain[0][..5]), "102A9E9AFF");
+        assert_eq!(chain[0].len(), 5 + 255, "no Le on a block that is not the last");
+        assert_eq!(encode(&chain[1]), "002A9E9A015A00");
+        // 600 bytes without Le: 255 + 255 + 90.
+        let chain = one(0x00, 0x46, 0x81, 0x10, &[1; 600], None);
+        assert_eq!(
+            chain.iter().map(|c| (c[0], c[4], c.len())).collect::<Vec<_>>(),
+            [(0x10, 0xFF, 260), (0x10, 0xFF, 260), (0x00, 90, 95)]
+        );
+        assert!(command_apdus(0xFF, 0xA4, 0, 0, &[], None).is_err(), "FF is not a class");
     }
-    None
+
+    #[test]
+    fn fcp_sizes_and_public_key_templates_are_read_as_ber_tlv() {
+        assert_eq!(fcp_size(&decode("620C 8202 0101 8302 1003 8002 0010").unwrap()), Some(16));
+        assert_eq!(fcp_size(&decode("62 0A 81 02 0200 82 01 01 83 01 01").unwrap()), Some(512));
+        assert_eq!(fcp_size(&decode("6204 82020138").unwrap()), None, "a DF has no size");
+        assert_eq!(fcp_size(&decode("620A 8002 00").unwrap()), None, "truncated");
+        let n = [0xC3u8; 128];
+        let mut t = decode("7F49 8188 818180").unwrap();
+        t.extend(n);
+        t.extend(decode("8203 010001").unwrap());
+        let key = parse_public_template(&t).unwrap();
+        assert_eq!(rsa::traits::PublicKeyParts::n(&key).to_be_bytes_trimmed_vartime().as_ref(), &n);
+        assert!(parse_public_template(&decode("7F49 03 820101").unwrap()).is_err(), "no modulus");
+    }
 }

@@ -7,10 +7,11 @@
 use super::guard::{Guard, SecretKind, SecretObject, SecretPolicy, send_secret};
 use super::{
     CardCert, CardClient, ClientError, Counter, Holder, KeyRole, PinOutcome, Result, StagedKey, atomic, digest_info,
-    expect_ok, fcp_size, padded, pin_outcome, read_all, role_of, rsa_public, send,
+    expect_ok, fcp_fields, fcp_size, padded, pin_outcome, read_all, role_of, rsa_public, send,
 };
 use crate::transport::Transport;
 use crate::wire::{CardModel, Profile, Sw};
+use iso7816::tlv::Tag;
 use rsa::traits::PublicKeyParts;
 
 /// The GlobalPlatform card manager (Open Platform 2.0.1 AID), selected first by the driver.
@@ -440,8 +441,11 @@ impl CardClient for Oberthur {
     fn free_memory(&mut self) -> Result<Option<u32>> {
         self.atomic(|s| {
             let fcp = s.select_ok(&[], "MF")?;
-            // Tag 85 of a DF FCP: free space in KiB (§2.3, informative).
-            let kib = fcp.windows(3).find(|w| w[0] == 0x85 && w[1] == 0x01).map(|w| u32::from(w[2]));
+            // Tag 85 of a DF FCP: free space in KiB, one byte (§2.3, informative).
+            let kib = fcp_fields(&fcp).find_map(|(tag, v)| match v {
+                [kib] if tag == Tag::from_u8(0x85) => Some(u32::from(*kib)),
+                _ => None,
+            });
             Ok(kib.map(|k| k * 1024))
         })
     }

@@ -13,28 +13,8 @@ use rsa::traits::PublicKeyParts;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-/// Why a check failed (spec/domain.md §6.3 item 1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub enum Reason {
-    UnknownCard,
-    ObsoleteCard,
-    SerialUnreadable,
-    NotOperational,
-    CertificateMissing,
-    PinBlocked,
-    PukBlocked,
-    WrongPin,
-    CertKeyMismatch,
-    NotInRenewalWindow,
-    CertExpired,
-    CertRevoked,
-    WrongIssuer,
-    AlreadyRenewed,
-    DeviceTooOld,
-    InsufficientMemory,
-    NotInBackOffice,
-    IssuedByOtherCdrl,
-}
+/// Why a check failed (spec/domain.md §6.3 item 1): the flows' [`Reason`] codes.
+pub use super::Reason;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -302,8 +282,8 @@ pub fn diagnose(
         Some(cert) => {
             let (_, until) = cert_dates(cert);
             let opens = until.add_months(-policy.window_months);
-            let status =
-                crate::revocation::status_for_diagnostic(cert, bo, policy.ocsp.as_deref()).map_err(Stop::Failed)?;
+            let status = crate::revocation::status_for_diagnostic(cert, bo, policy.ocsp.as_deref())
+                .map_err(|e| Stop::Failed(e.to_string()))?;
             checks.add(
                 7,
                 "renewal window",
@@ -382,7 +362,11 @@ pub fn diagnose(
     Ok(Diagnosis { serial, checks })
 }
 
-/// The `diagnostic` flow: one step per check.
+/// The `diagnostic` flow: a `Diagnostic` step, then one step per check (pass, fail with its
+/// [`Reason`], or skip with why). `bo`: the back office checks 8 and 10 read; `pin`: for the
+/// test signature of check 6 (never sent when its object is at its last try, unless the
+/// policy allows it). Done: [`super::Finished::Renewable`]; refused with the first failing
+/// check's reason. The checks are in the report's `details` as JSON.
 pub fn run(mut r: Runner<'_>, bo: &BackOffice, policy: &Policy, pin: Option<&str>) -> FlowReport {
     if let Some(p) = pin {
         r.secret("pin", p);
@@ -408,7 +392,7 @@ pub fn run(mut r: Runner<'_>, bo: &BackOffice, policy: &Policy, pin: Option<&str
                     status,
                     detail: match (c.status, c.reason) {
                         (CheckStatus::Skip, _) => format!("skipped: {}", c.detail),
-                        (_, Some(reason)) => format!("{reason:?}: {}", c.detail),
+                        (_, Some(reason)) => format!("{reason}: {}", c.detail),
                         _ => c.detail.clone(),
                     },
                     millis: 0,
@@ -419,16 +403,13 @@ pub fn run(mut r: Runner<'_>, bo: &BackOffice, policy: &Policy, pin: Option<&str
             let card = d.serial.clone().unwrap_or_default();
             let details = serde_json::to_value(&d).unwrap_or_default();
             let result = match failed {
-                None => Ok(("Renewable".to_owned(), "every check passed: the card can be renewed".to_owned())),
-                Some(c) => Err(super::refuse(&format!("{:?}", c.reason.unwrap_or(Reason::UnknownCard)), c.detail)),
+                None => Ok((super::Finished::Renewable, "every check passed: the card can be renewed".to_owned())),
+                Some(c) => Err(super::refuse(c.reason.unwrap_or(Reason::UnknownCard), c.detail)),
             };
             r.finish("diagnostic", card, result, details)
         }
         Err(stop) => {
-            match &stop {
-                Stop::DryRun(what) => r.end(StepStatus::Skipped, format!("dry run: stopped before {what}")),
-                other => r.end(StepStatus::Failed, format!("{other:?}")),
-            }
+            r.end(stop.step_status(), stop.to_string());
             r.finish("diagnostic", String::new(), Err(stop), serde_json::Value::Null)
         }
     }

@@ -9,6 +9,8 @@ pub mod pin;
 pub mod renewal;
 pub mod reset;
 
+pub use crate::reason::Reason;
+
 use crate::client::{self, CardClient, ClientError, Counter, SecretKind, SecretPolicy};
 use crate::dates::Date;
 use crate::transcript::{Recorder, Recording, Transcript};
@@ -40,16 +42,33 @@ pub struct StepRecord {
     pub millis: u64,
 }
 
+crate::reason::codes! {
+    /// Where a flow that ran to its end left the card.
+    pub enum Finished {
+        /// The diagnostic: every check passed.
+        Renewable,
+        PinChanged,
+        PinUnblocked,
+        PukChanged,
+        /// The card is blank with the default PIN.
+        Reset,
+        /// The renewal installed the new certificates; the CDRL authorises after payment.
+        AwaitingCdrlAuthorization,
+    }
+}
+
 /// How a flow ended. Exit codes: `Done` 0, `Refused` 1, `Failed` 3 (2 is bad usage).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
     Done {
-        state: String,
+        state: Finished,
         message: String,
     },
     Refused {
-        code: String,
+        /// The reason code (JSON `"code"`).
+        #[serde(rename = "code")]
+        reason: Reason,
         message: String,
     },
     Failed {
@@ -86,32 +105,52 @@ pub struct FlowReport {
 }
 
 /// Why a step stopped the flow.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Stop {
-    Refused {
-        code: String,
-        message: String,
-    },
+    /// A rule of the flow (or the card) said no.
+    #[error("{reason}: {message}")]
+    Refused { reason: Reason, message: String },
+    /// The card, the transport or a file failed: the message says what.
+    #[error("{0}")]
     Failed(String),
     /// The dry run reached a command that would change the card.
+    #[error("dry run: stopped before {0}")]
     DryRun(String),
+}
+
+impl Stop {
+    /// The status of the step it stopped (its detail line is the `Display` form).
+    pub fn step_status(&self) -> StepStatus {
+        match self {
+            Stop::Refused { .. } => StepStatus::Refused,
+            Stop::Failed(_) => StepStatus::Failed,
+            Stop::DryRun(_) => StepStatus::Skipped,
+        }
+    }
+}
+
+impl From<crate::backoffice::StoreError> for Stop {
+    fn from(e: crate::backoffice::StoreError) -> Self {
+        Stop::Failed(e.to_string())
+    }
 }
 
 impl From<ClientError> for Stop {
     fn from(e: ClientError) -> Self {
         match e {
-            ClientError::Refused { code, message } => Stop::Refused { code, message },
+            ClientError::Refused { reason, message } => Stop::Refused { reason, message },
             ClientError::Transport(TransportError::DryRun(what)) => Stop::DryRun(what),
             ClientError::Transport(TransportError::NotConfirmed(what)) => {
-                Stop::Refused { code: "NotConfirmed".into(), message: what }
+                Stop::Refused { reason: Reason::NotConfirmed, message: what }
             }
             e => Stop::Failed(e.to_string()),
         }
     }
 }
 
-pub fn refuse(code: &str, message: impl Into<String>) -> Stop {
-    Stop::Refused { code: code.into(), message: message.into() }
+/// A refusal for `reason`, with the message the user reads.
+pub fn refuse(reason: impl Into<Reason>, message: impl Into<String>) -> Stop {
+    Stop::Refused { reason: reason.into(), message: message.into() }
 }
 
 /// What a reporter sees: a step starting (long ones take seconds on a real card), a step done.
@@ -125,7 +164,9 @@ pub enum Event<'a> {
 /// says what it does); `Err` says why not.
 pub type Confirmer<'r> = Box<dyn FnMut(&str, &str) -> Result<(), String> + 'r>;
 
-/// Runs a flow's steps on one card.
+/// Runs a flow's steps on one card: the card client over a recording transport, the clock,
+/// and the reporter that sees each step. Get one from [`crate::open::OpenCard::runner`] (a
+/// card named by the user, behind its gate) or [`Runner::open`] on any transport.
 pub struct Runner<'r> {
     pub client: Box<dyn CardClient>,
     pub recording: Rc<RefCell<Recording>>,
@@ -146,11 +187,11 @@ impl<'r> Runner<'r> {
         flow: &str,
         now: Date,
         reporter: &'r mut dyn FnMut(Event<'_>),
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ClientError> {
         let profile = crate::wire::atr::recognise(&transport.atr()).profile.map_or("unknown", |p| p.name());
         let recorder = Recorder::new(transport, flow, profile);
         let recording = recorder.recording.clone();
-        let client = client::open(Box::new(recorder)).map_err(|e| e.to_string())?;
+        let client = client::open(Box::new(recorder))?;
         Ok(Runner { client, recording, now, steps: vec![], reporter, started: None, dry_run: false, confirm: None })
     }
 
@@ -192,7 +233,7 @@ impl<'r> Runner<'r> {
             }
             Err(why) => {
                 self.end(StepStatus::Refused, format!("NotConfirmed: {why}"));
-                Err(refuse("NotConfirmed", why))
+                Err(refuse(Reason::NotConfirmed, why))
             }
         }
     }
@@ -235,12 +276,7 @@ impl<'r> Runner<'r> {
                 Ok(v)
             }
             Err(stop) => {
-                let (status, detail) = match &stop {
-                    Stop::Refused { code, message } => (StepStatus::Refused, format!("{code}: {message}")),
-                    Stop::Failed(m) => (StepStatus::Failed, m.clone()),
-                    Stop::DryRun(m) => (StepStatus::Skipped, format!("dry run: stopped before {m}")),
-                };
-                self.end(status, detail);
+                self.end(stop.step_status(), stop.to_string());
                 Err(stop)
             }
         }
@@ -251,12 +287,12 @@ impl<'r> Runner<'r> {
         self,
         flow: &str,
         card: String,
-        result: Result<(String, String), Stop>,
+        result: Result<(Finished, String), Stop>,
         details: serde_json::Value,
     ) -> FlowReport {
         let outcome = match result {
             Ok((state, message)) => Outcome::Done { state, message },
-            Err(Stop::Refused { code, message }) => Outcome::Refused { code, message },
+            Err(Stop::Refused { reason, message }) => Outcome::Refused { reason, message },
             Err(Stop::Failed(message)) => Outcome::Failed { message },
             Err(Stop::DryRun(what)) => {
                 Outcome::DryRun { message: format!("stopped before {what}; nothing that changes the card was sent") }
@@ -301,16 +337,16 @@ pub fn tries_step(r: &mut Runner<'_>, kind: SecretKind) -> Result<Vec<Counter>, 
         if !policy.virtual_card {
             if counters.iter().any(|k| k.blocked) {
                 return Err(match kind {
-                    SecretKind::Pin => refuse("PinBlocked", format!("the PIN is blocked ({shown}): unblock it with the PUK")),
+                    SecretKind::Pin => refuse(Reason::PinBlocked, format!("the PIN is blocked ({shown}): unblock it with the PUK")),
                     SecretKind::Puk => refuse(
-                        "PukBlocked",
+                        Reason::PukBlocked,
                         format!("the PUK is blocked ({shown}): the card cannot be unblocked; revoke the certificates and buy a new card"),
                     ),
                 });
             }
             if !policy.allow_last_try && let Some(k) = counters.iter().find(|k| k.tries_left == Some(1)) {
                 return Err(refuse(
-                    "LastTry",
+                    Reason::LastTry,
                     format!(
                         "{} has 1 try left: a wrong {what} would block it, so nothing was sent (--allow-last-try if you are sure of the {what})",
                         k.label
@@ -326,13 +362,13 @@ pub fn tries_step(r: &mut Runner<'_>, kind: SecretKind) -> Result<Vec<Counter>, 
 /// Client-side checks of a new PIN or PUK (Aruba: digits only; length per card).
 pub fn check_new_secret(what: &str, new: &str, repeat: &str, min: usize, max: usize) -> Result<(), Stop> {
     if new != repeat {
-        return Err(refuse("Mismatch", format!("the new {what} and its repetition differ")));
+        return Err(refuse(Reason::Mismatch, format!("the new {what} and its repetition differ")));
     }
     if !new.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(refuse("NotDigits", format!("the new {what} must be digits only")));
+        return Err(refuse(Reason::NotDigits, format!("the new {what} must be digits only")));
     }
     if !(min..=max).contains(&new.len()) {
-        return Err(refuse("BadLength", format!("the new {what} must have {min} to {max} digits")));
+        return Err(refuse(Reason::BadLength, format!("the new {what} must have {min} to {max} digits")));
     }
     Ok(())
 }

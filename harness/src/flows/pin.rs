@@ -2,19 +2,20 @@
 //! items 2-4). New values are checked before the card is touched; the tries left are shown
 //! (and the last one protected) before a PIN or PUK is sent.
 
-use super::{FlowReport, Runner, Stop, check_new_secret, refuse, tries_step};
+use super::{Finished, FlowReport, Reason, Runner, Stop, check_new_secret, refuse, tries_step};
 use crate::client::{PinOutcome, SecretKind};
 
-fn wrong(what: &str, o: PinOutcome) -> Result<(), Stop> {
+fn wrong(kind: SecretKind, o: PinOutcome) -> Result<(), Stop> {
+    let what = kind.name();
+    let (wrong, blocked) = match kind {
+        SecretKind::Pin => (Reason::WrongPin, Reason::PinBlocked),
+        SecretKind::Puk => (Reason::WrongPuk, Reason::PukBlocked),
+    };
     match o {
         PinOutcome::Accepted => Ok(()),
-        PinOutcome::Wrong { tries_left: 0 } => {
-            Err(refuse(&format!("{what}Blocked"), format!("wrong {what}: now blocked")))
-        }
-        PinOutcome::Wrong { tries_left } => {
-            Err(refuse(&format!("Wrong{what}"), format!("wrong {what}, {tries_left} tries left")))
-        }
-        PinOutcome::Blocked => Err(refuse(&format!("{what}Blocked"), format!("the {what} is blocked"))),
+        PinOutcome::Wrong { tries_left: 0 } => Err(refuse(blocked, format!("wrong {what}: now blocked"))),
+        PinOutcome::Wrong { tries_left } => Err(refuse(wrong, format!("wrong {what}, {tries_left} tries left"))),
+        PinOutcome::Blocked => Err(refuse(blocked, format!("the {what} is blocked"))),
     }
 }
 
@@ -33,7 +34,10 @@ fn new_pin_step(r: &mut Runner<'_>, new: &str, repeat: &str) -> Result<(), Stop>
     })
 }
 
-/// PIN change: current, new, repeat.
+/// PIN change (Aruba Sign → Cambio PIN): `current`, `new` and its `repeat`, checked against
+/// the card's PIN rule before the card is touched (`Mismatch`, `NotDigits`, `BadLength`);
+/// the tries shown (`PinStatus`), then every user PIN object changed. Done:
+/// [`Finished::PinChanged`]; refusals also `WrongPin`, `PinBlocked`, `LastTry`.
 pub fn change(mut r: Runner<'_>, current: &str, new: &str, repeat: &str) -> FlowReport {
     r.secret("pin", current);
     r.secret("new_pin", new);
@@ -43,15 +47,18 @@ pub fn change(mut r: Runner<'_>, current: &str, new: &str, repeat: &str) -> Flow
         new_pin_step(&mut r, new, repeat)?;
         tries_step(&mut r, SecretKind::Pin)?;
         r.step("PinChanged", |c, _| {
-            wrong("PIN", c.change_pin(current, new)?)?;
+            wrong(SecretKind::Pin, c.change_pin(current, new)?)?;
             Ok(((), "PIN changed".into()))
         })?;
-        Ok(("PinChanged".into(), "the PIN was changed".into()))
+        Ok((Finished::PinChanged, "the PIN was changed".into()))
     })();
     r.finish("pin-change", card, result, serde_json::Value::Null)
 }
 
-/// PIN unblock with the PUK: a blocked PUK ends in "revoke and buy a new card".
+/// PIN unblock with the PUK (Sblocco PIN): the new PIN checked, the PUK's tries shown, then the
+/// PIN reset to `new` (Oberthur through the AWP PUK file). Done: [`Finished::PinUnblocked`];
+/// refusals `WrongPuk`, `PukBlocked` (revoke the certificates, buy a new card), `LastTry` and
+/// the new-PIN checks.
 pub fn unblock(mut r: Runner<'_>, puk: &str, new: &str, repeat: &str) -> FlowReport {
     r.secret("puk", puk);
     r.secret("new_pin", new);
@@ -63,17 +70,21 @@ pub fn unblock(mut r: Runner<'_>, puk: &str, new: &str, repeat: &str) -> FlowRep
         r.step("PinUnblocked", |c, _| match c.unblock_pin(puk, new)? {
             PinOutcome::Accepted => Ok(((), "PIN unblocked and set".into())),
             PinOutcome::Wrong { tries_left: 0 } | PinOutcome::Blocked => Err(refuse(
-                "PukBlocked",
+                Reason::PukBlocked,
                 "wrong PUK: the PUK is now blocked; revoke the certificates and buy a new card",
             )),
-            PinOutcome::Wrong { tries_left } => Err(refuse("WrongPuk", format!("wrong PUK, {tries_left} tries left"))),
+            PinOutcome::Wrong { tries_left } => {
+                Err(refuse(Reason::WrongPuk, format!("wrong PUK, {tries_left} tries left")))
+            }
         })?;
-        Ok(("PinUnblocked".into(), "the PIN was unblocked".into()))
+        Ok((Finished::PinUnblocked, "the PIN was unblocked".into()))
     })();
     r.finish("pin-unblock", card, result, serde_json::Value::Null)
 }
 
-/// PUK change: current, new (at least 8 digits, Aruba), repeat.
+/// PUK change (Cambio PUK): `current`, `new` (digits, at least 8, Aruba) and its `repeat`.
+/// Done: [`Finished::PukChanged`]; refusals `WrongPuk`, `PukBlocked`, `LastTry` and the
+/// new-PUK checks.
 pub fn change_puk(mut r: Runner<'_>, current: &str, new: &str, repeat: &str) -> FlowReport {
     r.secret("puk", current);
     r.secret("new_puk", new);
@@ -86,10 +97,10 @@ pub fn change_puk(mut r: Runner<'_>, current: &str, new: &str, repeat: &str) -> 
         })?;
         tries_step(&mut r, SecretKind::Puk)?;
         r.step("PukChanged", |c, _| {
-            wrong("PUK", c.change_puk(current, new)?)?;
+            wrong(SecretKind::Puk, c.change_puk(current, new)?)?;
             Ok(((), "PUK changed".into()))
         })?;
-        Ok(("PukChanged".into(), "the PUK was changed".into()))
+        Ok((Finished::PukChanged, "the PUK was changed".into()))
     })();
     r.finish("puk-change", card, result, serde_json::Value::Null)
 }

@@ -11,14 +11,14 @@
 //! certificates stay `suspended` in the registry until the CDRL authorises.
 
 use super::diagnostic::{Policy, diagnose};
-use super::{FlowReport, Runner, Stop, refuse, tries_step};
+use super::{Finished, FlowReport, Reason, Runner, Stop, refuse, tries_step};
 use crate::backoffice::{
     CertRecord, CertStatus, ContactKind, EventKind, NewPractice, OrderStatus, PracticeKind, PracticeState,
     RenewalOrder, RevocationReason, Store,
 };
 use crate::ca::{ExpiryRule, issue_renewal, serial_hex};
 use crate::cades;
-use crate::client::{CardClient, KeyRole, PinOutcome, SecretKind, StagedKey};
+use crate::client::{CardClient, ClientError, KeyRole, PinOutcome, SecretKind, StagedKey};
 use crate::dates::Date;
 use crate::pki::{CertKind, TestCa};
 use crate::signer::CardSigner;
@@ -65,9 +65,9 @@ fn pin_stop(o: PinOutcome) -> Result<(), Stop> {
     match o {
         PinOutcome::Accepted => Ok(()),
         PinOutcome::Wrong { tries_left } if tries_left > 0 => {
-            Err(refuse("WrongPin", format!("wrong PIN, {tries_left} tries left")))
+            Err(refuse(Reason::WrongPin, format!("wrong PIN, {tries_left} tries left")))
         }
-        _ => Err(refuse("PinBlocked", "the PIN is blocked: unblock it with the PUK")),
+        _ => Err(refuse(Reason::PinBlocked, "the PIN is blocked: unblock it with the PUK")),
     }
 }
 
@@ -119,7 +119,13 @@ fn write(dir: &std::path::Path, name: &str, bytes: &[u8], files: &mut Vec<String
     Ok(())
 }
 
-/// Runs the renewal on one card.
+/// Runs the renewal on one card, as the steps of this module's header; `ca` issues the new
+/// certificates, `bo` holds the practice, contacts and certificate registry, `o` the holder's
+/// answers. Done: [`super::Finished::AwaitingCdrlAuthorization`] (the practice id is in the
+/// report's `details`); a run interrupted after the practice opened resumes where it
+/// stopped. Refusals carry the diagnostic's reasons and the renewal's own
+/// (`DecryptionKeyWarningNotAccepted`, `NewPurchaseRequired`, `ContractsNotAccepted`,
+/// `CaRefused`, contact reasons …).
 pub fn run(mut r: Runner<'_>, ca: &TestCa, bo: &mut Store, o: &RenewalOptions) -> FlowReport {
     r.secret("pin", &o.pin);
     let mut details = RenewalDetails::default();
@@ -143,7 +149,7 @@ fn renew(
     o: &RenewalOptions,
     d: &mut RenewalDetails,
     card: &mut String,
-) -> Result<(String, String), Stop> {
+) -> Result<(Finished, String), Stop> {
     let now = r.now;
     *card = r.step("Scanned", |c, _| {
         let s = c.serial()?;
@@ -164,7 +170,7 @@ fn renew(
             .iter()
             .find(|(r, _)| *r == KeyRole::Signature)
             .map(|(_, c)| c.clone())
-            .ok_or_else(|| refuse("CertificateMissing", "no qualified signature certificate on the card"))?;
+            .ok_or_else(|| refuse(Reason::CertificateMissing, "no qualified signature certificate on the card"))?;
         let (_, until) = dates(&sign);
         let detail = format!(
             "signature certificate {} expires {until} ({} days)",
@@ -184,7 +190,7 @@ fn renew(
             Ok(((), "renewal deletes the decryption key: files encrypted for it can no longer be opened".into()))
         } else {
             Err(refuse(
-                "DecryptionKeyWarningNotAccepted",
+                Reason::DecryptionKeyWarningNotAccepted,
                 "the renewal deletes the decryption key; accept the warning to go on (--yes)",
             ))
         }
@@ -199,7 +205,7 @@ fn renew(
     if let Some((id, PracticeState::AwaitingCdrlAuthorization)) = &resuming {
         d.practice = Some(id.clone());
         return Err(refuse(
-            "AlreadyAwaitingAuthorization",
+            Reason::AlreadyAwaitingAuthorization,
             format!("practice {id}: the new certificate is on the card; the CDRL must authorise it"),
         ));
     }
@@ -222,7 +228,7 @@ fn renew(
             })?;
             finalize(bo, card, id, now, &on_card)?;
             return Ok((
-                "AwaitingCdrlAuthorization".into(),
+                Finished::AwaitingCdrlAuthorization,
                 format!(
                     "practice {id}: renewal partially complete, the CDRL authorises it after payment (firmalab ra authorize {id})"
                 ),
@@ -237,17 +243,14 @@ fn renew(
         {
             c.revoke(RevocationReason::Unspecified, now, None);
         }
-        bo.save().map_err(Stop::Failed)?;
+        bo.save()?;
     }
     if resuming.is_none() {
         r.step("DiagnosticPassed", |c, now| {
             let diagnosis = diagnose(c, now, &bo.data, &o.policy, Some(&o.pin))?;
             match diagnosis.first_failure() {
                 None => Ok(((), format!("{} checks passed", diagnosis.checks.len()))),
-                Some(f) => Err(refuse(
-                    &format!("{:?}", f.reason.unwrap_or(super::diagnostic::Reason::UnknownCard)),
-                    f.detail.clone(),
-                )),
+                Some(f) => Err(refuse(f.reason.unwrap_or(Reason::UnknownCard), f.detail.clone())),
             }
         })?;
     }
@@ -258,7 +261,7 @@ fn renew(
             && h.codice_fiscale != holder.codice_fiscale
         {
             return Err(refuse(
-                "NewPurchaseRequired",
+                Reason::NewPurchaseRequired,
                 format!(
                     "the card's personal data ({}) differs from the certificate ({})",
                     h.codice_fiscale, holder.codice_fiscale
@@ -267,7 +270,7 @@ fn renew(
         }
         if !o.holder_data_correct {
             return Err(refuse(
-                "NewPurchaseRequired",
+                Reason::NewPurchaseRequired,
                 "the data in the certificate is wrong: it cannot be changed by a renewal; buy a new card",
             ));
         }
@@ -286,7 +289,7 @@ fn renew(
         if o.accept_contracts {
             Ok(((), "contract conditions accepted".into()))
         } else {
-            Err(refuse("ContractsNotAccepted", "the contract conditions must be accepted (--accept-contracts)"))
+            Err(refuse(Reason::ContractsNotAccepted, "the contract conditions must be accepted (--accept-contracts)"))
         }
     })?;
     // Back office: the renewal practice and its order.
@@ -310,7 +313,7 @@ fn renew(
                 practice: id.clone(),
                 status: OrderStatus::Requested,
             });
-            bo.save().map_err(Stop::Failed)?;
+            bo.save()?;
             id
         }
     };
@@ -331,7 +334,7 @@ fn renew(
     if let Some(p) = bo.data.practice_mut(&practice) {
         p.log(EventKind::RenewalFormSigned, now, format!("modulo di rinnovo firmato; copia inviata a {}", o.email));
     }
-    bo.save().map_err(Stop::Failed)?;
+    bo.save()?;
 
     r.begin("KeysGenerated");
     if let Err(e) = r.client.tidy(&o.pin) {
@@ -374,7 +377,7 @@ fn renew(
             let kind =
                 if k.role == KeyRole::Signature { CertKind::QualifiedSignature } else { CertKind::Authentication };
             let cert = issue_renewal(ca, &bo.data, &authorized, kind, now, o.expiry)
-                .map_err(|e| refuse("CaRefused", e.to_string()))?;
+                .map_err(|e| refuse(Reason::CaRefused, e.to_string()))?;
             out.push((k.clone(), csr, authorized, cert));
         }
         let detail = out
@@ -405,7 +408,7 @@ fn renew(
         });
         d.new_certificates.push(serial_hex(cert));
     }
-    bo.save().map_err(Stop::Failed)?;
+    bo.save()?;
 
     r.step("CertificateInstalled", |c, _| {
         // The authentication key first: the qualified one goes last, its old key authorised all.
@@ -420,7 +423,7 @@ fn renew(
     let installed: Vec<String> = issued.iter().map(|(_, _, _, c)| serial_hex(c)).collect();
     finalize(bo, card, &practice, now, &installed)?;
     Ok((
-        "AwaitingCdrlAuthorization".into(),
+        Finished::AwaitingCdrlAuthorization,
         format!(
             "practice {practice}: renewal partially complete, the CDRL authorises it after payment (firmalab ra authorize {practice})"
         ),
@@ -450,13 +453,13 @@ fn finalize(bo: &mut Store, card: &str, practice: &str, now: Date, on_card: &[St
             "certificates installed on the card; waiting for the CDRL's authorisation",
         );
     }
-    bo.save().map_err(Stop::Failed)
+    Ok(bo.save()?)
 }
 
 /// `firmalab ra authorize`: the reseller completes a renewal after payment, as the CDRL that
 /// ran it (see [`crate::cms::authorize`]).
-pub fn authorize(bo: &mut Store, practice: &str, now: Date) -> Result<String, String> {
-    crate::cms::authorize(bo, practice, None, now).map(|d| d.message).map_err(|e| e.to_string())
+pub fn authorize(bo: &mut Store, practice: &str, now: Date) -> Result<String, crate::cms::CmsError> {
+    crate::cms::authorize(bo, practice, None, now).map(|d| d.message)
 }
 
 /// `firmalab ra enroll` without codes (a paper envelope) or address: records an issued card in
@@ -468,18 +471,27 @@ pub fn enroll(
     email: &str,
     mobile: &str,
     now: Date,
-) -> Result<String, String> {
+) -> Result<String, crate::cms::CmsError> {
     let outbox = crate::cms::default_outbox();
     let e = crate::cms::Enrollment { cdrl, email, mobile, address: None, codes: None, outbox: &outbox };
-    crate::cms::enroll(client, bo, &e, now).map(|d| d.message).map_err(|e| e.to_string())
+    crate::cms::enroll(client, bo, &e, now).map(|d| d.message)
+}
+
+/// Why no card could be chosen for the renewal.
+#[derive(Debug, thiserror::Error)]
+pub enum ChooseError {
+    #[error(transparent)]
+    Card(#[from] ClientError),
+    #[error("no card has a signature certificate that can still be renewed")]
+    NothingToRenew,
 }
 
 /// Among several cards, the one to renew: the signature certificate that expires first among
 /// those not yet expired (Enroll: "choose the expiring certificate"). Returns its index.
-pub fn choose(clients: &mut [Box<dyn CardClient>], now: Date) -> Result<usize, String> {
+pub fn choose(clients: &mut [Box<dyn CardClient>], now: Date) -> Result<usize, ChooseError> {
     let mut best: Option<(usize, Date)> = None;
     for (i, c) in clients.iter_mut().enumerate() {
-        let certs = c.certificates().map_err(|e| e.to_string())?;
+        let certs = c.certificates()?;
         let Some(sign) = certs.iter().find(|x| x.role == KeyRole::Signature) else { continue };
         let Ok(cert) = Certificate::from_der(&sign.der) else { continue };
         let until = dates(&cert).1;
@@ -487,5 +499,5 @@ pub fn choose(clients: &mut [Box<dyn CardClient>], now: Date) -> Result<usize, S
             best = Some((i, until));
         }
     }
-    best.map(|(i, _)| i).ok_or_else(|| "no card has a signature certificate that can still be renewed".into())
+    best.map(|(i, _)| i).ok_or(ChooseError::NothingToRenew)
 }

@@ -6,10 +6,15 @@
 //! wrong PIN costs exactly one try, and the flow says so. On a card in a reader the erase
 //! needs the user's confirmation by the card's serial.
 
-use super::{FlowReport, Runner, refuse, tries_step};
+use super::{Finished, FlowReport, Reason, Runner, refuse, tries_step};
 use crate::backoffice::{EventKind, PracticeState, RevocationReason, Store};
 use crate::client::{DEFAULT_PIN, PinOutcome, SecretKind};
 
+/// PKI Manager's reset with the PIN `pin` (the holder's, or [`DEFAULT_PIN`] after a failed
+/// issuance): steps `Scanned`, `SerialConfirmed` (cards in readers), `PinStatus`, `CardReset`,
+/// `BackOfficeUpdated` (the card's practices invalidated in `bo`, its live certificates
+/// revoked). Done: [`super::Finished::Reset`]; refusals: `WrongPin` (the message says when
+/// the card looks blank with the default PIN), `PinBlocked`, `LastTry`, `NotConfirmed`.
 pub fn reset(mut r: Runner<'_>, pin: &str, bo: &mut Store) -> FlowReport {
     r.secret("pin", pin);
     r.secret("default_pin", DEFAULT_PIN);
@@ -32,9 +37,9 @@ pub fn reset(mut r: Runner<'_>, pin: &str, bo: &mut Store) -> FlowReport {
                         "; the card holds no certificates: if its PIN was not changed after a failed issuance or an interrupted reset, it is the default 12345 (run again with --default-pin)",
                     );
                 }
-                Err(refuse("WrongPin", message))
+                Err(refuse(Reason::WrongPin, message))
             }
-            _ => Err(refuse("PinBlocked", "the PIN is blocked: unblock it with the PUK first")),
+            _ => Err(refuse(Reason::PinBlocked, "the PIN is blocked: unblock it with the PUK first")),
         })?;
         let now = r.now;
         let card_serial = card.clone();
@@ -53,10 +58,10 @@ pub fn reset(mut r: Runner<'_>, pin: &str, bo: &mut Store) -> FlowReport {
             for c in data.certificates.iter_mut().filter(|c| c.card_serial == card_serial && c.live()) {
                 c.revoke(RevocationReason::CessationOfOperation, now, None);
             }
-            bo.save().map_err(super::Stop::Failed)?;
+            bo.save()?;
             Ok(((), format!("{n} practice(s) invalidated")))
         })?;
-        Ok(("Reset".into(), "the card is blank with PIN 12345".into()))
+        Ok((Finished::Reset, "the card is blank with PIN 12345".into()))
     })();
     r.finish("reset", card, result, serde_json::Value::Null)
 }

@@ -3,6 +3,7 @@
 //! a save fails, exactly like the vpcd host (both are [`HostedCard`]).
 
 use super::{Transport, TransportError};
+use firmalab_emulator::image::ImageError;
 use firmalab_emulator::timing::Timing;
 use firmalab_emulator::vpcd::HostedCard;
 use firmalab_emulator::{Card, CardImage, CardRng};
@@ -15,9 +16,9 @@ pub struct InProcess {
 
 impl InProcess {
     /// A card from an image file, saved back as it changes.
-    pub fn open(path: impl Into<PathBuf>, rng: CardRng) -> Result<Self, String> {
+    pub fn open(path: impl Into<PathBuf>, rng: CardRng) -> Result<Self, ImageError> {
         let path = path.into();
-        let mut host = HostedCard::open(&path, rng).map_err(|e| e.to_string())?;
+        let mut host = HostedCard::open(&path, rng)?;
         host.card.power_on();
         Ok(InProcess { host, label: format!("in-process {}", path.display()) })
     }

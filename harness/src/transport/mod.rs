@@ -12,48 +12,41 @@ pub mod in_process;
 pub mod pcsc;
 
 use crate::wire::Sw;
-use std::fmt;
 
 /// A transport failure (not a card status word: those are in [`Response`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransportError {
     /// No PC/SC service (pcscd not running).
+    #[error("no PC/SC service: {0} (is pcscd running?)")]
     NoService(String),
     /// The named reader does not exist; the list of readers that do.
+    #[error("{}", no_reader(wanted, available))]
     NoReader { wanted: String, available: Vec<String> },
     /// No card in the reader (within the wait).
+    #[error("no card in reader {0:?}")]
     NoCard(String),
     /// The card was removed or reset under us.
+    #[error("card removed or reset: {0}")]
     CardGone(String),
     /// Not sent: the dry run stops before the first command that would change the card.
+    #[error("dry run: stopped before {0}")]
     DryRun(String),
     /// Not sent: a command that writes to a card in a reader, without the user's
     /// confirmation by the card's serial.
+    #[error("not confirmed: {0}")]
     NotConfirmed(String),
     /// Anything else from the stack.
+    #[error("{0}")]
     Other(String),
 }
 
-impl fmt::Display for TransportError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TransportError::NoService(s) => write!(f, "no PC/SC service: {s} (is pcscd running?)"),
-            TransportError::NoReader { wanted, available } if available.is_empty() => {
-                write!(f, "no reader {wanted:?}: no readers at all")
-            }
-            TransportError::NoReader { wanted, available } => {
-                write!(f, "no reader {wanted:?}; readers: {}", available.join(", "))
-            }
-            TransportError::NoCard(r) => write!(f, "no card in reader {r:?}"),
-            TransportError::CardGone(s) => write!(f, "card removed or reset: {s}"),
-            TransportError::DryRun(s) => write!(f, "dry run: stopped before {s}"),
-            TransportError::NotConfirmed(s) => write!(f, "not confirmed: {s}"),
-            TransportError::Other(s) => f.write_str(s),
-        }
+fn no_reader(wanted: &str, available: &[String]) -> String {
+    if available.is_empty() {
+        format!("no reader {wanted:?}: no readers at all")
+    } else {
+        format!("no reader {wanted:?}; readers: {}", available.join(", "))
     }
 }
-
-impl std::error::Error for TransportError {}
 
 /// A response APDU, split.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -93,14 +93,14 @@ pub fn enrolled(bench: &Bench, email: &str, mobile: &str) -> Store {
 
 pub fn refused(r: &FlowReport) -> &str {
     match &r.outcome {
-        Outcome::Refused { code, .. } => code,
+        Outcome::Refused { reason, .. } => reason.as_str(),
         other => panic!("expected a refusal, got {other:?}\nsteps: {:#?}", r.steps),
     }
 }
 
 pub fn done(r: &FlowReport) -> &str {
     match &r.outcome {
-        Outcome::Done { state, .. } => state,
+        Outcome::Done { state, .. } => state.as_str(),
         other => panic!("expected success, got {other:?}\nsteps: {:#?}", r.steps),
     }
 }

@@ -141,7 +141,9 @@ fn replay_cmd(a: &ReplayArgs) -> Result<u8, String> {
             eprintln!("firmalab: --save is for card images");
             return Ok(2);
         }
-        match crate::flows_cli::open_card(&a.card, None) {
+        match firmalab_harness::open::CardSpec::parse(&a.card)
+            .transport(&firmalab_harness::open::OpenOptions::default())
+        {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("firmalab: {e}");
@@ -155,7 +157,7 @@ fn replay_cmd(a: &ReplayArgs) -> Result<u8, String> {
         };
         let path = PathBuf::from(&a.card);
         if a.save && !a.dry_run {
-            Box::new(InProcess::open(&path, rng)?)
+            Box::new(InProcess::open(&path, rng).map_err(|e| e.to_string())?)
         } else {
             let image = CardImage::load(&path).map_err(|e| e.to_string())?;
             Box::new(InProcess::ephemeral(image, rng, &path.display().to_string()))

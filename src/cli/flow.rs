@@ -1,0 +1,336 @@
+//! `firmalab flow NAME`: a management flow on a card, its secrets from flags, files, standard
+//! input or the terminal. Exit codes: 0 done, 1 refused, 2 bad usage, 3 card or transport
+//! failure.
+
+use super::CliResult;
+use super::input::{SecretSource, confirm, new_secret, secret, serial_confirmer, text};
+use clap::{Args, ValueEnum};
+use firmalab_harness::backoffice::{DEFAULT_CDRL, DEFAULT_PATH, Store};
+use firmalab_harness::ca::ExpiryRule;
+use firmalab_harness::client::{DEFAULT_PIN, SecretPolicy};
+use firmalab_harness::dates::Date;
+use firmalab_harness::flows::diagnostic::Policy;
+use firmalab_harness::flows::renewal::{self, RenewalOptions};
+use firmalab_harness::flows::{Event, FlowReport, Runner, diagnostic, pin, reset};
+use firmalab_harness::open::{self, CardSpec, OpenOptions};
+use firmalab_harness::pki::TestCa;
+use firmalab_harness::report;
+use std::path::{Path, PathBuf};
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FlowName {
+    Diagnostic,
+    PinChange,
+    PinUnblock,
+    PukChange,
+    Reset,
+    Renewal,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Expiry {
+    /// 3 years from the old certificate's expiry.
+    FromOldExpiry,
+    /// 3 years from the new certificate's issuance.
+    FromIssuance,
+}
+
+#[derive(Args, Debug)]
+pub struct FlowArgs {
+    pub name: FlowName,
+    /// The card: an image file, or `reader:NAME` for a card in a PC/SC reader. Repeat for a
+    /// renewal among several cards (the expiring one is chosen).
+    #[arg(long = "card", required = true)]
+    pub cards: Vec<String>,
+    /// The PIN (asked, hidden, when missing and a terminal is attached). Visible to every
+    /// user of the machine in /proc/PID/cmdline: scripts use --pin-file.
+    #[arg(long, conflicts_with = "pin_file")]
+    pub pin: Option<String>,
+    /// Read the PIN from the first line of this file (`-`: standard input).
+    #[arg(long, value_name = "FILE")]
+    pub pin_file: Option<PathBuf>,
+    #[arg(long, conflicts_with = "puk_file")]
+    pub puk: Option<String>,
+    /// Read the PUK from the first line of this file (`-`: standard input).
+    #[arg(long, value_name = "FILE")]
+    pub puk_file: Option<PathBuf>,
+    #[arg(long, conflicts_with = "new_pin_file")]
+    pub new_pin: Option<String>,
+    /// Read the new PIN from the first line of this file (`-`: standard input).
+    #[arg(long, value_name = "FILE")]
+    pub new_pin_file: Option<PathBuf>,
+    #[arg(long, conflicts_with = "new_puk_file")]
+    pub new_puk: Option<String>,
+    /// Read the new PUK from the first line of this file (`-`: standard input).
+    #[arg(long, value_name = "FILE")]
+    pub new_puk_file: Option<PathBuf>,
+    /// reset: log in with the default PIN 12345 (a blank card after a failed issuance or an
+    /// interrupted reset). firmalab never sends it unless asked.
+    #[arg(long, conflicts_with_all = ["pin", "pin_file"])]
+    pub default_pin: bool,
+    /// Send a PIN or PUK even when its object has 1 try left (a wrong one blocks it).
+    #[arg(long)]
+    pub allow_last_try: bool,
+    /// Send only commands that read; stop before the first one that would present a secret
+    /// or change the card, and print the APDUs (secrets as placeholders). Nothing changes.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Confirms a destructive flow (reset, renewal) on a card in a reader by its serial,
+    /// when no terminal is attached to type it.
+    #[arg(long, value_name = "SERIAL")]
+    pub confirm_serial: Option<String>,
+    /// Accept the decryption-key warning and the contract conditions, confirm the holder data.
+    #[arg(long)]
+    pub yes: bool,
+    /// The certificate data is wrong (the renewal then stops: a new card is needed).
+    #[arg(long)]
+    pub holder_data_wrong: bool,
+    #[arg(long)]
+    pub email: Option<String>,
+    #[arg(long)]
+    pub mobile: Option<String>,
+    /// The CDRL running the flow. The renewal refuses a card another CDRL issued
+    /// (`IssuedByOtherCdrl`; default CDRL-ROMA-01, the CDRL of `ra enroll`'s default); the
+    /// diagnostic checks it only when given.
+    #[arg(long)]
+    pub cdrl: Option<String>,
+    /// The diagnostic's "not revoked" asks this OCSP responder (e.g. http://127.0.0.1:2560)
+    /// instead of the back office.
+    #[arg(long)]
+    pub ocsp: Option<String>,
+    /// Today, for certificates and windows (YYYY-MM-DD; default: the system clock).
+    #[arg(long)]
+    pub now: Option<Date>,
+    /// The back-office store.
+    #[arg(long, default_value = DEFAULT_PATH)]
+    pub ra: PathBuf,
+    /// The test CA (renewal).
+    #[arg(long, default_value = "fixtures/ca")]
+    pub ca: PathBuf,
+    /// Where the renewal writes the signed form, requests and certificates.
+    #[arg(long, default_value = "firmalab-out")]
+    pub out_dir: PathBuf,
+    #[arg(long, value_enum, default_value = "from-old-expiry")]
+    pub expiry: Expiry,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Record the APDU transcript (PINs as placeholders) to this file.
+    #[arg(long)]
+    pub transcript: Option<PathBuf>,
+    /// Write a JUnit XML report.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// INSECURE deterministic RNG for in-process cards.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// In-process cards answer with a physical token's latency (none, fast, typical, slow).
+    #[arg(long, default_value = "none")]
+    pub timing: firmalab_emulator::timing::Timing,
+}
+
+fn print_event(json: bool) -> impl FnMut(Event<'_>) {
+    move |e| {
+        if !json && let Some(line) = report::step_line(e) {
+            println!("{line}");
+        }
+    }
+}
+
+/// Writes the transcript and JUnit files asked for, prints the report; the flow's exit code.
+fn finish(report: &FlowReport, a: &FlowArgs) -> Result<u8, String> {
+    if let Some(path) = &a.transcript {
+        report.transcript.save(path).map_err(|e| e.to_string())?;
+    }
+    if let Some(path) = &a.junit {
+        firmalab_harness::files::write_private(path, report::junit(std::slice::from_ref(report)).as_bytes())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    if a.dry_run && !a.json {
+        println!("APDUs of the dry run (secrets as placeholders):");
+        print!("{}", report.transcript.render());
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(report).map_err(|e| e.to_string())?);
+    } else {
+        println!("{}", report::outcome_line(report));
+    }
+    Ok(report.outcome.exit_code())
+}
+
+/// Why `firmalab flow` could not run a flow: bad usage (exit 2) or the card (exit 3).
+enum Trouble {
+    Usage(String),
+    Card(String),
+}
+
+/// `firmalab flow NAME …`: exit 0 done, 1 refused, 2 bad usage, 3 card or transport failure.
+pub fn run(a: FlowArgs) -> CliResult {
+    match run_flow(&a) {
+        Ok(code) => Ok(code),
+        Err(Trouble::Usage(m)) => {
+            eprintln!("firmalab: {m}");
+            Ok(2)
+        }
+        Err(Trouble::Card(m)) => {
+            eprintln!("firmalab: {m}");
+            Ok(3)
+        }
+    }
+}
+
+/// Opens the card of a flow behind its gate, with the user's secret policy, dry run and
+/// confirmation by serial.
+fn open_runner<'r>(
+    a: &FlowArgs,
+    spec: &CardSpec,
+    name: &str,
+    now: Date,
+    policy: SecretPolicy,
+    printer: &'r mut dyn FnMut(Event<'_>),
+    reader: &'r str,
+) -> Result<Runner<'r>, Trouble> {
+    let options = OpenOptions { seed: a.seed, timing: a.timing, dry_run: a.dry_run, ..OpenOptions::default() };
+    let card = spec.open(&options).map_err(|e| Trouble::Card(e.to_string()))?;
+    let confirm = serial_confirmer(a.confirm_serial.clone(), reader);
+    let r = card.runner(name, now, printer, Some(confirm)).map_err(|e| Trouble::Card(e.to_string()))?;
+    Ok(r.with_policy(policy))
+}
+
+/// Values the dry run registers for secrets not given: never sent (the dry run stops before
+/// any command carrying one), but shown as the same placeholders.
+const DRY_RUN_SECRETS: [(&str, &str); 4] =
+    [("pin", "10000001"), ("puk", "20000002"), ("new-pin", "30000003"), ("new-puk", "40000004")];
+
+fn run_flow(a: &FlowArgs) -> Result<u8, Trouble> {
+    use Trouble::{Card, Usage};
+    let stdin_secrets = [&a.pin_file, &a.puk_file, &a.new_pin_file, &a.new_puk_file]
+        .iter()
+        .filter(|f| f.as_deref() == Some(Path::new("-")))
+        .count();
+    if stdin_secrets > 1 {
+        return Err(Usage("only one secret can come from standard input (`-`); use files for the others".into()));
+    }
+    let now = a.now.unwrap_or_else(Date::today);
+    let name = match a.name {
+        FlowName::Diagnostic => "diagnostic",
+        FlowName::PinChange => "pin-change",
+        FlowName::PinUnblock => "pin-unblock",
+        FlowName::PukChange => "puk-change",
+        FlowName::Reset => "reset",
+        FlowName::Renewal => "renewal",
+    };
+    let spec = match (a.name, a.cards.as_slice()) {
+        (_, [one]) => CardSpec::parse(one),
+        (FlowName::Renewal, many) => {
+            let specs: Vec<CardSpec> = many.iter().map(|c| CardSpec::parse(c)).collect();
+            let options = OpenOptions { seed: a.seed, ..OpenOptions::default() };
+            let i = open::choose_for_renewal(&specs, &options, now).map_err(|e| Card(e.to_string()))?;
+            eprintln!("renewing the card {} (its signature certificate expires first)", many[i]);
+            specs[i].clone()
+        }
+        _ => return Err(Usage(format!("{name} runs on one card; {} given", a.cards.len()))),
+    };
+    let src = |name: &'static str| {
+        let (value, file) = match name {
+            "pin" => (&a.pin, &a.pin_file),
+            "puk" => (&a.puk, &a.puk_file),
+            "new-pin" => (&a.new_pin, &a.new_pin_file),
+            _ => (&a.new_puk, &a.new_puk_file),
+        };
+        SecretSource { value, file, name }
+    };
+    // In a dry run nothing secret is sent: a missing secret is not asked for.
+    let dummy = |name: &str| DRY_RUN_SECRETS.iter().find(|(n, _)| *n == name).map_or("0", |(_, v)| v).to_owned();
+    let ask = |name: &'static str, prompt: &str| -> Result<String, Trouble> {
+        match src(name).given().map_err(Usage)? {
+            Some(v) => Ok(v),
+            None if a.dry_run => Ok(dummy(name)),
+            None => secret(src(name), prompt).map_err(Usage),
+        }
+    };
+    let ask_new = |name: &'static str, what: &str| -> Result<(String, String), Trouble> {
+        match src(name).given().map_err(Usage)? {
+            Some(v) => Ok((v.clone(), v)),
+            None if a.dry_run => Ok((dummy(name), dummy(name))),
+            None => new_secret(src(name), what).map_err(Usage),
+        }
+    };
+    // Ask for everything before touching the card.
+    let mut printer = print_event(a.json);
+    let policy = SecretPolicy { allow_last_try: a.allow_last_try, virtual_card: false };
+    let reader = spec.place();
+    let open = |printer| open_runner(a, &spec, name, now, policy, printer, &reader);
+    let report = match a.name {
+        FlowName::Diagnostic => {
+            let bo = Store::open_read_only(&a.ra).map_err(|e| Usage(e.to_string()))?;
+            let policy = Policy { cdrl: a.cdrl.clone(), ocsp: a.ocsp.clone(), ..Policy::default() };
+            let pin = src("pin").given().map_err(Usage)?;
+            diagnostic::run(open(&mut printer)?, &bo.data, &policy, pin.as_deref())
+        }
+        FlowName::PinChange => {
+            let current = ask("pin", "Current PIN: ")?;
+            let (new, repeat) = ask_new("new-pin", "PIN")?;
+            pin::change(open(&mut printer)?, &current, &new, &repeat)
+        }
+        FlowName::PinUnblock => {
+            let puk = ask("puk", "PUK: ")?;
+            let (new, repeat) = ask_new("new-pin", "PIN")?;
+            pin::unblock(open(&mut printer)?, &puk, &new, &repeat)
+        }
+        FlowName::PukChange => {
+            let puk = ask("puk", "Current PUK: ")?;
+            let (new, repeat) = ask_new("new-puk", "PUK")?;
+            pin::change_puk(open(&mut printer)?, &puk, &new, &repeat)
+        }
+        FlowName::Reset => {
+            let pin = if a.default_pin {
+                DEFAULT_PIN.to_owned()
+            } else {
+                ask("pin", "PIN (12345 after a failed issuance): ")?
+            };
+            let mut bo = Store::open(&a.ra).map_err(|e| Usage(e.to_string()))?;
+            reset::reset(open(&mut printer)?, &pin, &mut bo)
+        }
+        FlowName::Renewal => {
+            let ca = TestCa::load(&a.ca).map_err(|e| Usage(e.to_string()))?;
+            let cdrl = a.cdrl.clone().unwrap_or_else(|| DEFAULT_CDRL.to_owned());
+            let mut bo = Store::open(&a.ra).map_err(|e| Usage(e.to_string()))?;
+            let yes = a.yes || a.dry_run;
+            let acknowledge = confirm(
+                yes,
+                "The renewal deletes the decryption key: files encrypted for it can no longer be opened. Continue?",
+            );
+            let pin = ask("pin", "PIN: ")?;
+            let email = if a.dry_run {
+                a.email.clone().unwrap_or_default()
+            } else {
+                text(&a.email, "email", "Email: ").map_err(Usage)?
+            };
+            let mobile = if a.dry_run {
+                a.mobile.clone().unwrap_or_default()
+            } else {
+                text(&a.mobile, "mobile", "Mobile: ").map_err(Usage)?
+            };
+            let holder_ok = !a.holder_data_wrong && confirm(yes, "Is the holder data in the certificate correct?");
+            let contracts = confirm(yes, "Do you accept the contract conditions?");
+            let o = RenewalOptions {
+                pin,
+                acknowledge_key_loss: acknowledge,
+                holder_data_correct: holder_ok,
+                email,
+                mobile,
+                accept_contracts: contracts,
+                cdrl: cdrl.clone(),
+                expiry: match a.expiry {
+                    Expiry::FromOldExpiry => ExpiryRule::FromOldExpiry,
+                    Expiry::FromIssuance => ExpiryRule::FromIssuance,
+                },
+                out_dir: a.out_dir.clone(),
+                policy: Policy { cdrl: Some(cdrl), ocsp: a.ocsp.clone(), ..Policy::default() },
+            };
+            renewal::run(open(&mut printer)?, &ca, &mut bo, &o)
+        }
+    };
+    finish(&report, a).map_err(Usage)
+}
