@@ -1,8 +1,8 @@
 //! The CA's side of a renewal (spec/domain.md §2.1 steps 4-5): the request is a PKCS#10
 //! signed by the new key, wrapped in a CMS SignedData signed by the holder's current qualified
-//! key (the MS-WCCE pattern). The CA checks the authorisation, the old certificate's validity
-//! and status, the request's own signature and that the subject is unchanged, then issues a
-//! certificate with the same profile.
+//! key (the MS-WCCE pattern). The CA checks the authorisation (made with the qualified key of
+//! the card being renewed), the old certificate's validity and status, the request's own
+//! signature and that the subject is unchanged, then issues a certificate with the same profile.
 
 use crate::backoffice::{BackOffice, CertStatus};
 use crate::cades;
@@ -31,6 +31,12 @@ pub enum Refusal {
     /// The authorisation does not verify, or is not from a certificate of this CA.
     #[error("authorisation rejected: {0}")]
     BadAuthorization(String),
+    /// The authorisation is signed with the qualified key of another card than the one
+    /// being renewed (`signer_card`, as the registry has it).
+    #[error(
+        "authorisation rejected: it is signed with the qualified key of card {signer_card}, not of card {card} being renewed"
+    )]
+    OtherCard { signer_card: String, card: String },
     #[error("the authorising certificate has expired")]
     CertExpired,
     #[error("the authorising certificate is not active")]
@@ -53,10 +59,12 @@ fn verify_with(cert_spki: &spki::SubjectPublicKeyInfoOwned, tbs: &[u8], sig: &[u
     VerifyingKey::<Sha256>::new(key).verify(tbs, &sig).is_ok()
 }
 
-/// Checks an authorised renewal request and issues the new certificate.
+/// Checks an authorised renewal request for the card with serial `card` and issues the new
+/// certificate.
 pub fn issue_renewal(
     ca: &TestCa,
     bo: &BackOffice,
+    card: &str,
     authorized: &[u8],
     kind: CertKind,
     now: Date,
@@ -76,12 +84,18 @@ pub fn issue_renewal(
     if crate::client::role_of(&old.to_der().unwrap_or_default()) != Some(crate::client::KeyRole::Signature) {
         return Err(Refusal::BadAuthorization("only the qualified signature key authorises a renewal".into()));
     }
+    let record = bo.cert(&serial_hex(&old));
+    if let Some(r) = record
+        && r.card_serial != card
+    {
+        return Err(Refusal::OtherCard { signer_card: r.card_serial.clone(), card: card.to_owned() });
+    }
     let from = Date::from_der(&old_tbs.validity().not_before.to_date_time());
     let until = Date::from_der(&old_tbs.validity().not_after.to_date_time());
     if now < from || now >= until {
         return Err(Refusal::CertExpired);
     }
-    match bo.cert(&serial_hex(&old)).map(|c| c.status) {
+    match record.map(|c| c.status) {
         Some(CertStatus::Active) => {}
         _ => return Err(Refusal::CertRevoked),
     }

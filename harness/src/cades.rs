@@ -2,7 +2,8 @@
 //! (spec/domain.md §3): SignedData with the document embedded, SHA-256, and the signed
 //! attributes contentType, signingTime, messageDigest and signingCertificateV2 (ESSCertIDv2 with
 //! the SHA-256 of the signer's certificate and its issuer/serial). `openssl cms -verify
-//! -cades` accepts it; without signingCertificateV2 it would not.
+//! -cades` accepts it; without signingCertificateV2 it would not, and neither does
+//! [`verify_cades`].
 
 use crate::dates::Date;
 use cms::builder::{SignedDataBuilder, SignerInfoBuilder};
@@ -82,6 +83,12 @@ pub enum CadesError {
     SignerKey(String),
     #[error("signature does not verify")]
     BadSignature,
+    /// Not CAdES: the signed attributes have no signingCertificateV2.
+    #[error("missing signing certificate attribute (signingCertificateV2): not CAdES")]
+    NoSigningCertificate,
+    /// The signingCertificateV2 attribute names another certificate than the signer's.
+    #[error("signingCertificateV2 names another certificate than the signer's")]
+    SigningCertificateMismatch,
 }
 
 fn err(e: impl std::fmt::Display) -> CadesError {
@@ -223,4 +230,17 @@ pub fn verify(der_bytes: &[u8]) -> Result<Verified, CadesError> {
     let sig = Signature::try_from(si.signature.as_bytes()).map_err(err)?;
     VerifyingKey::<Sha256>::new(key).verify(&signed, &sig).map_err(|_| CadesError::BadSignature)?;
     Ok(Verified { content, signer, signing_certificate_v2_hash: scv2 })
+}
+
+/// Verifies a CAdES-BES signature: [`verify`], and the signed signingCertificateV2 attribute
+/// that binds the signature to its certificate, whose first ESSCertIDv2 must carry the SHA-256
+/// of the signer's certificate (spec/domain.md §3, §6.5). What a renewal form must pass; `openssl
+/// cms -verify -cades` refuses the same forms ("missing signing certificate attribute").
+pub fn verify_cades(der_bytes: &[u8]) -> Result<Verified, CadesError> {
+    let v = verify(der_bytes)?;
+    let hash = v.signing_certificate_v2_hash.as_deref().ok_or(CadesError::NoSigningCertificate)?;
+    if hash != Sha256::digest(v.signer.to_der().map_err(err)?).as_slice() {
+        return Err(CadesError::SigningCertificateMismatch);
+    }
+    Ok(v)
 }

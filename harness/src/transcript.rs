@@ -315,6 +315,10 @@ impl Recording {
 /// Replaces `needle` in a hex string only at byte boundaries, leaving earlier placeholders
 /// (`{…}`, which each stand for whole bytes) alone.
 fn replace_aligned(hay: &str, needle: &str, with: &str) -> String {
+    // Most commands and answers carry no secret: nothing to walk through.
+    if !hay.contains(needle) {
+        return hay.to_owned();
+    }
     let mut out = String::with_capacity(hay.len());
     let mut rest = hay;
     loop {

@@ -1,6 +1,8 @@
 //! CAdES-BES forms signed on the card verify with OpenSSL against the test CA.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use der::Decode;
 use firmalab_emulator::{CardImage, CardRng};
 use firmalab_harness::cades;
@@ -12,10 +14,6 @@ use std::path::PathBuf;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn openssl_available() -> bool {
-    std::process::Command::new("openssl").arg("version").output().is_ok()
 }
 
 #[test]
@@ -34,8 +32,7 @@ fn a_form_signed_on_either_card_is_cades_bes_that_openssl_accepts() {
         let v = cades::verify(&p7m).unwrap();
         assert_eq!(v.content, form);
         assert_eq!(v.signing_certificate_v2_hash.as_deref(), Some(sha256(&cert_der).as_slice()));
-        if !openssl_available() {
-            eprintln!("SKIPPED openssl check: openssl not installed");
+        if !common::openssl_present("openssl check of the form") {
             continue;
         }
         let dir = std::env::temp_dir().join(format!("firmalab-cades-{}", std::process::id()));

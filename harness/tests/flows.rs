@@ -271,8 +271,7 @@ fn renewal_installs_new_keys_and_certificates_and_waits_for_the_cdrl() {
 
 /// The independent oracle: OpenSSL accepts the form, the requests and the new certificates.
 fn openssl_checks(files: &[String]) {
-    if std::process::Command::new("openssl").arg("version").output().is_err() {
-        eprintln!("SKIPPED openssl checks: openssl not installed");
+    if !openssl_present("openssl checks of the renewal's files") {
         return;
     }
     let at = (REFERENCE_DATE.days_since_epoch() * 86_400).to_string();

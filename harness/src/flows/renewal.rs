@@ -325,7 +325,7 @@ fn renew(
         let p7m = cades::sign_attached(form.as_bytes(), &old_sign, &signer, now)
             .map_err(|e| signer_error(&signer, "signing the form", e))?;
         // The card's signature is checked before the form goes anywhere.
-        cades::verify(&p7m).map_err(|e| Stop::Failed(format!("the signed form does not verify: {e}")))?;
+        cades::verify_cades(&p7m).map_err(|e| Stop::Failed(format!("the signed form does not verify: {e}")))?;
         Ok((p7m, "Modulo di Rinnovo signed (CAdES-BES, signingCertificateV2) with the expiring key".to_owned()))
     })?;
     let form_name = format!("{practice}-modulo-rinnovo.txt.p7m");
@@ -376,7 +376,7 @@ fn renew(
             };
             let kind =
                 if k.role == KeyRole::Signature { CertKind::QualifiedSignature } else { CertKind::Authentication };
-            let cert = issue_renewal(ca, &bo.data, &authorized, kind, now, o.expiry)
+            let cert = issue_renewal(ca, &bo.data, card, &authorized, kind, now, o.expiry)
                 .map_err(|e| refuse(Reason::CaRefused, e.to_string()))?;
             out.push((k.clone(), csr, authorized, cert));
         }
