@@ -22,12 +22,19 @@ fn every_foreign_probe_of_opensc_is_rejected_as_spec_1_2_requires() {
         ("00CADF3005", "6A88"),                               // setcos GET DATA
         ("00CB3FFF035C017E08", "6D00"),                       // PIV discovery
         ("00A4040009A00000030800001000", "6A82"),             // PIV
-        ("00A4040C07A0000001160DB0", "6A82"),                 // CAC
+        ("00A4040C07A000000116DB00", "6A82"),                 // CAC (CCC)
         ("00A4040C07A000000079100000", "6A82"),
     ]);
+    // cac: A0 00 00 00 79 01 xx for xx = 00..0F, each sent (7 data bytes, no Le).
     for xx in 0..16u8 {
-        s.expect(&format!("00A4040C07A0000000790100{xx:02X}")[..24], "6A82");
+        let probe = format!("00A4040C07A00000007901{xx:02X}");
+        assert_eq!(probe.len(), 24, "{probe}");
+        s.expect(&probe, "6A82");
     }
+    assert_eq!(s.trace.iter().filter(|l| l.starts_with(">> 00A4040C07A00000007901")).count(), 16);
+    let sent: std::collections::BTreeSet<&str> =
+        s.trace.iter().filter_map(|l| l.strip_prefix(">> 00A4040C07A00000007901")).collect();
+    assert_eq!(sent.len(), 16, "sixteen different probes: {sent:?}");
 }
 
 #[test]

@@ -14,9 +14,8 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn openssl_available() -> bool {
-    std::process::Command::new("openssl").arg("version").output().is_ok()
-}
+mod common;
+use common::tools;
 
 #[test]
 fn a_form_signed_on_either_card_is_cades_bes_that_openssl_accepts() {
@@ -34,8 +33,7 @@ fn a_form_signed_on_either_card_is_cades_bes_that_openssl_accepts() {
         let v = cades::verify(&p7m).unwrap();
         assert_eq!(v.content, form);
         assert_eq!(v.signing_certificate_v2_hash.as_deref(), Some(sha256(&cert_der).as_slice()));
-        if !openssl_available() {
-            eprintln!("SKIPPED openssl check: openssl not installed");
+        if !tools::openssl("a_form_signed_on_either_card_is_cades_bes_that_openssl_accepts") {
             continue;
         }
         let dir = std::env::temp_dir().join(format!("firmalab-cades-{}", std::process::id()));

@@ -16,6 +16,8 @@ use firmalab_harness::transport::Transport;
 use firmalab_harness::transport::in_process::InProcess;
 use std::path::PathBuf;
 
+pub mod tools;
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
