@@ -9,7 +9,8 @@
 //!   any key the card holds or held (d, p, q, dP, dQ, qInv of an RSA key, the scalar of a
 //!   P-256 key; active and pending keys). Every 8-byte window of every component is in a hash
 //!   set, so a response costs one lookup per byte.
-//! * **Image**: the image stays valid (file tree, PIN and key references, capacity).
+//! * **Image**: the image stays valid (file tree, PIN and key references, capacity): checked
+//!   after every command that changed persistent state and at the end.
 //! * **PIN and PUK objects**: a counter rises, a value changes or a counter falls only for a
 //!   reason: the command carried that object's secret (its padded value, or the content of a
 //!   file holding it, [`Profile::secret_files`](crate::profile::Profile::secret_files)), or the
@@ -22,7 +23,8 @@
 //!   object the command names, not blocked before, and its counter is full after; `63Cx`
 //!   means exactly one counter fell, by one, to `x`, and nothing else of any PIN object
 //!   changed; `6983` means nothing of any PIN object changed.
-//! * at the end, an image save/load round trip gives the live state back.
+//! * at the end, an image save/load round trip gives the live state back (when the session
+//!   changed it).
 //!
 //! Steps come as frames: `kind (1 byte) ‖ length (2 bytes, big endian) ‖ bytes`, kind `0` an
 //! APDU, `1` a power cycle, `2` a warm reset; a truncated frame ends the sequence. Flow
@@ -194,30 +196,78 @@ fn material_bytes(m: &KeyMaterial) -> &[u8] {
     }
 }
 
-/// The windows of one key's private components, computed once per key material (parsing an
-/// RSA key is the expensive part) and kept for the process: fuzz runs see the same fixture
-/// and pool keys again and again.
-fn key_windows(material: &KeyMaterial) -> Arc<Vec<u64>> {
-    static CACHE: Mutex<Vec<(u64, Arc<Vec<u64>>)>> = Mutex::new(Vec::new());
-    const KEPT: usize = 256;
-    let id = fingerprint(material_bytes(material));
-    if let Ok(cache) = CACHE.lock()
-        && let Some((_, w)) = cache.iter().find(|(k, _)| *k == id)
+/// Bits of the bitmap in front of the window sets: 2^20 bits, so even with several keys under
+/// one percent of the windows of a response hit it.
+const FILTER_BITS: u32 = 20;
+/// 64-bit words of the bitmap.
+const FILTER_WORDS: usize = 1 << (FILTER_BITS - 6);
+
+type Filter = [u64; FILTER_WORDS];
+
+fn filter_bit(v: u64) -> usize {
+    (v.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - FILTER_BITS)) as usize
+}
+
+fn set_bit(filter: &mut Filter, v: u64) {
+    let bit = filter_bit(v);
+    filter[(bit >> 6) % FILTER_WORDS] |= 1 << (bit & 63);
+}
+
+fn test_bit(filter: &Filter, v: u64) -> u64 {
+    let bit = filter_bit(v);
+    filter[(bit >> 6) % FILTER_WORDS] >> (bit & 63) & 1
+}
+
+/// One key's private components: every 8-byte window.
+struct KeyWindows {
+    id: u64,
+    set: WindowSet,
+}
+
+/// A process-wide cache: fuzz runs see the same fixture and pool keys again and again.
+fn cached<T: Clone>(cache: &Mutex<Vec<(u64, T)>>, id: u64, kept: usize, make: impl FnOnce() -> T) -> T {
+    if let Ok(c) = cache.lock()
+        && let Some((_, v)) = c.iter().find(|(k, _)| *k == id)
     {
-        return w.clone();
+        return v.clone();
     }
-    let mut windows = vec![];
-    for c in private_components(material) {
-        windows.extend(c.windows(WINDOW).filter_map(window));
-    }
-    let windows = Arc::new(windows);
-    if let Ok(mut cache) = CACHE.lock() {
-        if cache.len() >= KEPT {
-            cache.remove(0);
+    let v = make();
+    if let Ok(mut c) = cache.lock() {
+        if c.len() >= kept {
+            c.remove(0);
         }
-        cache.push((id, windows.clone()));
+        c.push((id, v.clone()));
     }
-    windows
+    v
+}
+
+/// The windows of one key's private components, computed once per key material (parsing an
+/// RSA key is the expensive part).
+fn key_windows(material: &KeyMaterial) -> Arc<KeyWindows> {
+    static CACHE: Mutex<Vec<(u64, Arc<KeyWindows>)>> = Mutex::new(Vec::new());
+    let id = fingerprint(material_bytes(material));
+    cached(&CACHE, id, 256, || {
+        let mut set = WindowSet::default();
+        for c in private_components(material) {
+            set.extend(c.windows(WINDOW).filter_map(window));
+        }
+        Arc::new(KeyWindows { id, set })
+    })
+}
+
+/// The bitmap of a set of keys, built once per set.
+fn keys_filter(keys: &[Arc<KeyWindows>]) -> Arc<Filter> {
+    static CACHE: Mutex<Vec<(u64, Arc<Filter>)>> = Mutex::new(Vec::new());
+    let mut id = Scramble(keys.len() as u64);
+    keys.iter().for_each(|k| id.write_u64(k.id));
+    cached(&CACHE, id.finish(), 64, || {
+        let mut filter: Box<Filter> =
+            vec![0u64; FILTER_WORDS].into_boxed_slice().try_into().unwrap_or_else(|_| Box::new([0; FILTER_WORDS]));
+        for k in keys {
+            k.set.iter().for_each(|v| set_bit(&mut filter, *v));
+        }
+        Arc::from(filter)
+    })
 }
 
 /// The private key material of an image, fingerprinted: what tells the scan to learn keys.
@@ -231,25 +281,64 @@ fn keys_fingerprint(image: &CardImage) -> u64 {
     h.finish()
 }
 
-/// The private components every key of the card ever had, as 8-byte windows.
-#[derive(Default)]
+/// The private components every key of the card ever had, as 8-byte windows: one shared set
+/// per key, behind one bitmap of all their windows. A response goes through the bitmap 8
+/// bytes at a time with one test per block (cheap, also under the fuzzers' compare tracing);
+/// only a block whose windows hit the bitmap is looked up in the sets.
 pub struct SecretScan {
-    windows: WindowSet,
+    keys: Vec<Arc<KeyWindows>>,
+    filter: Arc<Filter>,
+}
+
+impl Default for SecretScan {
+    fn default() -> Self {
+        SecretScan { keys: vec![], filter: keys_filter(&[]) }
+    }
 }
 
 impl SecretScan {
     /// Learns the keys of an image (they stay known when the card later drops them).
     pub fn learn(&mut self, image: &CardImage) {
+        let before = self.keys.len();
         for k in &image.keys {
             for m in [&k.material, &k.pending].into_iter().flatten() {
-                self.windows.extend(key_windows(m).iter().copied());
+                let w = key_windows(m);
+                if !self.keys.iter().any(|k| Arc::ptr_eq(k, &w)) {
+                    self.keys.push(w);
+                }
             }
+        }
+        if self.keys.len() != before {
+            self.filter = keys_filter(&self.keys);
         }
     }
 
     /// The offset of the first private-component window in `bytes`, if any.
     pub fn find(&self, bytes: &[u8]) -> Option<usize> {
-        bytes.windows(WINDOW).position(|w| window(w).is_some_and(|v| self.windows.contains(&v)))
+        let filter: &Filter = &self.filter;
+        // The window ending at each byte, rolled one byte at a time (the first 7 are partial
+        // windows: a hit on them only costs the exact look-up).
+        let mut v = 0u64;
+        for (block, chunk) in bytes.chunks(8).enumerate() {
+            let mut hit = 0u64;
+            for b in chunk {
+                v = v << 8 | u64::from(*b);
+                hit |= test_bit(filter, v);
+            }
+            if hit != 0 {
+                let end = (block * 8 + chunk.len()).min(bytes.len());
+                let first = (block * 8).saturating_sub(WINDOW - 1);
+                let exact = bytes
+                    .get(first..end)
+                    .unwrap_or_default()
+                    .windows(WINDOW)
+                    .position(|w| window(w).is_some_and(|v| self.keys.iter().any(|k| k.set.contains(&v))));
+                if let Some(at) = exact {
+                    return Some(first + at);
+                }
+            }
+        }
+        None
     }
 }
 
@@ -286,13 +375,10 @@ impl SecretCommand {
     }
 }
 
-/// What the PIN rules need to know about the card before a command.
+/// What the PIN rules need to know about the card before or after a command.
 #[derive(Clone, Debug, Default)]
 pub struct PinState {
     pub pins: Vec<PinObject>,
-    /// Per PIN object: the forms of its secret the card accepts (padded value, contents of
-    /// the files holding it).
-    pub forms: Vec<Vec<Vec<u8>>>,
     /// Per PIN object: verified in the session.
     pub verified: Vec<bool>,
     /// Per PIN object: each file holding its secret, as (content, what the profile says it
@@ -327,14 +413,15 @@ impl PinState {
                 out
             })
             .collect();
-        let forms = image
-            .pins
-            .iter()
-            .zip(&files)
-            .map(|(p, files)| std::iter::once(padded(p)).chain(files.iter().map(|(c, _)| c.clone())).collect())
-            .collect();
         let verified = (0..image.pins.len()).map(|i| Ctx::pin_verified(card, i)).collect();
-        PinState { pins: image.pins.clone(), forms, verified, files }
+        PinState { pins: image.pins.clone(), verified, files }
+    }
+
+    /// The forms of PIN object `i`'s secret the card accepts: its padded value, and the
+    /// content of each file holding it.
+    pub fn forms(&self, i: usize) -> Vec<Vec<u8>> {
+        let files = self.files.get(i).into_iter().flatten().map(|(c, _)| c.clone());
+        self.pins.get(i).map(padded).into_iter().chain(files).collect()
     }
 
     /// The PUK object that unblocks PIN object `i` (in its DF first).
@@ -349,14 +436,28 @@ impl PinState {
 
     /// Whether `data` contains one of the forms of PIN object `i`'s secret.
     fn carried(&self, i: usize, data: &[u8]) -> bool {
-        self.forms.get(i).is_some_and(|forms| {
-            forms.iter().any(|f| !f.is_empty() && data.windows(f.len()).any(|w| w == f.as_slice()))
-        })
+        self.forms(i).iter().any(|f| !f.is_empty() && data.windows(f.len()).any(|w| w == f.as_slice()))
     }
 
     fn authority(&self, role: PinRole) -> bool {
         self.pins.iter().zip(&self.verified).any(|(p, v)| *v && p.role == role)
     }
+}
+
+/// Whether the files holding secrets still have the content `state` saw.
+fn files_unchanged(image: &CardImage, state: &PinState) -> bool {
+    let profile = image.profile.profile();
+    let mut seen = state.files.iter().flatten();
+    for p in &state.pins {
+        for f in profile.secret_files().iter().filter(|f| f.pin == p.reference.0) {
+            if let Some(FileBody::Transparent { data }) = crate::fs::lookup(&image.mf, f.path).map(|n| &n.body)
+                && seen.next().is_none_or(|(content, _)| *content != data.0)
+            {
+                return false;
+            }
+        }
+    }
+    seen.next().is_none()
 }
 
 /// The rules on PIN objects for one command: `before` and `after` the command, the command's
@@ -420,7 +521,7 @@ pub fn check_pins(
             if named != Some(b.reference.0) || (s.ins != 0x2C && b.blocked()) {
                 return false;
             }
-            let forms = |k: usize| before.forms.get(k).map(Vec::as_slice).unwrap_or_default();
+            let forms = |k: usize| before.forms(k);
             match s.ins {
                 0x20 => forms(*i).contains(&s.data),
                 0x24 => forms(*i).iter().any(|f| s.data.starts_with(f)),
@@ -473,6 +574,12 @@ struct ChainSeen {
 /// A card under observation.
 pub struct Checked {
     pub card: Card,
+    /// The PIN state after the last command (PIN objects rarely change: it is rebuilt only
+    /// when they or a file holding a secret did).
+    pins: PinState,
+    /// The image the session started from (a session that leaves it as it was needs no
+    /// save/load round trip: the fixture's own is tested).
+    initial: CardImage,
     scan: SecretScan,
     keys: u64,
     chain: ChainSeen,
@@ -483,9 +590,10 @@ impl Checked {
         let mut scan = SecretScan::default();
         scan.learn(&image);
         let keys = keys_fingerprint(&image);
-        let mut card = Card::new(image, CardRng::insecure_deterministic(seed));
+        let mut card = Card::new(image.clone(), CardRng::insecure_deterministic(seed));
         card.power_on();
-        Checked { card, scan, keys, chain: ChainSeen::default() }
+        let pins = PinState::of(&card);
+        Checked { card, pins, initial: image, scan, keys, chain: ChainSeen::default() }
     }
 
     /// Sends one APDU, checks every invariant, returns the response.
@@ -514,7 +622,8 @@ impl Checked {
 
     fn apdu(&mut self, cmd: &[u8]) -> Result<Vec<u8>, String> {
         let profile = self.card.profile().profile();
-        let before = PinState::of(&self.card);
+        self.pins.verified.clear();
+        self.pins.verified.extend((0..self.pins.pins.len()).map(|i| Ctx::pin_verified(&self.card, i)));
         let resp = self.card.transmit_vec(cmd);
         check_reply(cmd, &resp)?;
         if let Some(at) = self.scan.find(&resp) {
@@ -530,15 +639,30 @@ impl Checked {
             }
             None => cmd.to_vec(),
         };
+        // The image is validated, and its keys learnt, whenever the card says its persistent
+        // state changed (what a host saves); `run` validates at the end whatever happened.
+        let changed = self.card.take_changed();
         let after = self.card.image();
-        after.validate().map_err(|e| format!("image invalid after {cmd:02X?}: {e}"))?;
-        let after_state = PinState::of(&self.card);
-        check_pins(profile, &before, &after_state, &whole, secret.as_ref(), sw, self.card.last_effect())?;
-        let after = self.card.image();
-        let keys = keys_fingerprint(after);
-        if keys != self.keys {
-            self.keys = keys;
-            self.scan.learn(after);
+        if changed {
+            after.validate().map_err(|e| format!("image invalid after {cmd:02X?}: {e}"))?;
+        }
+        // PIN objects and the files holding their secrets unchanged (most commands): the state
+        // after is the state before.
+        let before = &self.pins;
+        if self.card.image().pins == before.pins && files_unchanged(self.card.image(), before) {
+            check_pins(profile, before, before, &whole, secret.as_ref(), sw, self.card.last_effect())?;
+        } else {
+            let after = PinState::of(&self.card);
+            check_pins(profile, before, &after, &whole, secret.as_ref(), sw, self.card.last_effect())?;
+            self.pins = after;
+        }
+        if changed || self.card.last_effect() == Effect::KeyGeneration {
+            let after = self.card.image();
+            let keys = keys_fingerprint(after);
+            if keys != self.keys {
+                self.keys = keys;
+                self.scan.learn(after);
+            }
         }
         Ok(resp)
     }
@@ -583,12 +707,58 @@ impl Checked {
             self.step(op)?;
         }
         let image = self.card.into_image();
-        let back = CardImage::from_json(&image.to_json()).map_err(|e| format!("saved image does not load: {e}"))?;
-        if back != image {
-            return Err("image save/load round trip differs".into());
+        if image == self.initial {
+            return Ok(());
         }
-        Ok(())
+        image.validate().map_err(|e| format!("image invalid at the end: {e}"))?;
+        round_trip(&image)
     }
+}
+
+/// A fingerprint of an image's state (PINs, keys, files' content and shape, life-cycle):
+/// equal images have equal fingerprints.
+fn image_fingerprint(image: &CardImage) -> u64 {
+    fn tree(node: &crate::fs::FileNode, h: &mut Scramble) {
+        h.write_u64(u64::from(node.fid.0));
+        match &node.body {
+            FileBody::Transparent { data } => h.write_u64(fingerprint(&data.0)),
+            FileBody::Records { records, .. } => records.iter().for_each(|r| h.write_u64(fingerprint(&r.0))),
+            FileBody::Df { children, .. } => children.iter().for_each(|c| tree(c, h)),
+            FileBody::PrivateKey { key, bits } | FileBody::PublicKey { key, bits } => {
+                h.write_u64(u64::from(key.0) << 16 | u64::from(*bits))
+            }
+            FileBody::FreeMemory => h.write_u64(1),
+        }
+    }
+    let mut h = Scramble(keys_fingerprint(image));
+    for p in &image.pins {
+        h.write_u64(fingerprint(p.value.as_bytes()) ^ u64::from(p.tries_left) << 8 ^ u64::from(p.max_tries));
+    }
+    h.write_u64(u64::from(image.life_cycle.byte()));
+    tree(&image.mf, &mut h);
+    h.finish()
+}
+
+/// The save/load round trip of an image. An image equal to one already seen to round-trip is
+/// not saved and parsed again: fuzz runs end in the same few images over and over.
+fn round_trip(image: &CardImage) -> Result<(), String> {
+    static SEEN: Mutex<Vec<(u64, CardImage)>> = Mutex::new(Vec::new());
+    const KEPT: usize = 512;
+    let id = image_fingerprint(image);
+    if SEEN.lock().is_ok_and(|seen| seen.iter().any(|(f, earlier)| *f == id && earlier == image)) {
+        return Ok(());
+    }
+    let back = CardImage::from_json(&image.to_json()).map_err(|e| format!("saved image does not load: {e}"))?;
+    if back != *image {
+        return Err("image save/load round trip differs".into());
+    }
+    if let Ok(mut seen) = SEEN.lock() {
+        if seen.len() >= KEPT {
+            seen.remove(0);
+        }
+        seen.push((id, back));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -653,6 +823,11 @@ mod tests {
         let KeyMaterial::Rsa { pkcs1 } = material else { panic!("RSA") };
         assert!(scan.find(&pkcs1.0).is_some(), "the key's DER");
         assert_eq!(scan.find(&[0u8; 300]), None);
+        for at in [0, 1, 7, 8, 9, 250, 292] {
+            let mut long = vec![0x33u8; 300];
+            long[at..at + WINDOW].copy_from_slice(&components[1][10..10 + WINDOW]);
+            assert_eq!(scan.find(&long), Some(at), "a window at {at}");
+        }
     }
 
     fn pin(reference: u8, role: PinRole, value: &str, tries: u8, unblocked_by: Option<u8>) -> PinObject {
@@ -674,9 +849,8 @@ mod tests {
     }
 
     fn state(pins: Vec<PinObject>, verified: Vec<bool>) -> PinState {
-        let forms = pins.iter().map(|p| vec![padded(p)]).collect();
         let files = pins.iter().map(|_| vec![]).collect();
-        PinState { pins, forms, verified, files }
+        PinState { pins, verified, files }
     }
 
     fn pins_only(pins: Vec<PinObject>) -> PinState {
@@ -770,7 +944,6 @@ mod tests {
         blocked.pins[1].tries_left = 0;
         blocked.verified = vec![false, false];
         blocked.pins.push(pin(0x04, PinRole::So, "11223344", 3, None));
-        blocked.forms.push(vec![padded(&blocked.pins[2])]);
         blocked.verified.push(true);
         blocked.files.push(vec![]);
         let mut revived = blocked.pins.clone();
@@ -791,7 +964,6 @@ mod tests {
         };
         let mut before = pins_only(vec![pin(0x84, PinRole::Puk, "87654321", 3, None)]);
         before.files = vec![vec![(code("87654321"), code("87654321"))]];
-        before.forms[0].push(code("87654321"));
         let data = [b"87654321".as_slice(), b"11112222"].concat();
         let cmd = [&[0x00, 0x24, 0x00, 0x84, 16][..], &data].concat();
         let s = SecretCommand { ins: 0x24, p1: 0, p2: 0x84, data };

@@ -239,7 +239,7 @@ impl Card {
             return Err(Sw::NotEnoughMemory);
         }
         let material = KeyMaterial::generate(algorithm, &mut self.rng)?;
-        let public = material.load()?.public();
+        let public = self.keys.backend().load(&material)?.public()?;
         let slot = self.image.keys.get_mut(ki).ok_or(Sw::Unknown)?;
         if pending {
             slot.pending = Some(material);
