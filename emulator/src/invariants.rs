@@ -8,7 +8,8 @@
 //! * **Private keys**: no response contains 8 consecutive bytes of any private component of
 //!   any key the card holds or held (d, p, q, dP, dQ, qInv of an RSA key, the scalar of a
 //!   P-256 key; active and pending keys). Every 8-byte window of every component is in a hash
-//!   set, so a response costs one lookup per byte.
+//!   set behind a bitmap: a response costs one bit test per byte, the sets are asked only
+//!   about the blocks that hit.
 //! * **Image**: the image stays valid (file tree, PIN and key references, capacity): checked
 //!   after every command that changed persistent state and at the end.
 //! * **PIN and PUK objects**: a counter rises, a value changes or a counter falls only for a
