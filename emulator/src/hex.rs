@@ -4,9 +4,15 @@
 use core::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
-/// Lowercase-insensitive hex decoding with a clear error.
+/// Lowercase-insensitive hex decoding with a clear error; whitespace and `:` between digits
+/// are ignored.
 pub fn decode(s: &str) -> Result<Vec<u8>, String> {
-    let s: String = s.chars().filter(|c| !c.is_whitespace() && *c != ':').collect();
+    let separated = s.bytes().any(|b| b.is_ascii_whitespace() || b == b':' || !b.is_ascii());
+    let s: std::borrow::Cow<'_, str> = if separated {
+        s.chars().filter(|c| !c.is_whitespace() && *c != ':').collect::<String>().into()
+    } else {
+        s.into()
+    };
     if !s.len().is_multiple_of(2) {
         return Err(format!("odd number of hex digits ({})", s.len()));
     }
@@ -36,9 +42,11 @@ fn nibble(c: u8) -> Option<u8> {
 
 /// Uppercase hex without separators.
 pub fn encode(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
-        s.push_str(&format!("{b:02X}"));
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0x0F)]));
     }
     s
 }

@@ -178,7 +178,7 @@ impl CardImage {
         }
         self.validate_pins()?;
         self.validate_keys()?;
-        validate_tree(&self.mf, "mf", &mut vec![MF])?;
+        validate_tree(&self.mf, &mut vec![], &mut vec![MF])?;
         let mut bad_key = None;
         self.mf.walk(&mut |n| {
             if let FileBody::PrivateKey { key, .. } = &n.body
@@ -208,7 +208,8 @@ impl CardImage {
         let rule = pin_rule(self.profile);
         let profile = self.profile.name();
         for (i, p) in self.pins.iter().enumerate() {
-            let at = format!("pins[{i}] ({})", p.label);
+            // Written only for an error (validation runs after every command in the checks).
+            let at = Lazy(|| format!("pins[{i}] ({})", p.label));
             if p.tries_left > p.max_tries {
                 return Err(format!("{at}: PIN {} has tries_left > max_tries", p.reference));
             }
@@ -249,7 +250,7 @@ impl CardImage {
 
     fn validate_keys(&self) -> Result<(), String> {
         for (i, k) in self.keys.iter().enumerate() {
-            let at = format!("keys[{i}] ({})", k.label);
+            let at = Lazy(|| format!("keys[{i}] ({})", k.label));
             if self.keys[..i].iter().any(|q| q.reference == k.reference) {
                 return Err(format!("{at}: key {} defined twice", k.reference));
             }
@@ -286,6 +287,15 @@ impl CardImage {
     /// The card serial where its profile keeps it (`Profile::serial`).
     pub fn serial(&self) -> Option<String> {
         self.profile.profile().serial(self)
+    }
+}
+
+/// A place in the JSON for an error message, formatted only when one is written.
+struct Lazy<F: Fn() -> String>(F);
+
+impl<F: Fn() -> String> fmt::Display for Lazy<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&(self.0)())
     }
 }
 
@@ -393,23 +403,28 @@ fn check_key_material(algorithm: Algorithm, material: &KeyMaterial) -> Result<()
 /// File-tree rules: no child named 3F00, unique FIDs among siblings, records within
 /// `record_len` and `max_records`, transparent files within the FCP's 2-byte size, at most
 /// [`MAX_DEPTH`] levels. `at` is the node's place in the JSON, `path` its FID path.
-fn validate_tree(node: &FileNode, at: &str, path: &mut Vec<u16>) -> Result<(), String> {
-    let here = crate::fs::display_path(path);
+fn validate_tree(node: &FileNode, trail: &mut Vec<usize>, path: &mut Vec<u16>) -> Result<(), String> {
+    // The place in the JSON and the FID path, written only for an error: validation runs
+    // after every command in the invariant checks.
+    let at = |trail: &[usize]| trail.iter().fold(String::from("mf"), |a, i| format!("{a}.body.children[{i}]"));
+    let here = |path: &[u16]| crate::fs::display_path(path);
     match &node.body {
         FileBody::Df { children, .. } => {
             if path.len() >= MAX_DEPTH && !children.is_empty() {
-                return Err(format!("{at} ({here}): DFs nest at most {MAX_DEPTH} levels deep"));
+                return Err(format!("{} ({}): DFs nest at most {MAX_DEPTH} levels deep", at(trail), here(path)));
             }
             for (i, c) in children.iter().enumerate() {
-                let child_at = format!("{at}.body.children[{i}]");
+                let child_at = || format!("{}.body.children[{i}]", at(trail));
                 if c.fid.0 == MF {
-                    return Err(format!("{child_at}.fid: 3F00 under {here}; 3F00 is the MF's own FID"));
+                    return Err(format!("{}.fid: 3F00 under {}; 3F00 is the MF's own FID", child_at(), here(path)));
                 }
                 if children[..i].iter().any(|o| o.fid == c.fid) {
-                    return Err(format!("{child_at}.fid: {} appears twice under {here}", c.fid));
+                    return Err(format!("{}.fid: {} appears twice under {}", child_at(), c.fid, here(path)));
                 }
                 path.push(c.fid.0);
-                let r = validate_tree(c, &child_at, path);
+                trail.push(i);
+                let r = validate_tree(c, trail, path);
+                trail.pop();
                 path.pop();
                 r?;
             }
@@ -417,20 +432,26 @@ fn validate_tree(node: &FileNode, at: &str, path: &mut Vec<u16>) -> Result<(), S
         FileBody::Records { record_len, max_records, records } => {
             if records.len() > usize::from(*max_records) {
                 return Err(format!(
-                    "{at}.body.records ({here}): {} records, more than max_records {max_records}",
+                    "{}.body.records ({}): {} records, more than max_records {max_records}",
+                    at(trail),
+                    here(path),
                     records.len()
                 ));
             }
             if let Some((i, r)) = records.iter().enumerate().find(|(_, r)| r.0.len() > usize::from(*record_len)) {
                 return Err(format!(
-                    "{at}.body.records[{i}] ({here}): {} bytes, longer than record_len {record_len}",
+                    "{}.body.records[{i}] ({}): {} bytes, longer than record_len {record_len}",
+                    at(trail),
+                    here(path),
                     r.0.len()
                 ));
             }
         }
         FileBody::Transparent { data } if data.0.len() > usize::from(u16::MAX) => {
             return Err(format!(
-                "{at}.body.data ({here}): {} bytes; a file holds at most 65535 (its FCP size field)",
+                "{}.body.data ({}): {} bytes; a file holds at most 65535 (its FCP size field)",
+                at(trail),
+                here(path),
                 data.0.len()
             ));
         }

@@ -23,7 +23,7 @@ const RSA2048_POOL: &str = include_str!("../../fixtures/keys/rsa2048-pool.txt");
 pub const RSA_EXPONENT: u32 = 65_537;
 
 /// Which implementation computes private-key operations.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Backend {
     /// Pure Rust (the `rsa` and `p256` crates): the default.
     #[default]
@@ -36,10 +36,123 @@ pub enum Backend {
 impl Backend {
     /// Parses key material into this backend; `6581` when the stored material is unusable.
     pub fn load(self, material: &KeyMaterial) -> Result<Box<dyn PrivateKey>, Sw> {
+        #[cfg(feature = "fuzzing")]
+        return memo::load(self, material);
+        #[cfg(not(feature = "fuzzing"))]
+        self.load_uncached(material)
+    }
+
+    fn load_uncached(self, material: &KeyMaterial) -> Result<Box<dyn PrivateKey>, Sw> {
         match self {
             Backend::RustCrypto => Ok(Box::new(material.load()?)),
             #[cfg(feature = "openssl")]
             Backend::OpenSsl => Ok(Box::new(crate::fast::FastKey::load(material)?)),
+        }
+    }
+}
+
+/// Feature `fuzzing`, for the fuzz targets only (never a product build): parsed keys and the
+/// results of private-key operations are kept per process, by key material and input, so a
+/// fuzz target replaying the same signature thousands of times computes it once. Results are
+/// the backend's own (PKCS#1 v1.5 and raw RSA are deterministic; an ECDSA signature is a
+/// valid one computed earlier); everything the card checks before the operation still runs.
+#[cfg(feature = "fuzzing")]
+mod memo {
+    use super::{Backend, KeyMaterial, PrivateKey, PublicKey, SignPadding};
+    use crate::rng::CardRng;
+    use crate::sw::Sw;
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    /// Most results kept; the cache starts over beyond.
+    const KEPT: usize = 1 << 16;
+
+    /// Backend, key material, operation, input.
+    type Op = (Backend, Vec<u8>, u8, Vec<u8>);
+    type SharedKey = Arc<dyn PrivateKey + Sync>;
+    type Results = HashMap<Op, Result<Vec<u8>, Sw>>;
+    static KEYS: Mutex<Vec<(Backend, Vec<u8>, SharedKey)>> = Mutex::new(Vec::new());
+    static RESULTS: Mutex<Option<Results>> = Mutex::new(None);
+
+    struct Memo {
+        backend: Backend,
+        material: Vec<u8>,
+        key: SharedKey,
+    }
+
+    fn bytes(m: &KeyMaterial) -> Vec<u8> {
+        match m {
+            KeyMaterial::Rsa { pkcs1 } => [&[0u8][..], &pkcs1.0].concat(),
+            KeyMaterial::EcP256 { scalar } => [&[1u8][..], &scalar.0].concat(),
+        }
+    }
+
+    pub(super) fn load(backend: Backend, material: &KeyMaterial) -> Result<Box<dyn PrivateKey>, Sw> {
+        let id = bytes(material);
+        let cached =
+            KEYS.lock().ok().and_then(|k| k.iter().find(|(b, m, _)| *b == backend && *m == id).map(|e| e.2.clone()));
+        let key = match cached {
+            Some(k) => k,
+            None => {
+                let k: SharedKey = Arc::new(Mutex::new(backend.load_uncached(material)?));
+                if let Ok(mut keys) = KEYS.lock() {
+                    if keys.len() >= 256 {
+                        keys.clear();
+                    }
+                    keys.push((backend, id.clone(), k.clone()));
+                }
+                k
+            }
+        };
+        Ok(Box::new(Memo { backend, material: id, key }))
+    }
+
+    /// A loaded key shared by every card of the process.
+    impl PrivateKey for Mutex<Box<dyn PrivateKey>> {
+        fn public(&self) -> Result<PublicKey, Sw> {
+            self.lock().map_err(|_| Sw::Unknown)?.public()
+        }
+        fn sign(&self, input: &[u8], padding: SignPadding, rng: &mut CardRng) -> Result<Vec<u8>, Sw> {
+            self.lock().map_err(|_| Sw::Unknown)?.sign(input, padding, rng)
+        }
+        fn decipher(&self, input: &[u8], unpad: bool, rng: &mut CardRng) -> Result<Vec<u8>, Sw> {
+            self.lock().map_err(|_| Sw::Unknown)?.decipher(input, unpad, rng)
+        }
+    }
+
+    impl Memo {
+        fn cached(&self, op: u8, input: &[u8], compute: impl FnOnce() -> Result<Vec<u8>, Sw>) -> Result<Vec<u8>, Sw> {
+            let k = (self.backend, self.material.clone(), op, input.to_vec());
+            if let Ok(r) = RESULTS.lock()
+                && let Some(hit) = r.as_ref().and_then(|m| m.get(&k))
+            {
+                return hit.clone();
+            }
+            let result = compute();
+            if let Ok(mut r) = RESULTS.lock() {
+                let m = r.get_or_insert_with(HashMap::new);
+                if m.len() >= KEPT {
+                    m.clear();
+                }
+                m.insert(k, result.clone());
+            }
+            result
+        }
+    }
+
+    impl PrivateKey for Memo {
+        fn public(&self) -> Result<PublicKey, Sw> {
+            self.key.public()
+        }
+        fn sign(&self, input: &[u8], padding: SignPadding, rng: &mut CardRng) -> Result<Vec<u8>, Sw> {
+            let op = match padding {
+                SignPadding::Raw => 0,
+                SignPadding::Pkcs1 => 1,
+            };
+            self.cached(op, input, || self.key.sign(input, padding, rng))
+        }
+        fn decipher(&self, input: &[u8], unpad: bool, rng: &mut CardRng) -> Result<Vec<u8>, Sw> {
+            self.cached(2 + u8::from(unpad), input, || self.key.decipher(input, unpad, rng))
         }
     }
 }
@@ -203,11 +316,17 @@ impl KeyMaterial {
     pub fn generate(alg: Algorithm, rng: &mut CardRng) -> Result<Self, Sw> {
         if alg == Algorithm::Rsa2048 && rng.is_deterministic() {
             use rand_core::Rng;
-            let pool: Vec<&str> = RSA2048_POOL.lines().filter(|l| !l.trim().is_empty()).collect();
+            static POOL: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
+            let pool = POOL.get_or_init(|| {
+                RSA2048_POOL
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .filter_map(|l| crate::hex::decode(l).ok())
+                    .collect()
+            });
             if !pool.is_empty() {
-                let pick = pool.get(rng.next_u32() as usize % pool.len()).copied().unwrap_or_default();
-                let der = crate::hex::decode(pick).map_err(|_| Sw::MemoryFailure)?;
-                return Ok(KeyMaterial::Rsa { pkcs1: Bytes(der) });
+                let pick = pool.get(rng.next_u32() as usize % pool.len()).ok_or(Sw::MemoryFailure)?;
+                return Ok(KeyMaterial::Rsa { pkcs1: Bytes(pick.clone()) });
             }
         }
         match alg.rsa_bits() {

@@ -60,10 +60,13 @@ impl ImageStore for ImageFile {
 /// A card in a host (a vpcd reader, the in-process transport, `firmalab apdu`): the card, and
 /// where its image is saved (nowhere for ephemeral cards).
 ///
-/// Every command that changed the card's persistent state is saved before its response goes
-/// out. When the save fails the card goes back to the last saved state (a fresh session, as
-/// after a card tear: volatile state and verified PINs are gone) and the host gets `6581`
-/// (memory failure): `6581` from a hosted card means nothing changed, on disk or in the card.
+/// Every command that wrote the card's persistent state is saved before its response goes
+/// out; a presented PIN or PUK counts as a write (the card writes its try counter before it
+/// compares, `card/pins.rs`). When the save fails the command is undone as a card undoes a
+/// failed EEPROM write ([`Card::restore`]): the image is the last saved one again, the session
+/// is as it was before the command, and the host gets `6581` (memory failure). `6581` from a
+/// hosted card means nothing changed, on disk or in the card, whether the PIN it carried was
+/// right or wrong.
 pub struct HostedCard {
     pub card: Card,
     /// A physical token's latency, added after each command (default: none).
@@ -71,22 +74,18 @@ pub struct HostedCard {
     store: Option<Box<dyn ImageStore>>,
     /// The persistent state as last saved (what a rollback returns to).
     saved: Option<CardImage>,
-    /// Set when a rollback found no randomness for the restored card: every command then
-    /// answers `6581` and changes nothing.
-    mute: bool,
-    rollbacks: u64,
 }
 
 impl HostedCard {
     /// A card that is never saved.
     pub fn ephemeral(card: Card) -> Self {
-        HostedCard { card, timing: crate::timing::Timing::None, store: None, saved: None, mute: false, rollbacks: 0 }
+        HostedCard { card, timing: crate::timing::Timing::None, store: None, saved: None }
     }
 
     /// A card whose current image is what `store` holds, saved there as it changes.
     pub fn persisted(card: Card, store: Box<dyn ImageStore>) -> Self {
         let saved = Some(card.image().clone());
-        HostedCard { card, timing: crate::timing::Timing::None, store: Some(store), saved, mute: false, rollbacks: 0 }
+        HostedCard { card, timing: crate::timing::Timing::None, store: Some(store), saved }
     }
 
     /// Opens an image file for writing ([`ImageFile::open`]: locked while this card lives)
@@ -112,9 +111,6 @@ impl HostedCard {
     /// host gets `6581` (memory failure), never a success the image does not hold; the second
     /// value says why the save failed.
     pub fn transmit(&mut self, command: &[u8]) -> (Vec<u8>, Option<String>) {
-        if self.mute {
-            return (Sw::MemoryFailure.to_bytes().to_vec(), None);
-        }
         let response = self.card.transmit_vec(command);
         let delay = self.timing.delay(self.card.last_effect());
         if !delay.is_zero() {
@@ -134,30 +130,14 @@ impl HostedCard {
         (response, None)
     }
 
-    /// Puts the last saved image back in a fresh card; returns the message to report.
+    /// Undoes the command whose save failed ([`Card::restore`] with the last saved image);
+    /// returns the message to report.
     fn roll_back(&mut self, error: String) -> String {
         let Some(saved) = self.saved.clone() else { return error };
-        self.rollbacks += 1;
-        let rng = if self.card.rng_is_deterministic() {
-            Ok(CardRng::insecure_deterministic(ROLLBACK_SEED.wrapping_add(self.rollbacks)))
-        } else {
-            CardRng::from_os()
-        };
-        match rng {
-            Ok(rng) => {
-                self.card = Card::new(saved, rng);
-                format!("{error}; the card is back to its last saved state")
-            }
-            Err(why) => {
-                self.mute = true;
-                format!("{error}; the card cannot be restored ({why}) and answers 6581 to everything until restarted")
-            }
-        }
+        self.card.restore(saved);
+        format!("{error}; the card is back to its last saved state, as before the command")
     }
 }
-
-/// Seed base of the card put back after a failed save, in deterministic (test) mode.
-const ROLLBACK_SEED: u64 = 0x726f_6c6c_6261_636b;
 
 /// What happened, for the caller to log.
 #[derive(Debug)]
@@ -169,7 +149,9 @@ pub enum Event<'a> {
     PowerOn,
     Reset,
     Atr,
-    /// A command (secrets redacted), its response and how long the card took.
+    /// A command (the data of VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER and CREATE
+    /// PIN as `**`), its response (data read from a secret file, such as Oberthur's PUK
+    /// file, as `**`) and how long the card took.
     Apdu {
         command: String,
         response: String,
@@ -257,6 +239,15 @@ pub fn check_address(addr: &str) -> Result<Vec<SocketAddr>, String> {
         return Err(format!("vpcd address {addr:?}: port 0 is not a vpcd port"));
     }
     Ok(resolved)
+}
+
+/// A response as hex for logs: when its data is secret ([`Card::last_reply_secret`]) each
+/// data byte is `**` and only the status word shows.
+pub fn logged_response(response: &[u8], secret: bool) -> String {
+    match response.split_last_chunk::<2>() {
+        Some((data, sw)) if secret && !data.is_empty() => format!("{}{}", "**".repeat(data.len()), hex::encode(sw)),
+        _ => hex::encode(response),
+    }
 }
 
 fn connect(addr: &str) -> io::Result<TcpStream> {
@@ -372,7 +363,8 @@ fn session(
                 if let Some(e) = save_error {
                     log(Event::SaveFailed(e));
                 }
-                log(Event::Apdu { command: apdu::redacted_hex(command), response: hex::encode(&response), micros });
+                let response = logged_response(&response, host.card.last_reply_secret());
+                log(Event::Apdu { command: apdu::redacted_hex(command), response, micros });
                 if !sent {
                     return Ok(());
                 }

@@ -59,7 +59,7 @@ fn both_backends_read_the_same_public_key() {
 #[test]
 fn openssl_ecdsa_p256_signatures_verify() {
     use p256::ecdsa::signature::hazmat::PrehashVerifier;
-    let mut img = image("cns-renewable.json");
+    let mut img = without_certificates(image("cns-renewable.json"));
     img.capabilities.p256 = true;
     let mut s = Session::with(firmalab_emulator::Card::new(img, firmalab_emulator::CardRng::insecure_deterministic(2)));
     s.card.set_backend(Backend::OpenSsl);

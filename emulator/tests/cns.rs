@@ -22,12 +22,19 @@ fn every_foreign_probe_of_opensc_is_rejected_as_spec_1_2_requires() {
         ("00CADF3005", "6A88"),                               // setcos GET DATA
         ("00CB3FFF035C017E08", "6D00"),                       // PIV discovery
         ("00A4040009A00000030800001000", "6A82"),             // PIV
-        ("00A4040C07A0000001160DB0", "6A82"),                 // CAC
+        ("00A4040C07A000000116DB00", "6A82"),                 // CAC (CCC)
         ("00A4040C07A000000079100000", "6A82"),
     ]);
+    // cac: A0 00 00 00 79 01 xx for xx = 00..0F, each sent (7 data bytes, no Le).
     for xx in 0..16u8 {
-        s.expect(&format!("00A4040C07A0000000790100{xx:02X}")[..24], "6A82");
+        let probe = format!("00A4040C07A00000007901{xx:02X}");
+        assert_eq!(probe.len(), 24, "{probe}");
+        s.expect(&probe, "6A82");
     }
+    assert_eq!(s.trace.iter().filter(|l| l.starts_with(">> 00A4040C07A00000007901")).count(), 16);
+    let sent: std::collections::BTreeSet<&str> =
+        s.trace.iter().filter_map(|l| l.strip_prefix(">> 00A4040C07A00000007901")).collect();
+    assert_eq!(sent.len(), 16, "sixteen different probes: {sent:?}");
 }
 
 #[test]
@@ -306,7 +313,7 @@ fn le_too_short_answers_6cxx_and_long_answers_use_get_response() {
     s.expect(&format!("0020009008{PIN}"), "9000");
     // A 2048-bit public key template is longer than 256 bytes.
     // 7F49 82 0109 { 81 82 0100 <256> 82 03 010001 }: 270 bytes, 256 now and 14 pending.
-    let first = s.expect("0046000102080000", "#256 610E");
+    let first = s.expect("0046800102080000", "#256 610E");
     assert_eq!(&first[..5], &h("7F49820109")[..]);
     s.expect("00C0000004", "#4 610A");
     let rest = s.expect("00C0000000", "#10 9000");
@@ -403,7 +410,7 @@ fn the_card_reports_what_each_command_did_for_latency_models_and_invariants() {
     assert_eq!(effect(&mut s, "0022F1B603830110", "9000"), Effect::None);
     assert_eq!(effect(&mut s, &format!("002A9E9A000100{block}0000"), "6982"), Effect::None); // refused
     assert_eq!(effect(&mut s, &format!("0020009008{PIN}"), "9000"), Effect::None);
-    assert_eq!(effect(&mut s, "0046000102080000", "#256 610E"), Effect::KeyGeneration);
+    assert_eq!(effect(&mut s, "0046800102080000", "#256 610E"), Effect::KeyGeneration);
     assert_eq!(effect(&mut s, "00C0000000", "#14 9000"), Effect::None);
     assert_eq!(effect(&mut s, "B0F50000", "9000"), Effect::CredentialsReset);
     assert_eq!(effect(&mut s, "B0F50000", "6982"), Effect::None);
@@ -440,8 +447,9 @@ fn erase_needs_the_pin_and_leaves_a_blank_card_with_default_pin_12345() {
 }
 
 #[test]
-fn generate_key_pair_replaces_the_slot_and_signs_with_the_new_key() {
-    let mut s = Session::new("cns-renewable.json");
+fn generate_key_pair_replaces_an_uncertified_slot_and_signs_with_the_new_key() {
+    let mut s =
+        Session::with(Card::new(without_certificates(image("cns-renewable.json")), CardRng::insecure_deterministic(7)));
     let old = public_key(s.card.image(), 0x10);
     s.expect("0046001002080000", "6982");
     s.expect("00A4080C0414008110", "9000");
@@ -452,16 +460,51 @@ fn generate_key_pair_replaces_the_slot_and_signs_with_the_new_key() {
     s.expect("0046001002FFFF00", "6A80");
     s.expect("0046001002080000", "#256 610E");
     s.expect("0046001102080000", "6A88");
+    // The new key signs, and its public key is what GENERATE answered.
+    let new = public_key(s.card.image(), 0x10);
+    s.expect(&format!("0020009A08{PIN}"), "9000");
+    s.expect("0022F1B603830110", "9000");
+    let (digest, _) = sha256_digest_info(b"chiave nuova");
+    let block = hex(&pkcs1_block(&digest, 256));
+    s.expect(&format!("102A9E9AFF{}", &block[..510]), "9000");
+    let sig = s.expect(&format!("002A9E9A01{}00", &block[510..]), "#256 9000");
+    new.verify(Pkcs1v15Sign::new::<Sha256>(), &digest, &sig).expect("the new key signs");
+}
+
+#[test]
+fn generate_key_pair_never_replaces_a_key_whose_certificate_is_installed() {
+    let mut s = Session::new("cns-renewable.json");
+    let (old_sign, old_auth) = (public_key(s.card.image(), 0x10), public_key(s.card.image(), 0x01));
+    s.expect("00A4080C0414008110", "9000");
+    s.expect(&format!("0020009A08{PIN}"), "9000");
+    s.expect(&format!("0020009008{PIN}"), "9000");
+    // In place: refused while 1400/9010 and 1100/1101 hold the certificates (6985), for RSA
+    // and for a P-256 key alike, and nothing changes.
+    s.expect("0046001002080000", "6985");
+    s.expect("0046000102080000", "6985");
+    s.expect("0046000102040000", "6985");
+    assert_eq!(public_key(s.card.image(), 0x10), old_sign);
+    assert_eq!(public_key(s.card.image(), 0x01), old_auth);
+    assert!(s.card.image().keys.iter().all(|k| k.pending.is_none()));
+    // The renewal form is allowed: a pending key next to the certified one.
+    s.expect("0046801002080000", "#256 610E");
+    s.expect("00C0000000", "#14 9000");
+    assert_eq!(public_key(s.card.image(), 0x10), old_sign);
+    // After the reset (ERASE) no certificate is left: the slots may be generated again.
+    s.expect("B0F50000", "9000");
+    s.expect(&format!("0020009008{}", padded("12345", 8, 0xFF)), "9000");
+    s.expect("0046000102080000", "#256 610E");
 }
 
 #[test]
 fn p256_is_a_capability_an_image_enables() {
     let oid = "06082A8648CE3D030107";
-    let mut s = Session::new("cns-renewable.json");
+    let uncertified = without_certificates(image("cns-renewable.json"));
+    let mut s = Session::with(Card::new(uncertified, CardRng::insecure_deterministic(1)));
     s.expect(&format!("0020009008{PIN}"), "9000");
     s.expect(&format!("004600010A{oid}00"), "6A80");
 
-    let mut img = image("cns-renewable.json");
+    let mut img = without_certificates(image("cns-renewable.json"));
     img.capabilities.p256 = true;
     let mut s = Session::with(Card::new(img, CardRng::insecure_deterministic(1)));
     s.expect(&format!("0020009008{PIN}"), "9000");

@@ -74,6 +74,109 @@ fn save_failure_rule_a_failed_save_rolls_the_card_back_and_6581_means_nothing_ch
     assert_eq!(host.card.image(), &last);
 }
 
+/// A host on the renewable CNS card whose store fails while the returned flag is set; the
+/// store's saves are in the returned list.
+fn flaky_host(fixture: &str) -> (HostedCard, Arc<AtomicBool>, Arc<Mutex<Vec<CardImage>>>) {
+    let fail = Arc::new(AtomicBool::new(false));
+    let saved = Arc::new(Mutex::new(vec![]));
+    let store = Flaky { fail: fail.clone(), saved: saved.clone() };
+    (HostedCard::persisted(card(fixture), Box::new(store)), fail, saved)
+}
+
+#[test]
+fn anti_tearing_rule_every_presented_secret_is_saved_before_the_answer() {
+    let (mut host, _fail, saved) = flaky_host("cns-renewable.json");
+    let saves = || saved.lock().unwrap().len();
+    // Reads, selects and status queries write nothing.
+    for c in ["00A4080C0410001003", "00B0000010", "00200090", "00CA018300"] {
+        assert!(host.transmit(&h(c)).0.ends_with(&[0x90, 0x00]) || c == "00200090", "{c}");
+    }
+    assert_eq!(saves(), 0, "nothing saved for commands that write nothing");
+    // The right PIN with a full counter changes nothing, and is a write all the same: the card
+    // wrote its counter before comparing.
+    assert_eq!(host.transmit(&h(&format!("0020009008{PIN}"))), (h("9000"), None));
+    assert_eq!(saves(), 1);
+    assert_eq!(host.transmit(&h(&format!("0020009008{NEW}"))), (h("63C2"), None));
+    assert_eq!(saves(), 2);
+    // A length error is refused before any comparison: no write.
+    assert_eq!(host.transmit(&h("002000900431323334")).0, h("6700"));
+    assert_eq!(saves(), 2);
+}
+
+#[test]
+fn pin_oracle_rule_on_a_failing_store_right_and_wrong_pins_both_get_6581() {
+    for fixture in ["cns-renewable.json", "oberthur-renewable.json"] {
+        let (mut host, fail, _) = flaky_host(fixture);
+        let (verify, right, wrong, status): (&str, String, String, &str) = if fixture.starts_with("cns") {
+            ("0020009008", PIN.into(), NEW.into(), "00200090")
+        } else {
+            host.transmit(&h("00A40000025011"));
+            ("0020008140", padded("12345678", 64, 0xFF), padded("87654321", 64, 0xFF), "0020008100")
+        };
+        let before = host.card.image().clone();
+        fail.store(true, Ordering::Relaxed);
+        // Counter full: the right PIN changes no byte of the image, yet it cannot be told
+        // apart from a wrong one. As many tries as you like, never an answer.
+        for _ in 0..5 {
+            assert_eq!(host.transmit(&h(&format!("{verify}{right}"))).0, h("6581"), "{fixture}");
+            assert_eq!(host.transmit(&h(&format!("{verify}{wrong}"))).0, h("6581"), "{fixture}");
+        }
+        assert_eq!(host.card.image(), &before, "{fixture}: nothing changed");
+        assert_eq!(host.transmit(&h(status)).0, h("63C3"), "{fixture}: not verified, no try spent");
+        fail.store(false, Ordering::Relaxed);
+        assert_eq!(host.transmit(&h(&format!("{verify}{right}"))), (h("9000"), None), "{fixture}");
+    }
+}
+
+#[test]
+fn rollback_rule_the_session_is_as_before_the_failed_command() {
+    let (mut host, fail, _) = flaky_host("cns-renewable.json");
+    // A session: DF 1400 selected, PIN CNS0 verified, a security environment set.
+    assert_eq!(host.transmit(&h(&format!("0020009008{PIN}"))), (h("9000"), None));
+    assert_eq!(host.transmit(&h("00A4080C0414008110")).0, h("9000"));
+    assert_eq!(host.transmit(&h("0022F1B803830101")).0, h("9000"));
+    fail.store(true, Ordering::Relaxed);
+    // The change fails to save: undone, and the session it ran in is intact (a card whose
+    // EEPROM write fails stays powered: its RAM is not lost).
+    let (response, why) = host.transmit(&change_pin());
+    assert_eq!(response, h("6581"));
+    assert!(why.unwrap().contains("as before the command"));
+    // ERASE would reset the session: it fails to save, and the session stays as well.
+    assert_eq!(host.transmit(&h("B0F50000")).0, h("6581"));
+    fail.store(false, Ordering::Relaxed);
+    assert_eq!(host.transmit(&h("00200090")).0, h("9000"), "PIN CNS0 still verified");
+    assert_eq!(host.transmit(&h("00200090")).0, h("9000"));
+    // Still in DF 8110: CNS1's PIN (in 1400) is found from here, and the environment holds.
+    assert_eq!(host.transmit(&h("0020009A")).0, h("63C3"));
+    let (digest, _) = sha256_digest_info(b"dopo il guasto");
+    let block = firmalab_emulator::hex::encode(&pkcs1_block(&digest, 256));
+    assert_eq!(host.transmit(&h(&format!("102A8086FF00{}", &block[..508]))).0, h("9000"));
+    let r = host.transmit(&h(&format!("002A808602{}00", &block[508..]))).0;
+    assert_eq!(r.len(), 258, "the environment of before the failure deciphers: {}", r.len());
+    assert_eq!(pin_cns0(host.card.image()), ("12345678".into(), 3), "the change never happened");
+}
+
+#[test]
+fn rollback_rule_a_failed_verify_leaves_the_pin_unverified() {
+    let (mut host, fail, _) = flaky_host("cns-renewable.json");
+    fail.store(true, Ordering::Relaxed);
+    assert_eq!(host.transmit(&h(&format!("0020009008{PIN}"))).0, h("6581"));
+    fail.store(false, Ordering::Relaxed);
+    assert_eq!(host.transmit(&h("00200090")).0, h("63C3"));
+    assert_eq!(host.transmit(&h("B0F50000")).0, h("6982"), "no PIN verified: no erase");
+}
+
+#[cfg(feature = "openssl")]
+#[test]
+fn rollback_rule_keeps_the_crypto_backend() {
+    use firmalab_emulator::keys::Backend;
+    let (mut host, fail, _) = flaky_host("cns-renewable.json");
+    host.card.set_backend(Backend::OpenSsl);
+    fail.store(true, Ordering::Relaxed);
+    assert_eq!(host.transmit(&change_pin()).0, h("6581"));
+    assert_eq!(host.card.backend(), Backend::OpenSsl);
+}
+
 fn ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
 }
@@ -146,13 +249,16 @@ fn save_failure_rule_on_a_full_tmpfs_the_card_rolls_back_and_the_image_is_untouc
     assert!(why.contains("cannot save") && why.contains("back to its last saved state"), "{why}");
     assert_eq!(std::fs::read(&img).unwrap(), before, "the image on disk is untouched");
     assert_eq!(pin_cns0(host.card.image()), ("12345678".into(), 3), "and so is the card");
-    assert_eq!(host.transmit(&h(&format!("0020009008{PIN}"))).0, h("9000"), "the old PIN is in force");
+    // A presented PIN is a write too (anti-tearing): on the full disk, 6581 for the right one.
+    assert_eq!(host.transmit(&h(&format!("0020009008{PIN}"))).0, h("6581"), "no answer without a save");
+    assert_eq!(host.transmit(&h("00200090")).0, h("63C3"), "not verified, no try spent");
     let mut left: Vec<_> = std::fs::read_dir(fs.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     left.sort();
     assert_eq!(left, [".card.json.lock", "card.json", "filler"], "no temporary file left behind");
 
-    // Space again: the same change goes through and is on disk.
+    // Space again: the old PIN is in force, and the same change goes through and is on disk.
     std::fs::remove_file(filler).unwrap();
+    assert_eq!(host.transmit(&h(&format!("0020009008{PIN}"))), (h("9000"), None), "the old PIN is in force");
     assert_eq!(host.transmit(&change_pin()), (h("9000"), None));
     assert_eq!(pin_cns0(&CardImage::load(&img).unwrap()).0, "87654321");
 }
@@ -223,4 +329,73 @@ fn startup_rule_vpcd_addresses_are_checked_before_use() {
         assert!(e.contains(bad), "{e}");
     }
     assert_eq!(vpcd::check_address("127.0.0.1:35963").unwrap().len(), 1);
+}
+
+/// Sends one vpcd frame and, for an APDU, reads the card's answer.
+fn exchange(vpcd: &mut std::net::TcpStream, payload: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut frame = (payload.len() as u16).to_be_bytes().to_vec();
+    frame.extend_from_slice(payload);
+    vpcd.write_all(&frame).unwrap();
+    if payload.len() == 1 && payload[0] != 0x04 {
+        return vec![];
+    }
+    let mut len = [0u8; 2];
+    vpcd.read_exact(&mut len).unwrap();
+    let mut answer = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    vpcd.read_exact(&mut answer).unwrap();
+    answer
+}
+
+#[test]
+fn log_rule_the_verbose_log_of_an_oberthur_puk_change_and_unblock_holds_no_secret() {
+    let (listener, addr) = fake_vpcd();
+    let stop = Arc::new(AtomicBool::new(false));
+    let log = Arc::new(Mutex::new(Vec::<String>::new()));
+    let t = {
+        let (flag, log) = (stop.clone(), log.clone());
+        std::thread::spawn(move || {
+            let mut host = HostedCard::ephemeral(card("oberthur-renewable.json"));
+            vpcd::serve(&mut host, &addr, &flag, &mut |e| log.lock().unwrap().push(format!("{e:?}")))
+        })
+    };
+    let (mut vpcd, _) = listener.accept().unwrap();
+    vpcd.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    exchange(&mut vpcd, &[0x01]);
+    let pin64 = |p: &str| padded(p, 64, 0xFF);
+    let code = |p: &str| {
+        let mut v = p.as_bytes().to_vec();
+        v.resize(16, 0);
+        firmalab_emulator::hex::encode(&v)
+    };
+    let mut send = |c: String| exchange(&mut vpcd, &h(&c));
+    assert_eq!(send("00A4040C10A000000077010303000000F100000002".into()), h("9000"));
+    assert!(send("00A40000025011".into()).ends_with(&[0x90, 0x00]));
+    // puk-change 87654321 → 11112222, then the unblock through the PUK file.
+    assert_eq!(send(format!("0024008480{}{}", pin64("87654321"), pin64("11112222"))), h("9000"));
+    assert_eq!(send(format!("0020008440{}", pin64("11112222"))), h("9000"));
+    assert!(send("00A40000022000".into()).ends_with(&[0x90, 0x00]));
+    let read = send("00B0000010".into());
+    assert_eq!(read, [h(&code("11112222")), h("9000")].concat(), "the card answers the code");
+    // A partial read is just as secret.
+    assert_eq!(send("00B0000008".into()), [h(&code("11112222"))[..8].to_vec(), h("9000")].concat());
+    assert!(send("00A4030000".into()).ends_with(&[0x90, 0x00]));
+    assert_eq!(send(format!("002C000150{}{}", code("11112222"), pin64("24682468"))), h("9000"));
+    assert_eq!(send(format!("0020008140{}", pin64("24682468"))), h("9000"));
+    stops_within_a_second(&stop, t);
+    let log = log.lock().unwrap().join("\n");
+    assert!(log.contains("00B0000010") && log.contains(&format!("{}9000", "**".repeat(16))), "{log}");
+    assert!(log.contains(&format!("{}9000", "**".repeat(8))), "{log}");
+    for secret in ["87654321", "11112222", "24682468"] {
+        let ascii = firmalab_emulator::hex::encode(secret.as_bytes());
+        assert!(!log.contains(&ascii), "{secret} in the verbose log:\n{log}");
+        assert!(!log.contains(&code(secret)), "the unblock code of {secret} in the verbose log:\n{log}");
+    }
+}
+
+#[test]
+fn log_rule_secret_answers_are_masked_other_answers_shown() {
+    assert_eq!(vpcd::logged_response(&h("31320000009000"), true), "**********9000");
+    assert_eq!(vpcd::logged_response(&h("3132009000"), false), "3132009000");
+    assert_eq!(vpcd::logged_response(&h("6982"), true), "6982");
 }

@@ -218,16 +218,92 @@ fn key_management_generate_read_public_component_delete_list_create() {
 }
 
 #[test]
-fn create_pin_sets_a_new_pin_and_counter_under_the_df_acl() {
+fn create_pin_needs_the_so_pin_and_sets_a_new_pin_and_counter() {
     let mut s = Session::new(CARD);
     connect(&mut s);
     s.expect("00A40000025011", "62.. 9000");
     s.expect(&format!("00240101420340{}", pin64("12345")), "6982");
+    // The holder's own PIN does not let anyone redefine PINs: that is the security officer's.
     s.expect(&format!("0020008140{}", pin64("12345678")), "9000");
+    s.expect(&format!("00240101420340{}", pin64("12345")), "6982");
+    s.expect(&format!("0020008140{}", pin64("12345")), "63C2");
+    s.expect(&format!("0020000440{}", pin64("11223344")), "9000");
     s.expect(&format!("00240101420340{}", pin64("12345")), "9000");
     s.expect("0020008100", "63C3");
     s.expect(&format!("0020008140{}", pin64("12345")), "9000");
     s.expect(&format!("00240101420040{}", pin64("12345")), "6A80");
+}
+
+/// The 16-byte unblock code of `5011/2000` for a PUK (the PUK's ASCII, zero-padded).
+fn puk_code(puk: &str) -> String {
+    let mut v = puk.as_bytes().to_vec();
+    v.resize(16, 0);
+    hex::encode(&v)
+}
+
+/// Reads `5011/2000` after presenting `puk`.
+fn read_puk_file(s: &mut Session, puk: &str) -> Vec<u8> {
+    s.expect("00A40000023F00", "62.. 9000");
+    s.expect("00A40000025011", "62.. 9000");
+    s.expect(&format!("0020008440{}", pin64(puk)), "9000");
+    s.expect("00A40000022000", "62.. 9000");
+    let code = s.expect("00B0000010", "#16 9000");
+    assert!(s.card.last_reply_secret(), "the PUK file's content is reported secret");
+    s.expect("00A4030000", "62.. 9000");
+    code
+}
+
+#[test]
+fn a_puk_change_rewrites_the_puk_file_and_only_the_current_puk_unblocks() {
+    let mut s = Session::new(CARD);
+    connect(&mut s);
+    s.expect("00A40000025011", "62.. 9000");
+    s.expect(&format!("0024008480{}{}", pin64("87654321"), pin64("11112222")), "9000");
+    assert_eq!(hex::encode(&read_puk_file(&mut s, "11112222")), puk_code("11112222"));
+    // The old PUK's code is refused and counts against the PUK; the new one unblocks.
+    s.expect(&format!("002C000150{}{}", puk_code("87654321"), pin64("24682468")), "63C9");
+    s.expect(&format!("0020008140{}", pin64("24682468")), "63C2");
+    s.expect(&format!("002C000150{}{}", puk_code("11112222"), pin64("24682468")), "9000");
+    s.expect(&format!("0020008140{}", pin64("24682468")), "9000");
+    let puk = s.card.image().pins.iter().find(|p| p.reference.0 == 0x84).unwrap();
+    assert_eq!((puk.value.as_str(), puk.tries_left), ("11112222", 10), "the right code restored the PUK's tries");
+    // The old PUK itself is no longer the PUK.
+    s.expect(&format!("0020008440{}", pin64("87654321")), "63C9");
+}
+
+#[test]
+fn a_blocked_puk_stays_blocked_whoever_redefines_it() {
+    let mut s = Session::new(CARD);
+    connect(&mut s);
+    s.expect("00A40000025011", "62.. 9000");
+    for left in 0..10u8 {
+        s.expect(&format!("0020008440{}", pin64("99999999")), &format!("63C{:X}", 9 - left));
+    }
+    s.expect("0020008400", "6983");
+    let file_before = s.card.image().clone();
+    // With the user PIN (the reproduction of issue 10 item 7) and with the SO PIN: 6982, 6983.
+    s.expect(&format!("0020008140{}", pin64("12345678")), "9000");
+    s.expect(&format!("0024010442{}40{}", "0A", pin64("55556666")), "6982");
+    s.expect(&format!("0020000440{}", pin64("11223344")), "9000");
+    s.expect(&format!("0024010442{}40{}", "0A", pin64("55556666")), "6983");
+    s.expect("0020008400", "6983");
+    s.expect(&format!("002C000150{}{}", puk_code("55556666"), pin64("24682468")), "6983");
+    s.expect(&format!("002C000150{}{}", puk_code("87654321"), pin64("24682468")), "6983");
+    assert_eq!(s.card.image().pins, file_before.pins, "no PIN object changed");
+    assert_eq!(s.card.image().mf, file_before.mf, "the PUK file did not change");
+}
+
+#[test]
+fn the_so_redefines_an_unblocked_puk_and_the_puk_file_follows() {
+    let mut s = Session::new(CARD);
+    connect(&mut s);
+    s.expect("00A40000025011", "62.. 9000");
+    s.expect(&format!("0020008440{}", pin64("99999999")), "63C9");
+    s.expect(&format!("0020000440{}", pin64("11223344")), "9000");
+    s.expect(&format!("0024010442{}40{}", "05", pin64("55556666")), "9000");
+    s.expect("0020008400", "63C5");
+    assert_eq!(hex::encode(&read_puk_file(&mut s, "55556666")), puk_code("55556666"));
+    s.expect(&format!("002C000150{}{}", puk_code("55556666"), pin64("24682468")), "9000");
 }
 
 #[test]
@@ -235,7 +311,7 @@ fn a_refused_create_pin_leaves_no_pin_object_behind() {
     let mut s = Session::new(CARD);
     connect(&mut s);
     s.expect("00A40000025011", "62.. 9000");
-    s.expect(&format!("0020008140{}", pin64("12345678")), "9000");
+    s.expect(&format!("0020000440{}", pin64("11223344")), "9000");
     let before = s.card.image().pins.len();
     // PIN 82 does not exist; "12" is shorter than the AWP minimum of 4.
     s.expect(&format!("00240102420340{}", pin64("12")), "6A80");

@@ -65,6 +65,13 @@ impl SigningCard {
     pub fn new(alg: Alg, backend: Backend) -> Result<Self, BenchError> {
         let mut image = builtin("cns-renewable")?;
         image.capabilities.p256 = alg == Alg::P256;
+        if alg == Alg::P256 {
+            // GENERATE replaces a key only when no certificate is installed for it (6985).
+            let dir = firmalab_emulator::fs::lookup_mut(&mut image.mf, &[0x3F00, 0x1100]);
+            if let Some(children) = dir.and_then(firmalab_emulator::fs::FileNode::children_mut) {
+                children.retain(|f| f.fid.0 != 0x1101);
+            }
+        }
         let mut card = Card::new(image, CardRng::insecure_deterministic(9));
         card.set_backend(backend);
         card.power_on();

@@ -16,6 +16,8 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+use common::tools;
+
 #[test]
 fn a_form_signed_on_either_card_is_cades_bes_that_openssl_accepts() {
     for fixture in ["cns-renewable.json", "oberthur-renewable.json"] {
@@ -32,7 +34,7 @@ fn a_form_signed_on_either_card_is_cades_bes_that_openssl_accepts() {
         let v = cades::verify(&p7m).unwrap();
         assert_eq!(v.content, form);
         assert_eq!(v.signing_certificate_v2_hash.as_deref(), Some(sha256(&cert_der).as_slice()));
-        if !common::openssl_present("openssl check of the form") {
+        if !tools::openssl("a_form_signed_on_either_card_is_cades_bes_that_openssl_accepts") {
             continue;
         }
         let dir = std::env::temp_dir().join(format!("firmalab-cades-{}", std::process::id()));

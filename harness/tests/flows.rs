@@ -271,7 +271,7 @@ fn renewal_installs_new_keys_and_certificates_and_waits_for_the_cdrl() {
 
 /// The independent oracle: OpenSSL accepts the form, the requests and the new certificates.
 fn openssl_checks(files: &[String]) {
-    if !openssl_present("openssl checks of the renewal's files") {
+    if !tools::openssl("openssl checks of the renewal outputs") {
         return;
     }
     let at = (REFERENCE_DATE.days_since_epoch() * 86_400).to_string();
@@ -381,4 +381,13 @@ fn renewal_refusals_stop_before_any_key_is_touched() {
     let mut bo = enrolled(&bench, "holder@example.it", "+393330000001");
     let r = run(&mut bench, "renewal", REFERENCE_DATE, |r| renewal::run(r, &ca, &mut bo, &options("expired")));
     assert_eq!(refused(&r), "CertExpired");
+}
+
+#[test]
+fn a_missing_oracle_is_skipped_visibly_locally_and_fails_in_ci() {
+    let absent = "firmalab-no-such-oracle";
+    assert!(!tools::require("probe", absent, &["version"], "nowhere", false));
+    let in_ci = std::panic::catch_unwind(|| tools::require("probe", absent, &["version"], "nowhere", true));
+    assert!(in_ci.is_err(), "a missing oracle must fail in CI");
+    assert_eq!(tools::require("probe", "openssl", &["version"], "-", false), tools::available("openssl", &["version"]));
 }

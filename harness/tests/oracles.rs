@@ -45,10 +45,10 @@ use x509_cert::request::CertReq;
 const PIN: &str = "12345678";
 const FIXTURES: [&str; 2] = ["cns-renewable.json", "oberthur-renewable.json"];
 
-/// `openssl`, or `None` where it is not installed ([`common::openssl_present`]: a visible
+/// `openssl`, or `None` where it is not installed ([`common::tools::openssl`]: a visible
 /// SKIPPED, or a failure under CI).
 fn openssl() -> Option<&'static str> {
-    common::openssl_present("openssl checks").then_some("openssl")
+    common::tools::openssl("openssl checks").then_some("openssl")
 }
 
 /// A folder for one test's files, removed afterwards.

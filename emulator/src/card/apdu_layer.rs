@@ -20,12 +20,15 @@ pub(super) struct Chain {
 pub(super) struct Pending {
     data: HVec<u8, MAX_RESPONSE_DATA>,
     pos: usize,
+    /// Read from a secret file (see [`Card::last_reply_secret`]).
+    secret: bool,
 }
 
 impl Pending {
     fn clear(&mut self) {
         self.data.clear();
         self.pos = 0;
+        self.secret = false;
     }
 }
 
@@ -34,6 +37,8 @@ impl Card {
     pub fn transmit(&mut self, command: &[u8]) -> &[u8] {
         self.wire.clear();
         self.effect = Effect::None;
+        self.secret_reply = false;
+        self.before = self.vol.session();
         let sw = self.process(command);
         // The wire buffer holds MAX_RESPONSE_DATA + 2 and shaping puts at most
         // MAX_RESPONSE_DATA data bytes in it: the SW always fits.
@@ -137,6 +142,7 @@ impl Card {
         let pending = &mut self.vol.pending;
         pending.clear();
         let _ = pending.data.extend_from_slice(later);
+        pending.secret = self.secret_reply;
         Sw::MoreData(later.len().min(256) as u8)
     }
 
@@ -149,6 +155,7 @@ impl Card {
         }
         let n = le.min(rest.len());
         self.reply.push(rest.get(..n).ok_or(Sw::Unknown)?)?;
+        self.secret_reply = pending.secret;
         pending.pos += n;
         let left = pending.data.len() - pending.pos;
         if left == 0 {

@@ -167,9 +167,19 @@ impl Card {
         go(&self.image.mf, name, &mut path).then_some(path)
     }
 
+    /// Whether the current EF is one of the profile's secret files.
+    fn current_ef_secret(&self) -> bool {
+        let Some(ef) = self.vol.ef else { return false };
+        self.profile
+            .secret_files()
+            .iter()
+            .any(|f| f.path.split_last().is_some_and(|(fid, df)| *fid == ef && df == self.vol.df.as_slice()))
+    }
+
     pub(super) fn read_binary(&mut self, offset: usize, le: usize) -> Result<Sw> {
         let ef = current_ef(&self.image, &self.vol)?;
         require(&self.image, &self.vol, ef.acl.read)?;
+        self.secret_reply = self.current_ef_secret();
         let free;
         let data: &[u8] = match &ef.body {
             FileBody::Transparent { data } => &data.0,

@@ -27,6 +27,10 @@ impl KeyCache {
         }
     }
 
+    pub(super) fn backend(&self) -> Backend {
+        self.backend
+    }
+
     pub(super) fn forget(&mut self) {
         self.loaded.clear();
     }
@@ -203,9 +207,23 @@ impl Card {
 
     /// Generates a key pair into slot `ki` (as its pending key for a renewal), under the
     /// slot's PIN, the card's capabilities and its EEPROM; the public half for the answer.
+    ///
+    /// A slot whose certificate is installed is not regenerated in place: the card would hold
+    /// a key its certificate does not certify. That is `6985` (conditions of use not
+    /// satisfied: ISO 7816-4's answer when an object's state forbids the operation, as cards
+    /// answer a GENERATE on a key that is in use); a renewal generates the pending key
+    /// (`P1 = 80`) and commits it with its certificate (`P1 = 81`), and a card erased of its
+    /// certificates may be regenerated.
     fn generate_into(&mut self, ki: usize, algorithm: Algorithm, pending: bool) -> Result<PublicKey> {
         let slot = self.image.keys.get(ki).ok_or(Sw::Unknown)?;
         self.key_pin_verified(slot.pin)?;
+        let certified = slot.certificate.as_ref().is_some_and(|path| {
+            let path: Vec<u16> = path.iter().map(|h| h.0).collect();
+            fs::lookup(&self.image.mf, &path).is_some()
+        });
+        if !pending && certified {
+            return Err(Sw::ConditionsNotSatisfied);
+        }
         if algorithm == Algorithm::EcP256 && !self.image.capabilities.p256 {
             return Err(Sw::WrongData);
         }
@@ -221,7 +239,7 @@ impl Card {
             return Err(Sw::NotEnoughMemory);
         }
         let material = KeyMaterial::generate(algorithm, &mut self.rng)?;
-        let public = material.load()?.public();
+        let public = self.keys.backend().load(&material)?.public()?;
         let slot = self.image.keys.get_mut(ki).ok_or(Sw::Unknown)?;
         if pending {
             slot.pending = Some(material);

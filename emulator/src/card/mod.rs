@@ -47,6 +47,16 @@ struct SecurityEnvironment {
     key: KeySelector,
 }
 
+/// The part of the session a command can change that outlives it: what [`Card::restore`]
+/// puts back after a command whose writes failed.
+#[derive(Clone)]
+struct Session {
+    df: Path,
+    ef: Option<u16>,
+    verified: Verified,
+    se: Option<SecurityEnvironment>,
+}
+
 /// Session state: everything a power-off, power-on or warm reset forgets, in one value.
 struct Volatile {
     df: Path,
@@ -71,6 +81,10 @@ impl Volatile {
             chain: apdu_layer::Chain::default(),
             pending: apdu_layer::Pending::default(),
         }
+    }
+
+    fn session(&self) -> Session {
+        Session { df: self.df.clone(), ef: self.ef, verified: self.verified, se: self.se }
     }
 }
 
@@ -104,21 +118,64 @@ pub struct Card {
     keys: keys::KeyCache,
     changed: bool,
     effect: Effect,
+    /// Whether the last response's data came from a secret file.
+    secret_reply: bool,
+    /// The session as it was when the last command arrived.
+    before: Session,
 }
 
 impl Card {
     pub fn new(image: CardImage, rng: CardRng) -> Self {
+        let vol = Volatile::fresh();
         Card {
             profile: image.profile.profile(),
             image,
             rng,
-            vol: Volatile::fresh(),
+            before: vol.session(),
+            vol,
             reply: Reply::new(),
             wire: HVec::new(),
             keys: keys::KeyCache::default(),
             changed: false,
             effect: Effect::None,
+            secret_reply: false,
         }
+    }
+
+    /// Undoes the last command after its writes failed: `image` (the last saved state, from
+    /// before that command) becomes the card's persistent state again, and the session is put
+    /// back as it was before the command. The RNG and the crypto backend stay.
+    ///
+    /// This is what a card does when an EEPROM write fails: its anti-tearing journal restores
+    /// the old content, the command answers `6581` and has no effect, and the card stays
+    /// powered, so its RAM (selected DF and EF, verified PINs, security environment) keeps
+    /// what it held before the command, never what the failed command set (a PIN a failed
+    /// VERIFY presented is not verified). A command chain in progress and response data not
+    /// yet fetched are gone (the failed command ended them). Hosts call this when their save
+    /// fails ([`HostedCard`](crate::vpcd::HostedCard)).
+    pub fn restore(&mut self, image: CardImage) {
+        self.profile = image.profile.profile();
+        self.image = image;
+        self.keys.forget();
+        let Session { df, ef, verified, se } = self.before.clone();
+        let mut vol = Volatile::fresh();
+        // The DF and EF of the session exist in the image of before the command; checked all
+        // the same, so a caller's other image cannot leave the card in a missing DF.
+        if let Some(node) = crate::fs::lookup(&self.image.mf, &df)
+            && node.is_df()
+        {
+            vol.ef = ef.filter(|f| node.child(*f).is_some_and(|c| !c.is_df()));
+            vol.df = df;
+        }
+        vol.verified = verified;
+        vol.se = se;
+        self.vol = vol;
+        self.before = self.vol.session();
+        self.reply.clear();
+        self.wire.clear();
+        self.changed = false;
+        self.effect = Effect::None;
+        self.secret_reply = false;
     }
 
     /// The persistent state.
@@ -144,6 +201,11 @@ impl Card {
         self.keys.set_backend(backend);
     }
 
+    /// The implementation of private-key operations in use.
+    pub fn backend(&self) -> Backend {
+        self.keys.backend()
+    }
+
     pub fn rng_is_deterministic(&self) -> bool {
         self.rng.is_deterministic()
     }
@@ -157,6 +219,13 @@ impl Card {
     /// What the last [`Card::transmit`] made the card do besides answering.
     pub fn last_effect(&self) -> Effect {
         self.effect
+    }
+
+    /// Whether the data of the last response is secret: read from a file the profile says
+    /// holds a secret ([`Profile::secret_files`]: Oberthur's PUK file), directly or through
+    /// GET RESPONSE. Hosts mask such data in logs.
+    pub fn last_reply_secret(&self) -> bool {
+        self.secret_reply
     }
 
     /// Power off: all volatile state is lost.

@@ -1,14 +1,21 @@
 //! The PIN room: VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER (ISO 7816-4 §11.5),
 //! CREATE PIN and LOGOUT, and the card's ERASE. Padding, lengths and counters are the PIN
 //! objects' own rules (`security.rs`); the status word of a wrong secret, the CREATE PIN
-//! template and what ERASE does are the profile's.
+//! template, the files that hold a secret and what ERASE does are the profile's.
+//!
+//! Anti-tearing: a card decrements a try counter in EEPROM *before* it compares a presented
+//! secret and restores it after a match, so a torn comparison never gives a free try. Here
+//! every VERIFY, CHANGE REFERENCE DATA and RESET RETRY COUNTER that reaches the comparison
+//! counts as a persistent write ([`Card::take_changed`]): the host's save must succeed before
+//! the answer goes out, and when it fails the right and the wrong secret both get `6581` with
+//! nothing changed (no oracle on a full disk).
 
 use super::{Card, Effect, Result};
 use crate::command::{PinRef, PinScope, UnblockProof};
-use crate::fs::{self, FileBody, MF};
+use crate::fs::{self, FileBody, FileNode, MF};
 use crate::hex::{Hex8, Hex16};
 use crate::profile::Ctx;
-use crate::security::{MAX_PINS, PinObject};
+use crate::security::{MAX_PINS, PinObject, PinRole};
 use crate::sw::Sw;
 
 impl Card {
@@ -33,6 +40,36 @@ impl Card {
 
     fn pin_mut(&mut self, idx: usize) -> Result<&mut PinObject> {
         self.image.pins.get_mut(idx).ok_or(Sw::Unknown)
+    }
+
+    /// Gives PIN object `idx` a new value and rewrites the files that hold it in another form
+    /// (the profile's secret files: Oberthur's PUK file), keeping each file's size.
+    fn set_pin_value(&mut self, idx: usize, value: String) -> Result {
+        let reference = self.pin_mut(idx)?.reference;
+        for f in self.profile.secret_files().iter().filter(|f| f.pin == reference.0) {
+            let code = (f.encode)(&value);
+            if let Some(FileNode { body: FileBody::Transparent { data }, .. }) =
+                fs::lookup_mut(&mut self.image.mf, f.path)
+            {
+                for (i, b) in data.0.iter_mut().enumerate() {
+                    *b = code.get(i).copied().unwrap_or(0);
+                }
+            }
+        }
+        self.pin_mut(idx)?.value = value;
+        self.changed = true;
+        Ok(())
+    }
+
+    /// The presented secret is about to be compared: the try counter is written first
+    /// (anti-tearing, see the module documentation), so this command is a persistent write.
+    fn start_comparison(&mut self) {
+        self.changed = true;
+    }
+
+    /// Whether a security officer's PIN is verified in this session.
+    fn officer_verified(&self) -> bool {
+        self.image.pins.iter().enumerate().any(|(i, p)| p.role == PinRole::So && self.vol.verified.get(i))
     }
 
     /// Counts a wrong secret against PIN object `idx`: the profile's status word.
@@ -62,11 +99,10 @@ impl Card {
         if data.len() != usize::from(p.pad_len) {
             return Err(Sw::WrongLength);
         }
-        if p.matches_padded(data) {
-            if p.tries_left != p.max_tries {
-                p.succeed();
-                self.changed = true;
-            }
+        let good = p.matches_padded(data);
+        self.start_comparison();
+        if good {
+            self.pin_mut(idx)?.succeed();
             self.vol.verified.set(idx);
             Ok(Sw::Ok)
         } else {
@@ -87,19 +123,21 @@ impl Card {
         }
         let (old, new) = data.split_at(usize::from(p.pad_len));
         let new = p.check_new_value(new)?.to_owned();
-        if !p.matches_padded(old) {
+        let good = p.matches_padded(old);
+        self.start_comparison();
+        if !good {
             self.vol.verified.clear(idx);
             return Err(self.wrong_secret(idx));
         }
-        p.value = new;
-        p.succeed();
-        self.changed = true;
+        self.set_pin_value(idx, new)?;
+        self.pin_mut(idx)?.succeed();
         self.vol.verified.set(idx);
         Ok(Sw::Ok)
     }
 
     /// RESET RETRY COUNTER: the PUK linked to the PIN (in the PIN's DF first), or the code of
-    /// a PUK file, then optionally the new PIN.
+    /// a PUK file (which always holds the current PUK's code: a PUK change rewrites it), then
+    /// optionally the new PIN. A wrong code counts against the PUK.
     pub(super) fn reset_retry_counter(
         &mut self,
         pin: PinRef,
@@ -136,30 +174,35 @@ impl Card {
                 _ => return Err(Sw::ReferencedDataNotFound),
             },
         };
-        self.changed = true;
+        self.start_comparison();
         if !good {
             return Err(self.wrong_secret(puk_idx));
         }
         self.pin_mut(puk_idx)?.succeed();
-        let p = self.pin_mut(idx)?;
-        p.succeed();
         if let Some(v) = new_value {
-            p.value = v;
+            self.set_pin_value(idx, v)?;
         }
-        if matches!(proof, UnblockProof::PukFile { .. }) {
-            self.effect = Effect::CredentialsReset;
-        }
+        self.pin_mut(idx)?.succeed();
         Ok(Sw::Ok)
     }
 
-    /// CREATE PIN in the current DF (its create condition): a new PIN object from the
-    /// profile's template, or new value and counter for an existing one.
+    /// CREATE PIN in the current DF: a new PIN object from the profile's template, or a new
+    /// value and counter for an existing one. Defining or redefining a PIN object is the
+    /// security officer's: `6982` unless the SO PIN is verified (the holder resets their PIN
+    /// with CHANGE REFERENCE DATA or the PUK). A blocked PUK stays blocked for good
+    /// (spec/domain.md §1.3, §6.2): redefining it answers `6983`.
     pub(super) fn create_pin(&mut self, pin: PinRef, tries: u8, value: &[u8]) -> Result<Sw> {
-        let df = self.current_df()?;
-        self.require(df.acl.create)?;
+        if !self.officer_verified() {
+            return Err(Sw::SecurityNotSatisfied);
+        }
         let home: Vec<Hex16> = self.vol.df.iter().map(|f| Hex16(*f)).collect();
         let template = self.profile.new_pin(pin.reference, tries, home)?;
         let existing = self.resolve_pin(pin);
+        if let Some(i) = existing
+            && self.image.pins.get(i).is_some_and(|p| p.role == PinRole::Puk && p.blocked())
+        {
+            return Err(Sw::AuthBlocked);
+        }
         if existing.is_none() && self.image.pins.len() >= MAX_PINS {
             return Err(Sw::NotEnoughMemory);
         }
@@ -177,12 +220,11 @@ impl Card {
                 self.image.pins.len() - 1
             }
         };
+        self.set_pin_value(idx, value)?;
         let p = self.pin_mut(idx)?;
-        p.value = value;
         p.max_tries = tries;
         p.tries_left = tries;
         self.vol.verified.clear(idx);
-        self.changed = true;
         self.effect = Effect::CredentialsReset;
         Ok(Sw::Ok)
     }

@@ -88,6 +88,24 @@ pub struct Recognised {
     pub label: String,
 }
 
+/// A file that holds a PIN object's secret in another form: Oberthur's AWP PUK file
+/// `5011/2000`, the unblock code RESET RETRY COUNTER takes (spec/cards.md §2.6). The card
+/// rewrites it whenever that PIN object gets a new value (so the code always belongs to the
+/// current PUK), hosts mask what is read from it ([`Card::last_reply_secret`]), and the
+/// invariant checks count its content as that PIN's secret.
+///
+/// [`Card::last_reply_secret`]: crate::card::Card::last_reply_secret
+#[derive(Copy, Clone, Debug)]
+pub struct SecretFile {
+    /// Path from the MF.
+    pub path: &'static [u16],
+    /// Reference of the PIN object whose value it holds.
+    pub pin: u8,
+    /// The file's content for a value (the file keeps the size it was created with: a longer
+    /// file is zero-filled after it, a shorter one holds its first bytes).
+    pub encode: fn(&str) -> Vec<u8>,
+}
+
 /// Every fact of one card. The engine executes typed commands and asks the profile whatever
 /// the card decides; a hook with a default is a rule most cards share (overriding it is how
 /// a card differs).
@@ -157,6 +175,10 @@ pub trait Profile: Sync {
     /// DF `home`, after checking `tries` (`6A80`). Cards without CREATE PIN never parse it.
     fn new_pin(&self, _reference: u8, _tries: u8, _home: Vec<Hex16>) -> Result<PinObject, Sw> {
         Err(Sw::InsNotSupported)
+    }
+    /// Files that hold a PIN object's secret in another form (the Oberthur AWP PUK file).
+    fn secret_files(&self) -> &'static [SecretFile] {
+        &[]
     }
 
     // ---- security environment and keys ----

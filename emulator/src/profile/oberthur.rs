@@ -18,8 +18,8 @@
 
 use super::iso::{self, fid_of, mse_op, no_data, p1p2_zero, record_number};
 use super::{
-    Application, Ctx, DESCRIPTOR, FILE_ID, FILE_SIZE, Fcp, PROPRIETARY, PinOp, Profile, Recognised, SECURITY, be16,
-    fcp_fields, public_key_template, template, tlv,
+    Application, Ctx, DESCRIPTOR, FILE_ID, FILE_SIZE, Fcp, PROPRIETARY, PinOp, Profile, Recognised, SECURITY,
+    SecretFile, be16, fcp_fields, public_key_template, template, tlv,
 };
 use crate::apdu::{Apdu, MAX_RESPONSE_DATA, Reply};
 use crate::command::{
@@ -57,6 +57,8 @@ pub const DF_PUBLIC: u16 = 0x9001;
 pub const DF_PRIVATE: u16 = 0x9002;
 /// The AWP "PUK file" with the 16-byte unblock code.
 pub const PUK_FILE: [u16; 3] = [MF, DF_AWP, 0x2000];
+/// The files holding a secret: the PUK file, the PUK's unblock code.
+static SECRET_FILES: [SecretFile; 1] = [SecretFile { path: &PUK_FILE, pin: PUK, encode: puk_file_code }];
 /// Record length of the container list `3000`.
 pub const CONTAINER_RECORD_LEN: u8 = 141;
 
@@ -299,6 +301,11 @@ impl Profile for Oberthur {
         }
         let role = if reference & 0x7F == 0x04 { PinRole::Puk } else { PinRole::User };
         Ok(awp_pin(reference, role, home, tries))
+    }
+
+    /// The AWP PUK file holds the PUK's unblock code (§2.6).
+    fn secret_files(&self) -> &'static [SecretFile] {
+        &SECRET_FILES
     }
 
     /// The key behind a new key EF `30nn`/`10nn`: index `nn`, both usages, guarded by the PIN

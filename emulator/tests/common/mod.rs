@@ -149,3 +149,18 @@ pub fn public_key(image: &CardImage, reference: u8) -> rsa::RsaPublicKey {
         LoadedKey::EcP256(_) => panic!("not RSA"),
     }
 }
+
+/// The image without the certificate files of its key slots: a card on which GENERATE KEY
+/// PAIR may replace a key in place (a certified slot answers 6985).
+pub fn without_certificates(mut image: CardImage) -> CardImage {
+    use firmalab_emulator::fs::{FileNode, lookup_mut};
+    let paths: Vec<Vec<u16>> =
+        image.keys.iter().filter_map(|k| k.certificate.as_ref()).map(|p| p.iter().map(|h| h.0).collect()).collect();
+    for path in paths {
+        let (fid, parent) = path.split_last().unwrap();
+        if let Some(children) = lookup_mut(&mut image.mf, parent).and_then(FileNode::children_mut) {
+            children.retain(|c| c.fid.0 != *fid);
+        }
+    }
+    image
+}

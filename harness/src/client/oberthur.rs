@@ -616,11 +616,13 @@ impl CardClient for Oberthur {
                 }
             }
             s.select_ok(&[AWP], "the AWP DF")?;
-            // CREATE PIN (`00 24 01 01`): 3 tries, 64-byte value, the default PIN 12345.
-            let mut data = vec![0x03, 0x40];
+            // The PIN back to the default 12345 with CHANGE REFERENCE DATA (`00 24 00 01`,
+            // old ‖ new): the holder knows the PIN; redefining a PIN object (CREATE PIN) is
+            // the security officer's.
+            let mut data = padded(pin, 64, 0xFF);
             data.extend(padded(super::DEFAULT_PIN, 64, 0xFF));
-            expect_ok(send(s.t, 0x00, 0x24, 0x01, 0x01, &data, None)?, "CREATE PIN")?;
-            Ok(PinOutcome::Accepted)
+            let r = send_secret(s.guard, s.t, USER_PIN, Some(pin), (0x00, 0x24, 0x00, 0x01), &data)?;
+            pin_outcome(&r, "CHANGE REFERENCE DATA")
         })
     }
 }

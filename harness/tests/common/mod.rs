@@ -16,21 +16,7 @@ use firmalab_harness::transport::Transport;
 use firmalab_harness::transport::in_process::InProcess;
 use std::path::PathBuf;
 
-/// Whether `openssl`, the independent oracle, is installed. Where it is not, the caller skips
-/// `what` with a visible SKIPPED line; under CI (`CI=true`) a missing `openssl` fails the test
-/// instead, as a missing PC/SC stack does.
-pub fn openssl_present(what: &str) -> bool {
-    let present = std::process::Command::new("openssl").arg("version").output().is_ok_and(|o| o.status.success());
-    if !present {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "{what}: openssl is not installed, and under CI the openssl oracle must run, not be skipped"
-        );
-        eprintln!("SKIPPED {what}: openssl not installed");
-    }
-    present
-}
+pub mod tools;
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
