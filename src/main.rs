@@ -396,6 +396,7 @@ fn run(cli: Cli) -> Result<u8, String> {
             let serial = serial.unwrap_or_else(|| match profile {
                 ProfileKind::Cns => format!("60100{stamp:011}"),
                 ProfileKind::Oberthur => format!("{:08x}", stamp as u32 ^ 0x5a5a_0000),
+                ProfileKind::Incrypto34 => format!("3410{stamp:012x}"),
             });
             let person = if blank {
                 None

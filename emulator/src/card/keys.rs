@@ -73,7 +73,8 @@ impl Card {
 
     /// MSE RESTORE: back to an environment the card has (the profile's), nothing chosen.
     pub(super) fn mse_restore(&mut self, se: u8) -> Result<Sw> {
-        self.profile.restore_se(se)?;
+        let profile = self.profile;
+        profile.restore_se(&*self, se)?;
         self.vol.se = None;
         Ok(Sw::Ok)
     }
@@ -196,16 +197,17 @@ impl Card {
         };
         let ki = self.key_index(reference).ok_or(Sw::ReferencedDataNotFound)?;
         let pending = matches!(spec, KeyGen::Slot { pending: true, .. });
+        self.key_pin_verified(self.image.keys.get(ki).ok_or(Sw::Unknown)?.pin)?;
         let public = self.generate_into(ki, algorithm, pending)?;
         self.profile.keygen_reply(&public, &mut self.reply)?;
         Ok(Sw::Ok)
     }
 
-    /// Generates a key pair into slot `ki` (as its pending key for a renewal), under the
-    /// slot's PIN, the card's capabilities and its EEPROM; the public half for the answer.
-    fn generate_into(&mut self, ki: usize, algorithm: Algorithm, pending: bool) -> Result<PublicKey> {
+    /// Generates a key pair into slot `ki` (as its pending key for a renewal), within the
+    /// card's capabilities and its EEPROM; the public half for the answer. The caller has
+    /// checked that the session may.
+    pub(super) fn generate_into(&mut self, ki: usize, algorithm: Algorithm, pending: bool) -> Result<PublicKey> {
         let slot = self.image.keys.get(ki).ok_or(Sw::Unknown)?;
-        self.key_pin_verified(slot.pin)?;
         if algorithm == Algorithm::EcP256 && !self.image.capabilities.p256 {
             return Err(Sw::WrongData);
         }
