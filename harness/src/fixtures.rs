@@ -252,6 +252,16 @@ pub fn fixtures() -> Vec<Fixture> {
             adjust: |_| {},
         },
         Fixture {
+            file: "incrypto34-blank.json",
+            description: "Incard Incrypto34 as the factory (or an ERASE) leaves it: an open MF and nothing else, for pkcs15-init to personalise",
+            profile: ProfileKind::Incrypto34,
+            serial: "3410000000000107",
+            person: None,
+            not_before: renewable.0,
+            not_after: renewable.1,
+            adjust: |_| {},
+        },
+        Fixture {
             file: "cns-failed-issuance.json",
             description: "Incard CNS after a failed issuance: no keys, no certificates, life-cycle admin, default PIN 12345, PUK 87654321",
             profile: ProfileKind::Cns,
@@ -376,10 +386,11 @@ pub fn regenerate(dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<Vec<Path
 
 /// The fixture cards compiled into the binary, for ephemeral cards (`--persona`): works from
 /// any folder and never touches the files.
-pub const BUILTIN: [(&str, &str); 7] = [
+pub const BUILTIN: [(&str, &str); 8] = [
     ("cns-renewable", include_str!("../../fixtures/cards/cns-renewable.json")),
     ("oberthur-renewable", include_str!("../../fixtures/cards/oberthur-renewable.json")),
     ("incrypto34-issued", include_str!("../../fixtures/cards/incrypto34-issued.json")),
+    ("incrypto34-blank", include_str!("../../fixtures/cards/incrypto34-blank.json")),
     ("cns-failed-issuance", include_str!("../../fixtures/cards/cns-failed-issuance.json")),
     ("cns-pin-blocked", include_str!("../../fixtures/cards/cns-pin-blocked.json")),
     ("cns-puk-blocked", include_str!("../../fixtures/cards/cns-puk-blocked.json")),
