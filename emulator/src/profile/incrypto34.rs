@@ -607,6 +607,10 @@ fn put_key_component(ctx: &mut dyn Ctx, tlvs: &[(u8, &[u8])], component: u8, key
 fn put_seci(ctx: &mut dyn Ctx, data: &[u8]) -> Result<Sw, Sw> {
     let df = ctx.current_df()?;
     ctx.require(df.acl.create)?;
+    if data.len() > 255 {
+        // One short APDU's worth: a chained template is longer than any environment.
+        return Err(Sw::WrongLength);
+    }
     let tlvs = simple_tlvs(data)?;
     let [number] = *field(&tlvs, 0x83)? else {
         return Err(Sw::WrongData);
