@@ -274,10 +274,6 @@ impl Ctx for Card {
         self.generate_into(ki, algorithm, false)
     }
 
-    fn credentials_reset(&mut self) {
-        self.effect = Effect::CredentialsReset;
-    }
-
     fn listing(&mut self) -> &mut u16 {
         &mut self.vol.listing
     }

@@ -226,9 +226,6 @@ pub trait Ctx {
     /// within the card's EEPROM and capabilities, and reports a key generation; the public
     /// half for the answer. Whether the session may do it is the caller's check.
     fn generate_key(&mut self, reference: u8, algorithm: Algorithm) -> Result<PublicKey, Sw>;
-    /// Reports that the command restored PIN counters administratively (not by presenting
-    /// the PIN or its PUK): the invariant checks then allow it.
-    fn credentials_reset(&mut self);
     /// Where a file listing in progress stands (an index into the current DF's children):
     /// session state, gone with every power event.
     fn listing(&mut self) -> &mut u16;
