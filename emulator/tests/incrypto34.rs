@@ -418,3 +418,161 @@ fn the_own_commands_answer_status_words_of_the_driver_s_table() {
         }
     }
 }
+
+/// A session on the issued card with only `free` bytes of EEPROM left.
+fn nearly_full(free: u32) -> Session {
+    let mut img = image(ISSUED);
+    img.capacity = img.eeprom_used() + free;
+    let mut card = firmalab_emulator::Card::new(img, firmalab_emulator::CardRng::insecure_deterministic(7));
+    card.power_on();
+    Session::with(card)
+}
+
+#[test]
+fn pin_objects_refuse_bad_templates_name_their_puk_either_way_and_need_room() {
+    let mut s = Session::new(ISSUED);
+    s.expect("00A4080C025015", "9000");
+    let body = |alg: &str, reference: &str| {
+        format!("830200{reference}850802038{alg}03FF000004860A00{reference}FFFFFFFFFFFFFFFFFF8F08{}", pin("1234"))
+    };
+    for (alg, reference) in [("8", "07"), ("7", "00"), ("7", "80")] {
+        let b = body(alg, reference);
+        s.expect(&format!("00DA016E{:02X}{b}", b.len() / 2), "6A80");
+    }
+    // An object of neither class (PIN 00, key component 2n).
+    s.expect("00DA016E0E83021012850802038703FF000004", "6A80");
+    // A PIN naming itself or 00 as its unblocker has none; a PUK created after the PIN that
+    // names it becomes a PUK.
+    s.expect(&oci_pin(0x07, 3, 4, 0x07, "1234"), "9000");
+    s.expect(&oci_pin(0x09, 3, 4, 0x00, "1234"), "9000");
+    s.expect(&oci_pin(0x0A, 3, 4, 0x0B, "1234"), "9000");
+    s.expect(&oci_pin(0x0B, 10, 4, 0xFF, "99998888"), "9000");
+    let pins = &s.card.image().pins;
+    let get = |r: u8| pins.iter().find(|p| p.reference.0 == r).unwrap();
+    assert_eq!((get(0x07).unblocked_by, get(0x09).unblocked_by), (None, None));
+    assert_eq!((get(0x0B).role, get(0x0B).label.as_str()), (PinRole::Puk, "PUK 0B"));
+    assert_eq!((get(0x0A).role, get(0x0A).label.as_str()), (PinRole::User, "PIN 0A"));
+    // No room: 16 PIN objects at most, and EEPROM.
+    let mut r = 0x0C;
+    while s.card.image().pins.len() < 16 {
+        s.expect(&oci_pin(r, 3, 4, 0xFF, "1234"), "9000");
+        r += 1;
+    }
+    s.expect(&oci_pin(r, 3, 4, 0xFF, "1234"), "6A84");
+    let mut s = nearly_full(31);
+    s.expect("00A4080C025015", "9000");
+    s.expect(&oci_pin(0x05, 3, 4, 0xFF, "1234"), "6A84");
+    let mut s = nearly_full(32);
+    s.expect("00A4080C025015", "9000");
+    s.expect(&oci_pin(0x05, 3, 4, 0xFF, "1234"), "9000");
+}
+
+#[test]
+fn pins_are_named_80_ref_from_below_or_ref_in_the_current_df() {
+    let mut s = Session::new(ISSUED);
+    assert_eq!(verify(&mut s, 0x01, "11223344"), [0x90, 0x00]);
+    s.expect("00A4000C023F00", "9000");
+    s.expect(&oci_pin(0x09, 3, 4, 0xFF, "2222"), "9000");
+    s.expect("00A4080C025015", "9000");
+    // 89 searches 5015 then the MF; 09 only 5015.
+    s.expect(&format!("0020008908{}", pin("2222")), "9000");
+    s.expect(&format!("0020000908{}", pin("2222")), "6A88");
+    s.table(&[("00200080", "6A86"), ("00200000", "6A86"), (&format!("0020008008{}", pin("2222")), "6A86")]);
+}
+
+#[test]
+fn key_components_refuse_bad_templates_and_need_room() {
+    let mut s = Session::new(ISSUED);
+    s.expect("00A4080C025015", "9000");
+    // The component's own length byte must agree with its value.
+    let bad_len = oci_key(0, 0x12, 0x88, 0x03, 128).replacen("8F828100", "8F828000", 1);
+    s.expect(&bad_len, "6A80");
+    // The private exponent of a key whose modulus never came; of another size; another usage.
+    s.expect(&oci_key(1, 0x12, 0x88, 0x03, 128), "6A88");
+    s.expect(&oci_key(0, 0x12, 0x88, 0x03, 128), "9000");
+    s.expect(&oci_key(1, 0x12, 0x88, 0x03, 96), "6A80");
+    s.expect(&oci_key(1, 0x12, 0x0C, 0x03, 128), "6A80");
+    s.expect(&oci_key(1, 0x12, 0x88, 0x03, 128), "9000");
+    // A key no PIN of the card guards; an algorithm byte the chip does not have.
+    s.expect(&oci_key(0, 0x13, 0x88, 0x07, 128), "6A88");
+    s.expect(&oci_key(0, 0x13, 0x99, 0x03, 128), "6A80");
+    // The EEPROM a 1024-bit key takes.
+    let need = Algorithm::Rsa1024.eeprom_bytes();
+    let mut s = nearly_full(need - 1);
+    s.expect("00A4080C025015", "9000");
+    s.expect(&oci_key(0, 0x12, 0x88, 0x03, 128), "6A84");
+    let mut s = nearly_full(need);
+    s.expect("00A4080C025015", "9000");
+    s.expect(&oci_key(0, 0x12, 0x88, 0x03, 128), "9000");
+    // CHANGE KEY DATA with no data.
+    s.expect("9024209000", "6700");
+}
+
+#[test]
+fn security_environments_are_per_df_one_apdu_long_and_need_room() {
+    let mut s = Session::new(ISSUED);
+    // 5015 has environment 1; the MF may have its own.
+    assert_eq!(verify(&mut s, 0x01, "11223344"), [0x90, 0x00]);
+    s.expect("00A4000C023F00", "9000");
+    s.expect("00DA016D0F830101860200008F06000000000000", "9000");
+    assert_eq!(s.card.image().security_environments.len(), 2);
+    // 255 bytes is the longest template; a chained 256 is refused.
+    let long = |n: usize| format!("8301028F{:02X}{}", n - 5, "00".repeat(n - 5));
+    s.expect(&format!("00DA016DFF{}", long(255)), "9000");
+    let t = long(256);
+    s.expect(&format!("10DA016DFF{}", &t[..510]), "9000");
+    s.expect(&format!("00DA016D01{}", &t[510..]), "6700");
+    let mut s = nearly_full(8 + 14);
+    s.expect("00A4080C025015", "9000");
+    s.expect("00DA016D0F830102860200008F06000000000000", "6A84");
+    let mut s = nearly_full(8 + 15);
+    s.expect("00A4080C025015", "9000");
+    s.expect("00DA016D0F830102860200008F06000000000000", "9000");
+}
+
+#[test]
+fn key_generation_needs_a_record_file_that_holds_the_public_key() {
+    let mut s = Session::new(ISSUED);
+    s.expect("00A4080C025015", "9000");
+    s.expect(&oci_key(0, 0x12, 0x88, 0x03, 128), "9000");
+    s.expect(&oci_key(1, 0x12, 0x88, 0x03, 128), "9000");
+    // Records of 100 bytes (a 1024-bit modulus record needs 132); one record of 255.
+    for (fid, size) in [("7E01", "0064"), ("7E02", "012C")] {
+        s.expect(&format!("00E000001F6F1D8102{size}820305FF008302{fid}85030100008609000000000000000000"), "9000");
+        s.expect("00A4080C025015", "9000");
+        s.expect(&format!("004600120820{}{}00100020", "12", fid), "6A84");
+    }
+    // 600 bytes: two records of 255.
+    s.expect("00E000001F6F1D81020258820305FF0083027E0385030100008609000000000000000000", "9000");
+    s.expect("00A4080C025015", "9000");
+    s.expect("004600120820127E0300100020", "9000");
+    assert!(s.card.image().keys.iter().any(|k| k.reference.0 == 0x12 && k.material.is_some()));
+}
+
+#[test]
+fn create_file_maps_access_bytes_and_sizes_records_files() {
+    let mut s = Session::new(BLANK);
+    s.table(&[
+        // READ always, UPDATE and WRITE with PIN 03, ERASE with PIN 05.
+        ("00E000001F6F1D810200108203010000830210018503010000860900030300000500000000", "9000"),
+        ("00A40000021001", "621680020010820101830210018609000303FFFF05FFFFFF 9000"),
+        // A records file of 1000 bytes: 3 records of 255.
+        ("00E000001F6F1D810203E8820305FF0083021002850301000086090000000000000000 00".replace(' ', "").as_str(), "9000"),
+        ("00A40000021002", "6216800202FD820105830210028609000000FFFF00FFFFFF 9000"),
+        // FIDs the card keeps for itself.
+        ("00E000000D6F0B810200108201018302FFFF", "6A80"),
+        ("00E000000D6F0B8102001082010183023FFF", "6A80"),
+    ]);
+}
+
+#[test]
+fn the_image_knows_the_serial_and_refuses_keys_the_chip_cannot_hold() {
+    assert_eq!(image(ISSUED).serial().as_deref(), Some("3410000000000106"));
+    assert_eq!(image(BLANK).serial(), None);
+    let mut img = image(ISSUED);
+    let cns = image("cns-renewable.json");
+    img.keys[0].algorithm = Algorithm::Rsa2048;
+    img.keys[0].material = cns.keys[0].material.clone();
+    let e = img.validate().unwrap_err();
+    assert!(e.contains("an incrypto34 holds RSA keys of 512 to 1024 bits"), "{e}");
+}
