@@ -433,8 +433,10 @@ fn pin_objects_refuse_bad_templates_name_their_puk_either_way_and_need_room() {
     let mut s = Session::new(ISSUED);
     s.expect("00A4080C025015", "9000");
     let body = |alg: &str, reference: &str| {
-        format!("830200{reference}850802038{alg}03FF000004860A00{reference}FFFFFFFFFFFFFFFFFF8F08{}", pin("1234"))
+        format!("830200{reference}850802038{alg}03FF000004860A00{reference}FFFFFFFFFFFFFFFF8F08{}", pin("1234"))
     };
+    let b = body("7", "06");
+    assert_eq!(b, oci_pin(0x06, 3, 4, 0xFF, "1234")[10..], "the template is a good one but for its bytes below");
     for (alg, reference) in [("8", "07"), ("7", "00"), ("7", "80")] {
         let b = body(alg, reference);
         s.expect(&format!("00DA016E{:02X}{b}", b.len() / 2), "6A80");
