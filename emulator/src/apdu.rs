@@ -227,11 +227,12 @@ impl Writer for Reply {
     }
 }
 
-/// Whether a command carries a PIN, PUK or unblock code in its data: VERIFY, CHANGE REFERENCE
-/// DATA, RESET RETRY COUNTER (and Oberthur CREATE PIN, INS 24 too). Logs and transcripts show
-/// such data as `**`.
+/// Whether a command carries a PIN, PUK, unblock code or key material in its data: VERIFY,
+/// CHANGE REFERENCE DATA, RESET RETRY COUNTER (and Oberthur CREATE PIN, Incrypto34 CHANGE KEY
+/// DATA, INS 24 too), PUT DATA (Incrypto34 OCI: PIN values, key components). Logs and
+/// transcripts show such data as `**`.
 pub fn carries_secret(command: &[u8]) -> bool {
-    matches!(command, [_, 0x20 | 0x24 | 0x2C, ..])
+    matches!(command, [_, 0x20 | 0x24 | 0x2C | 0xDA, ..])
 }
 
 /// A command as hex for logs, with any secret data replaced: the header and length fields

@@ -22,6 +22,8 @@ pub enum PinScope {
     Local,
     /// Any PIN object with that reference (Oberthur, whose PINs are card-global).
     Anywhere,
+    /// Only the current DF's PIN objects (Incrypto34 reference without bit 7).
+    CurrentDf,
 }
 
 /// A PIN as a command addresses it.

@@ -8,7 +8,7 @@
 //! is reported with the file name, where in the JSON, and the rule.
 
 use crate::fs::{FileBody, FileNode, MAX_DEPTH, MF};
-use crate::hex::Bytes;
+use crate::hex::{Bytes, Hex8, Hex16};
 use crate::keys::{Algorithm, KeyMaterial, KeyObject, LoadedKey};
 use crate::security::{Charset, MAX_PINS, PinObject};
 use crate::storage::{self, WriteLock};
@@ -19,7 +19,8 @@ use std::path::{Path, PathBuf};
 /// The `schema` field every image carries.
 pub const SCHEMA_NAME: &str = "firmalab-card-image";
 /// The version this build writes. Older versions are migrated on load (see [`migrate`]).
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version 2 added [`CardImage::security_environments`].
+pub const SCHEMA_VERSION: u32 = 2;
 /// Longest ATR ISO 7816-3 allows (and pcscd accepts).
 pub const MAX_ATR_LEN: usize = 33;
 
@@ -31,6 +32,8 @@ pub enum ProfileKind {
     Cns,
     /// Oberthur AuthentIC v2 / CosmopolIC v4 with the AWP layout; OpenSC driver `oberthur`.
     Oberthur,
+    /// Incard Incrypto34 with an on-card PKCS#15 application; OpenSC driver `incrypto34`.
+    Incrypto34,
 }
 
 // `ProfileKind::profile` (the one mapping to a profile's facts), `name` and `FromStr` are in
@@ -99,6 +102,22 @@ pub struct CardImage {
     pub mf: FileNode,
     pub pins: Vec<PinObject>,
     pub keys: Vec<KeyObject>,
+    /// Security environments a command created in a DF (Incrypto34 PUT DATA SECI), which MSE
+    /// RESTORE then finds. Cards whose environments are fixed by their mask have none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_environments: Vec<SecurityEnvironmentObject>,
+}
+
+/// A security environment stored on the card (ISO 7816-8 §5.1), in a DF.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityEnvironmentObject {
+    /// The DF it belongs to (path from the MF).
+    pub df: Vec<Hex16>,
+    /// Its number, as MSE RESTORE names it.
+    pub number: Hex8,
+    /// Its content as the card received it; the profile reads it.
+    pub data: Bytes,
 }
 
 /// A load or save failure, naming the file.
@@ -178,6 +197,7 @@ impl CardImage {
         }
         self.validate_pins()?;
         self.validate_keys()?;
+        self.validate_environments()?;
         validate_tree(&self.mf, &mut vec![], &mut vec![MF])?;
         let mut bad_key = None;
         self.mf.walk(&mut |n| {
@@ -219,8 +239,15 @@ impl CardImage {
             if p.max_tries == 0 {
                 return Err(format!("{at}.max_tries: 0, a PIN that can never be presented"));
             }
+            // An object may demand longer values than the profile's minimum (an Incrypto34 SO
+            // PIN created with a minimum of 6), never shorter ones.
+            if p.min_len < rule.min_len || p.min_len > rule.max_len {
+                return Err(format!(
+                    "{at}.min_len: {}, a {profile} card's PIN objects have {} to {}",
+                    p.min_len, rule.min_len, rule.max_len
+                ));
+            }
             for (field, got, want) in [
-                ("min_len", p.min_len, rule.min_len),
                 ("max_len", p.max_len, rule.max_len),
                 ("pad_len", p.pad_len, rule.pad_len),
                 ("pad_byte", p.pad_byte.0, rule.pad_byte),
@@ -235,7 +262,7 @@ impl CardImage {
                     p.charset, rule.charset
                 ));
             }
-            if let Err(why) = rule.check(&p.value) {
+            if let Err(why) = (PinRule { min_len: p.min_len, ..rule }).check(&p.value) {
                 return Err(format!("{at}.value: {why}"));
             }
             if self.pins[..i].iter().any(|q| q.reference == p.reference && q.df == p.df) {
@@ -269,7 +296,26 @@ impl CardImage {
         Ok(())
     }
 
-    /// EEPROM bytes in use: files plus key material plus PIN objects.
+    fn validate_environments(&self) -> Result<(), String> {
+        for (i, e) in self.security_environments.iter().enumerate() {
+            let at = Lazy(|| format!("security_environments[{i}]"));
+            // The DF may be gone (deleted with the environment still recorded): then nothing
+            // finds it again. Only its path must be one.
+            if e.df.first().map(|h| h.0) != Some(MF) || e.df.len() > MAX_DEPTH {
+                return Err(format!("{at}.df: must be a path from 3F00 of at most {MAX_DEPTH} DFs"));
+            }
+            if self.security_environments[..i].iter().any(|o| o.df == e.df && o.number == e.number) {
+                return Err(format!("{at}: environment {} defined twice in one DF", e.number));
+            }
+            if e.data.0.len() > 255 {
+                return Err(format!("{at}.data: {} bytes (at most 255)", e.data.0.len()));
+            }
+        }
+        Ok(())
+    }
+
+    /// EEPROM bytes in use: files plus key material plus PIN objects and security
+    /// environments.
     pub fn eeprom_used(&self) -> u32 {
         let keys: u32 = self
             .keys
@@ -277,7 +323,12 @@ impl CardImage {
             .map(|k| k.algorithm.eeprom_bytes() * (u32::from(k.material.is_some()) + u32::from(k.pending.is_some())))
             .sum();
         let pins = 32 * u32::try_from(self.pins.len()).unwrap_or(u32::MAX);
-        self.mf.eeprom_used().saturating_add(keys).saturating_add(pins)
+        let environments: u32 = self
+            .security_environments
+            .iter()
+            .map(|e| 8 + u32::try_from(e.data.0.len()).unwrap_or(u32::MAX))
+            .fold(0, u32::saturating_add);
+        self.mf.eeprom_used().saturating_add(keys).saturating_add(pins).saturating_add(environments)
     }
 
     pub fn eeprom_free(&self) -> u32 {
@@ -299,12 +350,24 @@ impl<F: Fn() -> String> fmt::Display for Lazy<F> {
     }
 }
 
-/// Brings an image of an older schema version up to [`SCHEMA_VERSION`]. Version 1 is the
-/// first; each later version adds a step here and a golden file under `fixtures/golden/`.
-fn migrate(_value: &mut serde_json::Value, version: u64) -> Result<(), String> {
-    match version {
-        1 => Ok(()),
-        other => Err(format!("schema version {other} is not supported")),
+/// Brings an image of an older schema version up to [`SCHEMA_VERSION`], one step per
+/// version; each version has its golden files under `fixtures/golden/`.
+/// * 1 → 2: `security_environments` appeared (absent means none): only the number changes.
+fn migrate(value: &mut serde_json::Value, version: u64) -> Result<(), String> {
+    let mut version = version;
+    loop {
+        match version {
+            1 => {
+                let obj = value.as_object_mut().ok_or("not a JSON object")?;
+                if obj.contains_key("security_environments") {
+                    return Err("unknown field `security_environments` in a schema version 1 image".into());
+                }
+                obj.insert("version".into(), serde_json::Value::from(2));
+                version = 2;
+            }
+            v if v == u64::from(SCHEMA_VERSION) => return Ok(()),
+            other => return Err(format!("schema version {other} is not supported")),
+        }
     }
 }
 

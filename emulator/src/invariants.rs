@@ -508,7 +508,11 @@ pub fn check_pins(
             ));
         }
     }
-    if after.len() < before.pins.len() {
+    // Only an erase removes PIN objects (the Incrypto34's ERASE takes the whole PKCS#15
+    // application with them): under the security officer's authority, or on a card that has
+    // no security officer yet (a blank card being personalised).
+    let no_officer = !before.pins.iter().any(|p| p.role == PinRole::So);
+    if after.len() < before.pins.len() && !(administrative && (officer || no_officer)) {
         return Err(format!("a PIN object disappeared on {cmd:02X?}"));
     }
     let Some(s) = secret else { return Ok(()) };

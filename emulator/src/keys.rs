@@ -1,7 +1,8 @@
 //! Key objects and the card's cryptographic operations.
 //!
 //! Private key material stays inside [`KeyObject::material`]: no command ever copies it into a
-//! response. RSA-1024/2048 always; ECDSA P-256 only on images whose capabilities enable it.
+//! response. RSA-512/768/1024/2048 (the sizes below 1024 only for cards that had them: the
+//! Incrypto34); ECDSA P-256 only on images whose capabilities enable it.
 //!
 //! Private-key operations go through one interface, [`PrivateKey`], whatever computes them: a
 //! [`Backend`] loads key material into it (RustCrypto's [`LoadedKey`] by default, OpenSSL's
@@ -18,6 +19,8 @@ use serde::{Deserialize, Serialize};
 
 /// Pre-generated RSA-2048 keys (PKCS#1 DER hex, one a line) for deterministic mode only.
 const RSA2048_POOL: &str = include_str!("../../fixtures/keys/rsa2048-pool.txt");
+/// Pre-generated RSA-1024 keys, likewise.
+const RSA1024_POOL: &str = include_str!("../../fixtures/keys/rsa1024-pool.txt");
 
 /// RSA public exponent of every generated key.
 pub const RSA_EXPONENT: u32 = 65_537;
@@ -194,6 +197,9 @@ pub struct KeyUsage {
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Algorithm {
+    /// Legacy sizes of the Incrypto34 (OpenSC registers 512, 768 and 1024 for it).
+    Rsa512,
+    Rsa768,
     Rsa1024,
     Rsa2048,
     EcP256,
@@ -202,6 +208,8 @@ pub enum Algorithm {
 impl Algorithm {
     pub fn rsa_bits(self) -> Option<usize> {
         match self {
+            Algorithm::Rsa512 => Some(512),
+            Algorithm::Rsa768 => Some(768),
             Algorithm::Rsa1024 => Some(1024),
             Algorithm::Rsa2048 => Some(2048),
             Algorithm::EcP256 => None,
@@ -209,6 +217,8 @@ impl Algorithm {
     }
     pub fn from_rsa_bits(bits: usize) -> Option<Self> {
         match bits {
+            512 => Some(Algorithm::Rsa512),
+            768 => Some(Algorithm::Rsa768),
             1024 => Some(Algorithm::Rsa1024),
             2048 => Some(Algorithm::Rsa2048),
             _ => None,
@@ -216,11 +226,13 @@ impl Algorithm {
     }
     /// EEPROM bytes the private and public halves occupy.
     pub fn eeprom_bytes(self) -> u32 {
-        match self {
+        match self.rsa_bits() {
             // CRT private key (p, q, dP, dQ, qInv = 5 half-size values) + modulus + exponent.
-            Algorithm::Rsa1024 => 128 * 5 / 2 + 128 + 4,
-            Algorithm::Rsa2048 => 256 * 5 / 2 + 256 + 4,
-            Algorithm::EcP256 => 32 + 65,
+            Some(bits) => {
+                let k = bits as u32 / 8;
+                k * 5 / 2 + k + 4
+            }
+            None => 32 + 65,
         }
     }
 }
@@ -309,27 +321,42 @@ impl KeyMaterial {
         KeyMaterial::EcP256 { scalar: Bytes(key.to_bytes().to_vec()) }
     }
 
-    /// Generates a key on the card. In deterministic (test) mode an RSA-2048 key is drawn
-    /// from a pool of pre-generated keys (`fixtures/keys/rsa2048-pool.txt`), chosen by the
-    /// seeded RNG: runs stay reproducible and tests never wait on key generation. Otherwise
-    /// the key is generated for real.
+    /// Generates a key on the card. In deterministic (test) mode an RSA-2048 or RSA-1024 key
+    /// is drawn from a pool of pre-generated keys (`fixtures/keys/rsa2048-pool.txt`,
+    /// `rsa1024-pool.txt`), chosen by the seeded RNG: runs stay reproducible and tests never
+    /// wait on key generation (RSA-512 and 768 are generated, seeded, in milliseconds).
+    /// Otherwise the key is generated for real.
     pub fn generate(alg: Algorithm, rng: &mut CardRng) -> Result<Self, Sw> {
-        if alg == Algorithm::Rsa2048 && rng.is_deterministic() {
+        let pool = match alg {
+            Algorithm::Rsa2048 => RSA2048_POOL,
+            Algorithm::Rsa1024 => RSA1024_POOL,
+            _ => "",
+        };
+        if rng.is_deterministic() {
             use rand_core::Rng;
-            static POOL: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
-            let pool = POOL.get_or_init(|| {
-                RSA2048_POOL
-                    .lines()
-                    .filter(|l| !l.trim().is_empty())
-                    .filter_map(|l| crate::hex::decode(l).ok())
-                    .collect()
-            });
+            static POOLS: [std::sync::OnceLock<Vec<Vec<u8>>>; 2] =
+                [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
+            let parse = |text: &str| -> Vec<Vec<u8>> {
+                text.lines().filter(|l| !l.trim().is_empty()).filter_map(|l| crate::hex::decode(l).ok()).collect()
+            };
+            let empty = Vec::new();
+            let pool = match alg {
+                Algorithm::Rsa2048 => POOLS[0].get_or_init(|| parse(pool)),
+                Algorithm::Rsa1024 => POOLS[1].get_or_init(|| parse(pool)),
+                _ => &empty,
+            };
             if !pool.is_empty() {
                 let pick = pool.get(rng.next_u32() as usize % pool.len()).ok_or(Sw::MemoryFailure)?;
                 return Ok(KeyMaterial::Rsa { pkcs1: Bytes(pick.clone()) });
             }
         }
         match alg.rsa_bits() {
+            // The rsa crate refuses to generate below 1024 bits unless asked explicitly: the
+            // legacy sizes exist only because the card being emulated had them.
+            Some(bits) if bits < 1024 => {
+                let key = RsaPrivateKey::new_unchecked(rng, bits).map_err(|_| Sw::MemoryFailure)?;
+                Self::from_rsa(&key).map_err(|_| Sw::MemoryFailure)
+            }
             Some(bits) => {
                 let key = RsaPrivateKey::new(rng, bits).map_err(|_| Sw::MemoryFailure)?;
                 Self::from_rsa(&key).map_err(|_| Sw::MemoryFailure)

@@ -538,9 +538,10 @@ fn atrs_are_recognised_as_opensc_would() {
     );
     assert_eq!(recognise(&h("3BFF1800008131FE45006B05052000012101434E5310318079")).profile, Some(ProfileKind::Cns));
     assert_eq!(recognise(&oberthur::ATR).profile, Some(ProfileKind::Oberthur));
+    // The Incrypto34 "DSD" ATR has the CNS shape but not "CNS": its own profile claims it.
     assert_eq!(
         recognise(&h("3BFF1800FF8131FE55006B02090200010101445344103180 92".replace(' ', "").as_str())).profile,
-        None
+        Some(ProfileKind::Incrypto34)
     );
     assert_eq!(recognise(&h("3B8A80017670696363 2D746F79210A".replace(' ', "").as_str())).profile, None);
 }

@@ -34,7 +34,11 @@ fn apdu_parser_regressions() {
 
 #[test]
 fn card_regressions_keep_every_invariant() {
-    for (target, fixture) in [("card_cns", "cns-renewable.json"), ("card_oberthur", "oberthur-renewable.json")] {
+    for (target, fixture) in [
+        ("card_cns", "cns-renewable.json"),
+        ("card_oberthur", "oberthur-renewable.json"),
+        ("card_incrypto34", "incrypto34-issued.json"),
+    ] {
         let cases = inputs(target);
         assert!(!cases.is_empty(), "{target}: no regression inputs");
         for (name, data) in cases {

@@ -28,7 +28,11 @@ fn golden_images_of_every_schema_version_still_load() {
     if std::env::var_os("FIRMALAB_BLESS_GOLDEN").is_some() {
         let dir = golden.join(format!("v{SCHEMA_VERSION}"));
         std::fs::create_dir_all(&dir).unwrap();
-        for (src, dst) in [("cns-renewable.json", "cns.json"), ("oberthur-renewable.json", "oberthur.json")] {
+        for (src, dst) in [
+            ("cns-renewable.json", "cns.json"),
+            ("oberthur-renewable.json", "oberthur.json"),
+            ("incrypto34-issued.json", "incrypto34.json"),
+        ] {
             if !dir.join(dst).exists() {
                 std::fs::copy(fixture_path(src), dir.join(dst)).unwrap();
             }
@@ -52,6 +56,34 @@ fn golden_images_of_every_schema_version_still_load() {
         }
     }
     assert!(seen >= 2, "golden files missing");
+}
+
+#[test]
+fn a_version_1_image_migrates_to_version_2_and_cannot_carry_version_2_fields() {
+    let v1 = std::fs::read_to_string(root().join("fixtures/golden/v1/cns.json")).unwrap();
+    assert!(v1.contains("\"version\": 1,"));
+    let image = CardImage::from_json(&v1).unwrap();
+    assert_eq!(image.version, 2);
+    assert!(image.security_environments.is_empty());
+    // Version 2 wrote the same card with only the version changed.
+    let v2 = std::fs::read_to_string(root().join("fixtures/golden/v2/cns.json")).unwrap();
+    let same_card = v1.replacen("\"version\": 1,", "\"version\": 2,", 1);
+    assert_eq!(
+        CardImage::from_json(&same_card).unwrap().to_json(),
+        same_card,
+        "migration changes nothing but the version"
+    );
+    assert!(v2.contains("\"version\": 2,"));
+    let with_se = v1.replacen(
+        "\"keys\": [",
+        "\"security_environments\": [{\"df\": [\"3F00\"], \"number\": \"01\", \"data\": \"830101\"}], \"keys\": [",
+        1,
+    );
+    assert!(load_error(&with_se).contains("unknown field `security_environments` in a schema version 1 image"));
+    // The same field in a version 2 image is the Incrypto34's security environment.
+    let golden = CardImage::load(&root().join("fixtures/golden/v2/incrypto34.json")).unwrap();
+    assert_eq!(golden.security_environments.len(), 1);
+    assert_eq!(golden.security_environments[0].number.0, 0x01);
 }
 
 #[test]
@@ -88,7 +120,7 @@ fn load_errors_name_the_file_and_the_problem() {
     assert!(load_error("{").contains("not valid JSON"));
     assert!(load_error("[]").contains("not a JSON object"));
     assert!(load_error("{\"version\": 1}").contains("not a card image"));
-    assert!(load_error(&good.replacen("\"version\": 1", "\"version\": 99", 1)).contains("newer than this firmalab"));
+    assert!(load_error(&good.replacen("\"version\": 2", "\"version\": 99", 1)).contains("newer than this firmalab"));
     assert!(
         load_error(&good.replacen("\"capacity\"", "\"colour\": 1, \"capacity\"", 1)).contains("unknown field `colour`")
     );
@@ -269,7 +301,7 @@ fn image_rule_duplicate_json_keys_are_rejected_with_their_path() {
 
 #[test]
 fn image_rule_every_fixture_and_golden_image_follows_every_rule() {
-    for dir in ["fixtures/cards", "fixtures/golden/v1"] {
+    for dir in ["fixtures/cards", "fixtures/golden/v1", "fixtures/golden/v2"] {
         for f in json_files(&root().join(dir)) {
             CardImage::load(&f).unwrap_or_else(|e| panic!("{e}"));
         }

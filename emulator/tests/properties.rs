@@ -7,6 +7,7 @@ mod common;
 use common::*;
 use firmalab_emulator::apdu::Apdu;
 use firmalab_emulator::invariants::{Checked, Op};
+use firmalab_emulator::{ProfileKind, hex};
 use proptest::prelude::*;
 
 proptest! {
@@ -220,8 +221,16 @@ fn key_file_reads() -> Vec<Vec<String>> {
 }
 
 /// Realistic commands for a profile, some with the right secrets, so sequences get past the
-/// PIN checks; whole operations that reach success; and fully random bytes.
-fn step(profile_cns: bool) -> impl Strategy<Value = Step> {
+/// PIN checks; whole operations that reach success (CNS, Oberthur); and fully random bytes.
+fn step(profile: ProfileKind) -> impl Strategy<Value = Step> {
+    if profile == ProfileKind::Incrypto34 {
+        // Its templates are whole commands with their secrets; sequences of them come from
+        // the steps themselves.
+        let templates = incrypto34_templates();
+        let compound = templates.iter().map(|t| vec![t.clone()]).collect();
+        return mix(templates, compound);
+    }
+    let profile_cns = profile == ProfileKind::Cns;
     let templates: Vec<&'static str> = if profile_cns {
         vec![
             "00A4000C023F00",
@@ -302,11 +311,72 @@ fn step(profile_cns: bool) -> impl Strategy<Value = Step> {
     if !profile_cns {
         compound.extend(key_file_reads().into_iter().map(|ops| ops.iter().map(|c| h(c)).collect()));
     }
+    mix(templates, compound)
+}
+
+/// The Incrypto34's commands as OpenSC sends them (spec/cards.md §4.4): PINs padded with 00,
+/// BS objects, the key generation into 7EAD, SCAN DF, ERASE with the SO PIN.
+fn incrypto34_templates() -> Vec<Vec<u8>> {
+    let pin = |p2: &str, v: &str| h(&format!("002000{p2}08{}", padded(v, 8, 0x00)));
+    let (_, di) = sha256_digest_info(b"x");
+    let component = |n: u8, key: &str, alg: &str| {
+        let body = format!(
+            "83022{n}{key}850822008{alg}0FFFFF0000860A0303FFFFFFFF00FFFFFF8B10{}8F828100{}",
+            "FF".repeat(16),
+            "FF".repeat(128)
+        );
+        h(&format!("00DA016E{:02X}{body}", body.len() / 2))
+    };
+    let mut v: Vec<Vec<u8>> = [
+        "00A4000C023F00",
+        "00A4080C025015",
+        "00A40800045015503200",
+        "00A4080C0450157EAD",
+        "00B0000010",
+        "00B2010400",
+        "00B2020400",
+        "00200083",
+        "0022F301",
+        "0022F1B603830110",
+        "0022F1B803830112",
+        "00DA016D0F830101860200008F06000000000000",
+        "00DA016E2483020005850802038703FF000004860A000506FFFFFFFFFFFFFF8F083131313100000000",
+        "00DA016E24830200068508020A870AFF000004860A0006FFFFFFFFFFFFFFFF8F083232323232323232",
+        "00E000001F6F1D81020200820305FF0083027EAD85030100008609000000000000000000",
+        "004600120820127EAD00100020",
+        "004600100820107EAD00100020",
+        "00E40000027EAD",
+        "B0FC000003",
+        "B0FC000103",
+        "B0F50000",
+        "00CA018300",
+        "00E000001D621B8002001E820301FFFF83022F018501018609000000000000000000",
+    ]
+    .iter()
+    .map(|t| h(t))
+    .collect();
+    v.extend([
+        pin("83", "12345678"),
+        pin("83", "99999999"),
+        pin("81", "11223344"),
+        pin("03", "12345678"),
+        h(&format!("0024008310{}{}", padded("12345678", 8, 0), padded("24682468", 8, 0))),
+        h(&format!("002C008310{}{}", padded("87654321", 8, 0), padded("13571357", 8, 0))),
+        h(&format!("002A9E9A33{}80", hex::encode(&di))),
+        component(0, "12", "C"),
+        component(1, "12", "C"),
+        h(&format!("9024209280{}", "FF".repeat(128))),
+        h(&format!("9024219080{}", "FF".repeat(128))),
+    ]);
+    v
+}
+
+fn mix(templates: Vec<Vec<u8>>, compound: Vec<Vec<Vec<u8>>>) -> impl Strategy<Value = Step> {
     prop_oneof![
         6 => proptest::sample::select(templates).prop_map(Step::Apdu),
         3 => proptest::sample::select(compound).prop_map(Step::Apdus),
         3 => proptest::collection::vec(any::<u8>(), 0..300).prop_map(Step::Apdu),
-        2 => (proptest::sample::select(vec![0x00u8, 0x10, 0x80, 0xB0]), any::<u8>(), any::<u8>(), any::<u8>(), proptest::collection::vec(any::<u8>(), 0..40))
+        2 => (proptest::sample::select(vec![0x00u8, 0x10, 0x80, 0x90, 0xB0]), any::<u8>(), any::<u8>(), any::<u8>(), proptest::collection::vec(any::<u8>(), 0..40))
             .prop_map(|(c, i, p1, p2, d)| {
                 let mut v = vec![c, i, p1, p2];
                 if !d.is_empty() { v.push(d.len() as u8); v.extend(d); }
@@ -365,17 +435,27 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
 
     #[test]
-    fn cns_sessions_keep_every_invariant(steps in proptest::collection::vec(step(true), 1..48)) {
+    fn cns_sessions_keep_every_invariant(steps in proptest::collection::vec(step(ProfileKind::Cns), 1..48)) {
         run_session("cns-renewable.json", steps)?;
     }
 
     #[test]
-    fn cns_blocked_card_sessions_keep_every_invariant(steps in proptest::collection::vec(step(true), 1..32)) {
+    fn cns_blocked_card_sessions_keep_every_invariant(steps in proptest::collection::vec(step(ProfileKind::Cns), 1..32)) {
         run_session("cns-pin-blocked.json", steps)?;
     }
 
     #[test]
-    fn oberthur_sessions_keep_every_invariant(steps in proptest::collection::vec(step(false), 1..48)) {
+    fn oberthur_sessions_keep_every_invariant(steps in proptest::collection::vec(step(ProfileKind::Oberthur), 1..48)) {
         run_session("oberthur-renewable.json", steps)?;
+    }
+
+    #[test]
+    fn incrypto34_sessions_keep_every_invariant(steps in proptest::collection::vec(step(ProfileKind::Incrypto34), 1..48)) {
+        run_session("incrypto34-issued.json", steps)?;
+    }
+
+    #[test]
+    fn incrypto34_blank_card_sessions_keep_every_invariant(steps in proptest::collection::vec(step(ProfileKind::Incrypto34), 1..32)) {
+        run_session("incrypto34-blank.json", steps)?;
     }
 }

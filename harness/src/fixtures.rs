@@ -7,7 +7,7 @@
 use crate::dates::Date;
 use crate::pki::{self, CertKind, Holder, Issue, PkiError, TestCa};
 use firmalab_emulator::image::{CardImage, History, ImageError, LifeCycle, ProfileKind};
-use firmalab_emulator::keys::{Algorithm, KeyMaterial};
+use firmalab_emulator::keys::KeyMaterial;
 use firmalab_emulator::perso::{self, KeySet, ObjectInfo, Personalization};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -150,7 +150,10 @@ fn key_set(
     kind: CertKind,
     slot: &str,
 ) -> Result<KeySet, FixtureError> {
-    let key = rsa_key(&req.keys, slot, 2048)?;
+    // RSA-2048, or the largest the chip holds (the Incrypto34: 1024).
+    let algorithm = req.profile.profile().key_algorithm();
+    let bits = algorithm.rsa_bits().ok_or_else(|| FixtureError::Card("the card's issuer keys are not RSA".into()))?;
+    let key = rsa_key(&req.keys, slot, bits)?;
     let serial = match &req.keys {
         KeySource::Seeded(label) => cert_serial(&format!("{label} {slot}")),
         KeySource::Random => {
@@ -171,7 +174,7 @@ fn key_set(
     let (modulus, exponent) = pki::rsa_public_numbers(&key);
     Ok(KeySet {
         info: object_info(&cert, kind, modulus, exponent)?,
-        algorithm: Algorithm::Rsa2048,
+        algorithm,
         material: KeyMaterial::from_rsa(&key).map_err(FixtureError::Card)?,
         certificate: pki::der_of(&cert)?,
     })
@@ -286,6 +289,26 @@ pub fn fixtures() -> Vec<Fixture> {
             adjust: |_| {},
         },
         Fixture {
+            file: "incrypto34-issued.json",
+            description: "Incard Incrypto34 (on-card PKCS#15, \"ARUBA INCRYPTO34\"), RSA-1024 signature + authentication keys and certificates expiring 2026-07-01; PIN 12345678, PUK 87654321, SO PIN 11223344; an obsolete lot: diagnostic and PIN flows run, renewal is refused",
+            profile: ProfileKind::Incrypto34,
+            serial: "3410000000000106",
+            person: Some(("Chiara", "Esposito", "SPSCHR82D45F839", Date::new(1982, 4, 5), 'F')),
+            not_before: renewable.0,
+            not_after: renewable.1,
+            adjust: |_| {},
+        },
+        Fixture {
+            file: "incrypto34-blank.json",
+            description: "Incard Incrypto34 as the factory (or an ERASE) leaves it: an open MF and nothing else, for pkcs15-init to personalise",
+            profile: ProfileKind::Incrypto34,
+            serial: "3410000000000107",
+            person: None,
+            not_before: renewable.0,
+            not_after: renewable.1,
+            adjust: |_| {},
+        },
+        Fixture {
             file: "cns-failed-issuance.json",
             description: "Incard CNS after a failed issuance: no keys, no certificates, life-cycle admin, default PIN 12345, PUK 87654321",
             profile: ProfileKind::Cns,
@@ -386,6 +409,18 @@ pub fn regenerate(dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<Vec<Path
     std::fs::create_dir_all(&keys).map_err(|source| FixtureError::Io { path: keys.clone(), source })?;
     firmalab_emulator::image::write_atomically(&keys.join("rsa2048-pool.txt"), pool.as_bytes())?;
     written.push(keys.join("rsa2048-pool.txt"));
+    progress("RSA-1024 key pool for deterministic Incrypto34 cards (8 keys)");
+    let mut pool = String::new();
+    for i in 0..8 {
+        let key = rsa_key(&KeySource::Seeded("deterministic card pool rsa1024"), &i.to_string(), 1024)?;
+        let KeyMaterial::Rsa { pkcs1 } = KeyMaterial::from_rsa(&key).map_err(FixtureError::Card)? else {
+            unreachable!()
+        };
+        pool.push_str(&firmalab_emulator::hex::encode(&pkcs1.0));
+        pool.push('\n');
+    }
+    firmalab_emulator::image::write_atomically(&keys.join("rsa1024-pool.txt"), pool.as_bytes())?;
+    written.push(keys.join("rsa1024-pool.txt"));
     let cards = dir.join("cards");
     std::fs::create_dir_all(&cards).map_err(|source| FixtureError::Io { path: cards.clone(), source })?;
     for f in fixtures() {
@@ -400,9 +435,11 @@ pub fn regenerate(dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<Vec<Path
 
 /// The fixture cards compiled into the binary, for ephemeral cards (`--persona`): works from
 /// any folder and never touches the files.
-pub const BUILTIN: [(&str, &str); 6] = [
+pub const BUILTIN: [(&str, &str); 8] = [
     ("cns-renewable", include_str!("../../fixtures/cards/cns-renewable.json")),
     ("oberthur-renewable", include_str!("../../fixtures/cards/oberthur-renewable.json")),
+    ("incrypto34-issued", include_str!("../../fixtures/cards/incrypto34-issued.json")),
+    ("incrypto34-blank", include_str!("../../fixtures/cards/incrypto34-blank.json")),
     ("cns-failed-issuance", include_str!("../../fixtures/cards/cns-failed-issuance.json")),
     ("cns-pin-blocked", include_str!("../../fixtures/cards/cns-pin-blocked.json")),
     ("cns-puk-blocked", include_str!("../../fixtures/cards/cns-puk-blocked.json")),
@@ -414,6 +451,7 @@ pub fn builtin(name: &str) -> Result<CardImage, FixtureError> {
     let name = match name {
         "cns" => "cns-renewable",
         "oberthur" => "oberthur-renewable",
+        "incrypto34" => "incrypto34-issued",
         other => other.trim_end_matches(".json"),
     };
     let text = BUILTIN
@@ -508,6 +546,7 @@ pub fn new_image_file(n: &NewImage) -> Result<CardImage, FixtureError> {
     let serial = n.serial.clone().unwrap_or_else(|| match n.profile {
         ProfileKind::Cns => format!("60100{stamp:011}"),
         ProfileKind::Oberthur => format!("{:08x}", stamp as u32 ^ 0x5a5a_0000),
+        ProfileKind::Incrypto34 => format!("3410{stamp:012x}"),
     });
     let person = if n.blank {
         None

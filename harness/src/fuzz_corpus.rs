@@ -94,9 +94,12 @@ pub fn write(out: &Path) -> Result<usize, Error> {
             .collect()
     };
     let mut n = 0;
-    for (fixture, target) in
-        [("cns-renewable", "card_cns"), ("oberthur-renewable", "card_oberthur"), ("cns-pin-blocked", "card_cns")]
-    {
+    for (fixture, target) in [
+        ("cns-renewable", "card_cns"),
+        ("oberthur-renewable", "card_oberthur"),
+        ("incrypto34-issued", "card_incrypto34"),
+        ("cns-pin-blocked", "card_cns"),
+    ] {
         for flow in FLOWS {
             if (fixture == "cns-pin-blocked") != (flow == "pin-unblock") {
                 continue;

@@ -136,6 +136,9 @@ codes! {
         ContractsNotAccepted,
         /// The CA refused the renewal request.
         CaRefused,
+        // What a card cannot do.
+        /// The holder cannot reset this card (the Incrypto34: only the issuer's SO PIN erases it).
+        ResetNotSupported,
     }
     wrapping
     /// A back-office refusal inside a flow (the renewal's contacts).

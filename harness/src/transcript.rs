@@ -298,7 +298,8 @@ impl Recording {
     fn redact(&self, bytes: &[u8]) -> String {
         let mut hexed = hex::encode(bytes);
         for (name, value) in &self.secrets {
-            for (len, pad) in [(64usize, 0xFFu8), (16, 0x00), (8, 0xFF)] {
+            // Oberthur 64/FF, CNS 8/FF, Incrypto34 8/00 (and a 16/00 unblock code).
+            for (len, pad) in [(64usize, 0xFFu8), (16, 0x00), (8, 0xFF), (8, 0x00)] {
                 if value.len() > len {
                     continue;
                 }

@@ -354,6 +354,9 @@ fn personal_data(c: &mut dyn CardClient) -> Option<Vec<u8>> {
             }
             r.unwrap()
         }
+        // The fault sweeps run the CNS and Oberthur flows only: an Incrypto34 is neither
+        // renewed nor reset by its holder.
+        Profile::Incrypto34 => unreachable!("no fault sweep runs on an Incrypto34"),
     };
     if selected.sw == Sw::FileNotFound {
         return None;

@@ -77,7 +77,8 @@ impl Card {
 
     /// MSE RESTORE: back to an environment the card has (the profile's), nothing chosen.
     pub(super) fn mse_restore(&mut self, se: u8) -> Result<Sw> {
-        self.profile.restore_se(se)?;
+        let profile = self.profile;
+        profile.restore_se(&*self, se)?;
         self.vol.se = None;
         Ok(Sw::Ok)
     }
@@ -200,23 +201,15 @@ impl Card {
         };
         let ki = self.key_index(reference).ok_or(Sw::ReferencedDataNotFound)?;
         let pending = matches!(spec, KeyGen::Slot { pending: true, .. });
-        let public = self.generate_into(ki, algorithm, pending)?;
-        self.profile.keygen_reply(&public, &mut self.reply)?;
-        Ok(Sw::Ok)
-    }
-
-    /// Generates a key pair into slot `ki` (as its pending key for a renewal), under the
-    /// slot's PIN, the card's capabilities and its EEPROM; the public half for the answer.
-    ///
-    /// A slot whose certificate is installed is not regenerated in place: the card would hold
-    /// a key its certificate does not certify. That is `6985` (conditions of use not
-    /// satisfied: ISO 7816-4's answer when an object's state forbids the operation, as cards
-    /// answer a GENERATE on a key that is in use); a renewal generates the pending key
-    /// (`P1 = 80`) and commits it with its certificate (`P1 = 81`), and a card erased of its
-    /// certificates may be regenerated.
-    fn generate_into(&mut self, ki: usize, algorithm: Algorithm, pending: bool) -> Result<PublicKey> {
         let slot = self.image.keys.get(ki).ok_or(Sw::Unknown)?;
         self.key_pin_verified(slot.pin)?;
+        // A slot whose certificate is installed is not regenerated in place: the card would
+        // hold a key its certificate does not certify. That is `6985` (conditions of use not
+        // satisfied: ISO 7816-4's answer when an object's state forbids the operation, as
+        // cards answer a GENERATE on a key that is in use); a renewal generates the pending
+        // key (`P1 = 80`) and commits it with its certificate (`P1 = 81`), and a card erased
+        // of its certificates may be regenerated. (A chip that knows nothing of certificates,
+        // the Incrypto34, generates through `Ctx::generate_key`.)
         let certified = slot.certificate.as_ref().is_some_and(|path| {
             let path: Vec<u16> = path.iter().map(|h| h.0).collect();
             fs::lookup(&self.image.mf, &path).is_some()
@@ -224,6 +217,16 @@ impl Card {
         if !pending && certified {
             return Err(Sw::ConditionsNotSatisfied);
         }
+        let public = self.generate_into(ki, algorithm, pending)?;
+        self.profile.keygen_reply(&public, &mut self.reply)?;
+        Ok(Sw::Ok)
+    }
+
+    /// Generates a key pair into slot `ki` (as its pending key for a renewal), within the
+    /// card's capabilities and its EEPROM; the public half for the answer. The caller has
+    /// checked that the session may (the slot's PIN, and no installed certificate).
+    pub(super) fn generate_into(&mut self, ki: usize, algorithm: Algorithm, pending: bool) -> Result<PublicKey> {
+        let slot = self.image.keys.get(ki).ok_or(Sw::Unknown)?;
         if algorithm == Algorithm::EcP256 && !self.image.capabilities.p256 {
             return Err(Sw::WrongData);
         }

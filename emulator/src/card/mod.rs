@@ -27,7 +27,7 @@ use crate::apdu::{MAX_RESPONSE_DATA, Reply};
 use crate::command::{Command, DataObject, KeySelector, SecOp};
 use crate::fs::{AccessCondition, FileNode, MF, Path};
 use crate::image::{CardImage, ProfileKind};
-use crate::keys::{Backend, PublicKey};
+use crate::keys::{Algorithm, Backend, PublicKey};
 use crate::profile::{Ctx, Profile};
 use crate::rng::CardRng;
 use crate::security::Verified;
@@ -65,6 +65,8 @@ struct Volatile {
     se: Option<SecurityEnvironment>,
     chain: apdu_layer::Chain,
     pending: apdu_layer::Pending,
+    /// Where a file listing in progress stands (`Ctx::listing`).
+    listing: u16,
 }
 
 impl Volatile {
@@ -80,6 +82,7 @@ impl Volatile {
             se: None,
             chain: apdu_layer::Chain::default(),
             pending: apdu_layer::Pending::default(),
+            listing: 0,
         }
     }
 
@@ -310,6 +313,10 @@ impl Ctx for Card {
         &mut self.image
     }
 
+    fn current_path(&self) -> &[u16] {
+        &self.vol.df
+    }
+
     fn current_df(&self) -> Result<&FileNode> {
         files::current_df(&self.image, &self.vol)
     }
@@ -329,6 +336,15 @@ impl Ctx for Card {
     fn public_key(&mut self, reference: u8) -> Result<PublicKey> {
         let ki = self.key_index(reference).ok_or(Sw::ReferencedDataNotFound)?;
         self.keys.get(&self.image, ki, reference, false)?.public()
+    }
+
+    fn generate_key(&mut self, reference: u8, algorithm: Algorithm) -> Result<PublicKey> {
+        let ki = self.key_index(reference).ok_or(Sw::ReferencedDataNotFound)?;
+        self.generate_into(ki, algorithm, false)
+    }
+
+    fn listing(&mut self) -> &mut u16 {
+        &mut self.vol.listing
     }
 
     fn reply(&mut self) -> &mut Reply {

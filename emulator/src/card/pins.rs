@@ -30,6 +30,7 @@ impl Card {
                 pins.iter().position(|p| in_df(p, prefix))
             }),
             PinScope::Anywhere => pins.iter().position(|p| p.reference.0 == r.reference),
+            PinScope::CurrentDf => pins.iter().position(|p| in_df(p, &self.vol.df)),
         }
     }
 
@@ -94,7 +95,8 @@ impl Card {
             return Err(Sw::AuthBlocked);
         }
         let Some(data) = data else {
-            return Ok(if verified { Sw::Ok } else { Sw::TriesLeft(p.tries_left) });
+            let tries_left = p.tries_left;
+            return Ok(if verified { Sw::Ok } else { self.profile.wrong_secret(tries_left) });
         };
         if data.len() != usize::from(p.pad_len) {
             return Err(Sw::WrongLength);

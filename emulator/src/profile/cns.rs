@@ -156,7 +156,7 @@ impl Profile for Cns {
     }
 
     /// SE `03` is the one OpenSC restores (§3.5).
-    fn restore_se(&self, se: u8) -> Result<(), Sw> {
+    fn restore_se(&self, _ctx: &dyn Ctx, se: u8) -> Result<(), Sw> {
         if se == 0x03 { Ok(()) } else { Err(Sw::ReferencedDataNotFound) }
     }
 
@@ -545,6 +545,7 @@ pub fn personalize(p: &Personalization) -> Result<CardImage, String> {
             slot(KEY_CNS0, "CNS0 authentication key", PIN_CNS0, false, &p.auth, &CERT_CNS0),
             slot(KEY_CNS1, "CNS1 qualified signature key", PIN_CNS1, true, &p.sign, &CERT_CNS1),
         ],
+        security_environments: vec![],
     })
 }
 

@@ -13,6 +13,7 @@
 //!   [`Ctx`], never on the engine; they never import each other.
 
 pub mod cns;
+pub mod incrypto34;
 pub mod iso;
 pub mod oberthur;
 
@@ -22,7 +23,7 @@ use crate::fs::{AccessCondition, Acl, FileNode};
 use crate::hex::{Hex8, Hex16};
 use crate::image::CardImage;
 pub use crate::image::ProfileKind;
-use crate::keys::{KeyObject, PublicKey};
+use crate::keys::{Algorithm, KeyObject, PublicKey};
 use crate::perso::Personalization;
 use crate::security::PinObject;
 use crate::sw::Sw;
@@ -31,13 +32,14 @@ use iso7816::tlv::{Tag, Tlv, take_data_object};
 
 impl ProfileKind {
     /// Every profile, in the order ATRs are recognised and names listed.
-    pub const ALL: [ProfileKind; 2] = [ProfileKind::Cns, ProfileKind::Oberthur];
+    pub const ALL: [ProfileKind; 3] = [ProfileKind::Cns, ProfileKind::Oberthur, ProfileKind::Incrypto34];
 
     /// The card facts of this profile: the one mapping from the image's tag to its profile.
     pub fn profile(self) -> &'static dyn Profile {
         match self {
             ProfileKind::Cns => &cns::Cns,
             ProfileKind::Oberthur => &oberthur::Oberthur,
+            ProfileKind::Incrypto34 => &incrypto34::Incrypto34,
         }
     }
 
@@ -167,7 +169,8 @@ pub trait Profile: Sync {
     /// What a PIN or PUK object of this card holds: charset, lengths, padding. Images and
     /// `image new` are checked against it.
     fn pin_rule(&self) -> crate::image::PinRule;
-    /// The status word of a wrong PIN or PUK that leaves `tries_left` tries (ISO `63Cx`).
+    /// The status word of a wrong PIN or PUK that leaves `tries_left` tries, and of the
+    /// status query (VERIFY without data) of a PIN not verified (ISO `63Cx`).
     fn wrong_secret(&self, tries_left: u8) -> Sw {
         Sw::TriesLeft(tries_left)
     }
@@ -183,8 +186,9 @@ pub trait Profile: Sync {
 
     // ---- security environment and keys ----
 
-    /// MSE RESTORE of security environment `se`: `Ok` when the card has it (else `6A88`).
-    fn restore_se(&self, _se: u8) -> Result<(), Sw> {
+    /// MSE RESTORE of security environment `se` in the session's current DF: `Ok` when the
+    /// card has it there (else `6A88`).
+    fn restore_se(&self, _ctx: &dyn Ctx, _se: u8) -> Result<(), Sw> {
         Err(Sw::ReferencedDataNotFound)
     }
     /// The key object a new key EF (`fid`, `bits`, `acl`) brings with it when its key
@@ -214,6 +218,11 @@ pub trait Profile: Sync {
     }
     /// The card an issuer personalises: file tree, PINs and keys in this card's layout.
     fn personalize(&self, p: &Personalization) -> Result<CardImage, String>;
+    /// The algorithm of the keys an issuer generates for this card (RSA-2048 unless the
+    /// chip cannot hold them).
+    fn key_algorithm(&self) -> Algorithm {
+        Algorithm::Rsa2048
+    }
 }
 
 /// What profile hooks and [`Command::Own`] handlers may use of the card: its image, the
@@ -224,6 +233,8 @@ pub trait Ctx {
     /// The image for writing: the card counts as changed (its host saves it) and forgets the
     /// keys it parsed.
     fn image_mut(&mut self) -> &mut CardImage;
+    /// The current DF's path from the MF (the MF's FID first).
+    fn current_path(&self) -> &[u16];
     fn current_df(&self) -> Result<&FileNode, Sw>;
     /// `6986` when no EF is selected.
     fn current_ef(&self) -> Result<&FileNode, Sw>;
@@ -233,6 +244,13 @@ pub trait Ctx {
     fn pin_verified(&self, index: usize) -> bool;
     /// The public half of key `reference`, from the key backend (`6A88` when absent).
     fn public_key(&mut self, reference: u8) -> Result<PublicKey, Sw>;
+    /// Generates a key pair of `algorithm` into key object `reference` (`6A88` when absent),
+    /// within the card's EEPROM and capabilities, and reports a key generation; the public
+    /// half for the answer. Whether the session may do it is the caller's check.
+    fn generate_key(&mut self, reference: u8, algorithm: Algorithm) -> Result<PublicKey, Sw>;
+    /// Where a file listing in progress stands (an index into the current DF's children):
+    /// session state, gone with every power event.
+    fn listing(&mut self) -> &mut u16;
     fn reply(&mut self) -> &mut Reply;
 }
 
@@ -355,7 +373,7 @@ mod tests {
         assert_eq!(names, unique);
         assert_eq!(
             "gemalto".parse::<ProfileKind>(),
-            Err("unknown profile \"gemalto\" (expected cns or oberthur)".into())
+            Err("unknown profile \"gemalto\" (expected cns, oberthur or incrypto34)".into())
         );
     }
 

@@ -697,6 +697,7 @@ pub fn personalize(p: &Personalization) -> Result<CardImage, String> {
             pin(PUK, "PUK", PinRole::Puk, &p.puk, p.puk_tries, None),
         ],
         keys,
+        security_environments: vec![],
     })
 }
 

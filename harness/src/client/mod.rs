@@ -8,6 +8,7 @@
 
 pub mod cns;
 pub mod guard;
+pub mod incrypto34;
 pub mod oberthur;
 
 pub use guard::{SecretKind, SecretObject, SecretPolicy};
@@ -184,6 +185,7 @@ pub fn open(transport: Box<dyn Transport>) -> Result<Box<dyn CardClient>> {
     match model.profile {
         Some(Profile::Cns) => Ok(Box::new(cns::Cns::new(transport, model))),
         Some(Profile::Oberthur) => Ok(Box::new(oberthur::Oberthur::new(transport, model)?)),
+        Some(Profile::Incrypto34) => Ok(Box::new(incrypto34::Incrypto34::new(transport, model))),
         None => Err(ClientError::Content(format!("unknown card (ATR {}): {}", hex::encode(&atr), model.label))),
     }
 }

@@ -99,9 +99,10 @@ pub fn with_le(command: &[u8], le: usize) -> Option<Vec<u8>> {
     Some(v)
 }
 
-/// VERIFY, CHANGE REFERENCE DATA (and the Oberthur CREATE PIN) and RESET RETRY COUNTER: the
-/// instructions whose data is a PIN, a PUK or an unblock code.
-pub const SECRET_INS: [u8; 3] = [0x20, 0x24, 0x2C];
+/// VERIFY, CHANGE REFERENCE DATA (and the Oberthur CREATE PIN, the Incrypto34 CHANGE KEY
+/// DATA), RESET RETRY COUNTER and PUT DATA (the Incrypto34 OCI carries PIN values and key
+/// components): the instructions whose data is a PIN, a PUK, an unblock code or key material.
+pub const SECRET_INS: [u8; 4] = [0x20, 0x24, 0x2C, 0xDA];
 
 /// Whether the command carries secret data (INS 20/24/2C with a data field).
 pub fn carries_secret(command: &[u8]) -> bool {

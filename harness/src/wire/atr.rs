@@ -17,6 +17,8 @@ pub enum Profile {
     Cns,
     /// Oberthur AuthentIC v2 / CosmopolIC with the AWP layout (OpenSC `oberthur`).
     Oberthur,
+    /// Incard Incrypto34 with an on-card PKCS#15 application (OpenSC `incrypto34`).
+    Incrypto34,
 }
 
 impl Profile {
@@ -24,6 +26,7 @@ impl Profile {
         match self {
             Profile::Cns => "cns",
             Profile::Oberthur => "oberthur",
+            Profile::Incrypto34 => "incrypto34",
         }
     }
 }
@@ -183,7 +186,13 @@ pub fn recognise(atr: &[u8]) -> CardModel {
         |label: &str| CardModel { profile: None, label: label.into(), lot: None, cns: None, tries_query_free: false };
     let Some(hist) = historical_bytes(atr) else { return unknown("unknown card") };
     if hist == INCRYPTO34_HIST {
-        return CardModel { lot: Some(INCRYPTO34), ..unknown("Incard Incrypto34 (not a CNS: OpenSC incrypto34)") };
+        // The harness has a client for it (diagnostic, PIN flows); the lot is obsolete for a
+        // renewal. No evidence that its mask answers the status query for free.
+        return CardModel {
+            profile: Some(Profile::Incrypto34),
+            lot: Some(INCRYPTO34),
+            ..unknown("Incard Incrypto34 (not a CNS: OpenSC incrypto34)")
+        };
     }
     if hist[6..15] == [0x02, b'I', b'T', b'I', b'D', 0x20, 0x20, 0x31, 0x80] {
         return unknown("Italian CIE v2 (not a signature card)");
@@ -271,7 +280,8 @@ mod tests {
         let other_lot = model("3BFF1800FF8131FE55006B02090503010101434E531131808A");
         assert_eq!((other_lot.profile, other_lot.lot), (Some(Profile::Cns), None));
         let incrypto = model("3bff1800ff8131fe55006b02090200010101445344103180 92");
-        assert_eq!(incrypto.profile, None);
+        assert_eq!(incrypto.profile, Some(Profile::Incrypto34));
+        assert!(!incrypto.tries_query_free);
         assert!(matches!(incrypto.lot.unwrap().status, LotStatus::Obsolete(_)));
         let ob = model("3B7D180000003180718E6477E30200829000");
         assert_eq!(ob.profile, Some(Profile::Oberthur));
