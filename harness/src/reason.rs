@@ -117,11 +117,13 @@ codes! {
         PinAlreadyRejected,
         /// This PUK was refused earlier in the run.
         PukAlreadyRejected,
-        /// The new secret and its repetition differ.
+        /// A new secret and its repetition differ (checked before any APDU).
         Mismatch,
-        /// The new secret is not digits only.
+        /// A secret has characters the card does not take (digits only on the CNS and for
+        /// every new PIN or PUK; checked before any APDU).
         NotDigits,
-        /// The new secret's length is outside the card's rule.
+        /// A secret's length is outside the card's rule (CNS 5–8 digits; checked before any
+        /// APDU).
         BadLength,
         // Consent.
         /// A destructive step on a card in a reader was not confirmed by the card's serial.

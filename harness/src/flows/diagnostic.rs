@@ -368,10 +368,17 @@ pub fn diagnose(
 /// policy allows it). Done: [`super::Finished::Renewable`]; refused with the first failing
 /// check's reason. The checks are in the report's `details` as JSON.
 pub fn run(mut r: Runner<'_>, bo: &BackOffice, policy: &Policy, pin: Option<&str>) -> FlowReport {
+    r.begin("Diagnostic");
     if let Some(p) = pin {
         r.secret("pin", p);
+        // The PIN is checked against the card's rule before any APDU (no step of its own:
+        // the diagnostic's steps are this one and its ten checks).
+        let given = [super::secrets::Given::current(super::secrets::Field::Pin, p)];
+        if let Err(stop) = super::secrets::check(r.client.profile(), &given) {
+            r.end(stop.step_status(), stop.to_string());
+            return r.finish("diagnostic", String::new(), Err(stop), serde_json::Value::Null);
+        }
     }
-    r.begin("Diagnostic");
     let now = r.now;
     let result = diagnose(r.client.as_mut(), now, bo, policy, pin);
     match result {

@@ -11,6 +11,7 @@
 //! certificates stay `suspended` in the registry until the CDRL authorises.
 
 use super::diagnostic::{Policy, diagnose};
+use super::secrets::{self, Field, Given};
 use super::{Finished, FlowReport, Reason, Runner, Stop, refuse, tries_step};
 use crate::backoffice::{
     CertRecord, CertStatus, ContactKind, EventKind, NewPractice, OrderStatus, PracticeKind, PracticeState,
@@ -151,6 +152,7 @@ fn renew(
     card: &mut String,
 ) -> Result<(Finished, String), Stop> {
     let now = r.now;
+    secrets::step(r, &[Given::current(Field::Pin, &o.pin)])?;
     *card = r.step("Scanned", |c, _| {
         let s = c.serial()?;
         Ok((s.clone(), format!("card {s} ({})", c.profile().name())))
