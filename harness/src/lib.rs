@@ -23,6 +23,7 @@
 
 pub mod backoffice;
 pub mod bench;
+pub mod bundle;
 pub mod ca;
 pub mod cades;
 pub mod cf;
