@@ -325,6 +325,16 @@ pub fn fixtures() -> Vec<Fixture> {
             not_after: Date::new(2026, 1, 15),
             adjust: |_| {},
         },
+        Fixture {
+            file: "aruba-key.json",
+            description: "signature + authentication certificates expiring 2026-07-01 (inside the renewal window at the reference date 2026-06-01); PIN 12345678, PUK 87654321",
+            profile: ProfileKind::Cns,
+            serial: "6010000000000106",
+            person: Some(("Chiara", "Russo", "RSSCHR88D45L736", Date::new(1988, 4, 5), 'F')),
+            not_before: renewable.0,
+            not_after: renewable.1,
+            adjust: |i| crate::variant::Variant::ArubaKey.apply(i),
+        },
     ]
 }
 
@@ -400,13 +410,14 @@ pub fn regenerate(dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<Vec<Path
 
 /// The fixture cards compiled into the binary, for ephemeral cards (`--persona`): works from
 /// any folder and never touches the files.
-pub const BUILTIN: [(&str, &str); 6] = [
+pub const BUILTIN: [(&str, &str); 7] = [
     ("cns-renewable", include_str!("../../fixtures/cards/cns-renewable.json")),
     ("oberthur-renewable", include_str!("../../fixtures/cards/oberthur-renewable.json")),
     ("cns-failed-issuance", include_str!("../../fixtures/cards/cns-failed-issuance.json")),
     ("cns-pin-blocked", include_str!("../../fixtures/cards/cns-pin-blocked.json")),
     ("cns-puk-blocked", include_str!("../../fixtures/cards/cns-puk-blocked.json")),
     ("cns-expired", include_str!("../../fixtures/cards/cns-expired.json")),
+    ("aruba-key", include_str!("../../fixtures/cards/aruba-key.json")),
 ];
 
 /// A built-in fixture by name (`cns-renewable`, or a profile name for its renewable card).
@@ -471,6 +482,8 @@ pub struct NewImage {
     pub ocsp_url: Option<String>,
     /// The CRL distribution point written into the certificates (default: the CA's).
     pub crl_url: Option<String>,
+    /// A product personalised on the profile (`aruba-key` on `cns`).
+    pub variant: Option<crate::variant::Variant>,
 }
 
 /// What `image new` accepts as a PIN or PUK: digits only (what Aruba's cards are issued and
@@ -531,6 +544,10 @@ pub fn new_image_file(n: &NewImage) -> Result<CardImage, FixtureError> {
             },
         },
     )?;
+    let mut image = image;
+    if let Some(v) = n.variant {
+        v.apply(&mut image);
+    }
     image.validate().map_err(FixtureError::InvalidIssued)?;
     file.save(&image)?;
     Ok(image)

@@ -138,6 +138,24 @@ codes! {
         ContractsNotAccepted,
         /// The CA refused the renewal request.
         CaRefused,
+        // The two-phase renewal (Aruba Key: `ra order`, then `flow import`).
+        /// The CA issued certificates for this card that are not on it yet: import them
+        /// first (the FAQ's "import the certificate before renewing with Aruba Key"; also
+        /// check 10 of the diagnostic).
+        ImportRequired,
+        /// No order of this card waits for its certificates to be imported.
+        NothingToImport,
+        /// The card serial typed is not the card's.
+        WrongSerial,
+        /// The key pair an order's certificate certifies is not on the card (a reset or
+        /// another renewal replaced the order's new keys).
+        KeyNotOnCard,
+        /// The back office did not accept the card's client authentication (the challenge
+        /// signed with the authentication key).
+        ClientAuthFailed,
+        /// The card cannot keep a renewal's new keys between an order and its import (only
+        /// the CNS layout does): it renews with Aruba Enroll.
+        TwoPhaseNotSupported,
     }
     wrapping
     /// A back-office refusal inside a flow (the renewal's contacts).

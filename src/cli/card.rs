@@ -13,8 +13,8 @@ pub struct CardArgs {
     #[arg(long)]
     image: Vec<PathBuf>,
     /// An ephemeral card from the built-in fixtures (cns-renewable, oberthur-renewable,
-    /// cns-failed-issuance, cns-pin-blocked, cns-puk-blocked, cns-expired, or cns /
-    /// oberthur); never saved. Repeatable.
+    /// cns-failed-issuance, cns-pin-blocked, cns-puk-blocked, cns-expired, aruba-key, or
+    /// cns / oberthur); never saved. Repeatable.
     #[arg(long)]
     persona: Vec<String>,
     /// vpcd address per card, in order (default 127.0.0.1:35963, then :35964 …).

@@ -9,8 +9,11 @@ use firmalab_harness::backoffice::{BackOffice, DEFAULT_CDRL, DEFAULT_PATH, Store
 use firmalab_harness::bundle::{self, Bundle};
 use firmalab_harness::ca::ExpiryRule;
 use firmalab_harness::client::{DEFAULT_PIN, SecretPolicy};
+use firmalab_harness::client_auth::Challenge;
 use firmalab_harness::dates::Date;
 use firmalab_harness::flows::diagnostic::Policy;
+use firmalab_harness::flows::import::{self, ImportOptions};
+use firmalab_harness::flows::order::{self, OrderOptions};
 use firmalab_harness::flows::renewal::{self, RenewalOptions};
 use firmalab_harness::flows::secrets::{self, Field, Given};
 use firmalab_harness::flows::{Event, FlowReport, Outcome, Runner, diagnostic, pin, reset};
@@ -27,6 +30,11 @@ pub enum FlowName {
     PukChange,
     Reset,
     Renewal,
+    /// Aruba Key, phase 2 (Aruba Renew): install the certificates the CA issued for an order.
+    Import,
+    /// Aruba Key, phase 1: `firmalab ra order` (the web order), not a `flow` of its own.
+    #[value(skip)]
+    Order,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -84,6 +92,11 @@ pub struct FlowArgs {
     /// Accept the decryption-key warning and the contract conditions, confirm the holder data.
     #[arg(long)]
     pub yes: bool,
+    /// import: the card serial printed on the key, as Aruba Renew asks for it (asked when a
+    /// terminal is attached); it must be the card's, and on a card in a reader it also
+    /// confirms the import.
+    #[arg(long, value_name = "SERIAL")]
+    pub serial: Option<String>,
     /// The certificate data is wrong (the renewal then stops: a new card is needed).
     #[arg(long)]
     pub holder_data_wrong: bool,
@@ -255,7 +268,9 @@ fn open_runner<'r>(
     let card = spec.open(&options).map_err(|e| Trouble::Card(e.to_string()))?;
     secrets::check_for_atr(&card.transport.atr(), given)
         .map_err(|stop| Trouble::Usage(format!("{stop}; nothing was sent to the card")))?;
-    let confirm = serial_confirmer(a.confirm_serial.clone(), reader);
+    // Aruba Renew's serial is typed for the import: it confirms it too.
+    let given_serial = if a.name == FlowName::Import { a.serial.clone() } else { None };
+    let confirm = serial_confirmer(a.confirm_serial.clone().or(given_serial), reader);
     let r = card.runner(name, now, printer, Some(confirm)).map_err(|e| Trouble::Card(e.to_string()))?;
     Ok(r.with_policy(policy))
 }
@@ -282,6 +297,8 @@ fn run_flow(a: &FlowArgs) -> Result<u8, Trouble> {
         FlowName::PukChange => "puk-change",
         FlowName::Reset => "reset",
         FlowName::Renewal => "renewal",
+        FlowName::Import => "import",
+        FlowName::Order => "order",
     };
     let spec = match (a.name, a.cards.as_slice()) {
         (_, [one]) => CardSpec::parse(one),
@@ -410,6 +427,47 @@ fn run_flow(a: &FlowArgs) -> Result<u8, Trouble> {
             ctx.contacts = vec![o.email.clone(), o.mobile.clone()];
             let given = [Given::current(Field::Pin, &o.pin)];
             let report = renewal::run(open(&mut printer, &given)?, &ca, &mut bo, &o);
+            ctx.back_office = Some(bo.data.clone());
+            report
+        }
+        FlowName::Import => {
+            let serial = match &a.serial {
+                Some(s) => Some(s.clone()),
+                None if a.dry_run => None,
+                None => Some(text(&a.serial, "serial", "Card serial (printed on the key): ").map_err(Usage)?),
+            };
+            let pin = ask("pin", "PIN: ")?;
+            ctx.secrets.push(pin.clone());
+            let mut bo = Store::open(&a.ra).map_err(|e| Usage(e.to_string()))?;
+            let o = ImportOptions { serial, pin };
+            let report = import::run(open(&mut printer, &[Given::current(Field::Pin, &o.pin)])?, &mut bo, &o);
+            ctx.back_office = Some(bo.data.clone());
+            report
+        }
+        FlowName::Order => {
+            let ca = TestCa::load(&a.ca).map_err(|e| Usage(e.to_string()))?;
+            let mut bo = Store::open(&a.ra).map_err(|e| Usage(e.to_string()))?;
+            let pin = ask("pin", "PIN: ")?;
+            ctx.secrets.push(pin.clone());
+            let accept_contracts =
+                confirm(a.yes || a.dry_run, "Do you accept the contract conditions of the renewal order?");
+            // The back office's challenge: fresh randomness, reproducible only with --seed.
+            let challenge = match a.seed {
+                Some(seed) => Challenge::insecure_from_seed(seed),
+                None => Challenge::random().map_err(Card)?,
+            };
+            let o = OrderOptions {
+                pin,
+                accept_contracts,
+                expiry: match a.expiry {
+                    Expiry::FromOldExpiry => ExpiryRule::FromOldExpiry,
+                    Expiry::FromIssuance => ExpiryRule::FromIssuance,
+                },
+                out_dir: a.out_dir.clone(),
+                policy: Policy { cdrl: None, ocsp: a.ocsp.clone(), ..Policy::default() },
+                challenge,
+            };
+            let report = order::run(open(&mut printer, &[Given::current(Field::Pin, &o.pin)])?, &ca, &mut bo, &o);
             ctx.back_office = Some(bo.data.clone());
             report
         }

@@ -354,6 +354,13 @@ pub fn diagnose(
             (Some(c), Some(cdrl)) if &c.cdrl != cdrl => {
                 Err((Reason::IssuedByOtherCdrl, format!("issued by {}", c.cdrl)))
             }
+            (Some(c), _) if bo.pending_import(&c.serial).is_some() => Err((
+                Reason::ImportRequired,
+                format!(
+                    "the CA issued new certificates for this card that are not on it yet: import them first (firmalab flow import --card … --serial {})",
+                    c.serial
+                ),
+            )),
             (Some(c), _) => Ok(format!("holder {}, CDRL {}", c.codice_fiscale, c.cdrl)),
         },
     );

@@ -5,6 +5,8 @@
 //! clock ("now"), and a reporter that sees each step as it ends.
 
 pub mod diagnostic;
+pub mod import;
+pub mod order;
 pub mod pin;
 pub mod renewal;
 pub mod reset;
@@ -55,6 +57,11 @@ crate::reason::codes! {
         Reset,
         /// The renewal installed the new certificates; the CDRL authorises after payment.
         AwaitingCdrlAuthorization,
+        /// Two-phase renewal, phase 1 (`ra order`): ordered, paid, the certificates issued
+        /// for the new keys on the card; they wait for `flow import`.
+        AwaitingImport,
+        /// Two-phase renewal, phase 2 (`flow import`): the issued certificates are on the card.
+        CertificatesImported,
     }
 }
 
