@@ -9,7 +9,12 @@ fn root() -> PathBuf {
 }
 
 fn firmalab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_firmalab")).args(args).current_dir(root()).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_firmalab"))
+        .args(args)
+        .current_dir(root())
+        .env("FIRMALAB_SUPPORT_BUNDLE", "off")
+        .output()
+        .unwrap()
 }
 
 fn stdout(o: &Output) -> String {

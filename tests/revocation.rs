@@ -26,7 +26,12 @@ fn root() -> PathBuf {
 }
 
 fn firmalab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_firmalab")).args(args).current_dir(root()).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_firmalab"))
+        .args(args)
+        .current_dir(root())
+        .env("FIRMALAB_SUPPORT_BUNDLE", "off")
+        .output()
+        .unwrap()
 }
 
 fn text(o: &Output) -> String {
@@ -194,7 +199,16 @@ impl Responder {
     /// Runs a command inside the responder's network namespace.
     fn run(&self, cmd: &str, args: &[&str]) -> Output {
         let ns = format!("--net=/proc/{}/ns/net", self.child.id());
-        Command::new("nsenter").arg(ns).arg("--").arg(cmd).args(args).current_dir(root()).output().unwrap()
+        // A refused diagnostic writes no support bundle into the source tree.
+        Command::new("nsenter")
+            .arg(ns)
+            .arg("--")
+            .arg(cmd)
+            .args(args)
+            .current_dir(root())
+            .env("FIRMALAB_SUPPORT_BUNDLE", "off")
+            .output()
+            .unwrap()
     }
 
     /// `openssl ocsp -url`: the status line and reason of `cert`.

@@ -20,6 +20,7 @@ fn firmalab_with_stdin(args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_firmalab"))
         .args(args)
         .current_dir(root())
+        .env("FIRMALAB_SUPPORT_BUNDLE", "off")
         // Never reach a pcscd this test did not start.
         .env("PCSCLITE_CSOCK_NAME", std::env::temp_dir().join("firmalab-no-pcscd.comm"))
         .stdin(Stdio::piped())

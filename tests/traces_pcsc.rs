@@ -117,7 +117,9 @@ mod with_stack {
         .unwrap();
         let before = stack.log().len();
         let mut cmd = Command::new(&args[0]);
-        cmd.args(&args[1..]).env("PCSCLITE_CSOCK_NAME", stack.socket());
+        // A refused firmalab session (the Oberthur diagnostic) writes no support bundle into
+        // the source tree.
+        cmd.args(&args[1..]).env("PCSCLITE_CSOCK_NAME", stack.socket()).env("FIRMALAB_SUPPORT_BUNDLE", "off");
         if opensc_debug > 0 {
             cmd.env("OPENSC_CONF", &conf);
         }

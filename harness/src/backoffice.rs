@@ -64,8 +64,10 @@ pub enum PracticeKind {
 ///
 /// Issuance: `CreazioneModulo` → `AttesaOriginali` (certificates issued, codes sent) →
 /// `Completato` (`ra receive-originals`). Renewal: `RenewalInProgress` →
-/// `AwaitingCdrlAuthorization` → `Completed` (`ra authorize`). Either → `Revocata` when its
-/// card's last live certificate is revoked, → `Invalidated` when the card is reset.
+/// `AwaitingCdrlAuthorization` → `Completed` (`ra authorize`). The Aruba Key's two-phase
+/// renewal: `AwaitingImport` (`ra order`: paid, certificates issued) → `Completed` (`flow
+/// import`). Any → `Revocata` when its card's last live certificate is revoked, →
+/// `Invalidated` when the card is reset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PracticeState {
@@ -79,7 +81,10 @@ pub enum PracticeState {
     RenewalInProgress,
     /// New certificate on the card; waiting for the reseller to authorise after payment.
     AwaitingCdrlAuthorization,
-    /// Renewal authorised: done.
+    /// Two-phase renewal (Aruba Key): ordered and paid, the CA issued the certificates; they
+    /// wait to be imported onto the device (`flow import`).
+    AwaitingImport,
+    /// Renewal authorised (or, two-phase, imported): done.
     Completed,
     /// Renewal abandoned (refused, aborted).
     Abandoned,
@@ -98,6 +103,7 @@ impl PracticeState {
             PracticeState::Completato => "Completato",
             PracticeState::RenewalInProgress => "Rinnovo in corso",
             PracticeState::AwaitingCdrlAuthorization => "Attesa autorizzazione CDRL",
+            PracticeState::AwaitingImport => "Attesa importazione certificati",
             PracticeState::Completed => "Rinnovo completato",
             PracticeState::Abandoned => "Abbandonata",
             PracticeState::Invalidated => "Invalidata (reset)",
@@ -124,6 +130,10 @@ pub enum EventKind {
     RenewalInterrupted,
     CertificatesInstalled,
     RenewalAuthorized,
+    /// Two-phase renewal: the order placed (and paid) after the client authentication.
+    RenewalOrdered,
+    /// Two-phase renewal: the issued certificates installed on the device.
+    CertificatesImported,
     RenewalNotice,
     Suspended,
     Reactivated,
@@ -149,6 +159,8 @@ impl EventKind {
             EventKind::RenewalInterrupted => "rinnovo interrotto",
             EventKind::CertificatesInstalled => "installazione certificati",
             EventKind::RenewalAuthorized => "autorizzazione CDRL",
+            EventKind::RenewalOrdered => "ordine di rinnovo",
+            EventKind::CertificatesImported => "importazione certificati",
             EventKind::RenewalNotice => "avviso di scadenza",
             EventKind::Suspended => "sospensione",
             EventKind::Reactivated => "riattivazione",
@@ -401,6 +413,21 @@ pub struct RenewalOrder {
     pub id: String,
     pub practice: String,
     pub status: OrderStatus,
+    /// Two-phase renewal: the certificates the CA issued for the order, which `flow import`
+    /// installs (empty for an Enroll renewal, whose certificates go on the card at once).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<IssuedCertificate>,
+}
+
+/// A certificate issued for an order and not yet on the device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuedCertificate {
+    pub role: KeyRole,
+    /// Serial, hex, as the registry keeps it.
+    pub serial: String,
+    /// DER, hex.
+    pub der: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -586,6 +613,19 @@ impl BackOffice {
                 && p.card_serial == card
                 && matches!(p.state, PracticeState::RenewalInProgress | PracticeState::AwaitingCdrlAuthorization)
         })
+    }
+
+    /// The two-phase renewal of a card whose certificates are issued and not yet imported
+    /// onto it (Aruba Key: "import the certificate before renewing").
+    pub fn pending_import(&self, card: &str) -> Option<&Practice> {
+        self.practices.iter().rev().find(|p| {
+            p.kind == PracticeKind::Renewal && p.card_serial == card && p.state == PracticeState::AwaitingImport
+        })
+    }
+
+    /// The renewal order of a practice.
+    pub fn order_of(&self, practice: &str) -> Option<&RenewalOrder> {
+        self.orders.iter().find(|o| o.practice == practice)
     }
 
     /// The practice a card's current certificates came from: its latest issuance or renewal

@@ -348,6 +348,16 @@ pub fn fixtures() -> Vec<Fixture> {
             not_after: Date::new(2026, 1, 15),
             adjust: |_| {},
         },
+        Fixture {
+            file: "aruba-key.json",
+            description: "signature + authentication certificates expiring 2026-07-01 (inside the renewal window at the reference date 2026-06-01); PIN 12345678, PUK 87654321",
+            profile: ProfileKind::Cns,
+            serial: "6010000000000106",
+            person: Some(("Chiara", "Russo", "RSSCHR88D45L736", Date::new(1988, 4, 5), 'F')),
+            not_before: renewable.0,
+            not_after: renewable.1,
+            adjust: |i| crate::variant::Variant::ArubaKey.apply(i),
+        },
     ]
 }
 
@@ -435,7 +445,7 @@ pub fn regenerate(dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<Vec<Path
 
 /// The fixture cards compiled into the binary, for ephemeral cards (`--persona`): works from
 /// any folder and never touches the files.
-pub const BUILTIN: [(&str, &str); 8] = [
+pub const BUILTIN: [(&str, &str); 9] = [
     ("cns-renewable", include_str!("../../fixtures/cards/cns-renewable.json")),
     ("oberthur-renewable", include_str!("../../fixtures/cards/oberthur-renewable.json")),
     ("incrypto34-issued", include_str!("../../fixtures/cards/incrypto34-issued.json")),
@@ -444,6 +454,7 @@ pub const BUILTIN: [(&str, &str); 8] = [
     ("cns-pin-blocked", include_str!("../../fixtures/cards/cns-pin-blocked.json")),
     ("cns-puk-blocked", include_str!("../../fixtures/cards/cns-puk-blocked.json")),
     ("cns-expired", include_str!("../../fixtures/cards/cns-expired.json")),
+    ("aruba-key", include_str!("../../fixtures/cards/aruba-key.json")),
 ];
 
 /// A built-in fixture by name (`cns-renewable`, or a profile name for its renewable card).
@@ -509,6 +520,8 @@ pub struct NewImage {
     pub ocsp_url: Option<String>,
     /// The CRL distribution point written into the certificates (default: the CA's).
     pub crl_url: Option<String>,
+    /// A product personalised on the profile (`aruba-key` on `cns`).
+    pub variant: Option<crate::variant::Variant>,
 }
 
 /// What `image new` accepts as a PIN or PUK: digits only (what Aruba's cards are issued and
@@ -570,6 +583,10 @@ pub fn new_image_file(n: &NewImage) -> Result<CardImage, FixtureError> {
             },
         },
     )?;
+    let mut image = image;
+    if let Some(v) = n.variant {
+        v.apply(&mut image);
+    }
     image.validate().map_err(FixtureError::InvalidIssued)?;
     file.save(&image)?;
     Ok(image)

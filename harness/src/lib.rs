@@ -23,10 +23,12 @@
 
 pub mod backoffice;
 pub mod bench;
+pub mod bundle;
 pub mod ca;
 pub mod cades;
 pub mod cf;
 pub mod client;
+pub mod client_auth;
 pub mod cms;
 pub mod console;
 pub mod dates;
@@ -52,6 +54,7 @@ pub mod stack;
 pub mod trace;
 pub mod transcript;
 pub mod transport;
+pub mod variant;
 pub mod wire;
 
 pub use error::Error;

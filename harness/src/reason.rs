@@ -117,11 +117,13 @@ codes! {
         PinAlreadyRejected,
         /// This PUK was refused earlier in the run.
         PukAlreadyRejected,
-        /// The new secret and its repetition differ.
+        /// A new secret and its repetition differ (checked before any APDU).
         Mismatch,
-        /// The new secret is not digits only.
+        /// A secret has characters the card does not take (digits only on the CNS and for
+        /// every new PIN or PUK; checked before any APDU).
         NotDigits,
-        /// The new secret's length is outside the card's rule.
+        /// A secret's length is outside the card's rule (CNS 5–8 digits; checked before any
+        /// APDU).
         BadLength,
         // Consent.
         /// A destructive step on a card in a reader was not confirmed by the card's serial.
@@ -139,6 +141,24 @@ codes! {
         // What a card cannot do.
         /// The holder cannot reset this card (the Incrypto34: only the issuer's SO PIN erases it).
         ResetNotSupported,
+        // The two-phase renewal (Aruba Key: `ra order`, then `flow import`).
+        /// The CA issued certificates for this card that are not on it yet: import them
+        /// first (the FAQ's "import the certificate before renewing with Aruba Key"; also
+        /// check 10 of the diagnostic).
+        ImportRequired,
+        /// No order of this card waits for its certificates to be imported.
+        NothingToImport,
+        /// The card serial typed is not the card's.
+        WrongSerial,
+        /// The key pair an order's certificate certifies is not on the card (a reset or
+        /// another renewal replaced the order's new keys).
+        KeyNotOnCard,
+        /// The back office did not accept the card's client authentication (the challenge
+        /// signed with the authentication key).
+        ClientAuthFailed,
+        /// The card cannot keep a renewal's new keys between an order and its import (only
+        /// the CNS layout does): it renews with Aruba Enroll.
+        TwoPhaseNotSupported,
     }
     wrapping
     /// A back-office refusal inside a flow (the renewal's contacts).

@@ -222,6 +222,7 @@ fn renewal_installs_new_keys_and_certificates_and_waits_for_the_cdrl() {
         assert_eq!(
             names,
             [
+                "SecretsChecked",
                 "Scanned",
                 "CertSelected",
                 "EncryptionWarningAcknowledged",

@@ -3,6 +3,8 @@
 //! here. Also: transcripts never hold a PIN, and replay finds the first divergence.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use firmalab_emulator::{CardImage, CardRng};
 use firmalab_harness::flows::FlowReport;
 use firmalab_harness::fuzz_corpus::deterministic_flow;
@@ -92,4 +94,39 @@ fn replaying_a_transcript_on_the_same_card_matches_and_on_another_card_reports_t
     // Without the PIN the transcript cannot be replayed, and says why.
     let e = replay(&report.transcript, same.as_mut(), &[]).unwrap_err().to_string();
     assert!(e.contains("\"pin\""), "{e}");
+}
+
+#[test]
+fn the_aruba_key_order_and_import_transcripts_match_their_snapshots_and_hold_no_secret() {
+    use firmalab_harness::ca::ExpiryRule;
+    use firmalab_harness::client_auth::Challenge;
+    use firmalab_harness::fixtures::REFERENCE_DATE;
+    use firmalab_harness::flows::diagnostic::Policy;
+    use firmalab_harness::flows::import::{self, ImportOptions};
+    use firmalab_harness::flows::order::{self, OrderOptions};
+
+    let mut bench = common::Bench::new("aruba-key.json");
+    let mut bo = common::enrolled(&bench, "chiara@example.it", "+393330000009");
+    let ca = common::ca();
+    let o = OrderOptions {
+        pin: "12345678".into(),
+        accept_contracts: true,
+        expiry: ExpiryRule::FromIssuance,
+        out_dir: std::env::temp_dir().join(format!("firmalab-snapshot-order-{}", std::process::id())),
+        policy: Policy::default(),
+        challenge: Challenge::insecure_from_seed(1),
+    };
+    let order = common::run(&mut bench, "order", REFERENCE_DATE, |r| order::run(r, &ca, &mut bo, &o));
+    let i = ImportOptions { serial: Some("6010000000000106".into()), pin: "12345678".into() };
+    let import = common::run(&mut bench, "import", REFERENCE_DATE.add_days(1), |r| import::run(r, &mut bo, &i));
+    for (name, report) in [("order-aruba-key", order), ("import-aruba-key", import)] {
+        assert_eq!(report.outcome.exit_code(), 0, "{name}: {:?}", report.outcome);
+        let text = report.transcript.render();
+        let json = serde_json::to_string(&report.transcript).unwrap();
+        for secret in ["12345678", "87654321"] {
+            let hexed: String = secret.bytes().map(|b| format!("{b:02X}")).collect();
+            assert!(!text.contains(&hexed) && !json.contains(&hexed), "{name}: {secret} in clear");
+        }
+        insta::assert_snapshot!(name, text);
+    }
 }

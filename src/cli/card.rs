@@ -14,8 +14,8 @@ pub struct CardArgs {
     image: Vec<PathBuf>,
     /// An ephemeral card from the built-in fixtures (cns-renewable, oberthur-renewable,
     /// incrypto34-issued, incrypto34-blank, cns-failed-issuance, cns-pin-blocked,
-    /// cns-puk-blocked, cns-expired, or cns / oberthur / incrypto34); never saved.
-    /// Repeatable.
+    /// cns-puk-blocked, cns-expired, aruba-key, or cns / oberthur / incrypto34); never
+    /// saved. Repeatable.
     #[arg(long)]
     persona: Vec<String>,
     /// vpcd address per card, in order (default 127.0.0.1:35963, then :35964 …).

@@ -5,13 +5,18 @@
 use super::CliResult;
 use super::input::{SecretSource, confirm, new_secret, secret, serial_confirmer, text};
 use clap::{Args, ValueEnum};
-use firmalab_harness::backoffice::{DEFAULT_CDRL, DEFAULT_PATH, Store};
+use firmalab_harness::backoffice::{BackOffice, DEFAULT_CDRL, DEFAULT_PATH, Store};
+use firmalab_harness::bundle::{self, Bundle};
 use firmalab_harness::ca::ExpiryRule;
 use firmalab_harness::client::{DEFAULT_PIN, SecretPolicy};
+use firmalab_harness::client_auth::Challenge;
 use firmalab_harness::dates::Date;
 use firmalab_harness::flows::diagnostic::Policy;
+use firmalab_harness::flows::import::{self, ImportOptions};
+use firmalab_harness::flows::order::{self, OrderOptions};
 use firmalab_harness::flows::renewal::{self, RenewalOptions};
-use firmalab_harness::flows::{Event, FlowReport, Runner, diagnostic, pin, reset};
+use firmalab_harness::flows::secrets::{self, Field, Given};
+use firmalab_harness::flows::{Event, FlowReport, Outcome, Runner, diagnostic, pin, reset};
 use firmalab_harness::open::{self, CardSpec, OpenOptions};
 use firmalab_harness::pki::TestCa;
 use firmalab_harness::report;
@@ -25,6 +30,11 @@ pub enum FlowName {
     PukChange,
     Reset,
     Renewal,
+    /// Aruba Key, phase 2 (Aruba Renew): install the certificates the CA issued for an order.
+    Import,
+    /// Aruba Key, phase 1: `firmalab ra order` (the web order), not a `flow` of its own.
+    #[value(skip)]
+    Order,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -82,6 +92,11 @@ pub struct FlowArgs {
     /// Accept the decryption-key warning and the contract conditions, confirm the holder data.
     #[arg(long)]
     pub yes: bool,
+    /// import: the card serial printed on the key, as Aruba Renew asks for it (asked when a
+    /// terminal is attached); it must be the card's, and on a card in a reader it also
+    /// confirms the import.
+    #[arg(long, value_name = "SERIAL")]
+    pub serial: Option<String>,
     /// The certificate data is wrong (the renewal then stops: a new card is needed).
     #[arg(long)]
     pub holder_data_wrong: bool,
@@ -121,6 +136,16 @@ pub struct FlowArgs {
     /// Write a JUnit XML report.
     #[arg(long)]
     pub junit: Option<PathBuf>,
+    /// Write a support bundle to this file: one tar with the redacted transcript, the JSON
+    /// report, the card as `image show --json`, firmalab's version, the reader and ATR;
+    /// personal data replaced, no PIN, PUK or private key. Without it, a flow that is refused
+    /// or fails writes one in the working directory (the path is printed on stderr).
+    #[arg(long, value_name = "FILE")]
+    pub support_bundle: Option<PathBuf>,
+    /// Write no support bundle when the flow is refused or fails (also
+    /// FIRMALAB_SUPPORT_BUNDLE=off).
+    #[arg(long, conflicts_with = "support_bundle")]
+    pub no_support_bundle: bool,
     /// INSECURE deterministic RNG for in-process cards.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -133,6 +158,51 @@ fn print_event(json: bool) -> impl FnMut(Event<'_>) {
     move |e| {
         if !json && let Some(line) = report::step_line(e) {
             println!("{line}");
+        }
+    }
+}
+
+/// What a support bundle needs from the run besides the report.
+#[derive(Default)]
+struct Context {
+    /// The secrets given (never in a bundle).
+    secrets: Vec<String>,
+    /// The email and mobile typed.
+    contacts: Vec<String>,
+    /// The back office the flow used.
+    back_office: Option<BackOffice>,
+}
+
+/// Writes the support bundle asked for (`--support-bundle`), or the default one when the
+/// flow was refused or failed; says where on stderr. An explicit bundle that cannot be
+/// written fails the command (exit 3 if the flow itself succeeded).
+fn support_bundle(report: &FlowReport, a: &FlowArgs, spec: &CardSpec, ctx: &Context) -> Option<u8> {
+    let off = a.no_support_bundle || std::env::var("FIRMALAB_SUPPORT_BUNDLE").is_ok_and(|v| v == "off");
+    let failed = matches!(report.outcome, Outcome::Refused { .. } | Outcome::Failed { .. });
+    let path = match &a.support_bundle {
+        Some(p) => p.clone(),
+        None if failed && !off => bundle::default_path(&report.flow),
+        None => return None,
+    };
+    let b = Bundle {
+        report,
+        card: spec,
+        secrets: ctx.secrets.clone(),
+        contacts: ctx.contacts.clone(),
+        back_office: ctx.back_office.as_ref(),
+        version: env!("CARGO_PKG_VERSION"),
+    };
+    match bundle::write(&path, &b) {
+        Ok(()) => {
+            eprintln!(
+                "firmalab: support bundle written to {} (attach it to the assistance request: personal data replaced, no PIN, PUK or private key)",
+                path.display()
+            );
+            None
+        }
+        Err(e) => {
+            eprintln!("firmalab: {e}");
+            a.support_bundle.is_some().then_some(3)
         }
     }
 }
@@ -180,7 +250,10 @@ pub fn run(a: FlowArgs) -> CliResult {
 }
 
 /// Opens the card of a flow behind its gate, with the user's secret policy, dry run and
-/// confirmation by serial.
+/// confirmation by serial. The secrets `given` are checked against the rules of the card
+/// the ATR names before its client opens: a secret no such card could hold is bad usage,
+/// and the card sees no APDU.
+#[allow(clippy::too_many_arguments)]
 fn open_runner<'r>(
     a: &FlowArgs,
     spec: &CardSpec,
@@ -189,10 +262,15 @@ fn open_runner<'r>(
     policy: SecretPolicy,
     printer: &'r mut dyn FnMut(Event<'_>),
     reader: &'r str,
+    given: &[Given<'_>],
 ) -> Result<Runner<'r>, Trouble> {
     let options = OpenOptions { seed: a.seed, timing: a.timing, dry_run: a.dry_run, ..OpenOptions::default() };
     let card = spec.open(&options).map_err(|e| Trouble::Card(e.to_string()))?;
-    let confirm = serial_confirmer(a.confirm_serial.clone(), reader);
+    secrets::check_for_atr(&card.transport.atr(), given)
+        .map_err(|stop| Trouble::Usage(format!("{stop}; nothing was sent to the card")))?;
+    // Aruba Renew's serial is typed for the import: it confirms it too.
+    let given_serial = if a.name == FlowName::Import { a.serial.clone() } else { None };
+    let confirm = serial_confirmer(a.confirm_serial.clone().or(given_serial), reader);
     let r = card.runner(name, now, printer, Some(confirm)).map_err(|e| Trouble::Card(e.to_string()))?;
     Ok(r.with_policy(policy))
 }
@@ -219,6 +297,8 @@ fn run_flow(a: &FlowArgs) -> Result<u8, Trouble> {
         FlowName::PukChange => "puk-change",
         FlowName::Reset => "reset",
         FlowName::Renewal => "renewal",
+        FlowName::Import => "import",
+        FlowName::Order => "order",
     };
     let spec = match (a.name, a.cards.as_slice()) {
         (_, [one]) => CardSpec::parse(one),
@@ -260,28 +340,39 @@ fn run_flow(a: &FlowArgs) -> Result<u8, Trouble> {
     let mut printer = print_event(a.json);
     let policy = SecretPolicy { allow_last_try: a.allow_last_try, virtual_card: false };
     let reader = spec.place();
-    let open = |printer| open_runner(a, &spec, name, now, policy, printer, &reader);
+    let open = |printer, given: &[Given<'_>]| open_runner(a, &spec, name, now, policy, printer, &reader, given);
+    let mut ctx = Context::default();
     let report = match a.name {
         FlowName::Diagnostic => {
             let bo = Store::open_read_only(&a.ra).map_err(|e| Usage(e.to_string()))?;
             let policy = Policy { cdrl: a.cdrl.clone(), ocsp: a.ocsp.clone(), ..Policy::default() };
             let pin = src("pin").given().map_err(Usage)?;
-            diagnostic::run(open(&mut printer)?, &bo.data, &policy, pin.as_deref())
+            ctx.secrets.extend(pin.clone());
+            let given: Vec<Given<'_>> = pin.iter().map(|p| Given::current(Field::Pin, p)).collect();
+            let report = diagnostic::run(open(&mut printer, &given)?, &bo.data, &policy, pin.as_deref());
+            ctx.back_office = Some(bo.data);
+            report
         }
         FlowName::PinChange => {
             let current = ask("pin", "Current PIN: ")?;
             let (new, repeat) = ask_new("new-pin", "PIN")?;
-            pin::change(open(&mut printer)?, &current, &new, &repeat)
+            ctx.secrets = vec![current.clone(), new.clone(), repeat.clone()];
+            let given = [Given::current(Field::Pin, &current), Given::new(Field::NewPin, &new, &repeat)];
+            pin::change(open(&mut printer, &given)?, &current, &new, &repeat)
         }
         FlowName::PinUnblock => {
             let puk = ask("puk", "PUK: ")?;
             let (new, repeat) = ask_new("new-pin", "PIN")?;
-            pin::unblock(open(&mut printer)?, &puk, &new, &repeat)
+            ctx.secrets = vec![puk.clone(), new.clone(), repeat.clone()];
+            let given = [Given::current(Field::Puk, &puk), Given::new(Field::NewPin, &new, &repeat)];
+            pin::unblock(open(&mut printer, &given)?, &puk, &new, &repeat)
         }
         FlowName::PukChange => {
             let puk = ask("puk", "Current PUK: ")?;
             let (new, repeat) = ask_new("new-puk", "PUK")?;
-            pin::change_puk(open(&mut printer)?, &puk, &new, &repeat)
+            ctx.secrets = vec![puk.clone(), new.clone(), repeat.clone()];
+            let given = [Given::current(Field::Puk, &puk), Given::new(Field::NewPuk, &new, &repeat)];
+            pin::change_puk(open(&mut printer, &given)?, &puk, &new, &repeat)
         }
         FlowName::Reset => {
             let pin = if a.default_pin {
@@ -289,8 +380,11 @@ fn run_flow(a: &FlowArgs) -> Result<u8, Trouble> {
             } else {
                 ask("pin", "PIN (12345 after a failed issuance): ")?
             };
+            ctx.secrets.push(pin.clone());
             let mut bo = Store::open(&a.ra).map_err(|e| Usage(e.to_string()))?;
-            reset::reset(open(&mut printer)?, &pin, &mut bo)
+            let report = reset::reset(open(&mut printer, &[Given::current(Field::Pin, &pin)])?, &pin, &mut bo);
+            ctx.back_office = Some(bo.data.clone());
+            report
         }
         FlowName::Renewal => {
             let ca = TestCa::load(&a.ca).map_err(|e| Usage(e.to_string()))?;
@@ -329,8 +423,58 @@ fn run_flow(a: &FlowArgs) -> Result<u8, Trouble> {
                 out_dir: a.out_dir.clone(),
                 policy: Policy { cdrl: Some(cdrl), ocsp: a.ocsp.clone(), ..Policy::default() },
             };
-            renewal::run(open(&mut printer)?, &ca, &mut bo, &o)
+            ctx.secrets.push(o.pin.clone());
+            ctx.contacts = vec![o.email.clone(), o.mobile.clone()];
+            let given = [Given::current(Field::Pin, &o.pin)];
+            let report = renewal::run(open(&mut printer, &given)?, &ca, &mut bo, &o);
+            ctx.back_office = Some(bo.data.clone());
+            report
+        }
+        FlowName::Import => {
+            let serial = match &a.serial {
+                Some(s) => Some(s.clone()),
+                None if a.dry_run => None,
+                None => Some(text(&a.serial, "serial", "Card serial (printed on the key): ").map_err(Usage)?),
+            };
+            let pin = ask("pin", "PIN: ")?;
+            ctx.secrets.push(pin.clone());
+            let mut bo = Store::open(&a.ra).map_err(|e| Usage(e.to_string()))?;
+            let o = ImportOptions { serial, pin };
+            let report = import::run(open(&mut printer, &[Given::current(Field::Pin, &o.pin)])?, &mut bo, &o);
+            ctx.back_office = Some(bo.data.clone());
+            report
+        }
+        FlowName::Order => {
+            let ca = TestCa::load(&a.ca).map_err(|e| Usage(e.to_string()))?;
+            let mut bo = Store::open(&a.ra).map_err(|e| Usage(e.to_string()))?;
+            let pin = ask("pin", "PIN: ")?;
+            ctx.secrets.push(pin.clone());
+            let accept_contracts =
+                confirm(a.yes || a.dry_run, "Do you accept the contract conditions of the renewal order?");
+            // The back office's challenge: fresh randomness, reproducible only with --seed.
+            let challenge = match a.seed {
+                Some(seed) => Challenge::insecure_from_seed(seed),
+                None => Challenge::random().map_err(Card)?,
+            };
+            let o = OrderOptions {
+                pin,
+                accept_contracts,
+                expiry: match a.expiry {
+                    Expiry::FromOldExpiry => ExpiryRule::FromOldExpiry,
+                    Expiry::FromIssuance => ExpiryRule::FromIssuance,
+                },
+                out_dir: a.out_dir.clone(),
+                policy: Policy { cdrl: None, ocsp: a.ocsp.clone(), ..Policy::default() },
+                challenge,
+            };
+            let report = order::run(open(&mut printer, &[Given::current(Field::Pin, &o.pin)])?, &ca, &mut bo, &o);
+            ctx.back_office = Some(bo.data.clone());
+            report
         }
     };
-    finish(&report, a).map_err(Usage)
+    let code = finish(&report, a).map_err(Usage)?;
+    Ok(match support_bundle(&report, a, &spec, &ctx) {
+        Some(failed) if code == 0 => failed,
+        _ => code,
+    })
 }

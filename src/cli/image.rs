@@ -7,6 +7,7 @@ use firmalab_emulator::image::ProfileKind;
 use firmalab_harness::dates::Date;
 use firmalab_harness::fixtures::{self, NewImage};
 use firmalab_harness::inspect;
+use firmalab_harness::variant::Variant;
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
@@ -61,6 +62,10 @@ pub enum ImageCmd {
         /// or http://127.0.0.1:2561/firmalab-test-ca.crl).
         #[arg(long)]
         crl_url: Option<String>,
+        /// A product personalised on the profile: aruba-key (on cns: the Aruba Key USB token,
+        /// told apart by its ATR).
+        #[arg(long)]
+        variant: Option<Variant>,
     },
 }
 
@@ -91,7 +96,13 @@ pub fn run(cmd: ImageCmd) -> CliResult {
             force,
             ocsp_url,
             crl_url,
+            variant,
         } => {
+            if let Some(v) = variant
+                && v.profile() != profile
+            {
+                return Err(format!("--variant {v} is personalised on --profile {}", v.profile().name()).into());
+            }
             let image = fixtures::new_image_file(&NewImage {
                 profile,
                 out,
@@ -108,6 +119,7 @@ pub fn run(cmd: ImageCmd) -> CliResult {
                 ca,
                 ocsp_url,
                 crl_url,
+                variant,
             })?;
             print!("{}", inspect::render(&inspect::summarize(&image)));
         }

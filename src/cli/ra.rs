@@ -189,6 +189,11 @@ pub enum RaCmd {
         #[arg(long)]
         now: Option<Date>,
     },
+    /// Aruba Key renewal, phase 1 (the web order): the card authenticates with its CNS
+    /// certificate (the back office's challenge signed on the card), the diagnostic passes,
+    /// new key pairs are generated on the card and the CA issues their certificates, which
+    /// wait for `firmalab flow import`. Exit codes as `firmalab flow`.
+    Order(Box<OrderArgs>),
     /// Write index.txt, the CA and the responder's certificate and key for `openssl ocsp`.
     OcspIndex {
         #[arg(long)]
@@ -201,6 +206,106 @@ pub enum RaCmd {
     },
 }
 
+/// `ra order`: the card and what the order page asks (the PIN, the contract conditions).
+#[derive(Args, Debug)]
+pub struct OrderArgs {
+    /// An image file or reader:NAME.
+    #[arg(long)]
+    card: String,
+    /// The PIN (asked, hidden, when missing and a terminal is attached). Scripts use
+    /// --pin-file: a command line is visible to every user of the machine.
+    #[arg(long, conflicts_with = "pin_file")]
+    pin: Option<String>,
+    /// Read the PIN from the first line of this file (`-`: standard input).
+    #[arg(long, value_name = "FILE")]
+    pin_file: Option<PathBuf>,
+    /// Accept the contract conditions of the order.
+    #[arg(long)]
+    yes: bool,
+    /// Send the PIN even when its object has 1 try left.
+    #[arg(long)]
+    allow_last_try: bool,
+    /// Send only commands that read; stop before the first that would present a secret or
+    /// change the card.
+    #[arg(long)]
+    dry_run: bool,
+    /// Confirms the key generation on a card in a reader by its serial (no terminal to type it).
+    #[arg(long, value_name = "SERIAL")]
+    confirm_serial: Option<String>,
+    /// The test CA.
+    #[arg(long, default_value = "fixtures/ca")]
+    ca: PathBuf,
+    /// Where the requests and the issued certificates are written.
+    #[arg(long, default_value = "firmalab-out")]
+    out_dir: PathBuf,
+    /// From when the new certificates' 3 years count (the Aruba Key pages: from issuance).
+    #[arg(long, value_enum, default_value = "from-issuance")]
+    expiry: super::flow::Expiry,
+    /// The diagnostic's "not revoked" asks this OCSP responder instead of the back office.
+    #[arg(long)]
+    ocsp: Option<String>,
+    #[arg(long)]
+    now: Option<Date>,
+    /// Record the APDU transcript (PINs as placeholders) to this file.
+    #[arg(long)]
+    transcript: Option<PathBuf>,
+    /// Write a JUnit XML report.
+    #[arg(long)]
+    junit: Option<PathBuf>,
+    /// Write a support bundle to this file (by default one is written when the order fails).
+    #[arg(long, value_name = "FILE")]
+    support_bundle: Option<PathBuf>,
+    #[arg(long, conflicts_with = "support_bundle")]
+    no_support_bundle: bool,
+    /// INSECURE deterministic card RNG and back-office challenge, for tests.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// In-process cards answer with a physical token's latency (none, fast, typical, slow).
+    #[arg(long, default_value = "none")]
+    timing: firmalab_emulator::timing::Timing,
+}
+
+impl OrderArgs {
+    /// The order as the flow runner takes it.
+    fn into_flow(self, ra: PathBuf, json: bool) -> super::flow::FlowArgs {
+        super::flow::FlowArgs {
+            name: super::flow::FlowName::Order,
+            cards: vec![self.card],
+            pin: self.pin,
+            pin_file: self.pin_file,
+            puk: None,
+            puk_file: None,
+            new_pin: None,
+            new_pin_file: None,
+            new_puk: None,
+            new_puk_file: None,
+            default_pin: false,
+            allow_last_try: self.allow_last_try,
+            dry_run: self.dry_run,
+            confirm_serial: self.confirm_serial,
+            yes: self.yes,
+            serial: None,
+            holder_data_wrong: false,
+            email: None,
+            mobile: None,
+            cdrl: None,
+            ocsp: self.ocsp,
+            now: self.now,
+            ra,
+            ca: self.ca,
+            out_dir: self.out_dir,
+            expiry: self.expiry,
+            json,
+            transcript: self.transcript,
+            junit: self.junit,
+            support_bundle: self.support_bundle,
+            no_support_bundle: self.no_support_bundle,
+            seed: self.seed,
+            timing: self.timing,
+        }
+    }
+}
+
 impl From<CrlFormat> for ra::CrlFormat {
     fn from(f: CrlFormat) -> Self {
         match f {
@@ -210,9 +315,10 @@ impl From<CrlFormat> for ra::CrlFormat {
     }
 }
 
-impl From<RaCmd> for Command {
-    fn from(cmd: RaCmd) -> Self {
-        match cmd {
+impl RaCmd {
+    /// The back-office command, or the order, which runs as a flow on a card.
+    fn into_command(self) -> Result<Command, Box<OrderArgs>> {
+        Ok(match self {
             RaCmd::Show => Command::Show,
             RaCmd::Events { practice, holder } => Command::Events { practice, holder },
             RaCmd::Enroll { card, email, mobile, address, cdrl, pin, puk, outbox, now } => Command::Enroll {
@@ -239,13 +345,18 @@ impl From<RaCmd> for Command {
             RaCmd::Due { within, outbox, now } => Command::Due { within, outbox, now },
             RaCmd::Crl { out, format, days, ca, now } => Command::Crl { out, format: format.into(), days, ca, now },
             RaCmd::OcspIndex { out, ca, now } => Command::OcspIndex { out, ca, now },
-        }
+            RaCmd::Order(o) => return Err(o),
+        })
     }
 }
 
 /// `firmalab ra …`.
 pub fn run(a: RaArgs) -> CliResult {
-    match ra::run(a.command.into(), &a.ra, a.json) {
+    let command = match a.command.into_command() {
+        Ok(c) => c,
+        Err(order) => return super::flow::run(order.into_flow(a.ra, a.json)),
+    };
+    match ra::run(command, &a.ra, a.json) {
         Ok(shown) => {
             print!("{}", shown.text);
             Ok(shown.code)

@@ -165,6 +165,8 @@ pub fn client(stack: &PrivateStack, program: &str, args: &[&str]) -> Output {
     Command::new(program)
         .args(args)
         .env("PCSCLITE_CSOCK_NAME", stack.socket())
+        // A refused flow writes no support bundle into the source tree.
+        .env("FIRMALAB_SUPPORT_BUNDLE", "off")
         .output()
         .unwrap_or_else(|e| panic!("{program}: {e}"))
 }

@@ -443,6 +443,12 @@ impl CardClient for Cns {
         })
     }
 
+    fn pending_handle(&self, role: KeyRole) -> Option<u8> {
+        // GENERATE P1 = 80 keeps the new key in the slot, in EEPROM, until P1 = 81 commits
+        // it with its certificate: it outlives the session that generated it.
+        Some(self.st.layout.slot(role).key)
+    }
+
     fn tidy(&mut self, _pin: &str) -> Result<()> {
         // The commit swaps key and certificate in one command: nothing can be half-done. A
         // pending key left by an interrupted renewal is replaced by the next one.

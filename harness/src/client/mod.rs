@@ -164,6 +164,14 @@ pub trait CardClient {
     fn stage_key(&mut self, role: KeyRole, pin: &str) -> Result<StagedKey>;
     /// Installs a staged key with its certificate; the old key and certificate go.
     fn install(&mut self, staged: &StagedKey, certificate: &[u8], pin: &str) -> Result<()>;
+    /// The handle of the renewal key an earlier session generated for `role` and left on the
+    /// card, where the card keeps it across sessions until it is installed (the CNS: the
+    /// slot's pending key); `None` where it does not. The two-phase renewal (order, then
+    /// import) needs it. Nothing is sent: whether the key is there, and is the one a
+    /// certificate certifies, a test signature tells.
+    fn pending_handle(&self, _role: KeyRole) -> Option<u8> {
+        None
+    }
     /// Repairs what an interrupted renewal left (Oberthur: lists, containers and orphan key
     /// files, from the certificates listed; the CNS commits atomically and needs nothing).
     fn tidy(&mut self, pin: &str) -> Result<()>;

@@ -354,6 +354,13 @@ pub fn diagnose(
             (Some(c), Some(cdrl)) if &c.cdrl != cdrl => {
                 Err((Reason::IssuedByOtherCdrl, format!("issued by {}", c.cdrl)))
             }
+            (Some(c), _) if bo.pending_import(&c.serial).is_some() => Err((
+                Reason::ImportRequired,
+                format!(
+                    "the CA issued new certificates for this card that are not on it yet: import them first (firmalab flow import --card … --serial {})",
+                    c.serial
+                ),
+            )),
             (Some(c), _) => Ok(format!("holder {}, CDRL {}", c.codice_fiscale, c.cdrl)),
         },
     );
@@ -368,10 +375,17 @@ pub fn diagnose(
 /// policy allows it). Done: [`super::Finished::Renewable`]; refused with the first failing
 /// check's reason. The checks are in the report's `details` as JSON.
 pub fn run(mut r: Runner<'_>, bo: &BackOffice, policy: &Policy, pin: Option<&str>) -> FlowReport {
+    r.begin("Diagnostic");
     if let Some(p) = pin {
         r.secret("pin", p);
+        // The PIN is checked against the card's rule before any APDU (no step of its own:
+        // the diagnostic's steps are this one and its ten checks).
+        let given = [super::secrets::Given::current(super::secrets::Field::Pin, p)];
+        if let Err(stop) = super::secrets::check(r.client.profile(), &given) {
+            r.end(stop.step_status(), stop.to_string());
+            return r.finish("diagnostic", String::new(), Err(stop), serde_json::Value::Null);
+        }
     }
-    r.begin("Diagnostic");
     let now = r.now;
     let result = diagnose(r.client.as_mut(), now, bo, policy, pin);
     match result {

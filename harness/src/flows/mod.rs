@@ -5,9 +5,12 @@
 //! clock ("now"), and a reporter that sees each step as it ends.
 
 pub mod diagnostic;
+pub mod import;
+pub mod order;
 pub mod pin;
 pub mod renewal;
 pub mod reset;
+pub mod secrets;
 
 pub use crate::reason::Reason;
 
@@ -54,6 +57,11 @@ crate::reason::codes! {
         Reset,
         /// The renewal installed the new certificates; the CDRL authorises after payment.
         AwaitingCdrlAuthorization,
+        /// Two-phase renewal, phase 1 (`ra order`): ordered, paid, the certificates issued
+        /// for the new keys on the card; they wait for `flow import`.
+        AwaitingImport,
+        /// Two-phase renewal, phase 2 (`flow import`): the issued certificates are on the card.
+        CertificatesImported,
     }
 }
 
@@ -357,18 +365,4 @@ pub fn tries_step(r: &mut Runner<'_>, kind: SecretKind) -> Result<Vec<Counter>, 
         let note = counters.iter().find_map(|k| k.note.clone()).map(|n| format!(" ({n})")).unwrap_or_default();
         Ok((counters, format!("tries left: {shown}{note}")))
     })
-}
-
-/// Client-side checks of a new PIN or PUK (Aruba: digits only; length per card).
-pub fn check_new_secret(what: &str, new: &str, repeat: &str, min: usize, max: usize) -> Result<(), Stop> {
-    if new != repeat {
-        return Err(refuse(Reason::Mismatch, format!("the new {what} and its repetition differ")));
-    }
-    if !new.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(refuse(Reason::NotDigits, format!("the new {what} must be digits only")));
-    }
-    if !(min..=max).contains(&new.len()) {
-        return Err(refuse(Reason::BadLength, format!("the new {what} must have {min} to {max} digits")));
-    }
-    Ok(())
 }

@@ -2,7 +2,8 @@
 //! items 2-4). New values are checked before the card is touched; the tries left are shown
 //! (and the last one protected) before a PIN or PUK is sent.
 
-use super::{Finished, FlowReport, Reason, Runner, Stop, check_new_secret, refuse, tries_step};
+use super::secrets::{self, Field, Given};
+use super::{Finished, FlowReport, Reason, Runner, Stop, refuse, tries_step};
 use crate::client::{PinOutcome, SecretKind};
 
 fn wrong(kind: SecretKind, o: PinOutcome) -> Result<(), Stop> {
@@ -26,16 +27,9 @@ fn serial_step(r: &mut Runner<'_>) -> Result<String, Stop> {
     })
 }
 
-/// Checks the new PIN (and its repetition) against the card's PIN length rules.
-fn new_pin_step(r: &mut Runner<'_>, new: &str, repeat: &str) -> Result<(), Stop> {
-    let (min, max) = r.client.pin_length();
-    r.step("NewPinChecked", |_, _| {
-        check_new_secret("PIN", new, repeat, min, max).map(|()| ((), format!("{}-digit PIN", new.len())))
-    })
-}
-
 /// PIN change (Aruba Sign → Cambio PIN): `current`, `new` and its `repeat`, checked against
-/// the card's PIN rule before the card is touched (`Mismatch`, `NotDigits`, `BadLength`);
+/// the card's PIN rule before the card is touched (`SecretsChecked`: `Mismatch`, `NotDigits`,
+/// `BadLength`, for the current PIN too);
 /// the tries shown (`PinStatus`), then every user PIN object changed. Done:
 /// [`Finished::PinChanged`]; refusals also `WrongPin`, `PinBlocked`, `LastTry`.
 pub fn change(mut r: Runner<'_>, current: &str, new: &str, repeat: &str) -> FlowReport {
@@ -43,8 +37,8 @@ pub fn change(mut r: Runner<'_>, current: &str, new: &str, repeat: &str) -> Flow
     r.secret("new_pin", new);
     let mut card = String::new();
     let result = (|| {
+        secrets::step(&mut r, &[Given::current(Field::Pin, current), Given::new(Field::NewPin, new, repeat)])?;
         card = serial_step(&mut r)?;
-        new_pin_step(&mut r, new, repeat)?;
         tries_step(&mut r, SecretKind::Pin)?;
         r.step("PinChanged", |c, _| {
             wrong(SecretKind::Pin, c.change_pin(current, new)?)?;
@@ -64,8 +58,8 @@ pub fn unblock(mut r: Runner<'_>, puk: &str, new: &str, repeat: &str) -> FlowRep
     r.secret("new_pin", new);
     let mut card = String::new();
     let result = (|| {
+        secrets::step(&mut r, &[Given::current(Field::Puk, puk), Given::new(Field::NewPin, new, repeat)])?;
         card = serial_step(&mut r)?;
-        new_pin_step(&mut r, new, repeat)?;
         tries_step(&mut r, SecretKind::Puk)?;
         r.step("PinUnblocked", |c, _| match c.unblock_pin(puk, new)? {
             PinOutcome::Accepted => Ok(((), "PIN unblocked and set".into())),
@@ -90,11 +84,8 @@ pub fn change_puk(mut r: Runner<'_>, current: &str, new: &str, repeat: &str) -> 
     r.secret("new_puk", new);
     let mut card = String::new();
     let result = (|| {
+        secrets::step(&mut r, &[Given::current(Field::Puk, current), Given::new(Field::NewPuk, new, repeat)])?;
         card = serial_step(&mut r)?;
-        let max = r.client.puk_max_length();
-        r.step("NewPukChecked", |_, _| {
-            check_new_secret("PUK", new, repeat, 8, max).map(|()| ((), format!("{}-digit PUK", new.len())))
-        })?;
         tries_step(&mut r, SecretKind::Puk)?;
         r.step("PukChanged", |c, _| {
             wrong(SecretKind::Puk, c.change_puk(current, new)?)?;

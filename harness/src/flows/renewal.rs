@@ -9,8 +9,12 @@
 //!
 //! Open points of §6.6 are options: the expiry rule ([`ExpiryRule`]), and the new
 //! certificates stay `suspended` in the registry until the CDRL authorises.
+//!
+//! A card whose issued certificates wait to be imported (an Aruba Key after `ra order`) is
+//! refused at once, `ImportRequired`: the FAQ's "import the certificate before renewing".
 
 use super::diagnostic::{Policy, diagnose};
+use super::secrets::{self, Field, Given};
 use super::{Finished, FlowReport, Reason, Runner, Stop, refuse, tries_step};
 use crate::backoffice::{
     CertRecord, CertStatus, ContactKind, EventKind, NewPractice, OrderStatus, PracticeKind, PracticeState,
@@ -56,12 +60,12 @@ pub struct RenewalDetails {
     pub files: Vec<String>,
 }
 
-fn dates(c: &Certificate) -> (Date, Date) {
+pub(super) fn dates(c: &Certificate) -> (Date, Date) {
     let v = c.tbs_certificate().validity();
     (Date::from_der(&v.not_before.to_date_time()), Date::from_der(&v.not_after.to_date_time()))
 }
 
-fn pin_stop(o: PinOutcome) -> Result<(), Stop> {
+pub(super) fn pin_stop(o: PinOutcome) -> Result<(), Stop> {
     match o {
         PinOutcome::Accepted => Ok(()),
         PinOutcome::Wrong { tries_left } if tries_left > 0 => {
@@ -99,7 +103,7 @@ fn form_text(
     )
 }
 
-fn public_of(c: &Certificate) -> Result<rsa::RsaPublicKey, Stop> {
+pub(super) fn public_of(c: &Certificate) -> Result<rsa::RsaPublicKey, Stop> {
     rsa::RsaPublicKey::try_from(c.tbs_certificate().subject_public_key_info().owned_to_ref())
         .map_err(|e| Stop::Failed(format!("certificate key: {e}")))
 }
@@ -111,7 +115,7 @@ fn signer_error(s: &CardSigner<'_>, what: &str, e: impl std::fmt::Display) -> St
     }
 }
 
-fn write(dir: &std::path::Path, name: &str, bytes: &[u8], files: &mut Vec<String>) -> Result<(), Stop> {
+pub(super) fn write(dir: &std::path::Path, name: &str, bytes: &[u8], files: &mut Vec<String>) -> Result<(), Stop> {
     std::fs::create_dir_all(dir).map_err(|e| Stop::Failed(format!("{}: {e}", dir.display())))?;
     let p = dir.join(name);
     crate::files::write_private(&p, bytes).map_err(|e| Stop::Failed(format!("{}: {e}", p.display())))?;
@@ -151,9 +155,15 @@ fn renew(
     card: &mut String,
 ) -> Result<(Finished, String), Stop> {
     let now = r.now;
+    secrets::step(r, &[Given::current(Field::Pin, &o.pin)])?;
     *card = r.step("Scanned", |c, _| {
         let s = c.serial()?;
-        Ok((s.clone(), format!("card {s} ({})", c.profile().name())))
+        // Certificates the CA already issued for this card (an Aruba Key's order) go on it
+        // first: a renewal now would replace the keys they certify.
+        if let Some(stop) = super::import::import_required(&bo.data, &s) {
+            return Err(stop);
+        }
+        Ok((s.clone(), format!("card {s} ({})", super::order::describe(c))))
     })?;
     r.confirm_destructive(
         card,
@@ -312,6 +322,7 @@ fn renew(
                 id: format!("O-{}", &id[2..]),
                 practice: id.clone(),
                 status: OrderStatus::Requested,
+                certificates: vec![],
             });
             bo.save()?;
             id
@@ -336,56 +347,9 @@ fn renew(
     }
     bo.save()?;
 
-    r.begin("KeysGenerated");
-    if let Err(e) = r.client.tidy(&o.pin) {
-        r.end(super::StepStatus::Failed, e.to_string());
-        return Err(e.into());
-    }
-    let mut staged: Vec<StagedKey> = vec![];
-    for role in [KeyRole::Signature, KeyRole::Authentication] {
-        match r.client.stage_key(role, &o.pin) {
-            Ok(k) => staged.push(k),
-            Err(e) => {
-                r.end(super::StepStatus::Failed, e.to_string());
-                return Err(e.into());
-            }
-        }
-    }
-    r.end(super::StepStatus::Ok, "new signature and authentication key pairs generated on the card (RSA-2048)");
-
+    let staged = generate_keys(r, &o.pin)?;
     let issued = r.step("CsrSubmitted", |c, now| {
-        let mut out = vec![];
-        for k in &staged {
-            let subject = certs
-                .iter()
-                .find(|(role, _)| *role == k.role)
-                .map(|(_, x)| x.tbs_certificate().subject().clone())
-                .unwrap_or_else(|| old_sign.tbs_certificate().subject().clone());
-            let csr = {
-                let signer = CardSigner::new(&mut *c, k.role, Some(k.clone()), k.public.clone(), &o.pin);
-                let builder = RequestBuilder::new(subject).map_err(|e| Stop::Failed(e.to_string()))?;
-                let req = builder
-                    .build::<_, rsa::pkcs1v15::Signature>(&signer)
-                    .map_err(|e| signer_error(&signer, "signing the request with the new key", e))?;
-                req.to_der().map_err(|e| Stop::Failed(e.to_string()))?
-            };
-            let authorized = {
-                let signer = CardSigner::new(&mut *c, KeyRole::Signature, None, old_public.clone(), &o.pin);
-                cades::signed_data(cades::ID_DATA, &csr, &old_sign, &signer, Some(now), false)
-                    .map_err(|e| signer_error(&signer, "authorising the request with the expiring key", e))?
-            };
-            let kind =
-                if k.role == KeyRole::Signature { CertKind::QualifiedSignature } else { CertKind::Authentication };
-            let cert = issue_renewal(ca, &bo.data, card, &authorized, kind, now, o.expiry)
-                .map_err(|e| refuse(Reason::CaRefused, e.to_string()))?;
-            out.push((k.clone(), csr, authorized, cert));
-        }
-        let detail = out
-            .iter()
-            .map(|(k, _, _, c)| format!("{:?} → {} until {}", k.role, serial_hex(c), dates(c).1))
-            .collect::<Vec<_>>()
-            .join("; ");
-        Ok((out, format!("CA issued {detail}")))
+        request_certificates(c, &staged, &certs, &old_sign, &old_public, &o.pin, ca, &bo.data, card, now, o.expiry)
     })?;
     for (k, csr, authorized, cert) in &issued {
         let role = format!("{:?}", k.role).to_lowercase();
@@ -428,6 +392,82 @@ fn renew(
             "practice {practice}: renewal partially complete, the CDRL authorises it after payment (firmalab ra authorize {practice})"
         ),
     ))
+}
+
+/// The `KeysGenerated` step: what an interrupted run left tidied, then a new signature and
+/// authentication key pair generated on the card next to the current ones.
+pub(super) fn generate_keys(r: &mut Runner<'_>, pin: &str) -> Result<Vec<StagedKey>, Stop> {
+    r.begin("KeysGenerated");
+    if let Err(e) = r.client.tidy(pin) {
+        r.end(super::StepStatus::Failed, e.to_string());
+        return Err(e.into());
+    }
+    let mut staged: Vec<StagedKey> = vec![];
+    for role in [KeyRole::Signature, KeyRole::Authentication] {
+        match r.client.stage_key(role, pin) {
+            Ok(k) => staged.push(k),
+            Err(e) => {
+                r.end(super::StepStatus::Failed, e.to_string());
+                return Err(e.into());
+            }
+        }
+    }
+    r.end(super::StepStatus::Ok, "new signature and authentication key pairs generated on the card (RSA-2048)");
+    Ok(staged)
+}
+
+/// A new key with its request, the request authorised by the old qualified key, and the
+/// certificate the CA issued for it.
+pub(super) type Issued = (StagedKey, Vec<u8>, Vec<u8>, Certificate);
+
+/// The `CsrSubmitted` step's work: for each new key a PKCS#10 request with the current
+/// subject signed by the new key on the card, wrapped in a CMS SignedData signed by the
+/// current qualified key (the authorisation), and the certificate the CA issues for it.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn request_certificates(
+    c: &mut dyn CardClient,
+    staged: &[StagedKey],
+    certs: &[(KeyRole, Certificate)],
+    old_sign: &Certificate,
+    old_public: &rsa::RsaPublicKey,
+    pin: &str,
+    ca: &TestCa,
+    bo: &crate::backoffice::BackOffice,
+    card: &str,
+    now: Date,
+    expiry: ExpiryRule,
+) -> Result<(Vec<Issued>, String), Stop> {
+    let mut out = vec![];
+    for k in staged {
+        let subject = certs
+            .iter()
+            .find(|(role, _)| *role == k.role)
+            .map(|(_, x)| x.tbs_certificate().subject().clone())
+            .unwrap_or_else(|| old_sign.tbs_certificate().subject().clone());
+        let csr = {
+            let signer = CardSigner::new(&mut *c, k.role, Some(k.clone()), k.public.clone(), pin);
+            let builder = RequestBuilder::new(subject).map_err(|e| Stop::Failed(e.to_string()))?;
+            let req = builder
+                .build::<_, rsa::pkcs1v15::Signature>(&signer)
+                .map_err(|e| signer_error(&signer, "signing the request with the new key", e))?;
+            req.to_der().map_err(|e| Stop::Failed(e.to_string()))?
+        };
+        let authorized = {
+            let signer = CardSigner::new(&mut *c, KeyRole::Signature, None, old_public.clone(), pin);
+            cades::signed_data(cades::ID_DATA, &csr, old_sign, &signer, Some(now), false)
+                .map_err(|e| signer_error(&signer, "authorising the request with the expiring key", e))?
+        };
+        let kind = if k.role == KeyRole::Signature { CertKind::QualifiedSignature } else { CertKind::Authentication };
+        let cert = issue_renewal(ca, bo, card, &authorized, kind, now, expiry)
+            .map_err(|e| refuse(Reason::CaRefused, e.to_string()))?;
+        out.push((k.clone(), csr, authorized, cert));
+    }
+    let detail = out
+        .iter()
+        .map(|(k, _, _, c)| format!("{:?} → {} until {}", k.role, serial_hex(c), dates(c).1))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Ok((out, format!("CA issued {detail}")))
 }
 
 /// Records a completed installation: certificates on the card stay suspended until the CDRL

@@ -6,12 +6,13 @@
 //! wrong PIN costs exactly one try, and the flow says so. On a card in a reader the erase
 //! needs the user's confirmation by the card's serial.
 
+use super::secrets::{self, Field, Given};
 use super::{Finished, FlowReport, Reason, Runner, refuse, tries_step};
 use crate::backoffice::{EventKind, PracticeState, RevocationReason, Store};
 use crate::client::{DEFAULT_PIN, PinOutcome, SecretKind};
 
 /// PKI Manager's reset with the PIN `pin` (the holder's, or [`DEFAULT_PIN`] after a failed
-/// issuance): steps `Scanned`, `SerialConfirmed` (cards in readers), `PinStatus`, `CardReset`,
+/// issuance): steps `SecretsChecked`, `Scanned`, `SerialConfirmed` (cards in readers), `PinStatus`, `CardReset`,
 /// `BackOfficeUpdated` (the card's practices invalidated in `bo`, its live certificates
 /// revoked). Done: [`super::Finished::Reset`]; refusals: `WrongPin` (the message says when
 /// the card looks blank with the default PIN), `PinBlocked`, `LastTry`, `NotConfirmed`.
@@ -20,6 +21,7 @@ pub fn reset(mut r: Runner<'_>, pin: &str, bo: &mut Store) -> FlowReport {
     r.secret("default_pin", DEFAULT_PIN);
     let mut card = String::new();
     let result = (|| {
+        secrets::step(&mut r, &[Given::current(Field::Pin, pin)])?;
         card = r.step("Scanned", |c, _| {
             let s = c.serial()?;
             Ok((s.clone(), format!("card {s} ({})", c.profile().name())))
