@@ -13,7 +13,6 @@ use firmalab_harness::flows::diagnostic::Policy;
 use firmalab_harness::flows::renewal::{self, RenewalOptions};
 use firmalab_harness::flows::{Event, FlowReport, Runner, diagnostic, pin, reset};
 use firmalab_harness::open::{self, CardSpec, OpenOptions};
-use firmalab_harness::pki::TestCa;
 use firmalab_harness::report;
 use std::path::{Path, PathBuf};
 
@@ -104,10 +103,11 @@ pub struct FlowArgs {
     /// The back-office store.
     #[arg(long, default_value = DEFAULT_PATH)]
     pub ra: PathBuf,
-    /// The test CA (renewal).
-    #[arg(long, default_value = "fixtures/ca")]
-    pub ca: PathBuf,
-    /// Where the renewal writes the signed form, requests and certificates.
+    /// The test CA folder (renewal; default: the test CA built into firmalab).
+    #[arg(long, value_name = "DIR")]
+    pub ca: Option<PathBuf>,
+    /// Where the renewal writes the signed form, requests and certificates (relative to the
+    /// working directory).
     #[arg(long, default_value = "firmalab-out")]
     pub out_dir: PathBuf,
     #[arg(long, value_enum, default_value = "from-old-expiry")]
@@ -155,7 +155,35 @@ fn finish(report: &FlowReport, a: &FlowArgs) -> Result<u8, String> {
     } else {
         println!("{}", report::outcome_line(report));
     }
+    advise(report, a);
     Ok(report.outcome.exit_code())
+}
+
+/// Where the flow's files went, and what to do after a refusal for a date or a missing
+/// back-office record (on standard error).
+fn advise(report: &FlowReport, a: &FlowArgs) {
+    use firmalab_harness::fixtures::{absolute, advice};
+    use firmalab_harness::flows::{Outcome, StepStatus};
+    if a.name == FlowName::Renewal && a.out_dir.is_dir() && !a.dry_run {
+        eprintln!("renewal files (signed form, requests, certificates) in {}", absolute(&a.out_dir).display());
+    }
+    if matches!(a.name, FlowName::Renewal | FlowName::Reset) && a.ra.is_file() && !a.dry_run {
+        eprintln!("back office: {}", absolute(&a.ra).display());
+    }
+    let mut refusals: Vec<firmalab_harness::Reason> = report
+        .steps
+        .iter()
+        .filter(|s| s.status == StepStatus::Refused)
+        .filter_map(|s| s.detail.split(':').next().and_then(|code| code.parse().ok()))
+        .collect();
+    if let Outcome::Refused { reason, .. } = &report.outcome {
+        refusals.push(*reason);
+    }
+    if let [card] = a.cards.as_slice() {
+        for line in advice(&CardSpec::parse(card), &refusals, a.now.is_some(), &a.ra) {
+            eprintln!("firmalab: {line}");
+        }
+    }
 }
 
 /// Why `firmalab flow` could not run a flow: bad usage (exit 2) or the card (exit 3).
@@ -293,7 +321,7 @@ fn run_flow(a: &FlowArgs) -> Result<u8, Trouble> {
             reset::reset(open(&mut printer)?, &pin, &mut bo)
         }
         FlowName::Renewal => {
-            let ca = TestCa::load(&a.ca).map_err(|e| Usage(e.to_string()))?;
+            let ca = firmalab_harness::fixtures::test_ca(a.ca.as_deref()).map_err(|e| Usage(e.to_string()))?;
             let cdrl = a.cdrl.clone().unwrap_or_else(|| DEFAULT_CDRL.to_owned());
             let mut bo = Store::open(&a.ra).map_err(|e| Usage(e.to_string()))?;
             let yes = a.yes || a.dry_run;

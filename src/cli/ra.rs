@@ -183,9 +183,9 @@ pub enum RaCmd {
         /// Days until nextUpdate.
         #[arg(long, default_value_t = 7)]
         days: i64,
-        /// The test CA folder.
-        #[arg(long, default_value = "fixtures/ca")]
-        ca: PathBuf,
+        /// The test CA folder (default: the test CA built into firmalab).
+        #[arg(long, value_name = "DIR")]
+        ca: Option<PathBuf>,
         #[arg(long)]
         now: Option<Date>,
     },
@@ -193,9 +193,9 @@ pub enum RaCmd {
     OcspIndex {
         #[arg(long)]
         out: PathBuf,
-        /// The test CA folder.
-        #[arg(long, default_value = "fixtures/ca")]
-        ca: PathBuf,
+        /// The test CA folder (default: the test CA built into firmalab).
+        #[arg(long, value_name = "DIR")]
+        ca: Option<PathBuf>,
         #[arg(long)]
         now: Option<Date>,
     },
@@ -245,9 +245,13 @@ impl From<RaCmd> for Command {
 
 /// `firmalab ra …`.
 pub fn run(a: RaArgs) -> CliResult {
+    let enroll = matches!(a.command, RaCmd::Enroll { .. });
     match ra::run(a.command.into(), &a.ra, a.json) {
         Ok(shown) => {
             print!("{}", shown.text);
+            if enroll && !a.json {
+                eprintln!("back office: {}", firmalab_harness::fixtures::absolute(&a.ra).display());
+            }
             Ok(shown.code)
         }
         Err(RaError::Card(e)) => {
