@@ -125,3 +125,79 @@ fn the_shipped_back_office_has_the_fixture_cards_enrolled() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("10. back-office record"), "{}", text(&o));
     assert!(!text(&o).contains("ra enroll"), "{}", text(&o));
 }
+
+#[test]
+fn the_demo_generates_real_keys_or_says_its_keys_come_from_the_public_pool() {
+    let home = scratch("demo");
+    let o = firmalab_in(&home, &["demo", "--dir", "real"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let keys: Vec<&str> = out.lines().filter(|l| l.starts_with("  ok  KeysGenerated")).collect();
+    assert_eq!(keys.len(), 2, "{out}");
+    for l in &keys {
+        assert!(l.contains("generated on the card (RSA-2048)") && !l.contains("pool"), "{l}");
+    }
+    assert!(home.join("real/ra.json").is_file(), "--dir is relative to the working directory");
+    let o = firmalab_in(&home, &["demo", "--dir", "pooled", "--seed", "7"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let keys: Vec<&str> = out.lines().filter(|l| l.starts_with("  ok  KeysGenerated")).collect();
+    assert_eq!(keys.len(), 2, "{out}");
+    for l in &keys {
+        assert!(l.contains("drawn from the public pool") && !l.contains("generated on the card"), "{l}");
+    }
+}
+
+#[test]
+fn completions_are_printed_for_bash_zsh_and_fish() {
+    for (shell, marker) in [("bash", "complete -F"), ("zsh", "#compdef firmalab"), ("fish", "complete -c firmalab")] {
+        let o = firmalab_in(&std::env::temp_dir(), &["completions", shell]);
+        assert!(o.status.success(), "{shell}: {}", text(&o));
+        let script = String::from_utf8_lossy(&o.stdout);
+        assert!(script.contains(marker), "{shell}: {script:.200}");
+        assert!(script.contains("renewal") && script.contains("--expires-in"), "{shell}: subcommands and flags");
+    }
+}
+
+/// Says why a PC/SC test cannot run (stderr, uncaptured), or fails when the stack is required.
+fn skip(test: &str, why: &str) {
+    assert!(!firmalab_harness::lab::required(), "{test}: the PC/SC stack is required but {why}");
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+}
+
+#[test]
+fn the_echo_card_answers_9000_at_once_and_bench_shows_firmalab_against_that_floor() {
+    let name = "the_echo_card_answers_9000_at_once_and_bench_shows_firmalab_against_that_floor";
+    if !cfg!(feature = "pcsc") {
+        return skip(name, "built without --features pcsc");
+    }
+    let mut lab = match firmalab_harness::lab::PcscLab::start() {
+        Ok(lab) => lab,
+        Err(firmalab_harness::lab::LabError::Unavailable(why)) => return skip(name, &why),
+        Err(e) => panic!("{e}"),
+    };
+    let card = lab.insert_persona("cns").unwrap();
+    let echo = lab.insert_echo().unwrap();
+    let bin = env!("CARGO_BIN_EXE_firmalab");
+    // Anything, even what no card accepts, gets 9000 from the echo card; the real one refuses.
+    let o = lab.command(bin).args(["apdu", "--reader", &echo, "00B0000010", "FFFFFFFF"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "9000  success\n9000  success\n", "{}", text(&o));
+    let o = lab.command(bin).args(["apdu", "--reader", &card, "FFFFFFFF"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&o.stdout).starts_with("9000"), "{}", text(&o));
+    // apdu --repeat and bench report the same measurement.
+    let o = lab.command(bin).args(["apdu", "--reader", &echo, "--repeat", "50", "00A4000C023F00"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("50 round trips: median "), "{}", text(&o));
+    let o = lab
+        .command(bin)
+        .args(["bench", "--rounds", "1", "--seconds", "1", "--reader", &card, "--echo-reader", &echo])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    for want in ["echo card, SELECT (9000 at once", "firmalab card, SELECT", "firmalab SELECT / echo floor, same round"]
+    {
+        assert!(out.contains(want), "missing {want:?}:\n{out}");
+    }
+    assert!(out.contains("signature sequence not measured"), "no PIN without --virtual-card:\n{out}");
+}

@@ -198,14 +198,14 @@ impl KeyMaterial {
 
     /// Generates a key on the card. In deterministic (test) mode an RSA-2048 key is drawn
     /// from a pool of pre-generated keys (`fixtures/keys/rsa2048-pool.txt`), chosen by the
-    /// seeded RNG: runs stay reproducible and tests never wait on key generation. Otherwise
+    /// seeded RNG, never the same one twice for one card: runs stay reproducible and tests
+    /// never wait on key generation. These keys are public. Otherwise
     /// the key is generated for real.
     pub fn generate(alg: Algorithm, rng: &mut CardRng) -> Result<Self, Sw> {
         if alg == Algorithm::Rsa2048 && rng.is_deterministic() {
-            use rand_core::Rng;
             let pool: Vec<&str> = RSA2048_POOL.lines().filter(|l| !l.trim().is_empty()).collect();
             if !pool.is_empty() {
-                let pick = pool.get(rng.next_u32() as usize % pool.len()).copied().unwrap_or_default();
+                let pick = pool.get(rng.draw_from_pool(pool.len())).copied().unwrap_or_default();
                 let der = crate::hex::decode(pick).map_err(|_| Sw::MemoryFailure)?;
                 return Ok(KeyMaterial::Rsa { pkcs1: Bytes(der) });
             }

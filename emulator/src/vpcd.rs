@@ -74,19 +74,45 @@ pub struct HostedCard {
     /// Set when a rollback found no randomness for the restored card: every command then
     /// answers `6581` and changes nothing.
     mute: bool,
+    /// A zero-work card ([`HostedCard::echo`]).
+    echo: bool,
     rollbacks: u64,
 }
 
 impl HostedCard {
     /// A card that is never saved.
     pub fn ephemeral(card: Card) -> Self {
-        HostedCard { card, timing: crate::timing::Timing::None, store: None, saved: None, mute: false, rollbacks: 0 }
+        HostedCard {
+            card,
+            timing: crate::timing::Timing::None,
+            store: None,
+            saved: None,
+            mute: false,
+            echo: false,
+            rollbacks: 0,
+        }
+    }
+
+    /// A zero-work card: `card` gives the ATR and takes the power events, and every command
+    /// APDU is answered `9000` at once, without being executed. Through pcscd and vpcd it
+    /// measures the transport's floor, the round trip of a card that does nothing
+    /// (`firmalab card --echo`, `firmalab bench --echo-reader`).
+    pub fn echo(card: Card) -> Self {
+        HostedCard { echo: true, ..Self::ephemeral(card) }
     }
 
     /// A card whose current image is what `store` holds, saved there as it changes.
     pub fn persisted(card: Card, store: Box<dyn ImageStore>) -> Self {
         let saved = Some(card.image().clone());
-        HostedCard { card, timing: crate::timing::Timing::None, store: Some(store), saved, mute: false, rollbacks: 0 }
+        HostedCard {
+            card,
+            timing: crate::timing::Timing::None,
+            store: Some(store),
+            saved,
+            mute: false,
+            echo: false,
+            rollbacks: 0,
+        }
     }
 
     /// Opens an image file for writing ([`ImageFile::open`]: locked while this card lives)
@@ -114,6 +140,9 @@ impl HostedCard {
     pub fn transmit(&mut self, command: &[u8]) -> (Vec<u8>, Option<String>) {
         if self.mute {
             return (Sw::MemoryFailure.to_bytes().to_vec(), None);
+        }
+        if self.echo {
+            return (Sw::Ok.to_bytes().to_vec(), None);
         }
         let response = self.card.transmit_vec(command);
         let delay = self.timing.delay(self.card.last_effect());

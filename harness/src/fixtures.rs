@@ -461,6 +461,25 @@ pub const BUILTIN: [(&str, &str); 6] = [
     ("cns-expired", include_str!("../../fixtures/cards/cns-expired.json")),
 ];
 
+/// A built-in fixture card, powered on and ready for APDUs, in one line:
+///
+/// ```
+/// let mut card = firmalab_harness::persona("cns")?;
+/// assert_eq!(card.transmit(&[0x00, 0xA4, 0x08, 0x0C, 0x04, 0x10, 0x00, 0x10, 0x03]), [0x90, 0x00]);
+/// # Ok::<(), firmalab_harness::fixtures::FixtureError>(())
+/// ```
+///
+/// `name` is one of [`BUILTIN`] (`cns-renewable`, `cns-pin-blocked` …) or a profile name
+/// (`cns`, `oberthur`) for its renewable card: PIN `12345678`, PUK `87654321` (README,
+/// "Fixtures"). The card lives in memory only. Its RNG is deterministic (seed 1), so
+/// challenges repeat from run to run and RSA-2048 keys generated on it come from the public
+/// pool: a card for tests, never for anything secret.
+pub fn persona(name: &str) -> Result<firmalab_emulator::Card, FixtureError> {
+    let mut card = firmalab_emulator::Card::new(builtin(name)?, firmalab_emulator::CardRng::insecure_deterministic(1));
+    card.power_on();
+    Ok(card)
+}
+
 /// A built-in fixture by name (`cns-renewable`, or a profile name for its renewable card).
 pub fn builtin(name: &str) -> Result<CardImage, FixtureError> {
     let name = match name {

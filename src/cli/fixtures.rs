@@ -1,6 +1,6 @@
 //! `firmalab fixtures regenerate | fuzz-corpus`.
 
-use super::CliResult;
+use super::{CliResult, progress};
 use clap::Subcommand;
 use firmalab_harness::{fixtures, fuzz_corpus};
 use std::path::PathBuf;
@@ -25,13 +25,26 @@ pub enum FixturesCmd {
 pub fn run(cmd: FixturesCmd) -> CliResult {
     match cmd {
         FixturesCmd::Regenerate { dir } => {
-            let written = fixtures::regenerate(&dir, &mut |what| eprintln!("generating {what}"))?;
-            for p in written {
+            let mut current: Option<progress::Step> = None;
+            let written = fixtures::regenerate(&dir, &mut |what| {
+                if let Some(s) = current.take() {
+                    s.done("done");
+                }
+                current = Some(progress::step(format!("generating {what}")));
+            });
+            if let Some(s) = current.take() {
+                s.done("done");
+            }
+            for p in written? {
                 println!("{}", p.display());
             }
+            println!("fixtures written under {}", fixtures::absolute(&dir).display());
         }
         FixturesCmd::FuzzCorpus { out } => {
-            let n = fuzz_corpus::write(&out)?;
+            let step = progress::step("running every flow on both profiles for the seed corpora");
+            let n = fuzz_corpus::write(&out);
+            step.done(if n.is_ok() { "done" } else { "failed" });
+            let n = n?;
             println!("{n} seed inputs under {}", firmalab_harness::fixtures::absolute(&out).display());
         }
     }

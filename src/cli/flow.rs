@@ -121,7 +121,9 @@ pub struct FlowArgs {
     /// Write a JUnit XML report.
     #[arg(long)]
     pub junit: Option<PathBuf>,
-    /// INSECURE deterministic RNG for in-process cards.
+    /// INSECURE deterministic mode for in-process cards: their RNG is seeded, and RSA-2048
+    /// keys generated on them (renewal) are drawn from a public pool
+    /// (fixtures/keys/rsa2048-pool.txt: anyone has their private keys).
     #[arg(long)]
     pub seed: Option<u64>,
     /// In-process cards answer with a physical token's latency (none, fast, typical, slow).
@@ -129,10 +131,24 @@ pub struct FlowArgs {
     pub timing: firmalab_emulator::timing::Timing,
 }
 
-fn print_event(json: bool) -> impl FnMut(Event<'_>) {
+/// Prints each step (pool keys named as such); on a terminal, a step in progress shows its
+/// elapsed time on standard error (key generation under a timing model takes seconds).
+fn print_event(json: bool, pool_keys: bool) -> impl FnMut(Event<'_>) {
+    let mut ticking: Option<super::progress::Step> = None;
     move |e| {
-        if !json && let Some(line) = report::step_line(e) {
+        if json {
+            return;
+        }
+        if let Some(t) = ticking.take() {
+            t.clear();
+        }
+        if let Some(line) = open::step_line(e, pool_keys) {
             println!("{line}");
+        }
+        if let Event::Begin(name) = e
+            && super::progress::on_terminal()
+        {
+            ticking = Some(super::progress::step(format!("  …  {name}")));
         }
     }
 }
@@ -285,7 +301,8 @@ fn run_flow(a: &FlowArgs) -> Result<u8, Trouble> {
         }
     };
     // Ask for everything before touching the card.
-    let mut printer = print_event(a.json);
+    let pool_keys = OpenOptions { seed: a.seed, ..OpenOptions::default() }.pool_keys(&spec);
+    let mut printer = print_event(a.json, pool_keys);
     let policy = SecretPolicy { allow_last_try: a.allow_last_try, virtual_card: false };
     let reader = spec.place();
     let open = |printer| open_runner(a, &spec, name, now, policy, printer, &reader);
