@@ -159,6 +159,22 @@ fn completions_are_printed_for_bash_zsh_and_fish() {
     }
 }
 
+#[test]
+fn completions_into_a_reader_that_stops_early_end_quietly_without_a_panic() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_firmalab"))
+        .args(["completions", "bash"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closed before firmalab writes, as `firmalab completions bash | head -1` can be.
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(o.status.code(), Some(0), "{err}");
+}
+
 /// Says why a PC/SC test cannot run (stderr, uncaptured), or fails when the stack is required.
 fn skip(test: &str, why: &str) {
     assert!(!firmalab_harness::lab::required(), "{test}: the PC/SC stack is required but {why}");
