@@ -1,7 +1,7 @@
 //! The `firmalab` command line: argument parsing and printing only, one module per command
 //! under `cli/`; the work is in the `firmalab-emulator` and `firmalab-harness` crates.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
 
 mod cli;
@@ -61,6 +61,8 @@ enum Cmd {
         #[command(subcommand)]
         command: cli::fixtures::FixturesCmd,
     },
+    /// Print the shell completion script: firmalab completions bash > ~/.local/share/bash-completion/completions/firmalab
+    Completions(cli::completions::CompletionsArgs),
 }
 
 fn main() -> ExitCode {
@@ -77,6 +79,7 @@ fn main() -> ExitCode {
         Cmd::Demo(a) => cli::demo::run(a),
         Cmd::Image { command } => cli::image::run(command),
         Cmd::Fixtures { command } => cli::fixtures::run(command),
+        Cmd::Completions(a) => cli::completions::run(a, &mut Cli::command()),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -136,7 +136,8 @@ fn image_new_issues_a_working_card_from_the_test_ca_and_refuses_to_overwrite() {
     let o = firmalab(&args);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(stdout(&o).contains("CHIARA ESPOSITO"));
-    assert!(stdout(&o).contains("valid 2026-06-01 .. 2029-06-01"));
+    // Renewable at the issue date by default: 30 days left, 3 years long.
+    assert!(stdout(&o).contains("valid 2023-07-01 .. 2026-07-01"), "{}", stdout(&o));
     let again = firmalab(&args);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
@@ -168,6 +169,11 @@ fn fixtures_regenerate_reproduces_the_committed_fixtures_byte_for_byte() {
             );
         }
     }
+    assert_eq!(
+        std::fs::read(root().join("fixtures/ra.json")).unwrap(),
+        std::fs::read(dir.join("ra.json")).unwrap(),
+        "fixtures/ra.json differs"
+    );
 }
 
 fn status(o: &Output) -> i32 {

@@ -395,7 +395,7 @@ mod with_stack {
     fn bench_reader_sends_no_pin_without_the_flag_and_a_refused_pin_only_once_with_it() {
         let Some((stack, _turn)) = stack("bench_reader_sends_no_pin_without_the_flag") else { return };
         let (card, log) = insert_logged(stack, fixture("cns-renewable.json"), Timing::None);
-        let o = firmalab(stack, &["bench", "--seconds", "1", "--reader", &card.reader]);
+        let o = firmalab(stack, &["bench", "--seconds", "1", "--rounds", "1", "--reader", &card.reader]);
         assert!(o.status.success(), "{}", text(&o));
         assert!(text(&o).contains("signature sequence not measured: it sends a PIN"), "{}", text(&o));
         let verifies = |log: &CardLog| lines(log).iter().filter(|l| l.starts_with("> 0020009A08")).count();
@@ -410,7 +410,8 @@ mod with_stack {
             }
         }
         let (card, log) = insert_logged(stack, image, Timing::None);
-        let o = firmalab(stack, &["bench", "--seconds", "1", "--reader", &card.reader, "--virtual-card"]);
+        let o =
+            firmalab(stack, &["bench", "--seconds", "1", "--rounds", "1", "--reader", &card.reader, "--virtual-card"]);
         assert!(!o.status.success(), "{}", text(&o));
         assert!(text(&o).contains("63C2") && text(&o).contains("not timed"), "{}", text(&o));
         assert_eq!(verifies(&log), 1, "{:?}", lines(&log));

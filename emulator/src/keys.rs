@@ -323,9 +323,10 @@ impl KeyMaterial {
 
     /// Generates a key on the card. In deterministic (test) mode an RSA-2048 or RSA-1024 key
     /// is drawn from a pool of pre-generated keys (`fixtures/keys/rsa2048-pool.txt`,
-    /// `rsa1024-pool.txt`), chosen by the seeded RNG: runs stay reproducible and tests never
-    /// wait on key generation (RSA-512 and 768 are generated, seeded, in milliseconds).
-    /// Otherwise the key is generated for real.
+    /// `rsa1024-pool.txt`), chosen by the seeded RNG, never the same one twice for one card:
+    /// runs stay reproducible and tests never wait on key generation (RSA-512 and 768 are
+    /// generated, seeded, in milliseconds). These keys are public. Otherwise the key is
+    /// generated for real.
     pub fn generate(alg: Algorithm, rng: &mut CardRng) -> Result<Self, Sw> {
         let pool = match alg {
             Algorithm::Rsa2048 => RSA2048_POOL,
@@ -333,7 +334,6 @@ impl KeyMaterial {
             _ => "",
         };
         if rng.is_deterministic() {
-            use rand_core::Rng;
             static POOLS: [std::sync::OnceLock<Vec<Vec<u8>>>; 2] =
                 [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
             let parse = |text: &str| -> Vec<Vec<u8>> {
@@ -346,7 +346,7 @@ impl KeyMaterial {
                 _ => &empty,
             };
             if !pool.is_empty() {
-                let pick = pool.get(rng.next_u32() as usize % pool.len()).ok_or(Sw::MemoryFailure)?;
+                let pick = pool.get(rng.draw_from_pool(pool.len())).ok_or(Sw::MemoryFailure)?;
                 return Ok(KeyMaterial::Rsa { pkcs1: Bytes(pick.clone()) });
             }
         }

@@ -74,18 +74,28 @@ pub struct HostedCard {
     store: Option<Box<dyn ImageStore>>,
     /// The persistent state as last saved (what a rollback returns to).
     saved: Option<CardImage>,
+    /// A zero-work card ([`HostedCard::echo`]).
+    echo: bool,
 }
 
 impl HostedCard {
     /// A card that is never saved.
     pub fn ephemeral(card: Card) -> Self {
-        HostedCard { card, timing: crate::timing::Timing::None, store: None, saved: None }
+        HostedCard { card, timing: crate::timing::Timing::None, store: None, saved: None, echo: false }
+    }
+
+    /// A zero-work card: `card` gives the ATR and takes the power events, and every command
+    /// APDU is answered `9000` at once, without being executed. Through pcscd and vpcd it
+    /// measures the transport's floor, the round trip of a card that does nothing
+    /// (`firmalab card --echo`, `firmalab bench --echo-reader`).
+    pub fn echo(card: Card) -> Self {
+        HostedCard { echo: true, ..Self::ephemeral(card) }
     }
 
     /// A card whose current image is what `store` holds, saved there as it changes.
     pub fn persisted(card: Card, store: Box<dyn ImageStore>) -> Self {
         let saved = Some(card.image().clone());
-        HostedCard { card, timing: crate::timing::Timing::None, store: Some(store), saved }
+        HostedCard { card, timing: crate::timing::Timing::None, store: Some(store), saved, echo: false }
     }
 
     /// Opens an image file for writing ([`ImageFile::open`]: locked while this card lives)
@@ -111,6 +121,9 @@ impl HostedCard {
     /// host gets `6581` (memory failure), never a success the image does not hold; the second
     /// value says why the save failed.
     pub fn transmit(&mut self, command: &[u8]) -> (Vec<u8>, Option<String>) {
+        if self.echo {
+            return (Sw::Ok.to_bytes().to_vec(), None);
+        }
         let response = self.card.transmit_vec(command);
         let delay = self.timing.delay(self.card.last_effect());
         if !delay.is_zero() {

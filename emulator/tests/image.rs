@@ -106,7 +106,10 @@ fn tmp(name: &str) -> PathBuf {
 
 fn load_error(text: &str) -> String {
     let dir = tmp("errors");
-    let file = dir.join(format!("bad-{}.json", text.len()));
+    // One file per call: tests run in parallel, and two edits may have the same length.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let file = dir.join(format!("bad-{n}-{}.json", text.len()));
     std::fs::write(&file, text).unwrap();
     let Err(e) = CardImage::load(&file) else { panic!("accepted an image that should be rejected") };
     let e = e.to_string();

@@ -28,8 +28,6 @@ pub enum ConsoleError {
         "{0} carries a PIN or PUK: sent repeatedly it would block a real token after a few wrong tries; refused (--virtual-card for firmalab's card, --accept-secret-risk to send it anyway)"
     )]
     RepeatedSecret(String),
-    #[error("nothing to time")]
-    NothingToTime,
     /// Built without the `pcsc` feature.
     #[error(
         "this firmalab was built without PC/SC support: rebuild with `--features pcsc` (needs libpcsclite-dev and pkg-config)"
@@ -123,81 +121,20 @@ pub fn refuse_secrets(apdus: &[String], allowed: bool) -> Result<(), ConsoleErro
     Ok(())
 }
 
-/// Round-trip statistics of sending `apdus` `rounds` times (after 10 % warm-up rounds).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Timing {
-    pub samples: usize,
-    pub median_us: f64,
-    pub p90_us: f64,
-    pub min_us: f64,
-    pub max_us: f64,
-}
-
-impl std::fmt::Display for Timing {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} round trips: median {:.1} us, p90 {:.1} us, min {:.1} us, max {:.1} us",
-            self.samples, self.median_us, self.p90_us, self.min_us, self.max_us
-        )
-    }
-}
-
-/// Sends every APDU `rounds` times and measures each round trip (the card's reply included).
-pub fn time_on(t: &mut dyn Transport, apdus: &[String], rounds: usize) -> Result<Timing, ConsoleError> {
-    let commands = apdus.iter().map(|a| parse_apdu_arg(a)).collect::<Result<Vec<_>, _>>()?;
-    let warmup = (rounds / 10).max(1);
-    let mut samples = Vec::with_capacity(rounds * commands.len());
-    for round in 0..warmup + rounds {
-        for c in &commands {
-            let start = std::time::Instant::now();
-            t.transmit_raw(c)?;
-            if round >= warmup {
-                samples.push(start.elapsed().as_secs_f64() * 1e6);
-            }
-        }
-    }
-    if samples.is_empty() {
-        return Err(ConsoleError::NothingToTime);
-    }
-    samples.sort_by(f64::total_cmp);
-    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
-    Ok(Timing {
-        samples: samples.len(),
-        median_us: at(0.5),
-        p90_us: at(0.9),
-        min_us: samples[0],
-        max_us: samples[samples.len() - 1],
-    })
-}
-
 /// `firmalab apdu --reader`: connects to the card in `reader` (exact name or a unique part,
-/// waiting up to 5 s for a card) and sends the APDUs once each ([`run_on`]), or, with
-/// `repeat`, `repeat` times and returns one line of round-trip statistics ([`time_on`]).
+/// waiting up to 5 s for a card) and sends the APDUs once each ([`run_on`]). Timed repeats
+/// (`--repeat`) are [`crate::bench::repeat_on_reader`], the one PC/SC round-trip measurement.
 /// Without the `pcsc` feature: [`ConsoleError::NoPcsc`].
 #[cfg(feature = "pcsc")]
-pub fn run_reader(
-    reader: &str,
-    apdus: &[String],
-    raw: bool,
-    repeat: Option<usize>,
-) -> Result<Vec<String>, ConsoleError> {
+pub fn run_reader(reader: &str, apdus: &[String], raw: bool) -> Result<Vec<String>, ConsoleError> {
     use crate::transport::pcsc::PcscTransport;
     let mut t = PcscTransport::connect(reader, std::time::Duration::from_secs(5))?;
-    match repeat {
-        Some(n) => Ok(vec![format!("{} through {}", time_on(&mut t, apdus, n)?, t.name())]),
-        None => run_on(&mut t, apdus, raw),
-    }
+    run_on(&mut t, apdus, raw)
 }
 
 /// `firmalab apdu --reader` needs the `pcsc` feature.
 #[cfg(not(feature = "pcsc"))]
-pub fn run_reader(
-    _reader: &str,
-    _apdus: &[String],
-    _raw: bool,
-    _repeat: Option<usize>,
-) -> Result<Vec<String>, ConsoleError> {
+pub fn run_reader(_reader: &str, _apdus: &[String], _raw: bool) -> Result<Vec<String>, ConsoleError> {
     Err(ConsoleError::NoPcsc)
 }
 

@@ -28,9 +28,11 @@ const CARDS: [(&str, &str, &str); 3] = [
 ];
 
 /// Runs the demo in `dir` (created if needed; the cards, back office `ra.json` and signed
-/// forms stay there), at the fixtures' reference date, with a deterministic card RNG. Every
+/// forms stay there), at the fixtures' reference date. The cards generate their renewal keys
+/// for real from the OS RNG (the step shows how long it took), unless `seed` puts them in
+/// deterministic mode: then the keys come from the public pool and the step says so. Every
 /// line goes to `out` as it happens.
-pub fn run(dir: &Path, out: &mut dyn FnMut(&str)) -> Result<(), Error> {
+pub fn run(dir: &Path, seed: Option<u64>, out: &mut dyn FnMut(&str)) -> Result<(), Error> {
     std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
     let now = REFERENCE_DATE;
     let mut cards = vec![];
@@ -43,9 +45,19 @@ pub fn run(dir: &Path, out: &mut dyn FnMut(&str)) -> Result<(), Error> {
     let ca = crate::fixtures::builtin_ca()?;
     let ra = dir.join("ra.json");
     let mut bo = Store::open(&ra)?;
-    let options = OpenOptions { seed: Some(7), ..OpenOptions::default() };
+    let options = OpenOptions { seed, ..OpenOptions::default() };
+    let pool = seed.is_some();
     let open = |i: usize| CardSpec::Image(cards[i].clone()).transport(&options);
-    out(&format!("firmalab demo: three virtual cards in {} (reference date {now})\n", dir.display()));
+    out(&format!("firmalab demo: three virtual cards in {} (reference date {now})", dir.display()));
+    out(&match seed {
+        None => {
+            "keys generated on the cards for real (OS RNG); --seed N makes the run reproducible with public pool keys\n"
+                .to_owned()
+        }
+        Some(s) => format!(
+            "deterministic mode (--seed {s}): the cards' RNG is seeded and their new keys come from the public pool\n"
+        ),
+    });
     for (i, (_, email, mobile)) in CARDS.iter().enumerate() {
         let mut c = client::open(open(i)?)?;
         out(&renewal::enroll(c.as_mut(), &mut bo, "CDRL-ROMA-01", email, mobile, now)?);
@@ -53,7 +65,7 @@ pub fn run(dir: &Path, out: &mut dyn FnMut(&str)) -> Result<(), Error> {
     let banner = |out: &mut dyn FnMut(&str), t: &str| out(&format!("\n== {t}"));
     banner(out, "diagnostic of the CNS card (firmalab flow diagnostic)");
     let r = {
-        let mut steps = step_printer(out);
+        let mut steps = step_printer(out, pool);
         diagnostic::run(
             Runner::open(open(0)?, "diagnostic", now, &mut steps)?,
             &bo.data,
@@ -79,7 +91,7 @@ pub fn run(dir: &Path, out: &mut dyn FnMut(&str)) -> Result<(), Error> {
         let (_, email, mobile) = CARDS[i];
         banner(out, &format!("renewal of the {label} card (firmalab flow renewal)"));
         let r = {
-            let mut steps = step_printer(out);
+            let mut steps = step_printer(out, pool);
             renewal::run(Runner::open(open(i)?, "renewal", now, &mut steps)?, &ca, &mut bo, &options(email, mobile))
         };
         out(&report::outcome_line(&r));
@@ -93,13 +105,13 @@ pub fn run(dir: &Path, out: &mut dyn FnMut(&str)) -> Result<(), Error> {
     }
     banner(out, "PIN unblock with the PUK on the blocked card (firmalab flow pin-unblock)");
     let r = {
-        let mut steps = step_printer(out);
+        let mut steps = step_printer(out, pool);
         pin::unblock(Runner::open(open(2)?, "pin-unblock", now, &mut steps)?, "87654321", "13572468", "13572468")
     };
     out(&report::outcome_line(&r));
     banner(out, "reset of the renewed CNS card with PKI Manager (firmalab flow reset)");
     let r = {
-        let mut steps = step_printer(out);
+        let mut steps = step_printer(out, pool);
         reset::reset(Runner::open(open(0)?, "reset", now, &mut steps)?, "12345678", &mut bo)
     };
     out(&report::outcome_line(&r));
@@ -112,10 +124,11 @@ pub fn run(dir: &Path, out: &mut dyn FnMut(&str)) -> Result<(), Error> {
     Ok(())
 }
 
-/// A flow reporter that writes each finished step as its line ([`report::step_line`]).
-fn step_printer<'a>(out: &'a mut dyn FnMut(&str)) -> impl FnMut(Event<'_>) + 'a {
+/// A flow reporter that writes each step as its line ([`crate::open::step_line`]: pool keys
+/// are named as such).
+fn step_printer<'a>(out: &'a mut dyn FnMut(&str), pool: bool) -> impl FnMut(Event<'_>) + 'a {
     move |e| {
-        if let Some(line) = report::step_line(e) {
+        if let Some(line) = crate::open::step_line(e, pool) {
             out(&line);
         }
     }

@@ -54,6 +54,14 @@ pub enum FixtureError {
     /// The issued card breaks a rule of card images (a bug of the issuer, caught before saving).
     #[error("the issued card would be invalid: {0}")]
     InvalidIssued(String),
+    /// The fixtures' back office could not be built (a fixture card refused its enrolment).
+    #[error("fixtures/ra.json: {0}")]
+    BackOffice(String),
+    /// `image new --expires-in`: the certificates would not be valid at the issue date.
+    #[error(
+        "--expires-in {0}: the certificates must still be valid on the issue date (at most 3 years, at least 1 day)"
+    )]
+    Expiry(String),
 }
 
 /// Someone a card is issued to.
@@ -433,14 +441,58 @@ pub fn regenerate(dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<Vec<Path
     written.push(keys.join("rsa1024-pool.txt"));
     let cards = dir.join("cards");
     std::fs::create_dir_all(&cards).map_err(|source| FixtureError::Io { path: cards.clone(), source })?;
+    let mut built = vec![];
     for f in fixtures() {
         progress(f.file);
         let image = build_fixture(&ca, &f)?;
         let path = cards.join(f.file);
         image.save(&path)?;
         written.push(path);
+        built.push((f.file, image));
     }
+    progress("ra.json (the back office with the fixture cards enrolled)");
+    let ra = dir.join("ra.json");
+    let bo = back_office(&built)?;
+    let mut text = serde_json::to_string_pretty(&bo).map_err(|e| FixtureError::BackOffice(e.to_string()))?;
+    text.push('\n');
+    crate::files::write_private(&ra, text.as_bytes())
+        .map_err(|source| FixtureError::Io { path: ra.clone(), source })?;
+    written.push(ra);
     Ok(written)
+}
+
+/// The fixture cards `fixtures/ra.json` has enrolled (by CDRL-ROMA-01, at the reference
+/// date), with their holders' contacts. The failed-issuance card has no certificates to
+/// enrol.
+pub const ENROLLED: [(&str, &str, &str); 5] = [
+    ("cns-renewable.json", "mario.rossi@example.it", "+393330000001"),
+    ("oberthur-renewable.json", "giulia.bianchi@example.it", "+393330000002"),
+    ("cns-pin-blocked.json", "luca.verdi@example.it", "+393330000003"),
+    ("cns-puk-blocked.json", "anna.neri@example.it", "+393330000004"),
+    ("cns-expired.json", "paolo.gialli@example.it", "+393330000005"),
+];
+
+/// The back office of the fixtures (`fixtures/ra.json`): every card of [`ENROLLED`] read from
+/// its image (in-process, as `ra enroll` reads it) and enrolled at [`REFERENCE_DATE`].
+pub fn back_office(cards: &[(&str, CardImage)]) -> Result<crate::backoffice::BackOffice, FixtureError> {
+    use crate::transport::in_process::InProcess;
+    let mut bo = crate::backoffice::Store::in_memory();
+    for (file, email, mobile) in ENROLLED {
+        let Some((_, image)) = cards.iter().find(|(f, _)| *f == file) else { continue };
+        let t = InProcess::ephemeral(image.clone(), firmalab_emulator::CardRng::insecure_deterministic(1), file);
+        let mut client =
+            crate::client::open(Box::new(t)).map_err(|e| FixtureError::BackOffice(format!("{file}: {e}")))?;
+        crate::flows::renewal::enroll(
+            client.as_mut(),
+            &mut bo,
+            crate::backoffice::DEFAULT_CDRL,
+            email,
+            mobile,
+            REFERENCE_DATE,
+        )
+        .map_err(|e| FixtureError::BackOffice(format!("{file}: {e}")))?;
+    }
+    Ok(bo.data)
 }
 
 /// The fixture cards compiled into the binary, for ephemeral cards (`--persona`): works from
@@ -456,6 +508,25 @@ pub const BUILTIN: [(&str, &str); 9] = [
     ("cns-expired", include_str!("../../fixtures/cards/cns-expired.json")),
     ("aruba-key", include_str!("../../fixtures/cards/aruba-key.json")),
 ];
+
+/// A built-in fixture card, powered on and ready for APDUs, in one line:
+///
+/// ```
+/// let mut card = firmalab_harness::persona("cns")?;
+/// assert_eq!(card.transmit(&[0x00, 0xA4, 0x08, 0x0C, 0x04, 0x10, 0x00, 0x10, 0x03]), [0x90, 0x00]);
+/// # Ok::<(), firmalab_harness::fixtures::FixtureError>(())
+/// ```
+///
+/// `name` is one of [`BUILTIN`] (`cns-renewable`, `cns-pin-blocked` …) or a profile name
+/// (`cns`, `oberthur`) for its renewable card: PIN `12345678`, PUK `87654321` (README,
+/// "Fixtures"). The card lives in memory only. Its RNG is deterministic (seed 1), so
+/// challenges repeat from run to run and RSA-2048 keys generated on it come from the public
+/// pool: a card for tests, never for anything secret.
+pub fn persona(name: &str) -> Result<firmalab_emulator::Card, FixtureError> {
+    let mut card = firmalab_emulator::Card::new(builtin(name)?, firmalab_emulator::CardRng::insecure_deterministic(1));
+    card.power_on();
+    Ok(card)
+}
 
 /// A built-in fixture by name (`cns-renewable`, or a profile name for its renewable card).
 pub fn builtin(name: &str) -> Result<CardImage, FixtureError> {
@@ -473,7 +544,20 @@ pub fn builtin(name: &str) -> Result<CardImage, FixtureError> {
     CardImage::from_json(text).map_err(FixtureError::Card)
 }
 
-/// The test CA compiled into the binary (for the demo and ephemeral use from any folder).
+/// The test CA of a command: the one in `dir` (`--ca DIR`) when given, else the one compiled
+/// into the binary ([`builtin_ca`]), so every command works from any folder.
+pub fn test_ca(dir: Option<&Path>) -> Result<TestCa, PkiError> {
+    match dir {
+        Some(dir) => TestCa::load(dir),
+        None => builtin_ca().map_err(|e| match e {
+            FixtureError::Pki(e) => e,
+            other => PkiError::Encoding(other.to_string()),
+        }),
+    }
+}
+
+/// The test CA compiled into the binary (the files of `fixtures/ca/`): what every command uses
+/// unless `--ca DIR` names another.
 pub fn builtin_ca() -> Result<TestCa, FixtureError> {
     use der::DecodePem;
     use pkcs1::DecodeRsaPrivateKey;
@@ -508,14 +592,18 @@ pub struct NewImage {
     pub serial: Option<String>,
     pub pin: String,
     pub puk: String,
-    /// Issue date (the certificates are valid 3 years from it); `None`: today.
+    /// Today (`--now`); `None`: the system clock.
     pub now: Option<Date>,
+    /// How long after today the certificates expire (`--expires-in`, default 30 days: inside
+    /// the 2-month renewal window, so the card is renewable today). They were issued 3 years
+    /// before that (never after today).
+    pub expires_in: Span,
     /// Derive the keys from this label (INSECURE, reproducible); `None`: the OS RNG.
     pub seed: Option<String>,
     /// A blank card (failed issuance: no keys, default PIN 12345).
     pub blank: bool,
-    /// The test CA folder.
-    pub ca: PathBuf,
+    /// The test CA folder (`--ca`); `None`: the CA compiled into the binary.
+    pub ca: Option<PathBuf>,
     /// The OCSP URL written into the certificates (default: the CA's).
     pub ocsp_url: Option<String>,
     /// The CRL distribution point written into the certificates (default: the CA's).
@@ -546,18 +634,32 @@ pub fn new_image_file(n: &NewImage) -> Result<CardImage, FixtureError> {
             return Err(FixtureError::NotHttp(url.clone()));
         }
     }
+    let today = n.now.unwrap_or_else(Date::today);
+    let not_after = n.expires_in.after(today);
+    let not_before = not_after.add_years(-3).min(today);
+    if not_after <= today || not_after > today.add_years(3) {
+        return Err(FixtureError::Expiry(n.expires_in.to_string()));
+    }
     let mut file = firmalab_emulator::image::ImageFile::create(&n.out, n.force)?;
-    let mut ca = TestCa::load(&n.ca)?;
+    let mut ca = test_ca(n.ca.as_deref())?;
     if let Some(u) = &n.ocsp_url {
         ca.urls.ocsp = u.clone();
     }
     if let Some(u) = &n.crl_url {
         ca.urls.crl = u.clone();
     }
-    let today = n.now.unwrap_or_else(Date::today);
-    let stamp = today.days_since_epoch().unsigned_abs();
+    // From the clock's seconds (two cards issued the same day differ), or from the injected
+    // date and the seed for reproducible runs.
+    let stamp = match (n.now, &n.seed) {
+        (None, _) => std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        (Some(day), seed) => {
+            let days = day.days_since_epoch().unsigned_abs();
+            let h = Sha256::digest(seed.as_deref().unwrap_or("").as_bytes());
+            days * 100_000 + u64::from(u16::from_be_bytes([h[0], h[1]])) % 100_000
+        }
+    };
     let serial = n.serial.clone().unwrap_or_else(|| match n.profile {
-        ProfileKind::Cns => format!("60100{stamp:011}"),
+        ProfileKind::Cns => format!("60100{:011}", stamp % 100_000_000_000),
         ProfileKind::Oberthur => format!("{:08x}", stamp as u32 ^ 0x5a5a_0000),
         ProfileKind::Incrypto34 => format!("3410{stamp:012x}"),
     });
@@ -570,13 +672,15 @@ pub fn new_image_file(n: &NewImage) -> Result<CardImage, FixtureError> {
         &ca,
         &CardRequest {
             profile: n.profile,
-            description: format!("issued by `firmalab image new` on {today}"),
+            description: format!(
+                "issued by `firmalab image new` on {today}, certificates valid {not_before} .. {not_after}"
+            ),
             serial,
             person,
             pin: n.pin.clone(),
             puk: n.puk.clone(),
-            not_before: today,
-            not_after: today.add_years(3),
+            not_before,
+            not_after,
             keys: match &n.seed {
                 Some(label) => KeySource::Seeded(label),
                 None => KeySource::Random,
@@ -590,4 +694,111 @@ pub fn new_image_file(n: &NewImage) -> Result<CardImage, FixtureError> {
     image.validate().map_err(FixtureError::InvalidIssued)?;
     file.save(&image)?;
     Ok(image)
+}
+
+/// A length of time as `image new --expires-in` takes it: `30d`, `8w`, `6m` (30-day months),
+/// `3y`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Span {
+    Days(i64),
+    Years(i32),
+}
+
+impl Span {
+    /// The date this long after `from`.
+    pub fn after(self, from: Date) -> Date {
+        match self {
+            Span::Days(d) => from.add_days(d),
+            Span::Years(y) => from.add_years(y),
+        }
+    }
+}
+
+impl std::fmt::Display for Span {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Span::Days(d) => write!(f, "{d}d"),
+            Span::Years(y) => write!(f, "{y}y"),
+        }
+    }
+}
+
+impl std::str::FromStr for Span {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?}: expected a number and d, w, m or y (30d, 8w, 6m, 3y)");
+        let unit = s.chars().last().ok_or_else(bad)?;
+        let n: i64 = s[..s.len() - unit.len_utf8()].parse().map_err(|_| bad())?;
+        match unit {
+            'd' => Ok(Span::Days(n)),
+            'w' => Ok(Span::Days(n * 7)),
+            'm' => Ok(Span::Days(n * 30)),
+            'y' => Ok(Span::Years(i32::try_from(n).map_err(|_| bad())?)),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// The fixture whose card has this serial.
+pub fn fixture_by_serial(serial: &str) -> Option<Fixture> {
+    fixtures().into_iter().find(|f| f.serial == serial)
+}
+
+/// What a user should do next after a flow on `card` refused for a date or a missing
+/// back-office record: the fixture cards are built around [`REFERENCE_DATE`] and enrolled in
+/// `fixtures/ra.json`; any card can be enrolled with `ra enroll`, and `image new` issues a
+/// card renewable today. `refusals` are the reason codes of the report (outcome and steps);
+/// `now_given`: the user set `--now`; `ra`: the back office the flow used.
+pub fn advice(card: &crate::open::CardSpec, refusals: &[crate::Reason], now_given: bool, ra: &Path) -> Vec<String> {
+    use crate::Reason;
+    let mut out = vec![];
+    let image = match card {
+        crate::open::CardSpec::Image(path) => CardImage::load(path).ok(),
+        crate::open::CardSpec::Reader(_) => None,
+    };
+    let serial = image.as_ref().and_then(CardImage::serial).unwrap_or_default();
+    let fixture = fixture_by_serial(&serial);
+    let dated = refusals.iter().any(|r| matches!(r, Reason::CertExpired | Reason::NotInRenewalWindow));
+    if dated && !now_given {
+        match &fixture {
+            Some(f) => out.push(format!(
+                "{} is the fixture {}, built around the reference date {REFERENCE_DATE}: add --now {REFERENCE_DATE} (and --ra with a copy of fixtures/ra.json, its back office), or issue a card renewable today: firmalab image new --profile {} --out card.json",
+                card,
+                f.file,
+                f.profile.name()
+            )),
+            None => out.push(
+                "for a card renewable today: firmalab image new --profile cns --out card.json (its certificates expire in 30 days, inside the renewal window)".to_owned(),
+            ),
+        }
+    }
+    if refusals.contains(&Reason::NotInBackOffice) {
+        let ra_flag = if ra == Path::new(crate::backoffice::DEFAULT_PATH) {
+            String::new()
+        } else {
+            format!(" --ra {}", ra.display())
+        };
+        let contacts = fixture
+            .as_ref()
+            .and_then(|f| ENROLLED.iter().find(|(file, ..)| *file == f.file))
+            .map_or(("EMAIL", "MOBILE"), |(_, email, mobile)| (*email, *mobile));
+        out.push(format!(
+            "card {} has no record in the back office {}: enrol it with\n  firmalab ra enroll --card {card} --email {} --mobile {}{ra_flag}",
+            if serial.is_empty() { card.to_string() } else { serial.clone() },
+            absolute(ra).display(),
+            contacts.0,
+            contacts.1,
+        ));
+        if fixture.is_some() {
+            out.push(format!(
+                "(the fixture cards are enrolled in fixtures/ra.json: cp fixtures/ra.json my-ra.json and pass --ra my-ra.json --now {REFERENCE_DATE})"
+            ));
+        }
+    }
+    out
+}
+
+/// `path` made absolute against the working directory (for messages saying where a file is).
+pub fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
 }

@@ -31,6 +31,9 @@ pub struct Cards {
     pub quickack: bool,
     /// Answer with a physical token's latency.
     pub timing: Timing,
+    /// Also run a zero-work card after the others ([`HostedCard::echo`]: `9000` at once to
+    /// every APDU, the transport's floor for `firmalab bench --echo-reader`).
+    pub echo: bool,
 }
 
 impl Default for Cards {
@@ -43,6 +46,7 @@ impl Default for Cards {
             seed: None,
             quickack: true,
             timing: Timing::None,
+            echo: false,
         }
     }
 }
@@ -50,7 +54,7 @@ impl Default for Cards {
 /// Why the cards could not run, or why one stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
-    #[error("give at least one --image FILE or --persona NAME")]
+    #[error("give at least one --image FILE, --persona NAME or --echo")]
     NoCards,
     #[error("{cards} cards but {addresses} --vpcd addresses: give one per card, in order")]
     AddressCount { cards: usize, addresses: usize },
@@ -79,7 +83,7 @@ pub enum HostError {
 /// `verbose`, later cards' failures, and `cards removed` once they stopped), from the cards'
 /// threads; the first failure is returned.
 pub fn run(cards: Cards, stop: Arc<AtomicBool>, log: Arc<dyn Fn(String) + Send + Sync>) -> Result<(), HostError> {
-    let count = cards.images.len() + cards.personas.len();
+    let count = cards.images.len() + cards.personas.len() + usize::from(cards.echo);
     if count == 0 {
         return Err(HostError::NoCards);
     }
@@ -113,6 +117,11 @@ pub fn run(cards: Cards, stop: Arc<AtomicBool>, log: Arc<dyn Fn(String) + Send +
         let image = fixtures::builtin(name)?;
         let host = HostedCard::ephemeral(Card::new(image, rng(hosts.len())?)).with_timing(cards.timing);
         hosts.push((format!("{name} (ephemeral)"), host));
+    }
+    if cards.echo {
+        // The ATR of the CNS persona, so PC/SC sees a card it knows; nothing is executed.
+        let card = Card::new(fixtures::builtin("cns")?, rng(hosts.len())?);
+        hosts.push(("echo card (9000 at once, zero work)".to_owned(), HostedCard::echo(card)));
     }
     let (verbose, quickack) = (cards.verbose, cards.quickack);
     let threads: Vec<_> = hosts
@@ -171,7 +180,7 @@ mod tests {
 
     #[test]
     fn cards_and_addresses_are_checked_before_any_card_starts() {
-        assert_eq!(refused(Cards::default()), "give at least one --image FILE or --persona NAME");
+        assert_eq!(refused(Cards::default()), "give at least one --image FILE, --persona NAME or --echo");
         let two = || Cards { personas: vec!["cns".into(), "oberthur".into()], ..Cards::default() };
         let one_address = Cards { vpcd: vec!["127.0.0.1:1".into()], ..two() };
         assert_eq!(refused(one_address), "2 cards but 1 --vpcd addresses: give one per card, in order");

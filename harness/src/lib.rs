@@ -2,6 +2,11 @@
 //! clients and the management flows.
 //!
 //! Where to start:
+//! * [`persona`]: a fixture card in-process, powered on, in one line: APDUs in, answers out
+//!   (`examples/in_process_card.rs`).
+//! * [`lab::PcscLab`]: a private pcscd with vpcd readers and virtual cards for a test, torn
+//!   down with it; PC/SC programs and OpenSC's PKCS#11 module see the cards
+//!   (`examples/pcsc_lab.rs`).
 //! * [`open`]: a card from an image file or `reader:NAME` ([`open::CardSpec`]), behind the
 //!   gate it needs; [`open::OpenCard::runner`] gives the [`flows::Runner`] a flow runs on.
 //! * [`flows`]: the flows, each a function from a runner to a [`flows::FlowReport`]:
@@ -40,6 +45,7 @@ pub mod flows;
 pub mod fuzz_corpus;
 pub mod host;
 pub mod inspect;
+pub mod lab;
 pub mod notices;
 pub mod open;
 pub mod outbox;
@@ -58,4 +64,5 @@ pub mod variant;
 pub mod wire;
 
 pub use error::Error;
+pub use fixtures::persona;
 pub use reason::Reason;

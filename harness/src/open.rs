@@ -151,6 +151,35 @@ impl Default for OpenOptions {
     }
 }
 
+impl OpenOptions {
+    /// Whether RSA-2048 keys generated on this card come from the public key pool instead of
+    /// its RNG: an in-process card in deterministic mode (`--seed`). Anyone has those private
+    /// keys (`fixtures/keys/rsa2048-pool.txt`).
+    pub fn pool_keys(&self, spec: &CardSpec) -> bool {
+        self.seed.is_some() && !spec.in_reader()
+    }
+}
+
+/// What the key-generation step says when the keys were not generated but drawn from the
+/// public pool (deterministic mode).
+pub const POOL_NOTE: &str = "key pairs drawn from the public pool fixtures/keys/rsa2048-pool.txt (deterministic mode, --seed): not generated, not secret";
+
+/// A flow step as [`crate::report::step_line`] shows it; when `pool_keys`, the key-generation
+/// step says that its keys came from the public pool ([`POOL_NOTE`]), so no run presents pool
+/// keys as generated.
+pub fn step_line(e: Event<'_>, pool_keys: bool) -> Option<String> {
+    match e {
+        Event::Begin("KeysGenerated") if pool_keys => {
+            Some(format!("  …  {:<30} drawing key pairs from the public pool (deterministic mode)", "KeysGenerated"))
+        }
+        Event::End(s) if pool_keys && s.name == "KeysGenerated" && s.status == crate::flows::StepStatus::Ok => {
+            let pooled = crate::flows::StepRecord { detail: POOL_NOTE.to_owned(), ..s.clone() };
+            crate::report::step_line(Event::End(&pooled))
+        }
+        _ => crate::report::step_line(e),
+    }
+}
+
 /// Why a card could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {

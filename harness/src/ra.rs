@@ -12,7 +12,7 @@ use crate::dates::Date;
 use crate::notices::{self, Within};
 use crate::open::{CardSpec, OpenError, OpenOptions};
 use crate::outbox::Stamp;
-use crate::pki::{PkiError, TestCa};
+use crate::pki::PkiError;
 use crate::revocation::{self, RevocationError};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -132,13 +132,15 @@ pub enum Command {
         out: PathBuf,
         format: CrlFormat,
         days: i64,
-        ca: PathBuf,
+        /// `None`: the test CA built into firmalab.
+        ca: Option<PathBuf>,
         now: Option<Date>,
     },
     /// `index.txt` and the responder's files for `openssl ocsp`.
     OcspIndex {
         out: PathBuf,
-        ca: PathBuf,
+        /// `None`: the test CA built into firmalab.
+        ca: Option<PathBuf>,
         now: Option<Date>,
     },
 }
@@ -244,9 +246,11 @@ pub fn run(cmd: Command, store: &Path, json: bool) -> Result<Shown, RaError> {
             outcome("resend-codes", cms::resend_codes(&mut bo, &practice, &cdrl, &outbox, Stamp::at(now)), json)
         }
         Command::Due { within, outbox, now } => due(store, within, outbox, now, json).map(Shown::done),
-        Command::Crl { out, format, days, ca, now } => crl(store, &out, format, days, &ca, now, json).map(Shown::done),
+        Command::Crl { out, format, days, ca, now } => {
+            crl(store, &out, format, days, ca.as_deref(), now, json).map(Shown::done)
+        }
         Command::OcspIndex { out, ca, now } => {
-            let ca = TestCa::load(&ca)?;
+            let ca = crate::fixtures::test_ca(ca.as_deref())?;
             let bo = Store::open_read_only(store)?;
             let files = revocation::write_ocsp_dir(&ca, &bo.data, &out, today(now))?;
             if json {
@@ -279,11 +283,11 @@ fn crl(
     out: &Path,
     format: CrlFormat,
     days: i64,
-    ca: &Path,
+    ca: Option<&Path>,
     now: Option<Date>,
     json: bool,
 ) -> Result<String, RaError> {
-    let ca = TestCa::load(ca)?;
+    let ca = crate::fixtures::test_ca(ca)?;
     let mut bo = Store::open(store)?;
     let now = today(now);
     let number = bo.data.crl_number + 1;

@@ -16,10 +16,13 @@ pub struct ApduArgs {
     /// Print each response as bare hex (data and SW), one line per APDU.
     #[arg(long)]
     raw: bool,
-    /// INSECURE deterministic card RNG seed, for reproducible challenges and keys.
+    /// INSECURE deterministic mode: the card's RNG is seeded (reproducible challenges), and
+    /// RSA-2048 keys generated on the card are drawn from a public pool
+    /// (fixtures/keys/rsa2048-pool.txt: anyone has their private keys).
     #[arg(long)]
     seed: Option<u64>,
-    /// With --reader: send the APDUs N times and print round-trip statistics instead.
+    /// With --reader: send the APDUs N times and print round-trip statistics instead (the
+    /// same measurement as `firmalab bench --reader`).
     /// APDUs carrying a PIN or PUK are refused unless --virtual-card or
     /// --accept-secret-risk.
     #[arg(long, requires = "reader")]
@@ -41,12 +44,13 @@ pub fn run(a: ApduArgs) -> CliResult {
             let session = console::run(&image, &a.apdus, a.raw, a.seed)?;
             (session.lines, session.save_failure)
         }
-        (None, Some(reader)) => {
-            if a.repeat.is_some() {
+        (None, Some(reader)) => match a.repeat {
+            Some(n) => {
                 console::refuse_secrets(&a.apdus, a.virtual_card || a.accept_secret_risk)?;
+                (vec![firmalab_harness::bench::repeat_on_reader(&reader, &a.apdus, n)?], None)
             }
-            (console::run_reader(&reader, &a.apdus, a.raw, a.repeat)?, None)
-        }
+            None => (console::run_reader(&reader, &a.apdus, a.raw)?, None),
+        },
         (None, None) => return Err("give --image FILE or --reader NAME".into()),
     };
     for line in lines {

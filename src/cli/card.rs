@@ -18,13 +18,20 @@ pub struct CardArgs {
     /// saved. Repeatable.
     #[arg(long)]
     persona: Vec<String>,
+    /// Also run a zero-work card, after the others: it answers 9000 to every APDU at once,
+    /// without executing it; the round trip of pcscd + vpcd alone (the floor `firmalab bench
+    /// --echo-reader` compares firmalab's round trip to).
+    #[arg(long)]
+    echo: bool,
     /// vpcd address per card, in order (default 127.0.0.1:35963, then :35964 …).
     #[arg(long)]
     vpcd: Vec<String>,
     /// Log every APDU (PINs and PUKs redacted) with the card's time.
     #[arg(long)]
     verbose: bool,
-    /// INSECURE deterministic card RNG seed.
+    /// INSECURE deterministic mode: the card's RNG is seeded (reproducible challenges), and
+    /// RSA-2048 keys generated on the card are drawn from a public pool
+    /// (fixtures/keys/rsa2048-pool.txt: anyone has their private keys).
     #[arg(long)]
     seed: Option<u64>,
     /// Answer with a physical token's latency: none (default), fast, typical, slow
@@ -52,6 +59,7 @@ pub fn run(a: CardArgs) -> CliResult {
         seed: a.seed,
         quickack: !a.no_quickack,
         timing: a.timing,
+        echo: a.echo,
     };
     host::run(cards, stop, Arc::new(|line: String| eprintln!("{line}")))?;
     Ok(0)

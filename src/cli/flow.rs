@@ -18,7 +18,6 @@ use firmalab_harness::flows::renewal::{self, RenewalOptions};
 use firmalab_harness::flows::secrets::{self, Field, Given};
 use firmalab_harness::flows::{Event, FlowReport, Outcome, Runner, diagnostic, pin, reset};
 use firmalab_harness::open::{self, CardSpec, OpenOptions};
-use firmalab_harness::pki::TestCa;
 use firmalab_harness::report;
 use std::path::{Path, PathBuf};
 
@@ -119,10 +118,11 @@ pub struct FlowArgs {
     /// The back-office store.
     #[arg(long, default_value = DEFAULT_PATH)]
     pub ra: PathBuf,
-    /// The test CA (renewal).
-    #[arg(long, default_value = "fixtures/ca")]
-    pub ca: PathBuf,
-    /// Where the renewal writes the signed form, requests and certificates.
+    /// The test CA folder (renewal; default: the test CA built into firmalab).
+    #[arg(long, value_name = "DIR")]
+    pub ca: Option<PathBuf>,
+    /// Where the renewal writes the signed form, requests and certificates (relative to the
+    /// working directory).
     #[arg(long, default_value = "firmalab-out")]
     pub out_dir: PathBuf,
     #[arg(long, value_enum, default_value = "from-old-expiry")]
@@ -146,7 +146,9 @@ pub struct FlowArgs {
     /// FIRMALAB_SUPPORT_BUNDLE=off).
     #[arg(long, conflicts_with = "support_bundle")]
     pub no_support_bundle: bool,
-    /// INSECURE deterministic RNG for in-process cards.
+    /// INSECURE deterministic mode for in-process cards: their RNG is seeded, and RSA-2048
+    /// keys generated on them (renewal) are drawn from a public pool
+    /// (fixtures/keys/rsa2048-pool.txt: anyone has their private keys).
     #[arg(long)]
     pub seed: Option<u64>,
     /// In-process cards answer with a physical token's latency (none, fast, typical, slow).
@@ -154,10 +156,24 @@ pub struct FlowArgs {
     pub timing: firmalab_emulator::timing::Timing,
 }
 
-fn print_event(json: bool) -> impl FnMut(Event<'_>) {
+/// Prints each step (pool keys named as such); on a terminal, a step in progress shows its
+/// elapsed time on standard error (key generation under a timing model takes seconds).
+fn print_event(json: bool, pool_keys: bool) -> impl FnMut(Event<'_>) {
+    let mut ticking: Option<super::progress::Step> = None;
     move |e| {
-        if !json && let Some(line) = report::step_line(e) {
+        if json {
+            return;
+        }
+        if let Some(t) = ticking.take() {
+            t.clear();
+        }
+        if let Some(line) = open::step_line(e, pool_keys) {
             println!("{line}");
+        }
+        if let Event::Begin(name) = e
+            && super::progress::on_terminal()
+        {
+            ticking = Some(super::progress::step(format!("  …  {name}")));
         }
     }
 }
@@ -225,7 +241,35 @@ fn finish(report: &FlowReport, a: &FlowArgs) -> Result<u8, String> {
     } else {
         println!("{}", report::outcome_line(report));
     }
+    advise(report, a);
     Ok(report.outcome.exit_code())
+}
+
+/// Where the flow's files went, and what to do after a refusal for a date or a missing
+/// back-office record (on standard error).
+fn advise(report: &FlowReport, a: &FlowArgs) {
+    use firmalab_harness::fixtures::{absolute, advice};
+    use firmalab_harness::flows::{Outcome, StepStatus};
+    if a.name == FlowName::Renewal && a.out_dir.is_dir() && !a.dry_run {
+        eprintln!("renewal files (signed form, requests, certificates) in {}", absolute(&a.out_dir).display());
+    }
+    if matches!(a.name, FlowName::Renewal | FlowName::Reset) && a.ra.is_file() && !a.dry_run {
+        eprintln!("back office: {}", absolute(&a.ra).display());
+    }
+    let mut refusals: Vec<firmalab_harness::Reason> = report
+        .steps
+        .iter()
+        .filter(|s| s.status == StepStatus::Refused)
+        .filter_map(|s| s.detail.split(':').next().and_then(|code| code.parse().ok()))
+        .collect();
+    if let Outcome::Refused { reason, .. } = &report.outcome {
+        refusals.push(*reason);
+    }
+    if let [card] = a.cards.as_slice() {
+        for line in advice(&CardSpec::parse(card), &refusals, a.now.is_some(), &a.ra) {
+            eprintln!("firmalab: {line}");
+        }
+    }
 }
 
 /// Why `firmalab flow` could not run a flow: bad usage (exit 2) or the card (exit 3).
@@ -337,7 +381,8 @@ fn run_flow(a: &FlowArgs) -> Result<u8, Trouble> {
         }
     };
     // Ask for everything before touching the card.
-    let mut printer = print_event(a.json);
+    let pool_keys = OpenOptions { seed: a.seed, ..OpenOptions::default() }.pool_keys(&spec);
+    let mut printer = print_event(a.json, pool_keys);
     let policy = SecretPolicy { allow_last_try: a.allow_last_try, virtual_card: false };
     let reader = spec.place();
     let open = |printer, given: &[Given<'_>]| open_runner(a, &spec, name, now, policy, printer, &reader, given);
@@ -387,7 +432,7 @@ fn run_flow(a: &FlowArgs) -> Result<u8, Trouble> {
             report
         }
         FlowName::Renewal => {
-            let ca = TestCa::load(&a.ca).map_err(|e| Usage(e.to_string()))?;
+            let ca = firmalab_harness::fixtures::test_ca(a.ca.as_deref()).map_err(|e| Usage(e.to_string()))?;
             let cdrl = a.cdrl.clone().unwrap_or_else(|| DEFAULT_CDRL.to_owned());
             let mut bo = Store::open(&a.ra).map_err(|e| Usage(e.to_string()))?;
             let yes = a.yes || a.dry_run;
@@ -445,7 +490,7 @@ fn run_flow(a: &FlowArgs) -> Result<u8, Trouble> {
             report
         }
         FlowName::Order => {
-            let ca = TestCa::load(&a.ca).map_err(|e| Usage(e.to_string()))?;
+            let ca = firmalab_harness::fixtures::test_ca(a.ca.as_deref()).map_err(|e| Usage(e.to_string()))?;
             let mut bo = Store::open(&a.ra).map_err(|e| Usage(e.to_string()))?;
             let pin = ask("pin", "PIN: ")?;
             ctx.secrets.push(pin.clone());

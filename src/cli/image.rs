@@ -19,7 +19,9 @@ pub enum ImageCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Issue a fresh card from the test CA (new RSA-2048 keys; takes a few seconds).
+    /// Issue a card from the test CA, renewable today by default (its certificates expire in
+    /// 30 days, inside the 2-month renewal window; --expires-in 3y for a freshly issued one).
+    /// New RSA-2048 keys from the OS RNG (a second or so), unless --seed.
     New {
         #[arg(long)]
         profile: ProfileKind,
@@ -39,18 +41,24 @@ pub enum ImageCmd {
         pin: String,
         #[arg(long, default_value = "87654321")]
         puk: String,
-        /// Issue date (YYYY-MM-DD); the certificates are valid 3 years from it.
+        /// Today (YYYY-MM-DD; default: the system clock).
         #[arg(long)]
         now: Option<Date>,
-        /// Derive the keys from this label instead of the OS RNG (INSECURE, reproducible).
+        /// When the certificates expire, counted from today: 30d (default: renewable today),
+        /// 8w, 6m, 3y (a fresh card). They are valid for 3 years up to then.
+        #[arg(long, default_value = "30d")]
+        expires_in: fixtures::Span,
+        /// INSECURE: derive the keys from this label instead of the OS RNG (reproducible; anyone
+        /// who knows the label can recompute the private keys).
         #[arg(long)]
         seed: Option<String>,
         /// Issue a blank card (failed issuance: no keys, default PIN 12345).
         #[arg(long)]
         blank: bool,
-        /// The test CA folder.
-        #[arg(long, default_value = "fixtures/ca")]
-        ca: PathBuf,
+        /// The test CA folder (default: the test CA built into firmalab, the same as
+        /// fixtures/ca).
+        #[arg(long, value_name = "DIR")]
+        ca: Option<PathBuf>,
         /// Replace an existing file.
         #[arg(long)]
         force: bool,
@@ -90,6 +98,7 @@ pub fn run(cmd: ImageCmd) -> CliResult {
             pin,
             puk,
             now,
+            expires_in,
             seed,
             blank,
             ca,
@@ -105,7 +114,7 @@ pub fn run(cmd: ImageCmd) -> CliResult {
             }
             let image = fixtures::new_image_file(&NewImage {
                 profile,
-                out,
+                out: out.clone(),
                 force,
                 first_name,
                 last_name,
@@ -114,6 +123,7 @@ pub fn run(cmd: ImageCmd) -> CliResult {
                 pin,
                 puk,
                 now,
+                expires_in,
                 seed,
                 blank,
                 ca,
@@ -122,6 +132,7 @@ pub fn run(cmd: ImageCmd) -> CliResult {
                 variant,
             })?;
             print!("{}", inspect::render(&inspect::summarize(&image)));
+            println!("written to {}", fixtures::absolute(&out).display());
         }
     }
     Ok(0)

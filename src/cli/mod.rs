@@ -5,11 +5,13 @@
 pub mod apdu;
 pub mod bench;
 pub mod card;
+pub mod completions;
 pub mod demo;
 pub mod fixtures;
 pub mod flow;
 pub mod image;
 pub mod input;
+pub mod progress;
 pub mod ra;
 pub mod readers;
 pub mod replay;

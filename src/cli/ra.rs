@@ -183,9 +183,9 @@ pub enum RaCmd {
         /// Days until nextUpdate.
         #[arg(long, default_value_t = 7)]
         days: i64,
-        /// The test CA folder.
-        #[arg(long, default_value = "fixtures/ca")]
-        ca: PathBuf,
+        /// The test CA folder (default: the test CA built into firmalab).
+        #[arg(long, value_name = "DIR")]
+        ca: Option<PathBuf>,
         #[arg(long)]
         now: Option<Date>,
     },
@@ -198,9 +198,9 @@ pub enum RaCmd {
     OcspIndex {
         #[arg(long)]
         out: PathBuf,
-        /// The test CA folder.
-        #[arg(long, default_value = "fixtures/ca")]
-        ca: PathBuf,
+        /// The test CA folder (default: the test CA built into firmalab).
+        #[arg(long, value_name = "DIR")]
+        ca: Option<PathBuf>,
         #[arg(long)]
         now: Option<Date>,
     },
@@ -232,9 +232,9 @@ pub struct OrderArgs {
     /// Confirms the key generation on a card in a reader by its serial (no terminal to type it).
     #[arg(long, value_name = "SERIAL")]
     confirm_serial: Option<String>,
-    /// The test CA.
-    #[arg(long, default_value = "fixtures/ca")]
-    ca: PathBuf,
+    /// The test CA folder (default: the test CA built into firmalab).
+    #[arg(long, value_name = "DIR")]
+    ca: Option<PathBuf>,
     /// Where the requests and the issued certificates are written.
     #[arg(long, default_value = "firmalab-out")]
     out_dir: PathBuf,
@@ -352,6 +352,7 @@ impl RaCmd {
 
 /// `firmalab ra …`.
 pub fn run(a: RaArgs) -> CliResult {
+    let enroll = matches!(a.command, RaCmd::Enroll { .. });
     let command = match a.command.into_command() {
         Ok(c) => c,
         Err(order) => return super::flow::run(order.into_flow(a.ra, a.json)),
@@ -359,6 +360,9 @@ pub fn run(a: RaArgs) -> CliResult {
     match ra::run(command, &a.ra, a.json) {
         Ok(shown) => {
             print!("{}", shown.text);
+            if enroll && !a.json {
+                eprintln!("back office: {}", firmalab_harness::fixtures::absolute(&a.ra).display());
+            }
             Ok(shown.code)
         }
         Err(RaError::Card(e)) => {
