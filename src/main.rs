@@ -66,6 +66,7 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    quiet_broken_pipe();
     let result = match Cli::parse().command {
         Cmd::Apdu(a) => cli::apdu::run(a),
         Cmd::Card(a) => cli::card::run(a),
@@ -88,4 +89,25 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `firmalab … | head`: when the reader of standard output goes away, `println!` panics
+/// ("failed printing to stdout: Broken pipe"). A command-line tool then stops quietly, as if
+/// killed by SIGPIPE (exit 141, what shells expect), instead of printing a panic. Every other
+/// panic keeps the default report. Card images are safe either way: each one is replaced
+/// atomically after the command that changed it, and the image lock is released by the OS.
+fn quiet_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }

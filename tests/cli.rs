@@ -393,3 +393,23 @@ fn truncated_transcript_unknown_reader_and_no_pcscd_give_one_line_errors_and_tou
     assert!(err.lines().count() == 1 && (err.contains("no PC/SC service") || err.contains("--features pcsc")), "{err}");
     drop(before);
 }
+
+#[test]
+fn output_piped_into_a_reader_that_quits_stops_quietly_without_a_panic() {
+    // `firmalab image show … | head -0`: the reader is gone before firmalab writes.
+    let fixture = root().join("fixtures/cards/cns-renewable.json");
+    for args in [vec!["image", "show", "--json"], vec!["image", "show"]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_firmalab"))
+            .args(&args)
+            .arg(&fixture)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(matches!(o.status.code(), Some(0 | 141)), "{args:?}: {:?} {err}", o.status);
+    }
+}

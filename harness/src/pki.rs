@@ -515,7 +515,7 @@ impl TestCa {
         use der::DecodePem;
         use pkcs1::DecodeRsaPrivateKey;
         let read = |name: &str| {
-            std::fs::read_to_string(dir.join(name))
+            crate::files::read_text(&dir.join(name))
                 .map_err(|e| PkiError::File { path: dir.join(name), why: e.to_string() })
         };
         let cert = |name: &str| {

@@ -35,6 +35,9 @@ pub enum ScenarioError {
     Json(#[from] serde_json::Error),
     #[error("not a {SCHEMA_NAME} v1 file")]
     Schema,
+    /// The same key twice in one JSON object (which one would count?).
+    #[error("{0}")]
+    DuplicateKey(String),
     #[error("step {step:?}: {source}")]
     Hex { step: String, source: HexError },
     #[error("step {step:?}: {command} is not a well-formed APDU")]
@@ -160,6 +163,7 @@ impl Scenario {
 
     /// Parses a scenario (JSON, `firmalab-scenario` v1); every raw APDU must be well formed.
     pub fn parse(text: &str) -> Result<Self, ScenarioError> {
+        crate::files::check_unique_keys(text).map_err(ScenarioError::DuplicateKey)?;
         let s: Scenario = serde_json::from_str(text)?;
         if s.schema != SCHEMA_NAME || s.version != 1 {
             return Err(ScenarioError::Schema);

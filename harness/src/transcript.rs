@@ -36,6 +36,9 @@ pub enum TranscriptError {
     Parse { path: PathBuf, source: serde_json::Error },
     #[error("transcript {}: not a {SCHEMA_NAME} v{SCHEMA_VERSION} file", path.display())]
     Schema { path: PathBuf },
+    /// The same key twice in one JSON object (which one would count?).
+    #[error("transcript {}: {why}", path.display())]
+    DuplicateKey { path: PathBuf, why: String },
     #[error("{}: {source}", path.display())]
     Write { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
@@ -118,6 +121,8 @@ impl Transcript {
     pub fn load(path: &Path) -> Result<Self, TranscriptError> {
         let text =
             crate::files::read_text(path).map_err(|source| TranscriptError::Read { path: path.to_owned(), source })?;
+        crate::files::check_unique_keys(&text)
+            .map_err(|why| TranscriptError::DuplicateKey { path: path.to_owned(), why })?;
         let t: Transcript =
             serde_json::from_str(&text).map_err(|source| TranscriptError::Parse { path: path.to_owned(), source })?;
         if t.schema != SCHEMA_NAME || t.version != SCHEMA_VERSION {

@@ -87,3 +87,41 @@ fn scenario_files_reject_unknown_fields_and_bad_apdus() {
     assert!(e.contains("not a well-formed APDU"), "{e}");
     assert!(Scenario::parse(&base.replace("STEP", r#"{"step":"apdu","name":"a","command":"00A4000C023F00"}"#)).is_ok());
 }
+
+#[test]
+fn a_scenario_or_transcript_with_a_key_twice_is_refused_naming_the_place() {
+    // serde_json would keep the last `card`: which card the file means would be a guess.
+    let text = std::fs::read_to_string(root().join("fixtures/scenarios/cns-basics.json")).unwrap();
+    let twice = text.replacen('{', "{\"schema\": \"x\",", 1);
+    let e = Scenario::parse(&twice).expect_err("a key twice is refused").to_string();
+    assert!(e.contains("schema") && e.contains("twice"), "{e}");
+    // Inside a step too: which command would the step send?
+    let twice = text.replacen(
+        "\"command\": \"00A4040006A00000000101\"",
+        "\"command\": \"00A4040006A00000000101\", \"command\": \"00E4000000\"",
+        1,
+    );
+    assert_ne!(twice, text);
+    let e = Scenario::parse(&twice).expect_err("a step's key twice is refused").to_string();
+    assert!(e.contains("steps[0]") && e.contains("command") && e.contains("twice"), "{e}");
+    assert!(Scenario::parse(&text).is_ok(), "the file itself parses");
+
+    let dir = std::env::temp_dir().join(format!("firmalab-dup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("t.json");
+    let t = firmalab_harness::transcript::Transcript {
+        schema: "firmalab-transcript".into(),
+        version: 1,
+        flow: "diagnostic".into(),
+        profile: "cns".into(),
+        atr: "3B".into(),
+        steps: vec![],
+    };
+    let good = serde_json::to_string_pretty(&t).unwrap();
+    std::fs::write(&file, &good).unwrap();
+    assert!(firmalab_harness::transcript::Transcript::load(&file).is_ok(), "a well-formed transcript loads");
+    std::fs::write(&file, good.replacen('{', "{\"flow\": \"reset\",", 1)).unwrap();
+    let e = firmalab_harness::transcript::Transcript::load(&file).expect_err("refused").to_string();
+    assert!(e.contains("flow") && e.contains("twice"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
