@@ -50,12 +50,26 @@ const KINDS: [Fault; 4] = [Fault::CutAfter, Fault::CutBefore, Fault::Drop, Fault
 // ---------------------------------------------------------------------------------------------
 // Which positions a sweep injects at.
 
-/// `FIRMALAB_FAULTS=full`: every fault kind at every APDU. Unset or `sample`: [`positions`].
-fn full_sweep() -> bool {
-    match std::env::var("FIRMALAB_FAULTS").as_deref() {
-        Ok("full") => true,
-        Ok("sample" | "") | Err(_) => false,
-        Ok(other) => panic!("FIRMALAB_FAULTS={other:?}: expected `full` or `sample`"),
+/// How much a sweep runs, from `FIRMALAB_FAULTS`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Sweep {
+    /// `full`: every fault kind at every APDU.
+    Full,
+    /// Unset, `sample` (shift 0) or `sample:N`: [`positions`], the one-in-[`STRIDE`] positions
+    /// shifted by `N` (CI passes a number taken from the commit, so successive commits sample
+    /// different APDUs; a failure names its `N` to reproduce it).
+    Sample(usize),
+}
+
+fn sweep_kind() -> Sweep {
+    let v = std::env::var("FIRMALAB_FAULTS").unwrap_or_default();
+    match v.as_str() {
+        "full" => Sweep::Full,
+        "sample" | "" => Sweep::Sample(0),
+        other => match other.strip_prefix("sample:").map(str::parse::<usize>) {
+            Some(Ok(n)) => Sweep::Sample(n % STRIDE),
+            _ => panic!("FIRMALAB_FAULTS={other:?}: expected `full`, `sample` or `sample:N`"),
+        },
     }
 }
 
@@ -68,11 +82,9 @@ const STRIDE: usize = 64;
 /// meets both ends of every step); and one APDU in [`STRIDE`], from an offset that rotates
 /// with the kind and the medium so that the eight pairs together land on every eighth APDU.
 fn positions(steps: &[Range<usize>], n: usize, kind: Fault, medium: Medium) -> Vec<usize> {
-    if full_sweep() {
-        return (0..n).collect();
-    }
+    let Sweep::Sample(shift) = sweep_kind() else { return (0..n).collect() };
     let pair = 2 * KINDS.iter().position(|&f| f == kind).unwrap_or(0) + medium as usize;
-    let mut v: Vec<usize> = (pair * STRIDE / 8..n).step_by(STRIDE).collect();
+    let mut v: Vec<usize> = ((pair * STRIDE / 8 + shift) % STRIDE..n).step_by(STRIDE).collect();
     for s in steps.iter().filter(|s| !s.is_empty()) {
         v.push(match medium {
             Medium::Memory => s.start,
@@ -424,7 +436,7 @@ fn sweep(what: &str, at: &[usize], mut case: impl FnMut(usize)) {
     for &i in at {
         case(i);
     }
-    eprintln!("{what}: {} faults in {:.1} s", at.len(), t.elapsed().as_secs_f64());
+    eprintln!("{what}: {} faults ({:?}) in {:.1} s", at.len(), sweep_kind(), t.elapsed().as_secs_f64());
 }
 
 // ---------------------------------------------------------------------------------------------
