@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 /// The `schema` field every image carries.
 pub const SCHEMA_NAME: &str = "firmalab-card-image";
-/// The version this build writes. Older versions are migrated on load (see [`migrate`]).
+/// The version this build writes. Older versions are migrated on load (`migrate` in this module).
 /// Version 2 added [`CardImage::security_environments`].
 pub const SCHEMA_VERSION: u32 = 2;
 /// Longest ATR ISO 7816-3 allows (and pcscd accepts).

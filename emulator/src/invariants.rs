@@ -14,7 +14,7 @@
 //!   after every command that changed persistent state and at the end.
 //! * **PIN and PUK objects**: a counter rises, a value changes or a counter falls only for a
 //!   reason: the command carried that object's secret (its padded value, or the content of a
-//!   file holding it, [`Profile::secret_files`](crate::profile::Profile::secret_files)), or the
+//!   file holding it, [`Profile::secret_files`]), or the
 //!   secret of the PUK that unblocks it; or the card reports an administrative reset
 //!   ([`Effect::CredentialsReset`]: ERASE, CREATE PIN) made with the authority verified
 //!   before the command (the SO PIN for any object, a user PIN for user PINs only). A blocked

@@ -5,7 +5,7 @@
 //! GET DATA …) nothing is allocated: buffers are bounded and live in the card.
 //!
 //! The engine holds no card fact: everything a card decides is asked of its
-//! [`Profile`](crate::profile::Profile). It is one `impl Card` in four rooms:
+//! [`Profile`]. It is one `impl Card` in four rooms:
 //! * `apdu_layer.rs`: class, command chaining, GET RESPONSE, Le shaping, parsing by the profile;
 //! * `files.rs`: SELECT, binary and record files, CREATE/DELETE FILE;
 //! * `pins.rs`: VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER, CREATE PIN, LOGOUT, ERASE;
@@ -14,7 +14,7 @@
 //!
 //! State is split in two (spec/cards.md §1.1):
 //! * persistent: the [`CardImage`] (files, PINs and counters, keys, life-cycle);
-//! * volatile: one [`Volatile`] value (current DF/EF, verified PINs, security environment,
+//! * volatile: one `Volatile` value (current DF/EF, verified PINs, security environment,
 //!   chaining buffer, pending GET RESPONSE data), replaced whole by [`Card::power_off`],
 //!   [`Card::power_on`] and [`Card::reset`].
 

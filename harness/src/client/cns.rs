@@ -3,7 +3,7 @@
 //! the renewal key as a pending key of the slot (GENERATE `P1 = 80`) committed with its
 //! certificate (`P1 = 81`).
 //!
-//! PIN references, key slots and certificate paths come from the card's mask ([`Layout`]):
+//! PIN references, key slots and certificate paths come from the card's mask (`Layout`):
 //! ST Incard masks address PINs with bit 7 set (`9A`, `90`: "search the parent DFs"), the
 //! IDEMIA 2021 CNS has one global PIN `10` guarding both keys and keeps its signature
 //! certificate in `1400/9001/2002` with the key in `1400/9002` (OpenSC `pkcs15-itacns.c`).
