@@ -217,3 +217,55 @@ fn the_echo_card_answers_9000_at_once_and_bench_shows_firmalab_against_that_floo
     }
     assert!(out.contains("signature sequence not measured"), "no PIN without --virtual-card:\n{out}");
 }
+
+#[test]
+fn image_new_derives_the_codice_fiscale_from_the_names_and_enroll_refuses_a_holder_known_by_other_names() {
+    let home = scratch("holders");
+    let show = |file: &str| text(&firmalab_in(&home, &["image", "show", file]));
+    // Names given, no --cf: the code follows from them (born 1980-01-01 in Rome).
+    let o = firmalab_in(
+        &home,
+        &["image", "new", "--profile", "cns", "--out", "luigi.json", "--first-name", "Luigi", "--last-name", "Bianco"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(show("luigi.json").contains("LUIGI BIANCO (BNCLGU80A01H501"), "{}", show("luigi.json"));
+    // The defaults are Mario Rossi's, as before.
+    let o = firmalab_in(
+        &home,
+        &["image", "new", "--profile", "cns", "--out", "mario.json", "--serial", "6010000000009901"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(show("mario.json").contains("MARIO ROSSI (RSSMRA80A01H501U)"), "{}", show("mario.json"));
+    let enroll = |card: &str, email: &str, mobile: &str| {
+        firmalab_in(&home, &["ra", "enroll", "--card", card, "--email", email, "--mobile", mobile])
+    };
+    let o = enroll("mario.json", "mario.rossi@example.it", "+393330000001");
+    assert!(o.status.success(), "{}", text(&o));
+    // Mario Rossi's code on a card that names someone else: refused, the back office unchanged.
+    let o = firmalab_in(
+        &home,
+        &[
+            "image",
+            "new",
+            "--profile",
+            "cns",
+            "--out",
+            "other.json",
+            "--first-name",
+            "Luigi",
+            "--last-name",
+            "Bianco",
+            "--cf",
+            "RSSMRA80A01H501",
+            "--serial",
+            "6010000000009902",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let before = std::fs::read(home.join("firmalab-ra.json")).unwrap();
+    let o = enroll("other.json", "luigi@example.it", "+393330000009");
+    assert!(!o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("HolderMismatch") && t.contains("MARIO ROSSI") && t.contains("LUIGI BIANCO"), "{t}");
+    assert_eq!(std::fs::read(home.join("firmalab-ra.json")).unwrap(), before, "nothing enrolled, no contact rebound");
+}

@@ -335,7 +335,8 @@ fn openssl_verify_with_the_crl_refuses_a_revoked_or_suspended_certificate() {
     let dir = scratch("crl");
     let (_img, ra, sign) = enrolled_card(&dir, "oberthur-renewable.json");
     let serial = serial_of(&sign);
-    let crl = dir.join("ca.crl.pem");
+    // A folder that does not exist yet: `ra crl` creates it.
+    let crl = dir.join("crl").join("ca.crl.pem");
     let chain = root().join("fixtures/ca/chain.pem");
     let verify = || {
         let o = Command::new("openssl")

@@ -92,6 +92,23 @@ fn replay_of_a_trace_reports_equal_and_divergent_runs_with_exit_codes() {
     assert!(out(&o).contains("needs secrets that were not given: pin {pin:8:FF}"), "{}", out(&o));
     let o = firmalab(&["trace", "replay", s(&trace), "--card", s(&cns), "--secret", "pin"]);
     assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    // The same secrets from files (a real token's PIN never on the command line), through
+    // both `trace replay` and `replay`: every command equal again.
+    let dir = scratch("secret-files");
+    let (pin, new_pin) = (dir.join("pin"), dir.join("new-pin"));
+    std::fs::write(&pin, "12345678\n").unwrap();
+    std::fs::write(&new_pin, "24682468\n").unwrap();
+    let (pin_arg, new_pin_arg) = (format!("pin={}", s(&pin)), format!("new_pin={}", s(&new_pin)));
+    for cmd in [&["trace", "replay"][..], &["replay"][..]] {
+        let mut args = cmd.to_vec();
+        args.extend([s(&trace), "--card", s(&cns), "--secret-file", &pin_arg, "--secret-file", &new_pin_arg]);
+        let o = firmalab(&args);
+        assert_eq!(o.status.code(), Some(0), "{cmd:?}: {}", out(&o));
+        assert!(out(&o).contains(" 0 differ, 0 not comparable, 0 not sent"), "{cmd:?}: {}", out(&o));
+    }
+    let o = firmalab(&["trace", "replay", s(&trace), "--card", s(&cns), "--secret-file", "pin"]);
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert!(out(&o).contains("expected NAME=FILE"), "{}", out(&o));
     // The whole report as JSON, one verdict per command.
     let o = firmalab(&[
         "trace",

@@ -439,11 +439,22 @@ fn check_key_material(algorithm: Algorithm, material: &KeyMaterial) -> Result<()
         return Ok(());
     }
     match (algorithm.rsa_bits(), material) {
-        (Some(bits), KeyMaterial::Rsa { .. }) => match material.load() {
+        (Some(bits), KeyMaterial::Rsa { pkcs1 }) => match material.load() {
             Ok(LoadedKey::Rsa(k)) => {
                 let got = rsa::traits::PublicKeyParts::size(k.as_ref()) * 8;
                 if got != bits {
                     return Err(format!("an RSA-{got} key where the slot holds RSA-{bits}"));
+                }
+                // The parser recomputes dP, dQ and qInv from p, q and d and ignores the stored
+                // ones, but a backend that reads the DER (OpenSSL) signs with them: a wrong
+                // CRT value gives a faulty signature, and one faulty CRT signature reveals a
+                // prime of n (Boneh-DeMillo-Lipton). The stored key must be exactly the key
+                // its numbers make.
+                use rsa::pkcs1::EncodeRsaPrivateKey;
+                if k.to_pkcs1_der().map_err(|e| e.to_string())?.as_bytes() != pkcs1.0.as_slice() {
+                    return Err("an RSA key whose CRT values (dP, dQ, qInv) do not follow from its primes and \
+                                private exponent (or a non-canonical DER encoding)"
+                        .into());
                 }
             }
             _ => return Err("not an RSA private key (PKCS#1 RSAPrivateKey DER with consistent numbers)".into()),

@@ -235,6 +235,23 @@ fn image_rule_key_bytes_must_be_a_key_of_the_slots_algorithm() {
 }
 
 #[test]
+fn image_rule_an_rsa_keys_crt_values_must_follow_from_its_primes() {
+    // dP, dQ, qInv are the last three INTEGERs of an RSA-2048 PKCS#1 key (~131 bytes each):
+    // a byte changed in each. The rsa crate recomputes them and would sign correctly; OpenSSL
+    // signs with them, and a faulty CRT signature gives away a prime.
+    for (what, from_end) in [("qInv", 1), ("dQ", 140), ("dP", 275)] {
+        let e = rejected("cns-renewable.json", |v| {
+            let hex = v["keys"][1]["material"]["pkcs1"].as_str().unwrap().to_owned();
+            let mut bytes = firmalab_emulator::hex::decode(&hex).unwrap();
+            let at = bytes.len() - from_end;
+            bytes[at] ^= 0x01;
+            v["keys"][1]["material"]["pkcs1"] = firmalab_emulator::hex::encode(&bytes).into();
+        });
+        assert!(e.contains("keys[1] (") && e.contains("CRT values"), "{what}: {e}");
+    }
+}
+
+#[test]
 fn image_rule_sibling_fids_are_unique_and_3f00_is_only_the_mf() {
     let e = rejected("cns-renewable.json", |v| {
         let children = v["mf"]["body"]["children"].as_array_mut().unwrap();

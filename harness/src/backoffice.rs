@@ -28,6 +28,8 @@ crate::reason::codes! {
         NoSuchCertificate,
         NoSuchHolder,
         AlreadyEnrolled,
+        /// The back office knows this codice fiscale under other names.
+        HolderMismatch,
         /// The card holds no qualified signature certificate.
         CertificateMissing,
         /// Only the CDRL that issued the card operates on it.

@@ -42,6 +42,14 @@ pub enum Refusal {
     AlreadyEnrolled {
         card: String,
     },
+    /// The card's certificate names the holder of a codice fiscale the back office already
+    /// knows under other names: one of the two is wrong, and enrolling would bind this
+    /// card (and its contacts) to that person.
+    HolderMismatch {
+        codice_fiscale: String,
+        recorded: String,
+        on_card: String,
+    },
     /// The card holds no qualified signature certificate to enroll.
     CertificateMissing {
         card: String,
@@ -110,6 +118,7 @@ impl Refusal {
             Refusal::NoSuchCertificate { .. } => Reason::NoSuchCertificate,
             Refusal::NoSuchHolder { .. } => Reason::NoSuchHolder,
             Refusal::AlreadyEnrolled { .. } => Reason::AlreadyEnrolled,
+            Refusal::HolderMismatch { .. } => Reason::HolderMismatch,
             Refusal::CertificateMissing { .. } => Reason::CertificateMissing,
             Refusal::IssuedByOtherCdrl { .. } => Reason::IssuedByOtherCdrl,
             Refusal::PracticeOfOtherCdrl { .. } => Reason::PracticeOfOtherCdrl,
@@ -145,6 +154,10 @@ impl std::fmt::Display for Refusal {
             Refusal::NoSuchCertificate { serial } => write!(f, "no certificate {serial} in the back office"),
             Refusal::NoSuchHolder { codice_fiscale } => write!(f, "no holder {codice_fiscale} in the back office"),
             Refusal::AlreadyEnrolled { card } => write!(f, "card {card} is already enrolled"),
+            Refusal::HolderMismatch { codice_fiscale, recorded, on_card } => write!(
+                f,
+                "codice fiscale {codice_fiscale} belongs to {recorded} in the back office, but the card's certificate names {on_card}: nothing enrolled (check the holder data; a card with wrong holder data is replaced, not enrolled)"
+            ),
             Refusal::CertificateMissing { card } => write!(f, "card {card} has no qualified signature certificate"),
             Refusal::IssuedByOtherCdrl { card, issued_by, cdrl } => write!(
                 f,
@@ -583,6 +596,17 @@ pub fn enroll(client: &mut dyn CardClient, store: &mut Store, e: &Enrollment<'_>
     let b = &mut store.data;
     if b.card(&serial).is_some() {
         return Err(Refusal::AlreadyEnrolled { card: serial }.into());
+    }
+    if let Some(h) = b.holders.iter().find(|h| h.codice_fiscale == cf)
+        && (!h.first_name.eq_ignore_ascii_case(&holder.first_name)
+            || !h.last_name.eq_ignore_ascii_case(&holder.last_name))
+    {
+        return Err(Refusal::HolderMismatch {
+            codice_fiscale: cf,
+            recorded: format!("{} {}", h.first_name, h.last_name),
+            on_card: format!("{} {}", holder.first_name, holder.last_name),
+        }
+        .into());
     }
     let email = b.check_contact(ContactKind::Email, e.email, &cf)?;
     let mobile = b.check_contact(ContactKind::Mobile, e.mobile, &cf)?;

@@ -587,7 +587,8 @@ pub struct NewImage {
     pub first_name: String,
     pub last_name: String,
     /// The first 15 characters of the codice fiscale (the check character is computed).
-    pub cf: String,
+    /// `None`: derived from the names, born 1980-01-01 in Rome, male.
+    pub cf: Option<String>,
     /// CNS: 16 characters for EF_IDCarta; Oberthur: 8 hex digits. `None`: from the date.
     pub serial: Option<String>,
     pub pin: String,
@@ -666,7 +667,12 @@ pub fn new_image_file(n: &NewImage) -> Result<CardImage, FixtureError> {
     let person = if n.blank {
         None
     } else {
-        Some(Person::new(&n.first_name, &n.last_name, &n.cf, Date::new(1980, 1, 1), 'M', "WSREF-000001")?)
+        let birth = Date::new(1980, 1, 1);
+        let cf15 = match &n.cf {
+            Some(cf) => cf.clone(),
+            None => crate::cf::first15(&n.last_name, &n.first_name, birth, 'M', "H501"),
+        };
+        Some(Person::new(&n.first_name, &n.last_name, &cf15, birth, 'M', "WSREF-000001")?)
     };
     let image = issue_card(
         &ca,

@@ -287,6 +287,12 @@ fn crl(
     now: Option<Date>,
     json: bool,
 ) -> Result<String, RaError> {
+    let chain = match ca {
+        Some(dir) => dir.join("chain.pem").display().to_string(),
+        None => {
+            "CHAIN.pem (the built-in test CA's chain: `firmalab ra ocsp-index --out DIR` writes DIR/chain.pem)".into()
+        }
+    };
     let ca = crate::fixtures::test_ca(ca)?;
     let mut bo = Store::open(store)?;
     let now = today(now);
@@ -296,6 +302,9 @@ fn crl(
         CrlFormat::Der => der.clone(),
         CrlFormat::Pem => revocation::crl_pem(&der)?.into_bytes(),
     };
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| RaError::Write { path: dir.to_owned(), source })?;
+    }
     crate::files::write_private(out, &bytes).map_err(|source| RaError::Write { path: out.to_owned(), source })?;
     bo.data.crl_number = number;
     bo.save()?;
@@ -307,7 +316,7 @@ fn crl(
         }))?);
     }
     Ok(format!(
-        "ra crl: CRL number {number} with {listed} revoked or suspended certificate(s), valid {now} .. {}, written to {}\n  check a certificate: openssl verify -crl_check -CRLfile {} -CAfile fixtures/ca/chain.pem CERT.pem\n",
+        "ra crl: CRL number {number} with {listed} revoked or suspended certificate(s), valid {now} .. {}, written to {}\n  check a certificate: openssl verify -crl_check -CRLfile {} -CAfile {chain} CERT.pem\n",
         now.add_days(days),
         out.display(),
         out.display()

@@ -70,6 +70,10 @@ fn diagnostic_with_a_wrong_pin_at_the_last_try_keeps_the_try_and_skips_check_6_w
     assert_eq!(tries(&bench, 0x1A), 1, "the qualified signature PIN keeps its last try");
     assert!(secret_commands(&r).is_empty(), "no PIN sent: {:?}", secret_commands(&r));
     assert!(r.steps.iter().any(|s| s.name.contains("6. key matches") && s.detail.starts_with("skipped: ")));
+    // The verdict does not claim more than was checked.
+    let firmalab_harness::flows::Outcome::Done { message, .. } = &r.outcome else { panic!("{:?}", r.outcome) };
+    assert!(message.contains("check 6 (key matches") && message.contains("skipped"), "{message}");
+    assert!(!message.starts_with("every check passed"), "{message}");
 
     // The user who is sure of the PIN allows the last try: the test signature is made, and
     // the accepted PIN fills the counter again.

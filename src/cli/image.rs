@@ -32,8 +32,10 @@ pub enum ImageCmd {
         #[arg(long, default_value = "Rossi")]
         last_name: String,
         /// The first 15 characters of the codice fiscale (the check character is computed).
-        #[arg(long, default_value = "RSSMRA80A01H501")]
-        cf: String,
+        /// Default: derived from the names (born 1980-01-01 in Rome, male): RSSMRA80A01H501
+        /// for Mario Rossi.
+        #[arg(long)]
+        cf: Option<String>,
         /// CNS: 16 characters for EF_IDCarta; Oberthur: 8 hex digits. Default: from the clock.
         #[arg(long)]
         serial: Option<String>,

@@ -40,14 +40,14 @@ fn name_value(s: &str, flag: &str) -> Result<(String, String), String> {
 pub fn run(a: ReplayArgs) -> CliResult {
     if super::trace::is_trace(&a.file) {
         // A PC/SC trace (`firmalab trace import`): its own replay, with its own consent rule.
-        if !a.secret_files.is_empty() || a.confirm_serial.is_some() {
+        if a.confirm_serial.is_some() {
             return Err(format!(
-                "{} is a PC/SC trace: replay it with `firmalab trace replay` (--secret, --yes); --secret-file and --confirm-serial are for transcripts",
+                "{} is a PC/SC trace: replay it with `firmalab trace replay` (--secret, --secret-file, --yes); --confirm-serial is for transcripts",
                 a.file.display()
             )
             .into());
         }
-        return Ok(super::trace::replay_from_replay(&a.file, &a.card, &a.secrets, a.seed, a.dry_run)?);
+        return Ok(super::trace::replay_from_replay(&a.file, &a.card, &a.secrets, &a.secret_files, a.seed, a.dry_run)?);
     }
     let t = Transcript::load(&a.file)?;
     let mut secrets: Vec<(String, String)> =

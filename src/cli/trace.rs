@@ -42,9 +42,14 @@ pub struct ReplayArgs {
     /// A card image (a copy is used: the file is not changed unless --save) or reader:NAME.
     #[arg(long)]
     pub card: String,
-    /// A secret the trace's placeholders need, NAME=VALUE or NAME=hex:…. Repeatable.
+    /// A secret the trace's placeholders need, NAME=VALUE or NAME=hex:…. Repeatable. Visible in
+    /// /proc/PID/cmdline: for a real token's PIN use --secret-file.
     #[arg(long = "secret")]
     pub secrets: Vec<String>,
+    /// NAME=FILE: the secret NAME is the first line of FILE (`-`: standard input), as
+    /// `flow --pin-file`. Repeatable.
+    #[arg(long = "secret-file", value_name = "NAME=FILE")]
+    pub secret_files: Vec<String>,
     /// INSECURE deterministic RNG for an in-process card.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -109,6 +114,7 @@ pub fn replay_from_replay(
     file: &Path,
     card: &str,
     secrets: &[String],
+    secret_files: &[String],
     seed: Option<u64>,
     dry_run: bool,
 ) -> Result<u8, String> {
@@ -116,6 +122,7 @@ pub fn replay_from_replay(
         file: file.to_owned(),
         card: card.to_owned(),
         secrets: secrets.to_vec(),
+        secret_files: secret_files.to_vec(),
         seed,
         dry_run,
         yes: false,
@@ -128,7 +135,16 @@ pub fn replay_from_replay(
 
 fn replay_cmd(a: &ReplayArgs) -> Result<u8, String> {
     let t = Trace::load(&a.file)?;
-    let secrets = match Secrets::parse(&a.secrets) {
+    let mut given = a.secrets.clone();
+    for s in &a.secret_files {
+        let Some((name, path)) = s.split_once('=') else {
+            eprintln!("firmalab: --secret-file {s:?}: expected NAME=FILE");
+            return Ok(2);
+        };
+        let value = super::input::read_secret_file(Path::new(path), name)?;
+        given.push(format!("{name}={value}"));
+    }
+    let secrets = match Secrets::parse(&given) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("firmalab: {e}");

@@ -417,7 +417,23 @@ pub fn run(mut r: Runner<'_>, bo: &BackOffice, policy: &Policy, pin: Option<&str
             let card = d.serial.clone().unwrap_or_default();
             let details = serde_json::to_value(&d).unwrap_or_default();
             let result = match failed {
-                None => Ok((super::Finished::Renewable, "every check passed: the card can be renewed".to_owned())),
+                None => {
+                    let skipped: Vec<String> = d
+                        .checks
+                        .iter()
+                        .filter(|c| c.status == CheckStatus::Skip)
+                        .map(|c| format!("{} ({})", c.id, c.name))
+                        .collect();
+                    let message = if skipped.is_empty() {
+                        "every check passed: the card can be renewed".to_owned()
+                    } else {
+                        format!(
+                            "every check that ran passed, but check {} was skipped (see above): the card can be renewed as far as the checks that ran can tell",
+                            skipped.join(", check ")
+                        )
+                    };
+                    Ok((super::Finished::Renewable, message))
+                }
                 Some(c) => Err(super::refuse(c.reason.unwrap_or(Reason::UnknownCard), c.detail)),
             };
             r.finish("diagnostic", card, result, details)
