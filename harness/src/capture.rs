@@ -260,9 +260,19 @@ pub fn capture(t: Box<dyn Transport>, opts: &CaptureOptions) -> Result<Capture, 
         if opts.key_seed.is_some() { " (derived from --seed: public)" } else { "" }
     ));
 
-    // Free EEPROM: the twin's capacity is what it uses plus what the card has free.
+    // Free EEPROM: the twin's capacity is what it uses plus what the card has free (the
+    // Oberthur reports whole KiB: a twin within the same KiB keeps its capacity).
     if let Ok(Some(free)) = client.free_memory() {
-        twin.capacity = twin.eeprom_used().saturating_add(free);
+        let used = twin.eeprom_used();
+        let twin_free = twin.capacity.saturating_sub(used);
+        let unit = if profile == Profile::Oberthur { 1024 } else { 1 };
+        if twin_free / unit * unit != free {
+            twin.capacity = used.saturating_add(free);
+            notes.push(format!(
+                "capacity {} bytes: {used} used by the twin + {free} the card reports free",
+                twin.capacity
+            ));
+        }
     }
     let serial = client.serial().ok();
     twin.description = format!(
