@@ -538,12 +538,16 @@ mod tests {
     }
 
     #[test]
-    fn scrub_replaces_the_holder_and_serial_everywhere_with_the_same_pseudonyms() {
-        let image = original();
+    fn scrub_replaces_the_holder_email_and_serial_everywhere_with_the_same_pseudonyms() {
+        let mut image = original();
+        // An email address in EF_DatiPersonaliAggiuntivi (32 bytes).
+        let ef = firmalab_emulator::fs::lookup_mut(&mut image.mf, &[0x3F00, 0x1200, 0x1201]).unwrap();
+        let FileBody::Transparent { data } = &mut ef.body else { panic!("1201 is transparent") };
+        data.0[..21].copy_from_slice(b"luca.verdi@example.it");
         let (c, _) = capture_of(&image, &CaptureOptions { scrub: true, ..opts() });
         let json = c.image.to_json();
         let hex_of = |s: &str| hex::encode(s.as_bytes());
-        for personal in ["VERDI", "LUCA", "VRDLCU75C15F839D", "6010000000000103"] {
+        for personal in ["VERDI", "LUCA", "VRDLCU75C15F839D", "6010000000000103", "luca.verdi@example.it"] {
             assert!(!json.contains(personal) && !json.contains(&hex_of(personal)), "{personal} left in the twin");
         }
         let s = crate::inspect::summarize(&c.image);
@@ -555,6 +559,13 @@ mod tests {
         let last = holder.split(' ').nth(1).unwrap();
         assert!(s.certificates.iter().all(|c| c.subject.contains(last)), "{holder}: {:?}", s.certificates);
         assert!(s.certificates.iter().all(|c| c.subject.contains(&serial[serial.len() - 6..])));
+        let ef = firmalab_emulator::fs::lookup(&c.image.mf, &[0x3F00, 0x1200, 0x1201]).unwrap();
+        let FileBody::Transparent { data } = &ef.body else { panic!("1201 is transparent") };
+        let email = String::from_utf8_lossy(&data.0[..21]).into_owned();
+        assert!(
+            email.len() == 21 && email.as_bytes()[10] == b'@' && email.as_bytes()[18] == b'.',
+            "same shape: {email}"
+        );
         c.image.validate().unwrap();
     }
 }
