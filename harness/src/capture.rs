@@ -358,7 +358,10 @@ fn walk(
                 Err(sw) => notes.push(format!("{here}: READ RECORD answered {sw}: the template's records stand in")),
             }
         }
-        FileBody::PrivateKey { .. } | FileBody::PublicKey { .. } | FileBody::FreeMemory => {}
+        FileBody::PublicKey { key, .. } => notes.push(format!(
+            "{here}: public-key EF of key {key}: the twin's shows its stand-in key's public half (an image derives it from the key)"
+        )),
+        FileBody::PrivateKey { .. } | FileBody::FreeMemory => {}
     }
     path.pop();
     Ok(())
