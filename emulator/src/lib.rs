@@ -21,6 +21,7 @@ pub mod command;
 pub mod fast;
 pub mod fs;
 pub mod hex;
+pub mod hostile;
 pub mod image;
 pub mod invariants;
 pub mod keys;

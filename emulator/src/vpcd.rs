@@ -15,7 +15,9 @@
 //!   killed process never loses a response the host already saw, and rolls the card back
 //!   when that save fails ([`HostedCard`]);
 //! * stops cleanly when the stop flag is set: every read, write and connection attempt
-//!   notices it within half a second, also in the middle of a frame.
+//!   notices it within half a second, also in the middle of a frame;
+//! * injects the faults of a hostile card ([`crate::hostile`], `firmalab card --fault`) at
+//!   command APDUs counted from 1 since the card process started, after the image was saved.
 //!
 //! It does not run on `vpicc::Connection` (feature `vpicc`: `crate::vpicc_card`) because
 //! `vpicc` 0.1.0 cannot give that last guarantee by itself: its `poll` blocks with no timeout,
@@ -24,6 +26,7 @@
 use crate::apdu;
 use crate::card::Card;
 use crate::hex;
+use crate::hostile::{self, Action, FaultKind, Hostility};
 use crate::image::{CardImage, ImageError, ImageFile};
 use crate::rng::CardRng;
 use crate::sw::Sw;
@@ -76,12 +79,21 @@ pub struct HostedCard {
     saved: Option<CardImage>,
     /// A zero-work card ([`HostedCard::echo`]).
     echo: bool,
+    /// The faults it injects into its answers through vpcd, and its APDU counter.
+    hostility: Hostility,
 }
 
 impl HostedCard {
     /// A card that is never saved.
     pub fn ephemeral(card: Card) -> Self {
-        HostedCard { card, timing: crate::timing::Timing::None, store: None, saved: None, echo: false }
+        HostedCard {
+            card,
+            timing: crate::timing::Timing::None,
+            store: None,
+            saved: None,
+            echo: false,
+            hostility: Hostility::default(),
+        }
     }
 
     /// A zero-work card: `card` gives the ATR and takes the power events, and every command
@@ -95,7 +107,7 @@ impl HostedCard {
     /// A card whose current image is what `store` holds, saved there as it changes.
     pub fn persisted(card: Card, store: Box<dyn ImageStore>) -> Self {
         let saved = Some(card.image().clone());
-        HostedCard { card, timing: crate::timing::Timing::None, store: Some(store), saved, echo: false }
+        HostedCard { store: Some(store), saved, ..Self::ephemeral(card) }
     }
 
     /// Opens an image file for writing ([`ImageFile::open`]: locked while this card lives)
@@ -109,6 +121,18 @@ impl HostedCard {
     pub fn with_timing(mut self, timing: crate::timing::Timing) -> Self {
         self.timing = timing;
         self
+    }
+
+    /// Makes the card hostile through vpcd: planned faults and random answer mutations
+    /// ([`crate::hostile`]); its APDU counter starts at 0.
+    pub fn with_hostility(mut self, hostility: Hostility) -> Self {
+        self.hostility = hostility;
+        self
+    }
+
+    /// Command APDUs this card has been sent through vpcd since it was created.
+    pub fn apdus_seen(&self) -> u64 {
+        self.hostility.seen()
     }
 
     /// Whether changes are saved somewhere.
@@ -171,6 +195,12 @@ pub enum Event<'a> {
         micros: u128,
     },
     SaveFailed(String),
+    /// A hostile card's fault or mutation (`firmalab card --fault`, `--mutate-answers`) at
+    /// command APDU `apdu` (from 1 since the card process started).
+    Fault {
+        apdu: u64,
+        what: String,
+    },
 }
 
 /// How the client talks to vpcd.
@@ -221,13 +251,24 @@ pub fn serve_with(
         };
         log(Event::Connected(addr));
         let outcome = session(stream, host, options, stop, log);
-        // Losing the reader is a card removal: all volatile state goes.
-        host.card.power_off();
         match outcome {
-            Ok(()) => return Ok(()),
+            Ok(Ended::Stopped) => {
+                host.card.power_off();
+                return Ok(());
+            }
             Err(e) => {
+                // Losing the reader is a card removal: all volatile state goes.
+                host.card.power_off();
                 log(Event::Disconnected(e.to_string()));
                 announced = false;
+                let until = Instant::now() + RECONNECT_DELAY;
+                while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(POLL);
+                }
+            }
+            // A hostile card's fault removed it, leaving its power as the fault says (a cut
+            // powered it off, a drop did not); it comes back like a token put back in.
+            Ok(Ended::Removed) => {
                 let until = Instant::now() + RECONNECT_DELAY;
                 while Instant::now() < until && !stop.load(Ordering::Relaxed) {
                     std::thread::sleep(POLL);
@@ -273,6 +314,35 @@ fn connect(addr: &str) -> io::Result<TcpStream> {
         }
     }
     Err(last)
+}
+
+/// An answer for a fault's log line: in full when short, else its length and status word
+/// (secret data as `**`, [`logged_response`]).
+fn answer_summary(response: &[u8], secret: bool) -> String {
+    match response.split_last_chunk::<2>() {
+        Some((data, sw)) if data.len() > 16 => format!("{} data bytes + {}", data.len(), hex::encode(sw)),
+        _ => logged_response(response, secret),
+    }
+}
+
+/// How a session with vpcd ended without an error.
+enum Ended {
+    /// The stop flag was set.
+    Stopped,
+    /// A hostile card's fault took the card out of the reader.
+    Removed,
+}
+
+/// Sleeps `ms` milliseconds in slices; `false` when `stop` was set meanwhile.
+fn hold(ms: u64, stop: &AtomicBool) -> bool {
+    let until = Instant::now() + Duration::from_millis(ms);
+    while Instant::now() < until {
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        std::thread::sleep(POLL.min(until.saturating_duration_since(Instant::now())));
+    }
+    true
 }
 
 /// Reads exactly `buf.len()` bytes. `Ok(false)`: `stop` was set, noticed within [`POLL`]
@@ -324,7 +394,7 @@ fn session(
     options: Options,
     stop: &AtomicBool,
     log: &mut dyn FnMut(Event<'_>),
-) -> io::Result<()> {
+) -> io::Result<Ended> {
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(POLL))?;
     stream.set_write_timeout(Some(POLL))?;
@@ -336,7 +406,7 @@ fn session(
         }
         let mut len = [0u8; 2];
         if !read_frame_part(&mut stream, &mut len, stop)? {
-            return Ok(());
+            return Ok(Ended::Stopped);
         }
         let n = usize::from(u16::from_be_bytes(len));
         if options.quickack {
@@ -344,7 +414,7 @@ fn session(
         }
         let msg = payload.get_mut(..n).ok_or_else(|| io::Error::new(ErrorKind::InvalidData, "frame too long"))?;
         if !read_frame_part(&mut stream, msg, stop)? {
-            return Ok(());
+            return Ok(Ended::Stopped);
         }
         match *msg {
             [] => {}
@@ -363,23 +433,95 @@ fn session(
             [0x04] => {
                 let atr = host.card.atr().to_vec();
                 if !send(&mut stream, &atr, stop)? {
-                    return Ok(());
+                    return Ok(Ended::Stopped);
                 }
                 log(Event::Atr);
             }
             [_] => {} // vpcd sends no other control code
             ref command => {
+                let (n, action) = host.hostility.next_apdu();
+                if let Action::Fault(f) = &action
+                    && f.kind == FaultKind::CutBefore
+                {
+                    host.card.power_off();
+                    let what = format!(
+                        "{f}: power cut before APDU {n} ({}) reached the card: not executed; the card leaves the reader",
+                        apdu::redacted_hex(command)
+                    );
+                    log(Event::Fault { apdu: n, what });
+                    return Ok(Ended::Removed);
+                }
                 let started = Instant::now();
-                let (response, save_error) = host.transmit(command);
+                let (mut response, save_error) = host.transmit(command);
                 let micros = started.elapsed().as_micros();
-                let sent = send(&mut stream, &response, stop)?;
                 if let Some(e) = save_error {
                     log(Event::SaveFailed(e));
                 }
-                let response = logged_response(&response, host.card.last_reply_secret());
-                log(Event::Apdu { command: apdu::redacted_hex(command), response, micros });
+                let secret = host.card.last_reply_secret();
+                let command = apdu::redacted_hex(command);
+                let answer = answer_summary(&response, secret);
+                let what = match action {
+                    Action::Pass => None,
+                    Action::Fault(f) => Some(match f.kind {
+                        FaultKind::CutBefore | FaultKind::CutAfter | FaultKind::Drop => {
+                            let how = if f.kind == FaultKind::Drop {
+                                "the connection dropped (the card stays powered)"
+                            } else {
+                                host.card.power_off();
+                                "power cut"
+                            };
+                            log(Event::Apdu {
+                                command: command.clone(),
+                                response: format!("{answer} (not sent)"),
+                                micros,
+                            });
+                            let what = format!(
+                                "{f}: APDU {n} ({command}) executed, its answer {answer} lost, {how}; the card leaves the reader"
+                            );
+                            log(Event::Fault { apdu: n, what });
+                            return Ok(Ended::Removed);
+                        }
+                        FaultKind::Corrupt => {
+                            for b in &mut response {
+                                *b ^= hostile::CORRUPT_MASK;
+                            }
+                            format!(
+                                "{f}: APDU {n} ({command}) answered {answer} with every byte XOR {:02X}: {}",
+                                hostile::CORRUPT_MASK,
+                                answer_summary(&response, secret)
+                            )
+                        }
+                        FaultKind::Garbage => {
+                            response = hostile::garbage(n);
+                            format!(
+                                "{f}: APDU {n} ({command}) answered {answer}, replaced by {} random bytes: {}",
+                                response.len(),
+                                hex::encode(&response)
+                            )
+                        }
+                        FaultKind::Delay(ms) => {
+                            log(Event::Fault {
+                                apdu: n,
+                                what: format!("{f}: APDU {n} ({command}) answer {answer} held {ms} ms"),
+                            });
+                            if !hold(ms, stop) {
+                                return Ok(Ended::Stopped);
+                            }
+                            format!("{f}: APDU {n} answer sent after {ms} ms")
+                        }
+                    }),
+                    Action::Mutate(m) => Some(format!(
+                        "mutated answer: APDU {n} ({command}) answered {answer}: {}",
+                        hostile::mutate(&mut response, &m)
+                    )),
+                };
+                if let Some(what) = what {
+                    log(Event::Fault { apdu: n, what });
+                }
+                let sent = send(&mut stream, &response, stop)?;
+                log(Event::Apdu { command, response: logged_response(&response, secret), micros });
                 if !sent {
-                    return Ok(());
+                    return Ok(Ended::Stopped);
                 }
             }
         }

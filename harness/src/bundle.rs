@@ -588,6 +588,96 @@ fn personal_data(b: &Bundle<'_>, image: Option<&CardImage>, scrub: &mut Scrubber
     }
 }
 
+/// Replaces the personal data a card image holds (holder names, codice fiscale, birth date,
+/// email addresses, the card serial and the certificate reference derived from it) with
+/// pseudonyms of the same length and shape, consistently in every file, record, the CPLC and
+/// the description: the pseudonymiser of the support bundles, with a fresh random key (the
+/// pseudonyms cannot be recomputed from a guessed name). Certificates keep their structure
+/// (their signatures no longer verify). Returns how many distinct values were replaced.
+pub fn scrub_image(image: &mut CardImage) -> usize {
+    let mut salt = [0u8; 32];
+    if let Ok(mut rng) = firmalab_emulator::CardRng::from_os() {
+        rand_core::Rng::fill_bytes(&mut rng, &mut salt);
+    }
+    let mut scrub = Scrubber::new(salt);
+    let mut serials: Vec<String> = image.serial().into_iter().collect();
+    serials.dedup();
+    for s in &serials {
+        scrub.add(Kind::Serial, s);
+    }
+    let mut values = 0;
+    for (_, cert) in crate::inspect::certificates(image) {
+        if let Some(h) = crate::ca::holder_of(cert.tbs_certificate().subject()) {
+            scrub.add(Kind::Name, &h.first_name);
+            scrub.add(Kind::Name, &h.last_name);
+            scrub.add(Kind::Text, &h.codice_fiscale);
+            if !h.reference.is_empty() {
+                scrub.add_reference(&h.reference, &serials);
+            }
+        }
+    }
+    if let Some(n) = firmalab_emulator::fs::lookup(&image.mf, &[0x3F00, 0x1100, 0x1102])
+        && let FileBody::Transparent { data } = &n.body
+        && let Some(h) = crate::client::cns::decode_dati_personali(&data.0)
+    {
+        scrub.add(Kind::Name, &h.first_name);
+        scrub.add(Kind::Name, &h.last_name);
+        scrub.add(Kind::Text, &h.codice_fiscale);
+        scrub.add(Kind::Text, &h.birth_date);
+    }
+    let mut contents: Vec<Vec<u8>> = vec![];
+    visit_data(&mut image.mf, &mut |d| contents.push(d.clone()));
+    for c in &contents {
+        for email in emails(c) {
+            scrub.add(Kind::Text, &email);
+        }
+    }
+    values += scrub.pairs.len();
+    let apply = |d: &mut Vec<u8>| {
+        let mut cells: Vec<Option<u8>> = d.iter().copied().map(Some).collect();
+        scrub.bytes(&mut cells);
+        *d = cells.into_iter().map(|b| b.unwrap_or(0)).collect();
+    };
+    visit_data(&mut image.mf, &mut |d| apply(d));
+    if let Some(cplc) = &mut image.cplc {
+        apply(&mut cplc.0);
+    }
+    image.description = scrub.text(&image.description);
+    for p in &mut image.pins {
+        p.label = scrub.text(&p.label);
+    }
+    for k in &mut image.keys {
+        k.label = scrub.text(&k.label);
+    }
+    values
+}
+
+/// Every transparent EF's data and every record of a tree.
+fn visit_data(node: &mut firmalab_emulator::fs::FileNode, f: &mut dyn FnMut(&mut Vec<u8>)) {
+    match &mut node.body {
+        FileBody::Transparent { data } => f(&mut data.0),
+        FileBody::Records { records, .. } => records.iter_mut().for_each(|r| f(&mut r.0)),
+        FileBody::Df { children, .. } => children.iter_mut().for_each(|c| visit_data(c, f)),
+        _ => {}
+    }
+}
+
+/// Email addresses written in ASCII inside bytes (certificate subjects and alternative names).
+fn emails(data: &[u8]) -> Vec<String> {
+    let local = |b: u8| b.is_ascii_alphanumeric() || b"._%+-".contains(&b);
+    let domain = |b: u8| b.is_ascii_alphanumeric() || b".-".contains(&b);
+    let mut out = vec![];
+    for (at, _) in data.iter().enumerate().filter(|(_, b)| **b == b'@') {
+        let start = data[..at].iter().rposition(|b| !local(*b)).map_or(0, |i| i + 1);
+        let end = data[at + 1..].iter().position(|b| !domain(*b)).map_or(data.len(), |i| at + 1 + i);
+        let (user, host) = (&data[start..at], &data[at + 1..end]);
+        if !user.is_empty() && host.contains(&b'.') && host.len() > 3 {
+            out.push(String::from_utf8_lossy(&data[start..end]).into_owned());
+        }
+    }
+    out
+}
+
 /// The command data and the response data of a transcript, each as one byte stream
 /// (placeholders and masked bytes left out).
 fn data_streams(t: &Transcript) -> [Vec<u8>; 2] {

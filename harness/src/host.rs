@@ -3,6 +3,7 @@
 //! built-in personas are ephemeral.
 
 use crate::fixtures::{self, FixtureError};
+use firmalab_emulator::hostile::{Fault, Hostility, Mutator};
 use firmalab_emulator::image::ImageError;
 use firmalab_emulator::timing::Timing;
 use firmalab_emulator::vpcd::{self, Event, HostedCard};
@@ -34,6 +35,11 @@ pub struct Cards {
     /// Also run a zero-work card after the others ([`HostedCard::echo`]: `9000` at once to
     /// every APDU, the transport's floor for `firmalab bench --echo-reader`).
     pub echo: bool,
+    /// Faults every card (not the echo card) injects, at its own command APDU numbers
+    /// (`firmalab card --fault`, [`firmalab_emulator::hostile`]).
+    pub faults: Vec<Fault>,
+    /// Random answer mutations of every card (not the echo card), reproducible by seed.
+    pub mutate: Option<Mutator>,
 }
 
 impl Default for Cards {
@@ -47,6 +53,8 @@ impl Default for Cards {
             quickack: true,
             timing: Timing::None,
             echo: false,
+            faults: vec![],
+            mutate: None,
         }
     }
 }
@@ -107,16 +115,30 @@ pub fn run(cards: Cards, stop: Arc<AtomicBool>, log: Arc<dyn Fn(String) + Send +
         Some(s) => Ok(CardRng::insecure_deterministic(s.wrapping_add(i as u64))),
         None => CardRng::from_os().map_err(HostError::Rng),
     };
+    let hostility = || Hostility::new(cards.faults.clone(), cards.mutate);
     let mut hosts: Vec<(String, HostedCard)> = Vec::new();
     for path in &cards.images {
         // Locked for as long as this process runs the card.
         let host = HostedCard::open(path, rng(hosts.len())?)?;
-        hosts.push((path.display().to_string(), host.with_timing(cards.timing)));
+        hosts.push((path.display().to_string(), host.with_timing(cards.timing).with_hostility(hostility())));
     }
     for name in &cards.personas {
         let image = fixtures::builtin(name)?;
-        let host = HostedCard::ephemeral(Card::new(image, rng(hosts.len())?)).with_timing(cards.timing);
+        let host = HostedCard::ephemeral(Card::new(image, rng(hosts.len())?))
+            .with_timing(cards.timing)
+            .with_hostility(hostility());
         hosts.push((format!("{name} (ephemeral)"), host));
+    }
+    if hostility().is_active() {
+        let mut plan: Vec<String> = cards.faults.iter().map(|f| f.to_string()).collect();
+        if let Some(m) = cards.mutate {
+            plan.push(format!("{}% of answers mutated at random (seed {})", m.rate, m.seed));
+        }
+        log(format!(
+            "hostile card{}: {} (command APDUs counted from 1 since this process started, per card)",
+            if hosts.len() == 1 { "" } else { "s" },
+            plan.join(", ")
+        ));
     }
     if cards.echo {
         // The ATR of the CNS persona, so PC/SC sees a card it knows; nothing is executed.
@@ -141,6 +163,7 @@ pub fn run(cards: Cards, stop: Arc<AtomicBool>, log: Arc<dyn Fn(String) + Send +
                         log(format!("[{label}] waiting for vpcd at {a} (is pcscd running with vsmartcard-vpcd?)"))
                     }
                     Event::Connected(a) => log(format!("[{label}] inserted in the vpcd reader at {a}")),
+                    Event::Fault { what, .. } => log(format!("[{label}] FAULT {what}")),
                     other => log(format!("[{label}] {other:?}")),
                 };
                 let result = vpcd::serve_with(&mut host, &addr, vpcd::Options { quickack }, &stop, &mut show)

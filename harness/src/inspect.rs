@@ -2,6 +2,7 @@
 
 use crate::dates::Date;
 use der::Decode;
+use der::referenced::OwnedToRef;
 use firmalab_emulator::fs::{FileBody, FileNode, display_path};
 use firmalab_emulator::image::CardImage;
 use firmalab_emulator::profile::cns;
@@ -35,6 +36,9 @@ pub struct CertSummary {
     pub serial: String,
     pub not_before: String,
     pub not_after: String,
+    /// The key on the card whose public key the certificate certifies (its reference);
+    /// `None` when no key matches (a twin's stand-in keys, a certificate left behind).
+    pub key: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -121,6 +125,14 @@ pub fn summarize(image: &CardImage) -> ImageSummary {
             .into_iter()
             .map(|(path, c)| {
                 let tbs = c.tbs_certificate();
+                let key =
+                    rsa::RsaPublicKey::try_from(tbs.subject_public_key_info().owned_to_ref()).ok().and_then(|p| {
+                        let modulus = rsa::traits::PublicKeyParts::n(&p).to_be_bytes_trimmed_vartime().to_vec();
+                        image
+                            .keys
+                            .iter()
+                            .find(|k| k.material.as_ref().is_some_and(|m| public_modulus(m) == Some(modulus.clone())))
+                    });
                 CertSummary {
                     path: display_path(&path),
                     subject: tbs.subject().to_string(),
@@ -128,9 +140,18 @@ pub fn summarize(image: &CardImage) -> ImageSummary {
                     serial: tbs.serial_number().to_string(),
                     not_before: time(&tbs.validity().not_before),
                     not_after: time(&tbs.validity().not_after),
+                    key: key.map(|k| k.reference.to_string()),
                 }
             })
             .collect(),
+    }
+}
+
+/// The RSA modulus of a key, if it is an RSA key that loads.
+fn public_modulus(m: &firmalab_emulator::keys::KeyMaterial) -> Option<Vec<u8>> {
+    match m.load().ok()?.public() {
+        firmalab_emulator::keys::PublicKey::Rsa { modulus, .. } => Some(modulus),
+        _ => None,
     }
 }
 
@@ -167,6 +188,13 @@ pub fn render(s: &ImageSummary) -> String {
     for c in &s.certificates {
         line(format!("  {}  {}", c.path, c.subject));
         line(format!("      valid {} .. {}, serial {}", c.not_before, c.not_after, c.serial));
+        match &c.key {
+            Some(k) => line(format!("      key {k}")),
+            None if !s.keys.is_empty() => {
+                line("      NO KEY ON THE CARD MATCHES IT (a captured twin's stand-in keys, or a leftover)".into())
+            }
+            None => {}
+        }
     }
     o
 }

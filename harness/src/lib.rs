@@ -31,6 +31,7 @@ pub mod bench;
 pub mod bundle;
 pub mod ca;
 pub mod cades;
+pub mod capture;
 pub mod cf;
 pub mod client;
 pub mod client_auth;

@@ -38,6 +38,27 @@ pub struct CardArgs {
     /// (RSA-2048 signature 60 / 250 / 680 ms, key generation 2 / 10 / 30 s).
     #[arg(long, default_value = "none")]
     timing: firmalab_emulator::timing::Timing,
+    /// A hostile card for middleware QA: faults injected at command APDU N, counted from 1
+    /// since this card process started (every PC/SC connection and program adds to the same
+    /// count; power and ATR requests are not counted; each card counts its own). KIND@N,
+    /// comma-separated: cut-before@N (power cut, the command never executes), cut-after@N (it
+    /// executes and is saved, then power is cut), drop@N (it executes and is saved, the answer
+    /// is lost, the card stays powered): these three take the card out of the reader, back
+    /// about a second later; corrupt@N (every byte of the answer XOR 5A), garbage@N (1-40
+    /// random bytes instead of the answer), delay@N:MS (the answer MS milliseconds late). Each
+    /// injected fault is logged on stderr with its APDU number. An image is saved before any
+    /// fault: a fault never damages it.
+    #[arg(long, value_name = "KIND@N[,KIND@N…]")]
+    fault: Vec<String>,
+    /// Mutate answers at random, reproducibly: the same SEED and the same commands give the
+    /// same mutations (a bit flipped, the status word replaced, the answer truncated, bytes
+    /// inserted). How many: --mutate-rate. Each mutation is logged with its APDU number.
+    #[arg(long, value_name = "SEED")]
+    mutate_answers: Option<u64>,
+    /// Percent of answers --mutate-answers mutates, 1-100.
+    #[arg(long, value_name = "PERCENT", default_value_t = firmalab_emulator::hostile::DEFAULT_MUTATE_RATE,
+          value_parser = clap::value_parser!(u8).range(1..=100), requires = "mutate_answers")]
+    mutate_rate: u8,
     /// Diagnostic: do not re-arm TCP_QUICKACK (shows Debian 12 vpcd's ~44 ms stall per
     /// APDU).
     #[arg(long, hide = true)]
@@ -45,6 +66,22 @@ pub struct CardArgs {
 }
 
 pub fn run(a: CardArgs) -> CliResult {
+    let mut faults = Vec::new();
+    for spec in &a.fault {
+        match firmalab_emulator::hostile::parse_faults(spec) {
+            Ok(f) => faults.extend(f),
+            Err(e) => {
+                eprintln!("firmalab: --fault: {e}");
+                return Ok(2);
+            }
+        }
+    }
+    faults.sort_by_key(|f| f.at);
+    if let Some(w) = faults.windows(2).find(|w| w[0].at == w[1].at) {
+        eprintln!("firmalab: --fault: APDU {} has two faults ({} and {}); one fault per APDU", w[0].at, w[0], w[1]);
+        return Ok(2);
+    }
+    let mutate = a.mutate_answers.map(|seed| firmalab_emulator::hostile::Mutator { seed, rate: a.mutate_rate });
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
@@ -60,6 +97,8 @@ pub fn run(a: CardArgs) -> CliResult {
         quickack: !a.no_quickack,
         timing: a.timing,
         echo: a.echo,
+        faults,
+        mutate,
     };
     host::run(cards, stop, Arc::new(|line: String| eprintln!("{line}")))?;
     Ok(0)

@@ -6,8 +6,8 @@ use firmalab_emulator::CardImage;
 use firmalab_emulator::image::ProfileKind;
 use firmalab_harness::dates::Date;
 use firmalab_harness::fixtures::{self, NewImage};
-use firmalab_harness::inspect;
 use firmalab_harness::variant::Variant;
+use firmalab_harness::{capture, inspect};
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
@@ -77,6 +77,30 @@ pub enum ImageCmd {
         #[arg(long)]
         variant: Option<Variant>,
     },
+    /// A virtual twin of a card in a PC/SC reader, read without changing it: ATR, profile,
+    /// file tree with FCPs, certificates, public keys, life cycle, counters (where the query
+    /// is free). Only SELECT, READ BINARY/RECORD and GET DATA are sent (a write or a PIN
+    /// cannot pass the read-only gate). Fresh key pairs stand in for the private keys, the
+    /// template's test values for the PINs (build with --features pcsc).
+    Capture {
+        /// The reader: exact name or a unique part of it.
+        #[arg(long)]
+        reader: String,
+        /// The twin's image file (not replaced unless --force).
+        #[arg(long)]
+        out: PathBuf,
+        /// Replace holder names, codice fiscale, birth date, email and serial-derived data
+        /// with consistent pseudonyms of the same shape.
+        #[arg(long)]
+        scrub: bool,
+        /// INSECURE: derive the stand-in keys from this label (reproducible, public) instead
+        /// of the OS RNG.
+        #[arg(long)]
+        seed: Option<String>,
+        /// Replace an existing file.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 pub fn run(cmd: ImageCmd) -> CliResult {
@@ -134,6 +158,20 @@ pub fn run(cmd: ImageCmd) -> CliResult {
                 variant,
             })?;
             print!("{}", inspect::render(&inspect::summarize(&image)));
+            println!("written to {}", fixtures::absolute(&out).display());
+        }
+        ImageCmd::Capture { reader, out, scrub, seed, force } => {
+            if out.exists() && !force {
+                return Err(format!("{} exists: give --force to replace it", out.display()).into());
+            }
+            let opts = capture::CaptureOptions { scrub, key_seed: seed, source: format!("reader {reader:?}") };
+            let c = capture::capture_reader(&reader, &opts)?;
+            c.image.save(&out)?;
+            print!("{}", inspect::render(&inspect::summarize(&c.image)));
+            println!("captured read-only: {} files read in {} APDUs", c.files, c.apdus);
+            for n in &c.notes {
+                println!("note: {n}");
+            }
             println!("written to {}", fixtures::absolute(&out).display());
         }
     }

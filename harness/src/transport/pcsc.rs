@@ -174,7 +174,14 @@ impl Drop for PcscTransport {
 
 fn transmit_on(card: &pcsc::Card, reader: &str, command: &[u8]) -> Result<Vec<u8>, TransportError> {
     let mut buf = [0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED];
-    Ok(card.transmit(command, &mut buf).map_err(|e| map(e, reader))?.to_vec())
+    let answer = card.transmit(command, &mut buf).map_err(|e| map(e, reader))?;
+    // Debian 12's vpcd passes on an empty answer when the card's connection closed under the
+    // command: the card is gone, not answering "6F00". A single byte has no status word.
+    match answer.len() {
+        0 => Err(TransportError::CardGone(format!("{reader}: no answer, the card left the reader"))),
+        1 => Err(TransportError::Other(format!("{reader}: a 1-byte answer ({:02X}), no status word", answer[0]))),
+        _ => Ok(answer.to_vec()),
+    }
 }
 
 /// The card inside one open transaction.
