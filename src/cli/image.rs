@@ -119,9 +119,12 @@ pub fn run(cmd: ImageCmd) -> CliResult {
         } => {
             let profile = match (profile, twin) {
                 (Some(p), Some(t)) if p != t.profile() => {
-                    return Err(
-                        format!("--twin {t} is a {} card, not --profile {}", t.profile().name(), p.name()).into()
-                    );
+                    return Err(format!(
+                        "--twin {t} is personalised on --profile {}, not {}",
+                        t.profile().name(),
+                        p.name()
+                    )
+                    .into());
                 }
                 (Some(p), _) => p,
                 (None, Some(t)) => t.profile(),
