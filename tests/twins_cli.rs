@@ -52,6 +52,8 @@ fn image_new_twin_issues_each_twin_with_its_genuine_atr_and_no_extensions() {
         let file = dir.join(format!("{twin}.json"));
         let o = firmalab(&["image", "new", "--twin", twin, "--out", s(&file), "--now", "2026-06-01", "--seed", twin]);
         assert_eq!(code(&o), 0, "{twin}: {}", out(&o));
+        assert!(out(&o).contains("extensions   none: a strict twin of the genuine card"), "{}", out(&o));
+        assert_eq!(out(&o).contains("status query counts as a failed attempt"), counts, "{}", out(&o));
         let image: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
         assert_eq!(image["atr"], atr, "{twin}");
         assert_eq!(image["extensions"], serde_json::json!([]), "{twin}");
