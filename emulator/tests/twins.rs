@@ -125,3 +125,20 @@ fn twins_keep_every_invariant_under_their_own_refusals() {
         Checked::new(image(name), 1).run(&ops).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }
+
+#[test]
+fn an_atr_offers_t0_only_when_no_td_byte_names_another_protocol() {
+    use firmalab_emulator::image::offers_only_t0;
+    // Oberthur AuthentIC: no TD1 at all.
+    assert!(offers_only_t0(&h("3B7D180000003180718E6477E30200829000")));
+    // TD1 = 80 (T=0, TD2 follows), TD2 = 01 (T=1): both protocols.
+    assert!(!offers_only_t0(&h("3B808001 01")));
+    // TD1 = 80 (T=0) and nothing after: T=0 only.
+    assert!(offers_only_t0(&h("3B8080")));
+    // The CNS ATRs (TD1 = 81) and the ID-One Cosmo (TD1 = 81) are T=1.
+    assert!(!offers_only_t0(&h("3BFF1800FF8131FE55006B02091303010101434E531031808D")));
+    assert!(!offers_only_t0(&h("3BFB1100008131FE45003 1C06477E91000009000 6A".replace(' ', "").as_str())));
+    // TA1 TB1 TC1 skipped before TD1 (T0 = F0): TD1 = 01 is T=1.
+    assert!(!offers_only_t0(&h("3BF0 11 00 00 01")));
+    assert!(offers_only_t0(&h("3BF0 11 00 00 00")));
+}

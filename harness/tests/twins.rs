@@ -182,3 +182,28 @@ fn renewal_on_the_genuine_cns_twins_refuses_before_any_change_saying_why_and_the
     let bench = Bench::new("twin-oberthur.json");
     assert_eq!(bench.client().on_card_renewal().unwrap(), OnCardRenewal::Available, "AWP renewal uses public commands");
 }
+
+#[test]
+fn the_aruba_key_order_on_a_genuine_cns_twin_refuses_before_any_change_too() {
+    use firmalab_harness::ca::ExpiryRule;
+    use firmalab_harness::client_auth::Challenge;
+    use firmalab_harness::flows::order::{self, OrderOptions};
+    let ca = ca();
+    let mut bench = Bench::new("twin-cns-incard-1.0.json");
+    let mut bo = enrolled(&bench, "twin@example.it", "+393330000099");
+    let before = bench.image.to_json();
+    let o = OrderOptions {
+        pin: PIN.into(),
+        accept_contracts: true,
+        expiry: ExpiryRule::FromIssuance,
+        out_dir: std::env::temp_dir().join(format!("firmalab-twin-order-{}", std::process::id())),
+        policy: Policy::default(),
+        challenge: Challenge::insecure_from_seed(1),
+    };
+    let r = run(&mut bench, "order", REFERENCE_DATE, |r| order::run(r, &ca, &mut bo, &o));
+    assert_eq!(refused(&r), "OnCardRenewalUnavailable");
+    assert_eq!(r.steps.last().unwrap().name, "Scanned");
+    assert_eq!(bench.image.to_json(), before);
+    assert!(bo.data.orders.is_empty());
+    assert!(sent(&r).iter().all(|c| matches!(&c[2..4], "A4" | "B0" | "CA")), "{:?}", sent(&r));
+}
