@@ -477,7 +477,8 @@ impl CardClient for Cns {
             "this card ({}) has no pending-key commands (GENERATE KEY PAIR P1=80/81, MSE tag 84), which firmalab's renewal needs: \
              a genuine CNS's on-card renewal commands belong to the vendor middleware (Bit4id) and are not public; renew it with Aruba's own software. \
              Nothing was written (capability probe GET DATA 01 88: {})",
-            self.model.label, r.sw
+            self.model.lot.map_or(self.model.label.as_str(), |l| l.name),
+            r.sw
         )))
     }
 
