@@ -104,6 +104,9 @@ pub enum DataObject {
     LifeCycle,
     /// Oberthur `80 CA 9F 7F`: `9F 7F 2A` + the 42 CPLC bytes.
     Cplc,
+    /// CNS `00 CA 01 88`: firmalab's extensions (`image::PROBE_MAGIC`, `01`, a bitmap of
+    /// `Extension::bit`), the harness's capability probe; `6A88` on a strict twin.
+    Extensions,
 }
 
 /// What CREATE FILE creates.

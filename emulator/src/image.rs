@@ -19,8 +19,10 @@ use std::path::{Path, PathBuf};
 /// The `schema` field every image carries.
 pub const SCHEMA_NAME: &str = "firmalab-card-image";
 /// The version this build writes. Older versions are migrated on load (`migrate` in this module).
-/// Version 2 added [`CardImage::security_environments`].
-pub const SCHEMA_VERSION: u32 = 2;
+/// Version 2 added [`CardImage::security_environments`]; version 3 [`CardImage::extensions`]
+/// and [`CardImage::tries_query_counts`] (what tells a strict real-card twin from firmalab's
+/// convenience card).
+pub const SCHEMA_VERSION: u32 = 3;
 /// Longest ATR ISO 7816-3 allows (and pcscd accepts).
 pub const MAX_ATR_LEN: usize = 33;
 
@@ -70,6 +72,90 @@ pub struct Capabilities {
     pub p256: bool,
 }
 
+/// A command or behaviour firmalab's convenience card has that a genuine mask lacks. An image
+/// without it refuses the command as the real card would: a strict real-card twin lists none.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Extension {
+    /// CNS renewal on the card: GENERATE KEY PAIR `P1 = 80` (a pending key next to the slot's
+    /// key), `P1 = 81` (commit it with its certificate) and MSE SET tag `84` (sign with the
+    /// pending key). Without it: GENERATE `P1 = 80/81` answers `6A86`, MSE tag `84` `6A80`.
+    /// A genuine CNS's on-card renewal commands belong to the vendor middleware and are not
+    /// public.
+    PendingKey,
+    /// Extended-length APDUs on a card whose ATR offers only T=0 (ISO 7816-3's T=0 carries
+    /// one length byte, P3). Without it such a card answers an extended APDU `6700`.
+    ExtendedLengthOnT0,
+    /// GET DATA `00 CA 01 88`: the card says which extensions it has (the harness's
+    /// read-only capability probe). Without it: `6A88`, what a genuine card answers for a
+    /// data object it does not have.
+    CapabilityProbe,
+}
+
+impl Extension {
+    pub const ALL: [Extension; 3] = [Extension::PendingKey, Extension::ExtendedLengthOnT0, Extension::CapabilityProbe];
+
+    /// The name in the JSON (`pending_key` …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Extension::PendingKey => "pending_key",
+            Extension::ExtendedLengthOnT0 => "extended_length_on_t0",
+            Extension::CapabilityProbe => "capability_probe",
+        }
+    }
+
+    /// Its bit in the capability probe's answer.
+    pub fn bit(self) -> u8 {
+        match self {
+            Extension::PendingKey => 0x01,
+            Extension::ExtendedLengthOnT0 => 0x02,
+            Extension::CapabilityProbe => 0x04,
+        }
+    }
+
+    /// Whether a card of `profile` can have it (the CNS commands only on the CNS).
+    pub fn applies_to(self, profile: ProfileKind) -> bool {
+        match self {
+            Extension::PendingKey | Extension::CapabilityProbe => profile == ProfileKind::Cns,
+            Extension::ExtendedLengthOnT0 => true,
+        }
+    }
+
+    /// firmalab's convenience card of `profile`: every extension that applies. What images
+    /// of schema versions before 3 get, so they keep their behaviour.
+    pub fn convenience(profile: ProfileKind) -> Vec<Extension> {
+        Extension::ALL.into_iter().filter(|e| e.applies_to(profile)).collect()
+    }
+}
+
+/// The capability probe's answer: `"FLAB"`, format `01`, then one byte of [`Extension::bit`]s.
+pub const PROBE_MAGIC: [u8; 4] = *b"FLAB";
+
+/// Whether an ATR offers T=0 only: no TDi byte names another protocol (the Oberthur ATRs
+/// have no TD1 at all, spec/cards.md §2.1).
+pub fn offers_only_t0(atr: &[u8]) -> bool {
+    let Some(&t0) = atr.get(1) else { return true };
+    let mut y = t0 >> 4;
+    let mut i = 2;
+    loop {
+        // TA, TB, TC present as bits 1, 2, 3 of Y; TD as bit 4.
+        i += (y & 0x07).count_ones() as usize;
+        if y & 0x08 == 0 {
+            return true;
+        }
+        let Some(&td) = atr.get(i) else { return true };
+        if td & 0x0F != 0 {
+            return false;
+        }
+        y = td >> 4;
+        i += 1;
+    }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 /// What the issuer knows about the device's life (spec/domain.md §1.7).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -106,6 +192,15 @@ pub struct CardImage {
     /// RESTORE then finds. Cards whose environments are fixed by their mask have none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub security_environments: Vec<SecurityEnvironmentObject>,
+    /// What this card has beyond the genuine mask ([`Extension`]); firmalab's convenience
+    /// cards have every one that applies, strict real-card twins none. Required from
+    /// version 3 on (older images migrate with [`Extension::convenience`]).
+    pub extensions: Vec<Extension>,
+    /// The mask counts the PIN status query (VERIFY without data) as a failed attempt
+    /// (spec/domain.md §1.3: "some cards wrongly count the query"); the harness does not send
+    /// it to such masks. Absent: `false`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub tries_query_counts: bool,
 }
 
 /// A security environment stored on the card (ISO 7816-8 §5.1), in a DF.
@@ -198,6 +293,7 @@ impl CardImage {
         self.validate_pins()?;
         self.validate_keys()?;
         self.validate_environments()?;
+        self.validate_extensions()?;
         validate_tree(&self.mf, &mut vec![], &mut vec![MF])?;
         let mut bad_key = None;
         self.mf.walk(&mut |n| {
@@ -314,6 +410,27 @@ impl CardImage {
         Ok(())
     }
 
+    fn validate_extensions(&self) -> Result<(), String> {
+        for (i, e) in self.extensions.iter().enumerate() {
+            if self.extensions[..i].contains(e) {
+                return Err(format!("extensions[{i}]: {} listed twice", e.name()));
+            }
+            if !e.applies_to(self.profile) {
+                return Err(format!(
+                    "extensions[{i}]: {} does not exist on the {} profile",
+                    e.name(),
+                    self.profile.name()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the card has an extension.
+    pub fn has(&self, e: Extension) -> bool {
+        self.extensions.contains(&e)
+    }
+
     /// EEPROM bytes in use: files plus key material plus PIN objects and security
     /// environments.
     pub fn eeprom_used(&self) -> u32 {
@@ -353,6 +470,9 @@ impl<F: Fn() -> String> fmt::Display for Lazy<F> {
 /// Brings an image of an older schema version up to [`SCHEMA_VERSION`], one step per
 /// version; each version has its golden files under `fixtures/golden/`.
 /// * 1 → 2: `security_environments` appeared (absent means none): only the number changes.
+/// * 2 → 3: `extensions` and `tries_query_counts` appeared: an older image is firmalab's
+///   convenience card, so it gets every extension its profile can have
+///   ([`Extension::convenience`]) and a free status query: it behaves as before.
 fn migrate(value: &mut serde_json::Value, version: u64) -> Result<(), String> {
     let mut version = version;
     loop {
@@ -364,6 +484,22 @@ fn migrate(value: &mut serde_json::Value, version: u64) -> Result<(), String> {
                 }
                 obj.insert("version".into(), serde_json::Value::from(2));
                 version = 2;
+            }
+            2 => {
+                let obj = value.as_object_mut().ok_or("not a JSON object")?;
+                for field in ["extensions", "tries_query_counts"] {
+                    if obj.contains_key(field) {
+                        return Err(format!("unknown field `{field}` in a schema version 2 image"));
+                    }
+                }
+                // An unknown profile is left for deserialisation to name.
+                let profile: Option<ProfileKind> =
+                    obj.get("profile").cloned().and_then(|p| serde_json::from_value(p).ok());
+                let all = profile.map(Extension::convenience).unwrap_or_default();
+                let names = all.iter().map(|e| serde_json::Value::from(e.name())).collect();
+                obj.insert("extensions".into(), serde_json::Value::Array(names));
+                obj.insert("version".into(), serde_json::Value::from(3));
+                version = 3;
             }
             v if v == u64::from(SCHEMA_VERSION) => return Ok(()),
             other => return Err(format!("schema version {other} is not supported")),

@@ -32,6 +32,7 @@ fn golden_images_of_every_schema_version_still_load() {
             ("cns-renewable.json", "cns.json"),
             ("oberthur-renewable.json", "oberthur.json"),
             ("incrypto34-issued.json", "incrypto34.json"),
+            ("twin-cns-idemia-2021.json", "cns-idemia-twin.json"),
         ] {
             if !dir.join(dst).exists() {
                 std::fs::copy(fixture_path(src), dir.join(dst)).unwrap();
@@ -63,16 +64,12 @@ fn a_version_1_image_migrates_to_version_2_and_cannot_carry_version_2_fields() {
     let v1 = std::fs::read_to_string(root().join("fixtures/golden/v1/cns.json")).unwrap();
     assert!(v1.contains("\"version\": 1,"));
     let image = CardImage::from_json(&v1).unwrap();
-    assert_eq!(image.version, 2);
+    assert_eq!(image.version, SCHEMA_VERSION);
     assert!(image.security_environments.is_empty());
     // Version 2 wrote the same card with only the version changed.
     let v2 = std::fs::read_to_string(root().join("fixtures/golden/v2/cns.json")).unwrap();
     let same_card = v1.replacen("\"version\": 1,", "\"version\": 2,", 1);
-    assert_eq!(
-        CardImage::from_json(&same_card).unwrap().to_json(),
-        same_card,
-        "migration changes nothing but the version"
-    );
+    assert_eq!(CardImage::from_json(&same_card).unwrap(), image, "1 → 2 changes nothing but the version");
     assert!(v2.contains("\"version\": 2,"));
     let with_se = v1.replacen(
         "\"keys\": [",
@@ -84,6 +81,41 @@ fn a_version_1_image_migrates_to_version_2_and_cannot_carry_version_2_fields() {
     let golden = CardImage::load(&root().join("fixtures/golden/v2/incrypto34.json")).unwrap();
     assert_eq!(golden.security_environments.len(), 1);
     assert_eq!(golden.security_environments[0].number.0, 0x01);
+}
+
+#[test]
+fn a_version_2_image_migrates_to_version_3_as_the_convenience_card_and_cannot_carry_version_3_fields() {
+    use firmalab_emulator::image::Extension;
+    for (file, want) in [
+        ("cns.json", vec![Extension::PendingKey, Extension::ExtendedLengthOnT0, Extension::CapabilityProbe]),
+        ("oberthur.json", vec![Extension::ExtendedLengthOnT0]),
+        ("incrypto34.json", vec![Extension::ExtendedLengthOnT0]),
+    ] {
+        let v2 = std::fs::read_to_string(root().join("fixtures/golden/v2").join(file)).unwrap();
+        let image = CardImage::from_json(&v2).unwrap();
+        assert_eq!(image.version, 3);
+        assert_eq!(image.extensions, want, "{file}: every extension its profile can have");
+        assert!(!image.tries_query_counts, "{file}");
+        // Version 3 wrote the same card with the version and the extensions added.
+        let v3 = std::fs::read_to_string(root().join("fixtures/golden/v3").join(file)).unwrap();
+        assert_eq!(image.to_json(), v3, "{file}: migration adds only the version and the extensions");
+    }
+    let v2 = std::fs::read_to_string(root().join("fixtures/golden/v2/cns.json")).unwrap();
+    for field in ["\"extensions\": [],", "\"tries_query_counts\": true,"] {
+        let e = load_error(&v2.replacen("\"capacity\"", &format!("{field} \"capacity\""), 1));
+        assert!(e.contains("in a schema version 2 image"), "{e}");
+    }
+    // In version 3 they are the strict twin's.
+    let twin = CardImage::load(&root().join("fixtures/golden/v3/cns-idemia-twin.json")).unwrap();
+    assert!(twin.extensions.is_empty() && twin.tries_query_counts);
+    let v3 = std::fs::read_to_string(root().join("fixtures/golden/v3/cns.json")).unwrap();
+    let e = load_error(&v3.replacen("\"capability_probe\"", "\"capability_probe\", \"pending_key\"", 1));
+    assert!(e.contains("extensions[3]: pending_key listed twice"), "{e}");
+    let ob = std::fs::read_to_string(root().join("fixtures/golden/v3/oberthur.json")).unwrap();
+    let e = load_error(&ob.replacen("\"extended_length_on_t0\"", "\"pending_key\"", 1));
+    assert!(e.contains("extensions[0]: pending_key does not exist on the oberthur profile"), "{e}");
+    let e = load_error(&ob.replacen("\"extensions\"", "\"extension\"", 1));
+    assert!(e.contains("unknown field `extension`"), "{e}");
 }
 
 #[test]
@@ -123,7 +155,7 @@ fn load_errors_name_the_file_and_the_problem() {
     assert!(load_error("{").contains("not valid JSON"));
     assert!(load_error("[]").contains("not a JSON object"));
     assert!(load_error("{\"version\": 1}").contains("not a card image"));
-    assert!(load_error(&good.replacen("\"version\": 2", "\"version\": 99", 1)).contains("newer than this firmalab"));
+    assert!(load_error(&good.replacen("\"version\": 3", "\"version\": 99", 1)).contains("newer than this firmalab"));
     assert!(
         load_error(&good.replacen("\"capacity\"", "\"colour\": 1, \"capacity\"", 1)).contains("unknown field `colour`")
     );
@@ -321,7 +353,7 @@ fn image_rule_duplicate_json_keys_are_rejected_with_their_path() {
 
 #[test]
 fn image_rule_every_fixture_and_golden_image_follows_every_rule() {
-    for dir in ["fixtures/cards", "fixtures/golden/v1", "fixtures/golden/v2"] {
+    for dir in ["fixtures/cards", "fixtures/golden/v1", "fixtures/golden/v2", "fixtures/golden/v3"] {
         for f in json_files(&root().join(dir)) {
             CardImage::load(&f).unwrap_or_else(|e| panic!("{e}"));
         }

@@ -126,6 +126,9 @@ pub struct CardRequest<'a> {
     pub not_before: Date,
     pub not_after: Date,
     pub keys: KeySource<'a>,
+    /// The ATR to personalise with (`None`: the profile's). It decides the layout where the
+    /// mask does (the IDEMIA 2021 CNS).
+    pub atr: Option<Vec<u8>>,
 }
 
 fn seed_of(label: &str) -> [u8; 32] {
@@ -231,7 +234,7 @@ pub fn issue_card(ca: &TestCa, req: &CardRequest<'_>) -> Result<CardImage, Fixtu
     Personalization {
         profile: req.profile,
         description: req.description.clone(),
-        atr: None,
+        atr: req.atr.clone(),
         serial: req.serial.clone(),
         pin: req.pin.clone(),
         puk: req.puk.clone(),
@@ -270,6 +273,8 @@ pub struct Fixture {
     pub not_before: Date,
     pub not_after: Date,
     pub adjust: fn(&mut CardImage),
+    /// A strict real-card twin ([`crate::twin`]): personalised with its ATR, then made strict.
+    pub twin: Option<crate::twin::Twin>,
 }
 
 /// The fixture set (README, "Fixtures").
@@ -285,6 +290,7 @@ pub fn fixtures() -> Vec<Fixture> {
             not_before: renewable.0,
             not_after: renewable.1,
             adjust: |_| {},
+            twin: None,
         },
         Fixture {
             file: "oberthur-renewable.json",
@@ -295,6 +301,7 @@ pub fn fixtures() -> Vec<Fixture> {
             not_before: renewable.0,
             not_after: renewable.1,
             adjust: |_| {},
+            twin: None,
         },
         Fixture {
             file: "incrypto34-issued.json",
@@ -305,6 +312,7 @@ pub fn fixtures() -> Vec<Fixture> {
             not_before: renewable.0,
             not_after: renewable.1,
             adjust: |_| {},
+            twin: None,
         },
         Fixture {
             file: "incrypto34-blank.json",
@@ -315,6 +323,7 @@ pub fn fixtures() -> Vec<Fixture> {
             not_before: renewable.0,
             not_after: renewable.1,
             adjust: |_| {},
+            twin: None,
         },
         Fixture {
             file: "cns-failed-issuance.json",
@@ -325,6 +334,7 @@ pub fn fixtures() -> Vec<Fixture> {
             not_before: renewable.0,
             not_after: renewable.1,
             adjust: |_| {},
+            twin: None,
         },
         Fixture {
             file: "cns-pin-blocked.json",
@@ -335,6 +345,7 @@ pub fn fixtures() -> Vec<Fixture> {
             not_before: renewable.0,
             not_after: renewable.1,
             adjust: |i| block(i, false),
+            twin: None,
         },
         Fixture {
             file: "cns-puk-blocked.json",
@@ -345,6 +356,7 @@ pub fn fixtures() -> Vec<Fixture> {
             not_before: renewable.0,
             not_after: renewable.1,
             adjust: |i| block(i, true),
+            twin: None,
         },
         Fixture {
             file: "cns-expired.json",
@@ -355,6 +367,7 @@ pub fn fixtures() -> Vec<Fixture> {
             not_before: Date::new(2023, 1, 15),
             not_after: Date::new(2026, 1, 15),
             adjust: |_| {},
+            twin: None,
         },
         Fixture {
             file: "aruba-key.json",
@@ -365,6 +378,40 @@ pub fn fixtures() -> Vec<Fixture> {
             not_before: renewable.0,
             not_after: renewable.1,
             adjust: |i| crate::variant::Variant::ArubaKey.apply(i),
+            twin: None,
+        },
+        Fixture {
+            file: "twin-cns-incard-1.0.json",
+            description: "signature + authentication certificates (RSA-2048) expiring 2026-07-01; PIN 12345678, PUK 87654321",
+            profile: ProfileKind::Cns,
+            serial: "6010000000000201",
+            person: Some(("Marco", "Ferrari", "FRRMRC78B12F205", Date::new(1978, 2, 12), 'M')),
+            not_before: renewable.0,
+            not_after: renewable.1,
+            adjust: |_| {},
+            twin: Some(crate::twin::Twin::CnsIncard10),
+        },
+        Fixture {
+            file: "twin-cns-idemia-2021.json",
+            description: "signature + authentication certificates (RSA-2048) expiring 2026-07-01; PIN 12345678, PUK 87654321",
+            profile: ProfileKind::Cns,
+            serial: "6010000000000202",
+            person: Some(("Sara", "Romano", "RMNSRA86H52H501", Date::new(1986, 6, 12), 'F')),
+            not_before: renewable.0,
+            not_after: renewable.1,
+            adjust: |_| {},
+            twin: Some(crate::twin::Twin::CnsIdemia2021),
+        },
+        Fixture {
+            file: "twin-oberthur.json",
+            description: "signature + authentication certificates expiring 2026-07-01; PIN 12345678, PUK 87654321, SO PIN 11223344",
+            profile: ProfileKind::Oberthur,
+            serial: "2b3c4d5e",
+            person: Some(("Elena", "Costa", "CSTLNE83A41D612", Date::new(1983, 1, 1), 'F')),
+            not_before: renewable.0,
+            not_after: renewable.1,
+            adjust: |_| {},
+            twin: Some(crate::twin::Twin::OberthurAuthentic),
         },
     ]
 }
@@ -390,9 +437,13 @@ pub fn build_fixture(ca: &TestCa, f: &Fixture) -> Result<CardImage, FixtureError
             not_before: f.not_before,
             not_after: f.not_after,
             keys: KeySource::Seeded(f.file),
+            atr: f.twin.map(|t| t.atr().to_vec()),
         },
     )?;
     (f.adjust)(&mut image);
+    if let Some(t) = f.twin {
+        t.apply(&mut image);
+    }
     image.validate().map_err(FixtureError::Card)?;
     Ok(image)
 }
@@ -497,7 +548,7 @@ pub fn back_office(cards: &[(&str, CardImage)]) -> Result<crate::backoffice::Bac
 
 /// The fixture cards compiled into the binary, for ephemeral cards (`--persona`): works from
 /// any folder and never touches the files.
-pub const BUILTIN: [(&str, &str); 9] = [
+pub const BUILTIN: [(&str, &str); 12] = [
     ("cns-renewable", include_str!("../../fixtures/cards/cns-renewable.json")),
     ("oberthur-renewable", include_str!("../../fixtures/cards/oberthur-renewable.json")),
     ("incrypto34-issued", include_str!("../../fixtures/cards/incrypto34-issued.json")),
@@ -507,6 +558,9 @@ pub const BUILTIN: [(&str, &str); 9] = [
     ("cns-puk-blocked", include_str!("../../fixtures/cards/cns-puk-blocked.json")),
     ("cns-expired", include_str!("../../fixtures/cards/cns-expired.json")),
     ("aruba-key", include_str!("../../fixtures/cards/aruba-key.json")),
+    ("twin-cns-incard-1.0", include_str!("../../fixtures/cards/twin-cns-incard-1.0.json")),
+    ("twin-cns-idemia-2021", include_str!("../../fixtures/cards/twin-cns-idemia-2021.json")),
+    ("twin-oberthur", include_str!("../../fixtures/cards/twin-oberthur.json")),
 ];
 
 /// A built-in fixture card, powered on and ready for APDUs, in one line:
@@ -611,6 +665,8 @@ pub struct NewImage {
     pub crl_url: Option<String>,
     /// A product personalised on the profile (`aruba-key` on `cns`).
     pub variant: Option<crate::variant::Variant>,
+    /// A strict real-card twin of a genuine token (`--twin`, [`crate::twin`]).
+    pub twin: Option<crate::twin::Twin>,
 }
 
 /// What `image new` accepts as a PIN or PUK: digits only (what Aruba's cards are issued and
@@ -691,11 +747,15 @@ pub fn new_image_file(n: &NewImage) -> Result<CardImage, FixtureError> {
                 Some(label) => KeySource::Seeded(label),
                 None => KeySource::Random,
             },
+            atr: n.twin.map(|t| t.atr().to_vec()),
         },
     )?;
     let mut image = image;
     if let Some(v) = n.variant {
         v.apply(&mut image);
+    }
+    if let Some(t) = n.twin {
+        t.apply(&mut image);
     }
     image.validate().map_err(FixtureError::InvalidIssued)?;
     file.save(&image)?;

@@ -51,6 +51,10 @@ pub struct ImageSummary {
     pub holder: Option<String>,
     pub eeprom_used: u32,
     pub eeprom_capacity: u32,
+    /// firmalab's extensions the card has (none on a strict twin of a genuine token).
+    pub extensions: Vec<&'static str>,
+    /// The PIN status query counts as a failed attempt on this card.
+    pub tries_query_counts: bool,
     pub pins: Vec<PinSummary>,
     pub keys: Vec<KeySummary>,
     pub certificates: Vec<CertSummary>,
@@ -98,6 +102,8 @@ pub fn summarize(image: &CardImage) -> ImageSummary {
         holder,
         eeprom_used: image.eeprom_used(),
         eeprom_capacity: image.capacity,
+        extensions: image.extensions.iter().map(|e| e.name()).collect(),
+        tries_query_counts: image.tries_query_counts,
         pins: image
             .pins
             .iter()
@@ -169,6 +175,17 @@ pub fn render(s: &ImageSummary) -> String {
     line(format!("life-cycle   {}", s.life_cycle));
     line(format!("holder       {}", s.holder.as_deref().unwrap_or("(none)")));
     line(format!("EEPROM       {} of {} bytes used", s.eeprom_used, s.eeprom_capacity));
+    line(format!(
+        "extensions   {}",
+        if s.extensions.is_empty() {
+            "none: a strict twin of the genuine card".to_owned()
+        } else {
+            s.extensions.join(", ")
+        }
+    ));
+    if s.tries_query_counts {
+        line("status query counts as a failed attempt (VERIFY without data costs a try)".into());
+    }
     line("PINs".into());
     for p in &s.pins {
         let state =

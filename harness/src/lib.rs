@@ -61,6 +61,7 @@ pub mod stack;
 pub mod trace;
 pub mod transcript;
 pub mod transport;
+pub mod twin;
 pub mod variant;
 pub mod wire;
 

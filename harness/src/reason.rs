@@ -159,6 +159,10 @@ codes! {
         /// The card cannot keep a renewal's new keys between an order and its import (only
         /// the CNS layout does): it renews with Aruba Enroll.
         TwoPhaseNotSupported,
+        /// The card lacks the on-card renewal commands the harness renews with (a genuine
+        /// CNS: its renewal commands belong to the vendor middleware and are not public),
+        /// found by the read-only capability probe before anything is written.
+        OnCardRenewalUnavailable,
     }
     wrapping
     /// A back-office refusal inside a flow (the renewal's contacts).

@@ -6,6 +6,7 @@ use firmalab_emulator::CardImage;
 use firmalab_emulator::image::ProfileKind;
 use firmalab_harness::dates::Date;
 use firmalab_harness::fixtures::{self, NewImage};
+use firmalab_harness::twin::Twin;
 use firmalab_harness::variant::Variant;
 use firmalab_harness::{capture, inspect};
 use std::path::PathBuf;
@@ -23,8 +24,9 @@ pub enum ImageCmd {
     /// 30 days, inside the 2-month renewal window; --expires-in 3y for a freshly issued one).
     /// New RSA-2048 keys from the OS RNG (a second or so), unless --seed.
     New {
-        #[arg(long)]
-        profile: ProfileKind,
+        /// cns, oberthur or incrypto34 (implied by --twin).
+        #[arg(long, required_unless_present = "twin")]
+        profile: Option<ProfileKind>,
         #[arg(long)]
         out: PathBuf,
         #[arg(long, default_value = "Mario")]
@@ -74,8 +76,15 @@ pub enum ImageCmd {
         crl_url: Option<String>,
         /// A product personalised on the profile: aruba-key (on cns: the Aruba Key USB token,
         /// told apart by its ATR).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "twin")]
         variant: Option<Variant>,
+        /// A strict twin of a genuine token: none of firmalab's convenience commands, refused
+        /// as the real card refuses them. cns-incard-1.0 (the genuine Aruba Incard CNS 1.0 ATR,
+        /// RSA-2048 keys, no on-card renewal commands), cns-idemia-2021 (one PIN for both keys;
+        /// its PIN status query costs a try), oberthur-authentic (T=0 only: extended APDUs
+        /// refused).
+        #[arg(long)]
+        twin: Option<Twin>,
     },
     /// A virtual twin of a card in a PC/SC reader, read without changing it: ATR, profile,
     /// file tree with FCPs, certificates, public keys, life cycle, counters (where the query
@@ -132,7 +141,21 @@ pub fn run(cmd: ImageCmd) -> CliResult {
             ocsp_url,
             crl_url,
             variant,
+            twin,
         } => {
+            let profile = match (profile, twin) {
+                (Some(p), Some(t)) if p != t.profile() => {
+                    return Err(format!(
+                        "--twin {t} is personalised on --profile {}, not {}",
+                        t.profile().name(),
+                        p.name()
+                    )
+                    .into());
+                }
+                (Some(p), _) => p,
+                (None, Some(t)) => t.profile(),
+                (None, None) => return Err("--profile or --twin is required".into()),
+            };
             if let Some(v) = variant
                 && v.profile() != profile
             {
@@ -156,6 +179,7 @@ pub fn run(cmd: ImageCmd) -> CliResult {
                 ocsp_url,
                 crl_url,
                 variant,
+                twin,
             })?;
             print!("{}", inspect::render(&inspect::summarize(&image)));
             println!("written to {}", fixtures::absolute(&out).display());

@@ -61,6 +61,15 @@ impl Card {
                 return sw;
             }
         };
+        // ISO 7816-3's T=0 carries one length byte: a card that speaks only T=0 never sees
+        // an extended APDU, and answers one `6700` (unless firmalab's convenience card).
+        if apdu.extended
+            && !self.image.has(crate::image::Extension::ExtendedLengthOnT0)
+            && crate::image::offers_only_t0(&self.image.atr.0)
+        {
+            self.abort_chain();
+            return Sw::WrongLength;
+        }
         // From here on the class byte is its base: profiles parse what the class means.
         let apdu = Apdu { cla: class.base, ..apdu };
         if !(apdu.cla == 0x00 && apdu.ins == 0xC0) {
@@ -113,6 +122,7 @@ impl Card {
     /// Parses with the profile, executes, shapes the answer.
     fn dispatch(&mut self, apdu: &Apdu<'_>) -> Sw {
         let sw = match self.profile.parse(apdu) {
+            Ok(command) if let Some(sw) = self.missing_extension(&command) => return sw,
             Ok(command) => self.execute(command).unwrap_or_else(|sw| sw),
             Err(sw) => return sw,
         };

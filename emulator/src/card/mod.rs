@@ -251,6 +251,26 @@ impl Card {
         self.vol = Volatile::fresh();
     }
 
+    /// The status word a genuine mask answers to a command only firmalab's convenience card
+    /// has, when this card lacks that [`Extension`](crate::image::Extension).
+    fn missing_extension(&self, command: &Command<'_>) -> Option<Sw> {
+        use crate::command::KeyGen;
+        use crate::image::Extension;
+        let has = |e| self.image.has(e);
+        match command {
+            Command::GenerateKeyPair(KeyGen::Slot { pending: true, .. }) | Command::CommitKey { .. }
+                if !has(Extension::PendingKey) =>
+            {
+                Some(Sw::WrongP1P2)
+            }
+            Command::MseSet { key: KeySelector::Pending(_), .. } if !has(Extension::PendingKey) => Some(Sw::WrongData),
+            Command::GetData(DataObject::Extensions) if !has(Extension::CapabilityProbe) => {
+                Some(Sw::ReferencedDataNotFound)
+            }
+            _ => None,
+        }
+    }
+
     /// Executes a parsed command: one arm per variant, no catch-all.
     fn execute(&mut self, command: Command<'_>) -> Result<Sw> {
         match command {
@@ -285,6 +305,12 @@ impl Card {
                 // `profile::public_key_template`.
                 self.reply.push(&[0x9F, 0x7F, u8::try_from(cplc.0.len())?])?;
                 self.reply.push(&cplc.0)?;
+                Ok(Sw::Ok)
+            }
+            Command::GetData(DataObject::Extensions) => {
+                let bits = self.image.extensions.iter().fold(0u8, |b, e| b | e.bit());
+                self.reply.push(&crate::image::PROBE_MAGIC)?;
+                self.reply.push(&[0x01, bits])?;
                 Ok(Sw::Ok)
             }
             Command::GetResponse { le } => self.get_response(le),

@@ -90,11 +90,19 @@ impl Card {
     pub(super) fn verify(&mut self, pin: PinRef, data: Option<&[u8]>) -> Result<Sw> {
         let idx = self.resolve_pin(pin).ok_or(Sw::ReferencedDataNotFound)?;
         let verified = self.vol.verified.get(idx);
+        let query_counts = self.image.tries_query_counts;
         let p = self.pin_mut(idx)?;
         if p.blocked() {
             return Err(Sw::AuthBlocked);
         }
         let Some(data) = data else {
+            if query_counts {
+                // A mask that compares the empty value as a PIN (spec/domain.md §1.3): the
+                // query is a failed verification, counted like any wrong PIN.
+                self.start_comparison();
+                self.vol.verified.clear(idx);
+                return Err(self.wrong_secret(idx));
+            }
             let tries_left = p.tries_left;
             return Ok(if verified { Sw::Ok } else { self.profile.wrong_secret(tries_left) });
         };

@@ -55,6 +55,16 @@ pub const KEY_CNS1: u8 = 0x10;
 pub const CERT_CNS0: [u16; 3] = [MF, 0x1100, 0x1101];
 pub const CERT_CNS1: [u16; 3] = [MF, 0x1400, 0x9010];
 
+/// The IDEMIA 2021 CNS's signature key reference and certificate (spec/domain.md §1.2).
+pub const KEY_IDEMIA_SIGN: u8 = 0x02;
+pub const CERT_IDEMIA_SIGN: [u16; 4] = [MF, 0x1400, 0x9001, 0x2002];
+
+/// OpenSC's IDEMIA 2021 rule on a CNS ATR: IC Infineon (`05`), mask IDEMIA (`05`), firmware
+/// major at least `20` (spec/domain.md §1.1).
+pub fn is_idemia_2021(atr: &[u8]) -> bool {
+    cns_historical_bytes(atr).is_some_and(|h| h[2] == 0x05 && h[3] == 0x05 && h[4] >= 0x20)
+}
+
 /// DER of the P-256 curve OID, as GENERATE KEY PAIR data.
 const P256_OID_TLV: [u8; 10] = [0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07];
 
@@ -146,9 +156,14 @@ impl Profile for Cns {
         SignPadding::Raw
     }
 
-    /// `00 CA 01 83`: the life-cycle byte.
+    /// `00 CA 01 83`: the life-cycle byte; `00 CA 01 88`: firmalab's extensions (answered
+    /// `6A88` by a strict twin, as by a genuine card).
     fn data_object(&self, cla: u8, p1: u8, p2: u8) -> Option<DataObject> {
-        ((cla, p1, p2) == (0x00, 0x01, 0x83)).then_some(DataObject::LifeCycle)
+        match (cla, p1, p2) {
+            (0x00, 0x01, 0x83) => Some(DataObject::LifeCycle),
+            (0x00, 0x01, 0x88) => Some(DataObject::Extensions),
+            _ => None,
+        }
     }
 
     fn fcp(&self, _image: &CardImage, node: &FileNode) -> Result<Fcp, Sw> {
@@ -471,9 +486,21 @@ pub fn personalize(p: &Personalization) -> Result<CardImage, String> {
     if p.auth.is_some() || p.sign.is_some() {
         dir1100.push(ef(0x1102, "EF_DatiPersonali", always, pin_ac(PIN_CNS0), encode_dati_personali(&p.holder)));
     }
+    // The IDEMIA 2021 mask (OpenSC `pkcs15-itacns.c`, spec/domain.md §1.2): one PIN `10`
+    // and PUK `11` in the MF guard both keys; the signature certificate is
+    // `1400/9001/2002`, its key `02` in `1400/9002`.
+    let idemia = p.atr.as_deref().is_some_and(is_idemia_2021);
+    let (sign_pin, sign_key, sign_cert): (u8, u8, &[u16]) =
+        if idemia { (PIN_CNS0, KEY_IDEMIA_SIGN, &CERT_IDEMIA_SIGN) } else { (PIN_CNS1, KEY_CNS1, &CERT_CNS1) };
     let mut dir1400 = vec![];
-    dir1400.extend(cert_file(0x9010, "CNS1 certificate (qualified signature)", &p.sign, PIN_CNS1));
-    dir1400.push(df(0x8110, "CNS1 private key container", pin_ac(PIN_CNS1), vec![]));
+    if idemia {
+        let certs = cert_file(0x2002, "qualified signature certificate", &p.sign, sign_pin);
+        dir1400.push(df(0x9001, "signature certificates", pin_ac(sign_pin), certs.into_iter().collect()));
+        dir1400.push(df(0x9002, "signature private key container", pin_ac(sign_pin), vec![]));
+    } else {
+        dir1400.extend(cert_file(0x9010, "CNS1 certificate (qualified signature)", &p.sign, PIN_CNS1));
+        dir1400.push(df(0x8110, "CNS1 private key container", pin_ac(PIN_CNS1), vec![]));
+    }
     let mf = FileNode::new(
         MF,
         Some("MF"),
@@ -501,7 +528,7 @@ pub fn personalize(p: &Personalization) -> Result<CardImage, String> {
                         ef(0x1203, "EF_ServiziInstallati", always, pin_ac(PIN_CNS0), vec![0; 32]),
                     ],
                 ),
-                df(0x1400, "DF firma (qualified signature)", pin_ac(PIN_CNS1), dir1400),
+                df(0x1400, "DF firma (qualified signature)", pin_ac(sign_pin), dir1400),
             ],
         },
     );
@@ -509,12 +536,19 @@ pub fn personalize(p: &Personalization) -> Result<CardImage, String> {
     let value = |v: &str| {
         if blank { DEFAULT_PIN.to_owned() } else { v.to_owned() }
     };
-    let pins = vec![
-        pin(PIN_CNS0, "PIN CNS0", PinRole::User, &[MF], &value(&p.pin), p.pin_tries, Some(PUK_CNS0)),
-        pin(PUK_CNS0, "PUK CNS0", PinRole::Puk, &[MF], &p.puk, p.puk_tries, None),
-        pin(PIN_CNS1, "PIN CNS1", PinRole::User, &[MF, 0x1400], &value(&p.pin), p.pin_tries, Some(PUK_CNS1)),
-        pin(PUK_CNS1, "PUK CNS1", PinRole::Puk, &[MF, 0x1400], &p.puk, p.puk_tries, None),
-    ];
+    let pins = if idemia {
+        vec![
+            pin(PIN_CNS0, "PIN", PinRole::User, &[MF], &value(&p.pin), p.pin_tries, Some(PUK_CNS0)),
+            pin(PUK_CNS0, "PUK", PinRole::Puk, &[MF], &p.puk, p.puk_tries, None),
+        ]
+    } else {
+        vec![
+            pin(PIN_CNS0, "PIN CNS0", PinRole::User, &[MF], &value(&p.pin), p.pin_tries, Some(PUK_CNS0)),
+            pin(PUK_CNS0, "PUK CNS0", PinRole::Puk, &[MF], &p.puk, p.puk_tries, None),
+            pin(PIN_CNS1, "PIN CNS1", PinRole::User, &[MF, 0x1400], &value(&p.pin), p.pin_tries, Some(PUK_CNS1)),
+            pin(PUK_CNS1, "PUK CNS1", PinRole::Puk, &[MF, 0x1400], &p.puk, p.puk_tries, None),
+        ]
+    };
     let slot = |reference: u8, label: &str, pin: u8, always_auth: bool, ks: &Option<KeySet>, cert: &[u16]| KeyObject {
         reference: Hex8(reference),
         label: ks.as_ref().map_or_else(|| label.to_owned(), |k| k.info.label.clone()),
@@ -543,9 +577,11 @@ pub fn personalize(p: &Personalization) -> Result<CardImage, String> {
         pins,
         keys: vec![
             slot(KEY_CNS0, "CNS0 authentication key", PIN_CNS0, false, &p.auth, &CERT_CNS0),
-            slot(KEY_CNS1, "CNS1 qualified signature key", PIN_CNS1, true, &p.sign, &CERT_CNS1),
+            slot(sign_key, "CNS1 qualified signature key", sign_pin, true, &p.sign, sign_cert),
         ],
         security_environments: vec![],
+        extensions: crate::image::Extension::convenience(ProfileKind::Cns),
+        tries_query_counts: false,
     })
 }
 
@@ -558,9 +594,16 @@ pub fn erase(image: &mut CardImage) {
             children.retain(|c| c.fid.0 != fid);
         }
     };
-    remove(image, &[MF, 0x1100], 0x1101);
+    // Each key's certificate (CNS0 `1100/1101`, CNS1 `1400/9010`, or where the mask keeps
+    // it), and the personal data.
+    let certificates: Vec<Vec<u16>> =
+        image.keys.iter().filter_map(|k| k.certificate.as_ref()).map(|p| p.iter().map(|h| h.0).collect()).collect();
+    for path in certificates {
+        if let Some((fid, parent)) = path.split_last() {
+            remove(image, parent, *fid);
+        }
+    }
     remove(image, &[MF, 0x1100], 0x1102);
-    remove(image, &[MF, 0x1400], 0x9010);
     for k in &mut image.keys {
         k.material = None;
         k.pending = None;

@@ -698,6 +698,8 @@ pub fn personalize(p: &Personalization) -> Result<CardImage, String> {
         ],
         keys,
         security_environments: vec![],
+        extensions: crate::image::Extension::convenience(ProfileKind::Oberthur),
+        tries_query_counts: false,
     })
 }
 

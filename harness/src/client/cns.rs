@@ -26,6 +26,25 @@ const EF_MEMORIA_RESIDUA: [u8; 4] = [0x12, 0x00, 0x12, 0x02];
 /// The CNS0 (authentication) certificate.
 const CERT_CNS0: [u8; 4] = [0x11, 0x00, 0x11, 0x01];
 
+/// The capability probe: GET DATA `00 CA 01 88`. GET DATA only reads (ISO 7816-4 §11.4.3),
+/// so a card that does not know the object answers an error (`6A88`, `6A86`, `6D00` …) and
+/// nothing changes. firmalab's convenience card answers `"FLAB"`, format `01`, then a byte of
+/// extension bits; a genuine CNS (and firmalab's strict twin of one) does not.
+const PROBE_P1P2: (u8, u8) = (0x01, 0x88);
+const PROBE_MAGIC: &[u8; 4] = b"FLAB";
+/// The probe's bit for the pending-key commands: GENERATE KEY PAIR `P1 = 80` (a renewal key
+/// next to the slot's key), `P1 = 81` (commit it with its certificate), MSE SET tag `84`.
+const PROBE_PENDING_KEY: u8 = 0x01;
+
+/// What the capability probe's answer says about the pending-key commands.
+fn pending_key_commands(r: &crate::transport::Response) -> bool {
+    r.ok()
+        && r.data.len() >= 6
+        && r.data[..4] == *PROBE_MAGIC
+        && r.data[4] == 0x01
+        && r.data[5] & PROBE_PENDING_KEY != 0
+}
+
 /// A PIN or PUK object: where it is found and how it is addressed.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 struct Obj {
@@ -447,6 +466,20 @@ impl CardClient for Cns {
         // GENERATE P1 = 80 keeps the new key in the slot, in EEPROM, until P1 = 81 commits
         // it with its certificate: it outlives the session that generated it.
         Some(self.st.layout.slot(role).key)
+    }
+
+    fn on_card_renewal(&mut self) -> Result<super::OnCardRenewal> {
+        let r = send(self.t.as_mut(), 0x00, 0xCA, PROBE_P1P2.0, PROBE_P1P2.1, &[], Some(256))?;
+        if pending_key_commands(&r) {
+            return Ok(super::OnCardRenewal::Available);
+        }
+        Ok(super::OnCardRenewal::Unavailable(format!(
+            "this card ({}) has no pending-key commands (GENERATE KEY PAIR P1=80/81, MSE tag 84), which firmalab's renewal needs: \
+             a genuine CNS's on-card renewal commands belong to the vendor middleware (Bit4id) and are not public; renew it with Aruba's own software. \
+             Nothing was written (capability probe GET DATA 01 88: {})",
+            self.model.lot.map_or(self.model.label.as_str(), |l| l.name),
+            r.sw
+        )))
     }
 
     fn tidy(&mut self, _pin: &str) -> Result<()> {

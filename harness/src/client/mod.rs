@@ -95,6 +95,14 @@ pub struct StagedKey {
     pub handle: u8,
 }
 
+/// Whether the card has the commands the harness's renewal generates and installs keys with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OnCardRenewal {
+    Available,
+    /// Why not, for the user.
+    Unavailable(String),
+}
+
 /// A client failure.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClientError {
@@ -171,6 +179,13 @@ pub trait CardClient {
     /// certificate certifies, a test signature tells.
     fn pending_handle(&self, _role: KeyRole) -> Option<u8> {
         None
+    }
+    /// Whether the card has the commands the renewal needs, asked without changing it (a read
+    /// the card answers or refuses: never a write, never a secret). Oberthur and Incrypto34:
+    /// their key generation and file commands are the public ones OpenSC's `pkcs15-init`
+    /// uses, so nothing is sent. The CNS: the capability probe ([`cns`]).
+    fn on_card_renewal(&mut self) -> Result<OnCardRenewal> {
+        Ok(OnCardRenewal::Available)
     }
     /// Repairs what an interrupted renewal left (Oberthur: lists, containers and orphan key
     /// files, from the certificates listed; the CNS commits atomically and needs nothing).

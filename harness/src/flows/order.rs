@@ -139,6 +139,9 @@ fn order(
                 ),
             ));
         }
+        if let crate::client::OnCardRenewal::Unavailable(why) = c.on_card_renewal()? {
+            return Err(refuse(Reason::OnCardRenewalUnavailable, why));
+        }
         if bo.data.card(&s).is_none() {
             return Err(refuse(Reason::NotInBackOffice, format!("card {s} is not enrolled: the CA has no practice for it")));
         }

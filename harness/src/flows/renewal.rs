@@ -22,7 +22,7 @@ use crate::backoffice::{
 };
 use crate::ca::{ExpiryRule, issue_renewal, serial_hex};
 use crate::cades;
-use crate::client::{CardClient, ClientError, KeyRole, PinOutcome, SecretKind, StagedKey};
+use crate::client::{CardClient, ClientError, KeyRole, OnCardRenewal, PinOutcome, SecretKind, StagedKey};
 use crate::dates::Date;
 use crate::pki::{CertKind, TestCa};
 use crate::signer::CardSigner;
@@ -162,6 +162,11 @@ fn renew(
         // first: a renewal now would replace the keys they certify.
         if let Some(stop) = super::import::import_required(&bo.data, &s) {
             return Err(stop);
+        }
+        // Before anything is written or a PIN is sent: a card without the commands the new
+        // keys need would fail halfway (a read-only probe, see `CardClient::on_card_renewal`).
+        if let OnCardRenewal::Unavailable(why) = c.on_card_renewal()? {
+            return Err(refuse(Reason::OnCardRenewalUnavailable, why));
         }
         Ok((s.clone(), format!("card {s} ({})", super::order::describe(c))))
     })?;

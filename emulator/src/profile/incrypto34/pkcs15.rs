@@ -251,6 +251,8 @@ pub fn personalize(p: &Personalization) -> Result<CardImage, String> {
         pins: vec![],
         keys: vec![],
         security_environments: vec![],
+        extensions: crate::image::Extension::convenience(ProfileKind::Incrypto34),
+        tries_query_counts: false,
     };
     if p.auth.is_none() && p.sign.is_none() {
         // A blank chip, as the factory (or ERASE) leaves it: an open MF, nothing else, for
