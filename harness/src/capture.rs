@@ -222,6 +222,22 @@ pub fn capture(t: Box<dyn Transport>, opts: &CaptureOptions) -> Result<Capture, 
         Ok(None) => notes.push("the card has no life-cycle query: the template's kept".into()),
         Err(e) => notes.push(format!("life cycle unreadable ({e}): the template's kept")),
     }
+    // What tells a genuine card from firmalab's convenience card: the renewal's read-only
+    // capability probe (GET DATA on the CNS; nothing sent on the others), and whether the
+    // mask's tries query costs a try.
+    match client.on_card_renewal() {
+        Ok(crate::client::OnCardRenewal::Available) => {}
+        Ok(crate::client::OnCardRenewal::Unavailable(_)) => {
+            twin.extensions.clear();
+            notes.push(
+                "the card does not answer firmalab's capability probe: a strict twin, without firmalab's extensions \
+                 (no pending-key renewal commands)"
+                    .into(),
+            );
+        }
+        Err(e) => notes.push(format!("capability probe failed ({e}): the template's extensions kept")),
+    }
+    twin.tries_query_counts = !model.tries_query_free;
     if twin.cplc.is_some() {
         let r = client.transport().exchange(&[0x80, 0xCA, 0x9F, 0x7F, 0x00])?;
         reader.apdus += 1;
@@ -511,6 +527,22 @@ mod tests {
             assert_ne!(a.material, b.material, "key {} is a fresh stand-in", a.label);
         }
         assert!(c.notes.iter().any(|n| n.contains("fresh RSA key pair(s) stand in")), "{:?}", c.notes);
+    }
+
+    #[test]
+    fn a_genuine_cns_captures_as_a_strict_twin_and_firmalabs_card_keeps_its_extensions() {
+        let genuine = fixtures::builtin("twin-cns-incard-1.0").unwrap();
+        assert!(genuine.extensions.is_empty());
+        let (c, _) = capture_of(&genuine, &opts());
+        assert!(c.image.extensions.is_empty(), "{:?}", c.image.extensions);
+        assert!(c.notes.iter().any(|n| n.contains("strict twin")), "{:?}", c.notes);
+        let (c, _) = capture_of(&original(), &opts());
+        assert_eq!(c.image.extensions, original().extensions);
+        assert!(!c.image.tries_query_counts);
+        let idemia = fixtures::builtin("twin-cns-idemia-2021").unwrap();
+        let (c, seen) = capture_of(&idemia, &opts());
+        assert!(c.image.tries_query_counts, "the IDEMIA mask's status query counts");
+        assert!(!seen.iter().any(|cmd| cmd.get(1) == Some(&0x20)), "no tries query on that mask");
     }
 
     #[test]
