@@ -1,0 +1,292 @@
+//! Behaviour of the PIN, access-condition and key paths that `cargo mutants` showed no other
+//! test pinned down (README "Mutation testing"): each test names the rule it holds, and the
+//! comment above it the mutants it kills.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+use common::*;
+use firmalab_emulator::security::{MAX_PINS, Verified};
+use firmalab_emulator::{Card, CardRng};
+use rsa::{Pkcs1v15Sign, RsaPublicKey};
+use sha2::Sha256;
+
+const PIN: &str = "3132333435363738"; // "12345678"
+
+fn hex(b: &[u8]) -> String {
+    firmalab_emulator::hex::encode(b)
+}
+
+/// A PSO COMPUTE DIGITAL SIGNATURE (extended length) of SHA-256(`msg`) with the key the SE
+/// names; the signature.
+fn sign(s: &mut Session, msg: &[u8]) -> Vec<u8> {
+    let (digest, _) = sha256_digest_info(msg);
+    s.expect(&format!("002A9E9A000100{}0000", hex(&pkcs1_block(&digest, 256))), "#256 9000")
+}
+
+fn signed_by(key: &RsaPublicKey, msg: &[u8], sig: &[u8]) -> bool {
+    let (digest, _) = sha256_digest_info(msg);
+    key.verify(Pkcs1v15Sign::new::<Sha256>(), &digest, sig).is_ok()
+}
+
+fn pending_public_key(card: &Card, reference: u8) -> RsaPublicKey {
+    let k = card.image().keys.iter().find(|k| k.reference.0 == reference).unwrap();
+    match k.pending.as_ref().unwrap().load().unwrap() {
+        firmalab_emulator::keys::LoadedKey::Rsa(k) => k.to_public_key(),
+        firmalab_emulator::keys::LoadedKey::EcP256(_) => panic!("not RSA"),
+    }
+}
+
+// security.rs `Verified::{set, clear, get}`: `<` → `<=` (an index of MAX_PINS would shift
+// a u16 by 16 and panic); `Verified::clear_all` → `()`.
+#[test]
+fn verified_pins_are_one_bit_per_index_and_indexes_beyond_max_pins_are_ignored() {
+    let mut v = Verified::default();
+    for i in [0, 1, MAX_PINS - 1] {
+        v.set(i);
+        assert!(v.get(i), "index {i} set");
+    }
+    assert!(!v.get(2));
+    v.clear(1);
+    assert!(!v.get(1) && v.get(0) && v.get(MAX_PINS - 1), "clear takes one bit only");
+    v.set(MAX_PINS);
+    v.clear(MAX_PINS);
+    assert!(!v.get(MAX_PINS), "no PIN object has index {MAX_PINS}");
+    assert!(v.get(0) && v.get(MAX_PINS - 1), "an index out of range changes nothing");
+    v.clear_all();
+    assert_eq!(v, Verified::default());
+    assert!((0..MAX_PINS).all(|i| !v.get(i)));
+}
+
+// card/keys.rs `KeyCache::get`: `*r == reference` → `!=` (a PSO used another key the
+// session had already used).
+#[test]
+fn each_key_signs_with_its_own_private_key_in_one_session() {
+    let mut s = Session::new("cns-renewable.json");
+    let (auth, sign_key) = (public_key(s.card.image(), 0x01), public_key(s.card.image(), 0x10));
+    s.expect(&format!("0020009008{PIN}"), "9000");
+    s.expect("0022F1B603830101", "9000");
+    let sig = sign(&mut s, b"autenticazione");
+    assert!(signed_by(&auth, b"autenticazione", &sig));
+    s.expect("00A4080C0414008110", "9000");
+    s.expect(&format!("0020009A08{PIN}"), "9000");
+    s.expect("0022F1B603830110", "9000");
+    let sig = sign(&mut s, b"firma");
+    assert!(signed_by(&sign_key, b"firma", &sig), "the signature key signs, not the key used before");
+    assert!(!signed_by(&auth, b"firma", &sig));
+}
+
+// card/keys.rs `KeyCache::forget` → `()` (after GENERATE in place the card kept signing with
+// the key it replaced, once that key had signed in the session).
+#[test]
+fn a_key_generated_in_place_signs_at_once_even_when_the_old_key_signed_in_the_session() {
+    let mut s =
+        Session::with(Card::new(without_certificates(image("cns-renewable.json")), CardRng::insecure_deterministic(7)));
+    let old = public_key(s.card.image(), 0x01);
+    s.expect(&format!("0020009008{PIN}"), "9000");
+    s.expect("0022F1B603830101", "9000");
+    let sig = sign(&mut s, b"prima");
+    assert!(signed_by(&old, b"prima", &sig));
+    s.expect("0046000102080000", "#256 610E");
+    s.expect("00C000000E", "#14 9000");
+    let new = public_key(s.card.image(), 0x01);
+    assert_ne!(new, old);
+    s.expect("0022F1B603830101", "9000");
+    let sig = sign(&mut s, b"dopo");
+    assert!(signed_by(&new, b"dopo", &sig), "the generated key signs");
+    assert!(!signed_by(&old, b"dopo", &sig), "the replaced key is gone");
+}
+
+// card/keys.rs `KeyCache::forget` → `()` (after the renewal commit the card kept signing with
+// the old key, once it had signed in the session).
+#[test]
+fn after_the_renewal_commit_the_new_key_signs_even_when_the_old_key_signed_in_the_session() {
+    let mut s = Session::new("cns-renewable.json");
+    let old = public_key(s.card.image(), 0x10);
+    s.expect("00A4080C0414008110", "9000");
+    s.expect(&format!("0020009A08{PIN}"), "9000");
+    s.expect("0022F1B603830110", "9000");
+    let sig = sign(&mut s, b"autorizzazione");
+    assert!(signed_by(&old, b"autorizzazione", &sig));
+    s.expect(&format!("0020009A08{PIN}"), "9000");
+    s.expect("00468010020800", "#256 610E");
+    s.expect("00C000000E", "#14 9000");
+    let new = pending_public_key(&s.card, 0x10);
+    s.expect(&format!("0046811010{}", hex(&[0x30; 16])), "9000");
+    assert_eq!(public_key(s.card.image(), 0x10), new);
+    s.expect(&format!("0020009A08{PIN}"), "9000");
+    s.expect("0022F1B603830110", "9000");
+    let sig = sign(&mut s, b"rinnovata");
+    assert!(signed_by(&new, b"rinnovata", &sig), "the committed key signs");
+    assert!(!signed_by(&old, b"rinnovata", &sig), "the old key is gone");
+}
+
+// card/keys.rs `Card::generate_key_pair`: the match guard `key == pk` → `true` (an Oberthur
+// GENERATE naming the public file of another key pair replaced the private key anyway).
+#[test]
+fn oberthur_generate_refuses_a_public_file_of_another_key_pair_and_keeps_the_key() {
+    let mut s = Session::new("oberthur-renewable.json");
+    s.expect("00A4040C10A000000077010303000000F100000002", "9000");
+    s.expect("00A40000025011", "62.. 9000");
+    s.expect("00A40000029001", "62.. 9000");
+    s.expect(&format!("0020008140{}", padded("12345678", 64, 0xFF)), "9000");
+    s.card.take_changed(); // the VERIFY's counter write
+    let (k1, k2) = (public_key(s.card.image(), 0x01), public_key(s.card.image(), 0x02));
+    s.expect("00460000041001300200", "6A80"); // public 1001 (key 01), private 3002 (key 02)
+    s.expect("00460000041002300100", "6A80");
+    assert_eq!(public_key(s.card.image(), 0x01), k1);
+    assert_eq!(public_key(s.card.image(), 0x02), k2);
+    assert!(!s.card.take_changed(), "a refused GENERATE writes nothing");
+    s.expect("00460000041002300200", "#256 9000");
+    assert_ne!(public_key(s.card.image(), 0x02), k2, "the matching pair generates");
+}
+
+/// A CNS card on `img` whose EEPROM has exactly `free` bytes left.
+fn cns_with_free(mut img: firmalab_emulator::CardImage, free: u32) -> Session {
+    img.capacity = img.eeprom_used() + free;
+    let mut c = Card::new(img, CardRng::insecure_deterministic(7));
+    c.power_on();
+    let s = Session::with(c);
+    assert_eq!(s.card.image().eeprom_free(), free);
+    s
+}
+
+fn rsa2048_bytes() -> u32 {
+    firmalab_emulator::keys::Algorithm::Rsa2048.eeprom_bytes()
+}
+
+// card/keys.rs `Card::generate_into`: deleting the arm that counts the space of the key being
+// replaced (a full card could no longer regenerate a key in place, nor a pending one).
+#[test]
+fn a_full_eeprom_still_regenerates_a_key_in_place_but_has_no_room_for_a_second_one() {
+    let mut s = cns_with_free(without_certificates(image("cns-renewable.json")), 0);
+    let old = public_key(s.card.image(), 0x01);
+    s.expect(&format!("0020009008{PIN}"), "9000");
+    s.expect("0046000102080000", "#256 610E"); // the new key takes the old one's place
+    s.expect("00C000000E", "#14 9000");
+    assert_ne!(public_key(s.card.image(), 0x01), old);
+    assert_eq!(s.card.image().eeprom_free(), 0);
+    s.expect("0046800102080000", "6A84"); // a pending key next to it needs room of its own
+    assert!(s.card.image().keys.iter().all(|k| k.pending.is_none()));
+}
+
+// card/keys.rs `Card::generate_into`: `>` → `==` and `>=` at the EEPROM boundary.
+#[test]
+fn generating_into_an_empty_slot_needs_exactly_the_keys_eeprom_bytes() {
+    let empty_slot = || {
+        let mut img = without_certificates(image("cns-renewable.json"));
+        img.keys.iter_mut().find(|k| k.reference.0 == 0x01).unwrap().material = None;
+        img
+    };
+    let mut s = cns_with_free(empty_slot(), rsa2048_bytes() - 1);
+    s.expect(&format!("0020009008{PIN}"), "9000");
+    s.expect("0046000102080000", "6A84");
+    assert!(s.card.image().keys.iter().find(|k| k.reference.0 == 0x01).unwrap().material.is_none());
+
+    let mut s = cns_with_free(empty_slot(), rsa2048_bytes());
+    s.expect(&format!("0020009008{PIN}"), "9000");
+    s.expect("0046000102080000", "#256 610E");
+    assert_eq!(s.card.image().eeprom_free(), 0);
+}
+
+/// The renewal up to the commit on a CNS card whose EEPROM has `free` bytes left once the
+/// pending key is in: the commit's status word, and whether the key was swapped.
+fn commit_with_free(free: u32, cert_len: usize) -> (String, bool) {
+    let mut s = cns_with_free(image("cns-renewable.json"), rsa2048_bytes() + free);
+    s.expect("00A4080C0414008110", "9000");
+    s.expect(&format!("0020009A08{PIN}"), "9000");
+    s.expect("00468010020800", "#256 610E");
+    s.expect("00C000000E", "#14 9000");
+    assert_eq!(s.card.image().eeprom_free(), free);
+    let new = pending_public_key(&s.card, 0x10);
+    let cert = vec![0x30u8; cert_len];
+    let r = s.sendh(&format!("00468110{}{}", hex(&[0, (cert_len >> 8) as u8, cert_len as u8]), hex(&cert)));
+    let sw = hex(&r[r.len() - 2..]);
+    (sw, public_key(s.card.image(), 0x10) == new)
+}
+
+// card/keys.rs `Card::commit_key`: `>` → `==` and `>=` at the EEPROM boundary (the new
+// certificate may grow its EF by exactly the free bytes, not one more).
+#[test]
+fn the_renewal_commit_may_grow_the_certificate_by_exactly_the_free_eeprom() {
+    let img = image("cns-renewable.json");
+    let old_len = firmalab_emulator::fs::lookup(&img.mf, &[0x3F00, 0x1400, 0x9010]).unwrap().size();
+    assert_eq!(commit_with_free(40, old_len + 40), ("9000".into(), true));
+    assert_eq!(commit_with_free(40, old_len + 41), ("6A84".into(), false));
+}
+
+// card/keys.rs `Card::commit_key`: the match guard `!parent.is_empty()` → `true` (a slot whose
+// certificate path names the MF itself).
+#[test]
+fn a_commit_refuses_a_certificate_path_that_names_no_ef_with_6a88() {
+    let mut img = image("cns-renewable.json");
+    img.keys.iter_mut().find(|k| k.reference.0 == 0x10).unwrap().certificate =
+        Some(vec![firmalab_emulator::hex::Hex16(0x3F00)]);
+    let mut s = Session::with(Card::new(img, CardRng::insecure_deterministic(7)));
+    s.card.power_on();
+    s.expect("00A4080C0414008110", "9000");
+    s.expect(&format!("0020009A08{PIN}"), "9000");
+    s.expect("00468010020800", "#256 610E");
+    s.expect("00C000000E", "#14 9000");
+    let old = public_key(s.card.image(), 0x10);
+    s.expect("00468110023082", "6A88");
+    assert_eq!(public_key(s.card.image(), 0x10), old, "nothing committed");
+    assert!(s.card.image().keys.iter().any(|k| k.pending.is_some()));
+}
+
+/// A powered CNS card on `img`, which must be a valid image.
+fn cns_on(img: firmalab_emulator::CardImage) -> Session {
+    img.validate().expect("a valid image");
+    let mut c = Card::new(img, CardRng::insecure_deterministic(7));
+    c.power_on();
+    Session::with(c)
+}
+
+fn tries_left(s: &Session, reference: u8, df: &[u16]) -> u8 {
+    let p = s.card.image().pins.iter().find(|p| p.reference.0 == reference && p.home().eq(df.iter().copied()));
+    p.unwrap().tries_left
+}
+
+// card/pins.rs `Card::reset_retry_counter`: `q.df == target.df` → `!=` (with a PUK of the same
+// reference in the MF and in the PIN's DF, the one in the PIN's DF unblocks it).
+#[test]
+fn the_puk_in_the_pins_own_df_unblocks_it_when_another_df_has_a_puk_of_that_reference() {
+    let mut img = image("cns-pin-blocked.json");
+    for p in img.pins.iter_mut() {
+        match p.reference.0 {
+            0x1A => p.unblocked_by = Some(firmalab_emulator::hex::Hex8(0x11)),
+            0x1B => (p.reference.0, p.value) = (0x11, "11223344".into()), // PUK 11 of DF 1400
+            _ => {}
+        }
+    }
+    let local_puk = padded("11223344", 8, 0xFF);
+    let mf_puk = padded("87654321", 8, 0xFF);
+    let mut s = cns_on(img);
+    s.expect("00A4080C0414008110", "9000");
+    s.expect(&format!("002C019A08{mf_puk}"), "63C9"); // the MF's PUK is not PIN 1A's
+    assert_eq!((tries_left(&s, 0x11, &[0x3F00, 0x1400]), tries_left(&s, 0x11, &[0x3F00])), (9, 10));
+    s.expect(&format!("002C019A08{local_puk}"), "9000");
+    s.expect(&format!("0020009A08{PIN}"), "9000");
+    assert_eq!(tries_left(&s, 0x11, &[0x3F00, 0x1400]), 10);
+    // PIN 10 of the MF: the MF's PUK 11.
+    s.expect(&format!("002C019008{local_puk}"), "63C9");
+    s.expect(&format!("002C019008{mf_puk}"), "9000");
+    s.expect(&format!("0020009008{PIN}"), "9000");
+}
+
+// card/pins.rs `Card::reset_retry_counter`: `q.reference == puk_ref` → `!=` in the fallback
+// (a PIN whose PUK lives in another DF than the PIN).
+#[test]
+fn a_pin_whose_puk_lives_in_the_mf_is_unblocked_by_that_puk_and_no_other_secret() {
+    let mut img = image("cns-pin-blocked.json");
+    img.pins.retain(|p| p.reference.0 != 0x1B);
+    img.pins.iter_mut().find(|p| p.reference.0 == 0x1A).unwrap().unblocked_by =
+        Some(firmalab_emulator::hex::Hex8(0x11));
+    let mut s = cns_on(img);
+    s.expect("00A4080C0414008110", "9000");
+    s.expect(&format!("002C019A08{PIN}"), "63C9"); // PIN 10's value is not a PUK
+    assert_eq!(tries_left(&s, 0x11, &[0x3F00]), 9);
+    assert_eq!(tries_left(&s, 0x10, &[0x3F00]), 0, "the wrong code counts against the PUK only");
+    s.expect(&format!("002C019A08{}", padded("87654321", 8, 0xFF)), "9000");
+    s.expect(&format!("0020009A08{PIN}"), "9000");
+    assert_eq!(tries_left(&s, 0x11, &[0x3F00]), 10);
+}
