@@ -290,3 +290,108 @@ fn a_pin_whose_puk_lives_in_the_mf_is_unblocked_by_that_puk_and_no_other_secret(
     s.expect(&format!("0020009A08{PIN}"), "9000");
     assert_eq!(tries_left(&s, 0x11, &[0x3F00]), 10);
 }
+
+fn pool(name: &str) -> Vec<String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/keys").join(name);
+    std::fs::read_to_string(path).unwrap().lines().filter(|l| !l.trim().is_empty()).map(str::to_uppercase).collect()
+}
+
+// keys.rs `KeyMaterial::generate`: deleting the RSA-2048 or RSA-1024 arm of either pool
+// match, or the `!` of `!pool.is_empty()` (deterministic mode generated real keys: slow, and
+// not the public pool keys the docs promise).
+#[test]
+fn deterministic_mode_draws_rsa_2048_and_1024_keys_from_the_public_pools_never_twice() {
+    use firmalab_emulator::keys::{Algorithm, KeyMaterial};
+    for (alg, file) in [(Algorithm::Rsa2048, "rsa2048-pool.txt"), (Algorithm::Rsa1024, "rsa1024-pool.txt")] {
+        let pool = pool(file);
+        let mut rng = CardRng::insecure_deterministic(3);
+        let mut drawn = Vec::new();
+        for _ in 0..pool.len() {
+            let Ok(KeyMaterial::Rsa { pkcs1 }) = KeyMaterial::generate(alg, &mut rng) else { panic!("{alg:?}: RSA") };
+            let der = hex(&pkcs1.0);
+            assert!(pool.contains(&der), "{alg:?}: a key of {file}");
+            assert!(!drawn.contains(&der), "{alg:?}: no key twice for one card");
+            drawn.push(der);
+        }
+    }
+}
+
+// keys.rs `Algorithm::eeprom_bytes`: every arithmetic mutant of the RSA formula and of the
+// P-256 size (the free memory the card reports, EF 1202 on the CNS, moved by another amount).
+#[test]
+fn a_generated_key_takes_its_crt_halves_modulus_and_exponent_of_the_free_eeprom() {
+    let free = |s: &mut Session| {
+        s.expect("00A4080C0412001202", "9000");
+        u32::from_be_bytes(s.expect("00B0000004", "#4 9000").try_into().unwrap())
+    };
+    let mut img = without_certificates(image("cns-renewable.json"));
+    img.capabilities.p256 = true;
+    for k in img.keys.iter_mut() {
+        k.material = None;
+    }
+    let mut s = cns_on(img);
+    s.expect(&format!("0020009008{PIN}"), "9000");
+    let empty = free(&mut s);
+    s.expect("0046000102080000", "#256 610E");
+    s.expect("00C000000E", "#14 9000");
+    // RSA-2048: p, q, dP, dQ, qInv of 128 bytes, the 256-byte modulus, a 4-byte exponent.
+    assert_eq!(empty - free(&mut s), 5 * 128 + 256 + 4);
+    s.expect("00A4080C0414008110", "9000");
+    s.expect(&format!("0020009A08{PIN}"), "9000");
+    s.expect("004600100A06082A8648CE3D03010700", "7F49438641.. 9000");
+    // P-256: the 32-byte scalar and the 65-byte uncompressed point.
+    assert_eq!(empty - free(&mut s), 900 + 32 + 65);
+}
+
+// keys.rs `<KeyMaterial as Debug>::fmt` → `Ok(())`: a key in a log or a panic message says
+// what it is and never shows its bytes.
+#[test]
+fn key_material_debug_names_the_key_type_and_shows_no_key_bytes() {
+    let img = image("cns-renewable.json");
+    let k = img.keys.iter().find(|k| k.reference.0 == 0x10).unwrap();
+    let material = k.material.as_ref().unwrap();
+    assert_eq!(format!("{material:?}"), "Rsa(<private>)");
+    let firmalab_emulator::keys::KeyMaterial::Rsa { pkcs1 } = material else { panic!() };
+    let shown = format!("{k:?}");
+    assert!(shown.contains("Rsa(<private>)"), "{shown}");
+    assert!(!shown.to_uppercase().contains(&hex(&pkcs1.0[..16])), "no DER in {shown}");
+    let ec = firmalab_emulator::keys::KeyMaterial::EcP256 { scalar: firmalab_emulator::hex::Bytes(vec![0x42; 32]) };
+    assert_eq!(format!("{ec:?}"), "EcP256(<private>)");
+}
+
+// keys.rs `LoadedKey::size` → 0 and 1 (the public API's modulus length, which the card's own
+// paths do not call).
+#[test]
+fn a_loaded_key_reports_its_modulus_length_or_32_for_p256() {
+    use firmalab_emulator::keys::KeyMaterial;
+    let img = image("cns-renewable.json");
+    let rsa = img.keys.iter().find(|k| k.reference.0 == 0x10).unwrap().material.as_ref().unwrap().load().unwrap();
+    assert_eq!(rsa.size(), 256);
+    let ec = KeyMaterial::generate(firmalab_emulator::keys::Algorithm::EcP256, &mut CardRng::insecure_deterministic(5));
+    assert_eq!(ec.unwrap().load().unwrap().size(), 32);
+    let pool1024 = pool("rsa1024-pool.txt");
+    let der = firmalab_emulator::hex::decode(&pool1024[0]).unwrap();
+    let k = KeyMaterial::Rsa { pkcs1: firmalab_emulator::hex::Bytes(der) };
+    assert_eq!(k.load().unwrap().size(), 128);
+}
+
+// keys.rs `LoadedKey::rsa_sign_digest_info`: `len + 11 > k` → `>=` (PKCS#1 v1.5 type 01 takes
+// a DigestInfo up to the modulus length minus 11: 00 01, eight FF at least, 00).
+#[test]
+fn oberthur_pads_a_digest_info_up_to_the_modulus_length_minus_11_and_refuses_one_byte_more() {
+    let mut s = Session::new("oberthur-renewable.json");
+    s.expect("00A4040C10A000000077010303000000F100000002", "9000");
+    s.expect("00A40000025011", "62.. 9000");
+    s.expect("00A40000029002", "62.. 9000");
+    s.expect("00A40000023002", "62.. 9000");
+    s.expect("002241B603800111", "9000");
+    let verify = format!("0020008140{}", padded("12345678", 64, 0xFF));
+    let longest: Vec<u8> = (0..245u32).map(|i| (i * 7) as u8).collect();
+    s.expect(&verify, "9000");
+    let sig = s.expect(&format!("002A9E9AF5{}", hex(&longest)), "#256 9000");
+    public_key(s.card.image(), 0x02)
+        .verify(Pkcs1v15Sign::new_unprefixed(), &longest, &sig)
+        .expect("00 01 FF*8 00 || input, signed");
+    s.expect(&verify, "9000");
+    s.expect(&format!("002A9E9AF6{}00", hex(&[0x30; 246])), "6700");
+}
