@@ -395,3 +395,134 @@ fn oberthur_pads_a_digest_info_up_to_the_modulus_length_minus_11_and_refuses_one
     s.expect(&verify, "9000");
     s.expect(&format!("002A9E9AF6{}00", hex(&[0x30; 246])), "6700");
 }
+
+/// A CNS card with PIN 1A verified, DF 1400 current and a new transparent EF `fid` of `size`
+/// bytes created in it (and selected).
+fn cns_with_new_ef(fid: &str, size: u16) -> Session {
+    let mut s = Session::new("cns-renewable.json");
+    s.expect("00A4080C0414008110", "9000");
+    s.expect(&format!("0020009A08{PIN}"), "9000");
+    s.expect("00A4080C021400", "9000");
+    s.expect(&format!("00E000001862168002{size:04X}8201018302{fid}8609000000000000000000"), "9000");
+    s
+}
+
+// card/files.rs `Card::update_binary`: `offset > len` → `==` and `>=`.
+#[test]
+fn update_binary_writes_up_to_the_last_byte_and_refuses_beyond_with_6700_or_6b00() {
+    let mut s = cns_with_new_ef("9011", 5);
+    s.expect("00D600040109", "9000"); // the last byte
+    s.expect("00D600050109", "6700"); // starts at the end: the data would run past it
+    s.expect("00D600060109", "6B00"); // starts beyond the end
+    s.expect("00B0000005", "0000000009 9000");
+}
+
+// card/files.rs `Card::read_binary`: `offset > len` → `>=` (an empty EF reads as end of file).
+#[test]
+fn an_empty_ef_reads_as_end_of_file_and_offset_1_is_outside_it() {
+    let mut s = cns_with_new_ef("9012", 0);
+    s.expect("00B0000010", "6282");
+    s.expect("00B0000110", "6B00");
+}
+
+// card/files.rs `Card::select_fid`: `cur.len() > 1` → `<`, `parent.last() == fid` → `!=`
+// (ISO 7816-4 §7.1.1: P1 = 00 also selects the parent DF and the parent's children).
+#[test]
+fn select_by_fid_reaches_a_sibling_df_and_the_parent_df() {
+    let mut s = Session::new("oberthur-renewable.json");
+    s.expect("00A4040C10A000000077010303000000F100000002", "9000");
+    s.expect("00A40000025011", "62.. 9000");
+    s.expect("00A40000029001", "62.. 9000");
+    s.expect("00A40000023002", "6A82"); // 3002 is in 9002, not in 9001
+    s.expect("00A40000029002", "62.. 9000"); // the sibling DF
+    s.expect("00A40000023002", "62.. 9000");
+    s.expect("00A40000025011", "62.. 9000"); // the parent, from its child 9002's EF 3002
+    s.expect("00A40000021000", "62.. 9000"); // a child of 5011: 5011 is current
+    s.expect("00A40000029001", "62.. 9000");
+    s.expect("00A40000025011", "62.. 9000"); // the parent DF itself
+    s.expect("00A40000029002", "62.. 9000");
+    s.expect("00A4000002ABCD", "6A82");
+}
+
+// card/files.rs `Card::find_df_by_name` → `None`, `go` → `false`, `aid == name` → `!=` (a DF
+// of the image with an AID is selected by name).
+#[test]
+fn select_by_df_name_finds_a_df_of_the_image_by_its_aid() {
+    let aid = "A000000063504B43532D3135";
+    let mut img = image("cns-renewable.json");
+    let df = firmalab_emulator::fs::lookup_mut(&mut img.mf, &[0x3F00, 0x1400]).unwrap();
+    let firmalab_emulator::fs::FileBody::Df { aid: a, .. } = &mut df.body else { panic!("1400 is a DF") };
+    *a = Some(firmalab_emulator::hex::Bytes(h(aid)));
+    let mut s = cns_on(img);
+    s.expect(&format!("0020009A08{PIN}"), "6A88"); // MF current: no PIN 1A up from here
+    s.expect("00A4040C0CA000000063504B43532D3136", "6A82");
+    s.expect(&format!("00A4040C0C{aid}"), "9000");
+    s.expect(&format!("0020009A08{PIN}"), "9000"); // DF 1400 current
+    s.expect("00A4000C029010", "9000"); // its certificate EF, by FID
+}
+
+// card/files.rs `Card::current_ef_secret` → `true`, `&&` → `||`: only the PUK file's data is
+// reported secret (hosts mask it in logs), not every EF of its DF.
+#[test]
+fn only_the_puk_files_data_is_reported_secret() {
+    let mut s = Session::new("oberthur-renewable.json");
+    s.expect("00A4040C10A000000077010303000000F100000002", "9000");
+    s.expect("00A40000025011", "62.. 9000");
+    s.expect("00A40000021000", "62.. 9000");
+    s.expect("00B0000010", "#16 9000");
+    assert!(!s.card.last_reply_secret(), "token info, in the PUK file's DF, is not secret");
+    s.expect(&format!("0020008440{}", padded("87654321", 64, 0xFF)), "9000");
+    s.expect("00A40000022000", "62.. 9000");
+    s.expect("00B0000010", "#16 9000");
+    assert!(s.card.last_reply_secret(), "the PUK file is");
+    s.expect("00A40000021000", "62.. 9000");
+    s.expect("00B0000010", "#16 9000");
+    assert!(!s.card.last_reply_secret());
+}
+
+// card/files.rs `Card::write_record`: `len > record_len` → `==` and `>=` (a record of exactly
+// the record length fits; one byte more is 6700).
+#[test]
+fn a_record_of_exactly_the_record_length_is_written_and_one_byte_more_refused() {
+    let mut s = Session::new("oberthur-renewable.json");
+    s.expect("00A4040C10A000000077010303000000F100000002", "9000");
+    s.expect("00A40000025011", "62.. 9000");
+    let fcp = s.expect("00A40000023000", "621882050401008D04.. 9000");
+    assert_eq!(fcp[7], 141, "record length");
+    s.expect(&format!("0020008140{}", padded("12345678", 64, 0xFF)), "9000");
+    let full = hex(&[0xA5; 141]);
+    s.expect(&format!("00DC01048D{full}"), "9000");
+    s.expect("00B2010400", &format!("{full} 9000"));
+    s.expect(&format!("00DC01048E{}", hex(&[0x5A; 142])), "6700");
+    s.expect(&format!("00E200008E{}", hex(&[0x5A; 142])), "6700");
+    s.expect("00B2010400", &format!("{full} 9000"));
+}
+
+// card/files.rs `Card::create_file`: `used > free` → `>=` (a file that takes exactly the free
+// EEPROM is created).
+#[test]
+fn create_file_may_take_exactly_the_free_eeprom_and_not_one_byte_more() {
+    let created = cns_with_new_ef("9011", 5);
+    let cost = image("cns-renewable.json").eeprom_free() - created.card.image().eeprom_free();
+    for (free, sw) in [(cost, "9000"), (cost - 1, "6A84")] {
+        let mut s = cns_with_free(image("cns-renewable.json"), free);
+        s.expect("00A4080C0414008110", "9000");
+        s.expect(&format!("0020009A08{PIN}"), "9000");
+        s.expect("00A4080C021400", "9000");
+        s.expect("00E000001862168002000582010183029011860900000000000000000000", sw);
+    }
+}
+
+// card/files.rs `Card::delete_file`: `vol.ef == Some(fid)` → `!=` (deleting another EF of the
+// DF deselected the current EF).
+#[test]
+fn deleting_another_ef_keeps_the_current_ef_selected() {
+    let mut s = cns_with_new_ef("9011", 5);
+    s.expect("00D60000050102030405", "9000");
+    s.expect("00E000001862168002000582010183029012860900000000000000000000", "9000");
+    s.expect("00A4000C029011", "9000");
+    s.expect("00E40000029012", "9000");
+    s.expect("00B0000005", "0102030405 9000");
+    s.expect("00E40000029011", "9000");
+    s.expect("00B0000005", "6986"); // the current EF itself is gone
+}
