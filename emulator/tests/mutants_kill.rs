@@ -526,3 +526,43 @@ fn deleting_another_ef_keeps_the_current_ef_selected() {
     s.expect("00E40000029011", "9000");
     s.expect("00B0000005", "6986"); // the current EF itself is gone
 }
+
+// fs.rs `FileNode::size` (`bits / 8` → `%`, `*`) and `FileNode::eeprom_used` (deleting the
+// key-file arm): a key EF's size is its modulus length, and its EEPROM is the file's overhead
+// only (the key store counts the key material).
+#[test]
+fn a_key_file_has_its_modulus_length_as_size_and_costs_only_the_file_overhead() {
+    use firmalab_emulator::fs::{Acl, FILE_OVERHEAD, FileBody, FileNode};
+    use firmalab_emulator::hex::Hex8;
+    for body in [FileBody::PrivateKey { key: Hex8(2), bits: 2048 }, FileBody::PublicKey { key: Hex8(2), bits: 2048 }] {
+        let node = FileNode::new(0x3002, None, Acl::open_read_only(), body);
+        assert_eq!(node.size(), 256);
+        assert_eq!(node.eeprom_used(), FILE_OVERHEAD);
+    }
+    let ef = FileNode::new(0x9011, None, Acl::open_read_only(), FileBody::Transparent { data: Default::default() });
+    assert_eq!(ef.eeprom_used(), FILE_OVERHEAD);
+}
+
+// fs.rs `FileNode::walk` → `()`: every node of the tree is visited, the MF first.
+#[test]
+fn walk_visits_every_file_of_the_tree_depth_first() {
+    fn count(n: &firmalab_emulator::fs::FileNode) -> usize {
+        1 + n.children().iter().map(count).sum::<usize>()
+    }
+    let img = image("oberthur-renewable.json");
+    let mut seen = Vec::new();
+    img.mf.walk(&mut |n| seen.push(n.fid.0));
+    assert_eq!(seen.len(), count(&img.mf));
+    assert_eq!(&seen[..3], &[0x3F00, 0x5011, 0x1000]);
+}
+
+// fs.rs `parse_path` → `Ok(vec![])`, `Ok(vec![0])`, `Ok(vec![1])`: the paths the CLI reads.
+#[test]
+fn paths_parse_with_or_without_slashes_and_refuse_odd_lengths() {
+    use firmalab_emulator::fs::{display_path, parse_path};
+    assert_eq!(parse_path("3F00/1400/9010"), Ok(vec![0x3F00, 0x1400, 0x9010]));
+    assert_eq!(parse_path("3F0014009010"), Ok(vec![0x3F00, 0x1400, 0x9010]));
+    assert!(parse_path("3F00/14").is_err());
+    assert!(parse_path("").is_err());
+    assert_eq!(display_path(&parse_path("3f00/5011").unwrap()), "3F00/5011");
+}
