@@ -172,6 +172,10 @@ fn load_errors_name_the_file_and_the_problem() {
 #[test]
 fn save_replaces_atomically_and_a_failed_save_keeps_the_old_file() {
     let dir = tmp("save");
+    // Empty: process ids are reused, and an earlier run's directory keeps its files (its
+    // `sub` made this test fail under cargo-mutants, which starts thousands of processes).
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("card.json");
     let mut image = image("cns-renewable.json");
     image.save(&file).unwrap();
