@@ -230,6 +230,35 @@ pub fn serve_with(
     stop: &AtomicBool,
     log: &mut dyn FnMut(Event<'_>),
 ) -> io::Result<()> {
+    reconnecting(addr, stop, log, |stream, log| {
+        let outcome = session(stream, host, options, stop, log);
+        // Losing the reader (or being stopped) is a card removal: all volatile state goes. A
+        // hostile card's fault removed it leaving its power as the fault says (a cut powered
+        // it off, a drop did not); it comes back like a token put back in.
+        if !matches!(outcome, Ok(Ended::Removed)) {
+            host.card.power_off();
+        }
+        outcome
+    })
+}
+
+/// The connection loop of a card on vpcd, shared by firmalab's own vpcd client and the
+/// `vpicc` runner: connect (retried every [`POLL`] until vpcd listens), run `session`, and
+/// after a lost connection or a removal wait [`RECONNECT_DELAY`] and connect again, until
+/// `stop` is set or `session` says it was. A connection error other than "nobody listens
+/// yet" ends the loop with that error.
+pub(crate) fn reconnecting(
+    addr: &str,
+    stop: &AtomicBool,
+    log: &mut dyn FnMut(Event<'_>),
+    mut session: impl FnMut(TcpStream, &mut dyn FnMut(Event<'_>)) -> io::Result<Ended>,
+) -> io::Result<()> {
+    let pause = || {
+        let until = Instant::now() + RECONNECT_DELAY;
+        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(POLL);
+        }
+    };
     let mut announced = false;
     while !stop.load(Ordering::Relaxed) {
         if !announced {
@@ -250,29 +279,13 @@ pub fn serve_with(
             Err(e) => return Err(e),
         };
         log(Event::Connected(addr));
-        let outcome = session(stream, host, options, stop, log);
-        match outcome {
-            Ok(Ended::Stopped) => {
-                host.card.power_off();
-                return Ok(());
-            }
+        match session(stream, log) {
+            Ok(Ended::Stopped) => return Ok(()),
+            Ok(Ended::Removed) => pause(),
             Err(e) => {
-                // Losing the reader is a card removal: all volatile state goes.
-                host.card.power_off();
                 log(Event::Disconnected(e.to_string()));
                 announced = false;
-                let until = Instant::now() + RECONNECT_DELAY;
-                while Instant::now() < until && !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(POLL);
-                }
-            }
-            // A hostile card's fault removed it, leaving its power as the fault says (a cut
-            // powered it off, a drop did not); it comes back like a token put back in.
-            Ok(Ended::Removed) => {
-                let until = Instant::now() + RECONNECT_DELAY;
-                while Instant::now() < until && !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(POLL);
-                }
+                pause();
             }
         }
     }
@@ -304,7 +317,7 @@ pub fn logged_response(response: &[u8], secret: bool) -> String {
     }
 }
 
-fn connect(addr: &str) -> io::Result<TcpStream> {
+pub(crate) fn connect(addr: &str) -> io::Result<TcpStream> {
     let mut last = io::Error::new(ErrorKind::InvalidInput, format!("{addr}: no address"));
     for a in addr.to_socket_addrs()? {
         // Short enough that a stop request waits at most this long.
@@ -326,7 +339,7 @@ fn answer_summary(response: &[u8], secret: bool) -> String {
 }
 
 /// How a session with vpcd ended without an error.
-enum Ended {
+pub(crate) enum Ended {
     /// The stop flag was set.
     Stopped,
     /// A hostile card's fault took the card out of the reader.

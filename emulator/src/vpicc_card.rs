@@ -41,17 +41,15 @@
 use crate::apdu;
 use crate::hex;
 use crate::sw::Sw;
-use crate::vpcd::{Event, HostedCard, MAX_FRAME, Options, RECONNECT_DELAY};
+use crate::vpcd::{Event, HostedCard, MAX_FRAME, Options};
 use socket2::SockRef;
-use std::io::{self, ErrorKind};
-use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::io;
+use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// How often the stop watcher looks at the stop flag.
 const WATCH: Duration = Duration::from_millis(50);
-/// Longest wait for one connection attempt (a stop request waits at most this long).
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// An answer `vpicc` can frame: over [`MAX_FRAME`] bytes it would be truncated, so `6F00`.
 fn framable(response: Vec<u8>) -> Vec<u8> {
@@ -135,52 +133,11 @@ pub fn serve(
     stop: &AtomicBool,
     log: &mut dyn FnMut(Event<'_>),
 ) -> io::Result<()> {
-    let mut announced = false;
-    while !stop.load(Ordering::Relaxed) {
-        if !announced {
-            log(Event::Connecting(addr));
-            announced = true;
-        }
-        let stream = match connect(addr) {
-            Ok(s) => s,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::ConnectionRefused | ErrorKind::TimedOut | ErrorKind::ConnectionReset
-                ) =>
-            {
-                std::thread::sleep(WATCH);
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        log(Event::Connected(addr));
+    crate::vpcd::reconnecting(addr, stop, log, |stream, log| {
         let outcome = session(stream, host, options, stop, log);
         host.card.power_off();
-        match outcome {
-            Ok(()) => return Ok(()),
-            Err(e) => {
-                log(Event::Disconnected(e.to_string()));
-                announced = false;
-                let until = Instant::now() + RECONNECT_DELAY;
-                while Instant::now() < until && !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(WATCH);
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-fn connect(addr: &str) -> io::Result<TcpStream> {
-    let mut last = io::Error::new(ErrorKind::InvalidInput, format!("{addr}: no address"));
-    for a in addr.to_socket_addrs()? {
-        match TcpStream::connect_timeout(&a, CONNECT_TIMEOUT) {
-            Ok(s) => return Ok(s),
-            Err(e) => last = e,
-        }
-    }
-    Err(last)
+        outcome.map(|()| crate::vpcd::Ended::Stopped)
+    })
 }
 
 /// One vpcd connection: `Ok` when stopped, the error that ended it otherwise.
