@@ -104,7 +104,7 @@ pub fn check(profile: Profile, given: &[Given<'_>]) -> Result<String, Stop> {
     for g in given {
         let name = g.field.name();
         let rule = rule(profile, g.field);
-        let card = profile.name().to_uppercase();
+        let card = with_article(&profile.name().to_uppercase());
         if g.repeat.is_some_and(|r| r != g.value) {
             return Err(refuse(Reason::Mismatch, format!("the {name} and its repetition differ")));
         }
@@ -116,29 +116,31 @@ pub fn check(profile: Profile, given: &[Given<'_>]) -> Result<String, Stop> {
         if g.value.is_empty() {
             return Err(refuse(
                 Reason::BadLength,
-                format!("the {name} is empty; a {card} card takes {}", rule.describe()),
+                format!("the {name} is empty; {card} card takes {}", rule.describe()),
             ));
         }
         if !chars_ok {
             return Err(refuse(
                 Reason::NotDigits,
-                format!(
-                    "the {name} has characters other than {}; a {card} card takes {}",
-                    rule.what(),
-                    rule.describe()
-                ),
+                format!("the {name} has characters other than {}; {card} card takes {}", rule.what(), rule.describe()),
             ));
         }
         let n = g.value.len();
         if !(rule.min..=rule.max).contains(&n) {
             return Err(refuse(
                 Reason::BadLength,
-                format!("the {name} has {n} {}; a {card} card takes {}", rule.what(), rule.describe()),
+                format!("the {name} has {n} {}; {card} card takes {}", rule.what(), rule.describe()),
             ));
         }
         seen.push(format!("{name} {n} {}", rule.what()));
     }
-    Ok(format!("{} (the rules of a {} card)", seen.join(", "), profile.name()))
+    Ok(format!("{} (the rules of {} card)", seen.join(", "), with_article(profile.name())))
+}
+
+/// "a CNS", "an OBERTHUR": the article a profile's name takes.
+fn with_article(name: &str) -> String {
+    let an = name.chars().next().is_some_and(|c| "AEIOUaeiou".contains(c));
+    format!("{} {name}", if an { "an" } else { "a" })
 }
 
 /// [`check`] for the card with this ATR, before any client or APDU (the command line's
@@ -206,6 +208,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok, "PUK 8 digits, new PIN 8 digits (the rules of a cns card)");
+        assert_eq!(with_article("OBERTHUR"), "an OBERTHUR");
+        assert_eq!(with_article("incrypto34"), "an incrypto34");
         assert!(!ok.contains("8765") && !ok.contains("2468"));
     }
 
