@@ -1,0 +1,282 @@
+//! Behaviour of the profiles' command parsers that `cargo mutants` showed no other test pinned
+//! down (README "Mutation testing"): how the ISO arms every profile shares
+//! (`profile/iso.rs`) decode an APDU into the command the card executes, and the status word
+//! a host gets for each malformed one. Each test names the rule it holds, and the comment
+//! above it the mutants it kills. The parser is called directly (with each profile's hooks)
+//! so that one decoding fact is checked at a time; the SWs are those the card answers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+use common::*;
+use firmalab_emulator::apdu::Apdu;
+use firmalab_emulator::command::{
+    Command, DataObject, KeySelector, PinRef, PinScope, SecOp, Select, SelectTarget, SignPadding, UnblockProof,
+};
+use firmalab_emulator::profile::iso;
+use firmalab_emulator::{ProfileKind, Sw};
+
+/// The ISO arms' decoding of `cmd` (hex) with `kind`'s hooks.
+fn iso_parse(kind: ProfileKind, cmd: &str) -> Result<Command<'static>, Sw> {
+    let bytes: &'static [u8] = Box::leak(h(cmd).into_boxed_slice());
+    let apdu = Apdu::parse(bytes).unwrap_or_else(|sw| panic!("{cmd}: not an APDU ({sw:?})"));
+    iso::parse(kind.profile(), &apdu)
+}
+
+fn cns(cmd: &str) -> Result<Command<'static>, Sw> {
+    iso_parse(ProfileKind::Cns, cmd)
+}
+
+fn select(target: SelectTarget<'static>, return_fcp: bool) -> Result<Command<'static>, Sw> {
+    Ok(Command::Select(Select { target, return_fcp }))
+}
+
+// iso.rs `select`: the P2 match (`0x00 | 0x04`, `0x0C` arms deleted, `& 0xFC` → `|`/`^`),
+// the occurrence rule (`& 0x03` → `|`, `!=` → `==`, `&&` → `||`), every P1 arm (deleted,
+// `is_empty` / `len() > 16` / `is_multiple_of` conditions negated or `>` → `>=`/`==`/`<`,
+// `||` → `&&`, `p1 == 0x08` → `!=`), and `fid_of`.
+#[test]
+fn select_decodes_p1_p2_into_target_and_fcp_and_answers_6a86_or_6700_for_the_rest() {
+    // P2: 00 / 04 return the FCP, 0C does not, anything else is 6A86.
+    assert_eq!(cns("00A4000C"), select(SelectTarget::Fid(0x3F00), false));
+    assert_eq!(cns("00A40000"), select(SelectTarget::Fid(0x3F00), true));
+    assert_eq!(cns("00A40004"), select(SelectTarget::Fid(0x3F00), true));
+    assert_eq!(cns("00A40008"), Err(Sw::WrongP1P2));
+    assert_eq!(cns("00A40010"), Err(Sw::WrongP1P2));
+    assert_eq!(cns("00A4008C"), Err(Sw::WrongP1P2));
+    // P1 00: the MF with no data, else exactly one FID.
+    assert_eq!(cns("00A4000C025015"), select(SelectTarget::Fid(0x5015), false));
+    assert_eq!(cns("00A4000C0150"), Err(Sw::WrongLength));
+    assert_eq!(cns("00A4000C03501544"), Err(Sw::WrongLength));
+    // Occurrence bits (P2 b1-b2) only with a DF name.
+    assert_eq!(cns("00A4000D025015"), Err(Sw::WrongP1P2));
+    assert_eq!(cns("00A4000E025015"), Err(Sw::WrongP1P2));
+    assert_eq!(cns("00A4080D025015"), Err(Sw::WrongP1P2));
+    // P1 03: the parent, no data.
+    assert_eq!(cns("00A4030C"), select(SelectTarget::Parent, false));
+    assert_eq!(cns("00A40300"), select(SelectTarget::Parent, true));
+    assert_eq!(cns("00A4030C025015"), Err(Sw::WrongLength));
+    // P1 04: a DF name of 1 to 16 bytes, first occurrence only.
+    let aid16 = "A0000000000000000000000000000001";
+    assert_eq!(cns(&format!("00A4040C10{aid16}")), select(SelectTarget::DfName(&h(aid16).leak()[..]), false));
+    assert_eq!(cns("00A4040001A0"), select(SelectTarget::DfName(&[0xA0]), true));
+    assert_eq!(cns(&format!("00A4040C11{aid16}02")), Err(Sw::WrongLength));
+    assert_eq!(cns("00A4040C"), Err(Sw::WrongLength));
+    assert_eq!(cns("00A4040201A0"), Err(Sw::FileNotFound));
+    assert_eq!(cns("00A4040E01A0"), Err(Sw::FileNotFound));
+    assert_eq!(cns("00A4040301A0"), Err(Sw::FileNotFound));
+    // P1 08 / 09: a path of whole FIDs, from the MF or from the current DF.
+    assert_eq!(cns("00A4080C0450155031"), select(SelectTarget::PathFromMf(&[0x50, 0x15, 0x50, 0x31]), false));
+    assert_eq!(cns("00A4090C025031"), select(SelectTarget::PathFromCurrent(&[0x50, 0x31]), false));
+    assert_eq!(cns("00A4090002503100"), select(SelectTarget::PathFromCurrent(&[0x50, 0x31]), true));
+    for p1 in ["08", "09"] {
+        assert_eq!(cns(&format!("00A4{p1}0C")), Err(Sw::WrongLength), "P1 {p1}, no path");
+        assert_eq!(cns(&format!("00A4{p1}0C0150")), Err(Sw::WrongLength), "P1 {p1}, odd path");
+        assert_eq!(cns(&format!("00A4{p1}0C03501550")), Err(Sw::WrongLength), "P1 {p1}, odd path");
+    }
+    // Any other P1.
+    for p1 in ["01", "02", "05", "0A", "80"] {
+        assert_eq!(cns(&format!("00A4{p1}0C025015")), Err(Sw::WrongP1P2), "P1 {p1}");
+    }
+}
+
+// iso.rs READ / UPDATE BINARY arms and `binary_offset`: `no_data` → `Ok(())`, the
+// `is_empty` check negated or deleted, `& 0x80` → `|`, `!=` → `==`, `<<` → `>>`,
+// `unwrap_or(256)`.
+#[test]
+fn binary_commands_take_a_15_bit_offset_from_p1_p2_and_refuse_the_short_ef_form_with_6a86() {
+    assert_eq!(cns("00B0012310"), Ok(Command::ReadBinary { offset: 0x123, le: 16 }));
+    assert_eq!(cns("00B07FFF01"), Ok(Command::ReadBinary { offset: 0x7FFF, le: 1 }));
+    assert_eq!(cns("00B00000"), Ok(Command::ReadBinary { offset: 0, le: 256 }));
+    assert_eq!(cns("00B0000000"), Ok(Command::ReadBinary { offset: 0, le: 256 }));
+    assert_eq!(cns("00B0800010"), Err(Sw::WrongP1P2));
+    assert_eq!(cns("00B0810010"), Err(Sw::WrongP1P2));
+    assert_eq!(cns("00B0000001AA10"), Err(Sw::WrongLength));
+    assert_eq!(cns("00D6020002AABB"), Ok(Command::UpdateBinary { offset: 0x200, data: &[0xAA, 0xBB] }));
+    assert_eq!(cns("00D60007021122"), Ok(Command::UpdateBinary { offset: 7, data: &[0x11, 0x22] }));
+    assert_eq!(cns("00D6800002AABB"), Err(Sw::WrongP1P2));
+    assert_eq!(cns("00D60000"), Err(Sw::WrongLength));
+}
+
+// iso.rs record arms (READ / UPDATE / APPEND RECORD) and `record_number`: `!= 0x04` → `==`,
+// `p1 == 0` → `!=`, `||` → `&&`, `p1p2_zero` → `Ok(())`, `==` → `!=` in it, the
+// `is_empty` checks negated.
+#[test]
+fn record_commands_address_records_by_number_with_p2_04_and_append_takes_p1_p2_00() {
+    assert_eq!(cns("00B2030410"), Ok(Command::ReadRecord { record: 3, le: 16 }));
+    assert_eq!(cns("00B20104"), Ok(Command::ReadRecord { record: 1, le: 256 }));
+    assert_eq!(cns("00B2000410"), Err(Sw::WrongP1P2));
+    assert_eq!(cns("00B2030C10"), Err(Sw::WrongP1P2));
+    assert_eq!(cns("00B2000C10"), Err(Sw::WrongP1P2));
+    assert_eq!(cns("00B2010401AA"), Err(Sw::WrongLength));
+    assert_eq!(cns("00DC0204021122"), Ok(Command::UpdateRecord { record: 2, data: &[0x11, 0x22] }));
+    assert_eq!(cns("00DC020C021122"), Err(Sw::WrongP1P2));
+    assert_eq!(cns("00DC0004021122"), Err(Sw::WrongP1P2));
+    assert_eq!(cns("00DC0204"), Err(Sw::WrongLength));
+    assert_eq!(cns("00E20000021122"), Ok(Command::AppendRecord { data: &[0x11, 0x22] }));
+    assert_eq!(cns("00E20100021122"), Err(Sw::WrongP1P2));
+    assert_eq!(cns("00E20001021122"), Err(Sw::WrongP1P2));
+    assert_eq!(cns("00E20000"), Err(Sw::WrongLength));
+}
+
+// iso.rs VERIFY and CHANGE REFERENCE DATA arms: `p1 != 0` → `==`, the `is_empty` choice
+// of `data` negated, the PIN reference from the profile's hook.
+#[test]
+fn verify_and_change_take_p1_00_and_the_pin_the_profile_reads_in_p2() {
+    let local1 = PinRef { reference: 1, scope: PinScope::Local };
+    assert_eq!(cns("00200081"), Ok(Command::Verify { pin: local1, data: None }));
+    assert_eq!(cns("002000810431323334"), Ok(Command::Verify { pin: local1, data: Some(&[0x31, 0x32, 0x33, 0x34]) }));
+    assert_eq!(cns("00200181"), Err(Sw::WrongP1P2));
+    assert_eq!(cns("00200080"), Err(Sw::WrongP1P2), "CNS: no PIN 0");
+    assert_eq!(cns("00240081023132"), Ok(Command::ChangeReferenceData { pin: local1, data: &[0x31, 0x32] }));
+    assert_eq!(cns("00240181023132"), Err(Sw::WrongP1P2));
+    // Oberthur numbers the user PIN 81 for CHANGE and RESET RETRY COUNTER.
+    let ober = |cmd| iso_parse(ProfileKind::Oberthur, cmd);
+    let user = PinRef { reference: 0x81, scope: PinScope::Anywhere };
+    assert_eq!(ober("00240001023132"), Ok(Command::ChangeReferenceData { pin: user, data: &[0x31, 0x32] }));
+    assert_eq!(
+        ober("002C010102AABB"),
+        Ok(Command::ResetRetryCounter { pin: user, proof: UnblockProof::Puk(&[0xAA, 0xBB]), new_pin: None })
+    );
+}
+
+// iso.rs `reset_retry_counter`: the P1 00 arm (deleted, `is_empty` / `is_multiple_of`
+// negated, `||` → `&&`, `/ 2` → `* 2` / `% 2`), the P1 01 arm deleted.
+#[test]
+fn reset_retry_counter_splits_puk_and_new_pin_in_halves_with_p1_00_and_takes_the_puk_alone_with_p1_01() {
+    let pin = PinRef { reference: 1, scope: PinScope::Local };
+    assert_eq!(
+        cns("002C008104AABB1122"),
+        Ok(Command::ResetRetryCounter { pin, proof: UnblockProof::Puk(&[0xAA, 0xBB]), new_pin: Some(&[0x11, 0x22]) })
+    );
+    assert_eq!(
+        cns("002C008102AA11"),
+        Ok(Command::ResetRetryCounter { pin, proof: UnblockProof::Puk(&[0xAA]), new_pin: Some(&[0x11]) })
+    );
+    assert_eq!(cns("002C008103AABB11"), Err(Sw::WrongLength));
+    assert_eq!(cns("002C008101AA"), Err(Sw::WrongLength));
+    assert_eq!(cns("002C0081"), Err(Sw::WrongLength));
+    assert_eq!(
+        cns("002C018103AABBCC"),
+        Ok(Command::ResetRetryCounter { pin, proof: UnblockProof::Puk(&[0xAA, 0xBB, 0xCC]), new_pin: None })
+    );
+    assert_eq!(cns("002C028102AABB"), Err(Sw::WrongP1P2));
+}
+
+// iso.rs `mse` and `mse_op`: RESTORE (`no_data`, the SE number), SET with P1 F1 or 41 (the
+// arm and its alternatives), the CRT tag in P2 (each arm deleted), the TLV loop (`!` deleted
+// in `while !rest.is_empty()`, the `83` / `84` guards, `==` → `!=`), other P1.
+#[test]
+fn mse_restores_an_se_or_sets_the_key_reference_or_pending_key_of_a_crt_and_refuses_the_rest_with_6a80() {
+    assert_eq!(cns("0022F303"), Ok(Command::MseRestore { se: 3 }));
+    assert_eq!(cns("0022F30100"), Ok(Command::MseRestore { se: 1 }));
+    assert_eq!(cns("0022F30303830101"), Err(Sw::WrongLength));
+    assert_eq!(cns("0022F1B603830101"), Ok(Command::MseSet { op: SecOp::Sign, key: KeySelector::Reference(1) }));
+    assert_eq!(cns("002241B603830102"), Ok(Command::MseSet { op: SecOp::Sign, key: KeySelector::Reference(2) }));
+    assert_eq!(cns("002241B803840105"), Ok(Command::MseSet { op: SecOp::Decipher, key: KeySelector::Pending(5) }));
+    // Several data objects: the last key reference counts; an unknown tag is refused.
+    assert_eq!(cns("002241B606830101840107"), Ok(Command::MseSet { op: SecOp::Sign, key: KeySelector::Pending(7) }));
+    assert_eq!(cns("002241B603800101"), Err(Sw::WrongData));
+    assert_eq!(cns("002241B606800112830101"), Err(Sw::WrongData));
+    assert_eq!(cns("002241B60483020101"), Err(Sw::WrongData), "a key reference is one byte");
+    assert_eq!(cns("002241B602830A"), Err(Sw::WrongData), "a cut data object");
+    assert_eq!(cns("002241B6"), Err(Sw::WrongData), "no key reference");
+    assert_eq!(cns("002241A403830101"), Err(Sw::WrongP1P2), "an authentication CRT");
+    assert_eq!(cns("002281B603830101"), Err(Sw::WrongP1P2));
+    assert_eq!(iso::mse_op(0xB6), Ok(SecOp::Sign));
+    assert_eq!(iso::mse_op(0xB8), Ok(SecOp::Decipher));
+    assert_eq!(iso::mse_op(0xA4), Err(Sw::WrongP1P2));
+}
+
+// iso.rs `pso`: `padding == Raw` → `!=`, the 9E 9A and 80 86 arms (`is_empty` negated),
+// the padding-indicator match (guard `!rest.is_empty()` negated, arms deleted), `unpad:
+// !decipher_indicator` (`!` deleted).
+#[test]
+fn pso_passes_the_signature_input_and_strips_the_padding_indicator_only_on_a_raw_card() {
+    // CNS: raw RSA, the cryptogram comes after a padding indicator 00.
+    assert_eq!(
+        cns("002A9E9A021122"),
+        Ok(Command::ComputeSignature { input: &[0x11, 0x22], padding: SignPadding::Raw })
+    );
+    assert_eq!(cns("002A9E9A00"), Err(Sw::WrongLength));
+    assert_eq!(cns("002A9E9A"), Err(Sw::WrongLength));
+    assert_eq!(cns("002A808603001122"), Ok(Command::Decipher { input: &[0x11, 0x22], unpad: false }));
+    assert_eq!(cns("002A808603011122"), Err(Sw::WrongData), "indicator other than 00");
+    assert_eq!(cns("002A80860100"), Err(Sw::WrongData), "an indicator and no cryptogram");
+    assert_eq!(cns("002A8086"), Err(Sw::WrongLength));
+    assert_eq!(cns("002A9E9B021122"), Err(Sw::WrongP1P2));
+    assert_eq!(cns("002A8087021122"), Err(Sw::WrongP1P2));
+    // Oberthur: the card pads and unpads; the cryptogram comes bare.
+    let ober = |cmd| iso_parse(ProfileKind::Oberthur, cmd);
+    assert_eq!(
+        ober("002A9E9A021122"),
+        Ok(Command::ComputeSignature { input: &[0x11, 0x22], padding: SignPadding::Pkcs1 })
+    );
+    assert_eq!(ober("002A808603001122"), Ok(Command::Decipher { input: &[0x00, 0x11, 0x22], unpad: true }));
+    assert_eq!(ober("002A8086021122"), Ok(Command::Decipher { input: &[0x11, 0x22], unpad: true }));
+    assert_eq!(ober("002A8086"), Err(Sw::WrongLength));
+}
+
+// iso.rs GET CHALLENGE, GET DATA, GET RESPONSE arms: `len <= 256` → `<` / `>`, the guard
+// → `true`/`false`, `no_data` / `p1p2_zero` → `Ok(())`, the `0x00 | 0x80` class
+// alternatives, `unwrap_or(256)`, and the fallback `InsNotSupported`.
+#[test]
+fn challenge_data_and_response_arms_check_p1_p2_data_and_le() {
+    assert_eq!(cns("0084000008"), Ok(Command::GetChallenge { len: 8 }));
+    assert_eq!(cns("0084000000"), Ok(Command::GetChallenge { len: 256 }));
+    assert_eq!(cns("00840000000100"), Ok(Command::GetChallenge { len: 256 }));
+    assert_eq!(cns("00840000000101"), Err(Sw::WrongLength));
+    assert_eq!(cns("00840000"), Err(Sw::WrongLength));
+    assert_eq!(cns("0084010008"), Err(Sw::WrongP1P2));
+    assert_eq!(cns("0084000108"), Err(Sw::WrongP1P2));
+    assert_eq!(cns("008400000111"), Err(Sw::WrongLength));
+    assert_eq!(cns("00CA018300"), Ok(Command::GetData(DataObject::LifeCycle)));
+    assert_eq!(cns("00CA018800"), Ok(Command::GetData(DataObject::Extensions)));
+    assert_eq!(cns("00CA018400"), Err(Sw::ReferencedDataNotFound));
+    assert_eq!(cns("00CA01830111"), Err(Sw::WrongLength));
+    let ober = |cmd| iso_parse(ProfileKind::Oberthur, cmd);
+    assert_eq!(ober("80CA9F7F00"), Ok(Command::GetData(DataObject::Cplc)));
+    assert_eq!(ober("00CA9F7F00"), Err(Sw::ReferencedDataNotFound));
+    assert_eq!(cns("00C0000010"), Ok(Command::GetResponse { le: 16 }));
+    assert_eq!(cns("00C00000"), Ok(Command::GetResponse { le: 256 }));
+    assert_eq!(cns("00C0010010"), Err(Sw::WrongP1P2));
+    assert_eq!(cns("00C0000110"), Err(Sw::WrongP1P2));
+    assert_eq!(cns("00C000000111"), Err(Sw::WrongLength));
+    assert_eq!(cns("0044000000"), Err(Sw::InsNotSupported));
+    assert_eq!(cns("80A4000C"), Err(Sw::InsNotSupported), "SELECT in a proprietary class");
+    assert_eq!(cns("8084000008"), Err(Sw::InsNotSupported));
+}
+
+// The helpers the profiles share: `no_data`, `p1p2_zero`, `fid_of` (→ `Ok(0)` / `Ok(1)`,
+// `Ok(())`, `==` → `!=`).
+#[test]
+fn shared_helpers_refuse_data_nonzero_p1_p2_and_fids_that_are_not_two_bytes() {
+    let apdu = |cmd: &str| Apdu::parse(Box::leak(h(cmd).into_boxed_slice())).unwrap();
+    assert_eq!(iso::no_data(&apdu("00C00000")), Ok(()));
+    assert_eq!(iso::no_data(&apdu("00C0000001AA")), Err(Sw::WrongLength));
+    assert_eq!(iso::p1p2_zero(&apdu("00C00000")), Ok(()));
+    assert_eq!(iso::p1p2_zero(&apdu("00C00100")), Err(Sw::WrongP1P2));
+    assert_eq!(iso::p1p2_zero(&apdu("00C00001")), Err(Sw::WrongP1P2));
+    assert_eq!(iso::fid_of(&[0x50, 0x15]), Ok(0x5015));
+    assert_eq!(iso::fid_of(&[0x3F, 0x00]), Ok(0x3F00));
+    assert_eq!(iso::fid_of(&[0x50]), Err(Sw::WrongLength));
+    assert_eq!(iso::fid_of(&[0x50, 0x15, 0x00]), Err(Sw::WrongLength));
+    assert_eq!(iso::record_number(&apdu("00B20504")), Ok(5));
+    assert_eq!(iso::record_number(&apdu("00B20004")), Err(Sw::WrongP1P2));
+}
+
+// End to end, what a host sees: the card answers the parser's refusals with their status
+// word on every profile that hands these arms to iso.rs.
+#[test]
+fn the_card_answers_the_iso_parsers_refusals_with_their_status_words() {
+    for fixture in ["cns-renewable.json", "oberthur-renewable.json", "incrypto34-issued.json"] {
+        let mut s = Session::new(fixture);
+        s.table(&[
+            ("00A40008", "6A86"),
+            ("00A4040C", "6700"),
+            ("00A4000C0150", "6700"),
+            ("00B0800010", "6A86"),
+            ("00840000000101", "6700"),
+            ("00C0000110", "6A86"),
+        ]);
+    }
+}
