@@ -10,8 +10,12 @@ mod common;
 use common::*;
 use firmalab_emulator::apdu::Apdu;
 use firmalab_emulator::command::{
-    Command, DataObject, KeySelector, PinRef, PinScope, SecOp, Select, SelectTarget, SignPadding, UnblockProof,
+    Command, DataObject, KeyGen, KeySelector, NewFile, NewFileKind, PinRef, PinScope, SecOp, Select, SelectTarget,
+    SignPadding, UnblockProof,
 };
+use firmalab_emulator::fs::{AccessCondition, Acl};
+use firmalab_emulator::hex::Hex8;
+use firmalab_emulator::keys::Algorithm;
 use firmalab_emulator::profile::iso;
 use firmalab_emulator::{ProfileKind, Sw};
 
@@ -278,5 +282,114 @@ fn the_card_answers_the_iso_parsers_refusals_with_their_status_words() {
             ("00840000000101", "6700"),
             ("00C0000110", "6A86"),
         ]);
+    }
+}
+
+// ---- profile/cns.rs ----
+
+/// The CNS profile's decoding of `cmd` (its own arms, then the ISO ones).
+fn cns_own(cmd: &str) -> Result<Command<'static>, Sw> {
+    let bytes: &'static [u8] = Box::leak(h(cmd).into_boxed_slice());
+    let apdu = Apdu::parse(bytes).unwrap_or_else(|sw| panic!("{cmd}: not an APDU ({sw:?})"));
+    ProfileKind::Cns.profile().parse(&apdu)
+}
+
+// cns.rs `Cns::parse`: the record-write refusal, COMMIT (`p1 == 0x81` guard, `is_empty`),
+// GENERATE KEY PAIR (P1 00 / 80 arms, the algorithm match), CREATE / DELETE FILE
+// (`p1p2_zero`), ERASE (`no_data`, `p1p2_zero`), and the hand-over to the ISO arms.
+#[test]
+fn cns_own_arms_decode_commit_generate_create_delete_and_erase() {
+    assert_eq!(cns_own("00DC0104021122"), Err(Sw::InsNotSupported), "no record EFs on the CNS");
+    assert_eq!(cns_own("00E20000021122"), Err(Sw::InsNotSupported));
+    assert_eq!(cns_own("00468101023082"), Ok(Command::CommitKey { key: 1, certificate: &[0x30, 0x82] }));
+    assert_eq!(cns_own("00468110"), Err(Sw::WrongLength), "a commit carries the certificate");
+    let slot = |key, algorithm, pending| Ok(Command::GenerateKeyPair(KeyGen::Slot { key, algorithm, pending }));
+    assert_eq!(cns_own("00460001020400"), slot(1, Algorithm::Rsa1024, false));
+    assert_eq!(cns_own("00468010020800"), slot(0x10, Algorithm::Rsa2048, true));
+    assert_eq!(cns_own("004600020A06082A8648CE3D030107"), slot(2, Algorithm::EcP256, false));
+    assert_eq!(cns_own("00460001020600"), Err(Sw::WrongData));
+    assert_eq!(cns_own("0046000103040000"), Err(Sw::WrongLength));
+    assert_eq!(cns_own("00460001"), Err(Sw::WrongLength));
+    assert_eq!(cns_own("00460101020800"), Err(Sw::WrongP1P2));
+    assert_eq!(cns_own("00468201020800"), Err(Sw::WrongP1P2));
+    assert_eq!(cns_own("00E4000002A001"), Ok(Command::DeleteFile { fid: 0xA001, df: None }));
+    assert_eq!(cns_own("00E4010002A001"), Err(Sw::WrongP1P2));
+    assert_eq!(cns_own("00E4000102A001"), Err(Sw::WrongP1P2));
+    assert_eq!(cns_own("00E4000001A0"), Err(Sw::WrongLength));
+    assert_eq!(cns_own("B0F50000"), Ok(Command::EraseCard));
+    assert_eq!(cns_own("B0F50100"), Err(Sw::WrongP1P2));
+    assert_eq!(cns_own("B0F50001"), Err(Sw::WrongP1P2));
+    assert_eq!(cns_own("B0F5000001AA"), Err(Sw::WrongLength));
+    assert_eq!(cns_own("00E0010000"), Err(Sw::WrongP1P2));
+    assert_eq!(cns_own("00A4000C"), select(SelectTarget::Fid(0x3F00), false), "the rest is ISO");
+}
+
+// cns.rs `parse_create`: each FCP tag arm, the FID refusals (`==` → `!=`, `||` → `&&`), the
+// descriptor match, the default and the DF / EF access-byte mappings (`ac_of` ranges).
+#[test]
+fn cns_create_file_decodes_the_fcp_into_fid_kind_and_access_conditions() {
+    let always = AccessCondition::Always;
+    let open = Acl { read: always, update: always, create: always, delete: always };
+    let create = |fcp: &str| cns_own(&format!("00E00000{:02X}{fcp}", fcp.len() / 2));
+    // A transparent EF, size in 80 or 81, FID in 83, no access bytes: everything allowed.
+    assert_eq!(
+        create("620B8002012C820101830210AA"),
+        Ok(Command::CreateFile(NewFile { fid: 0x10AA, kind: NewFileKind::Transparent { size: 300 }, acl: open }))
+    );
+    assert_eq!(
+        create("620A81010A820101830210AB"),
+        Ok(Command::CreateFile(NewFile { fid: 0x10AB, kind: NewFileKind::Transparent { size: 10 }, acl: open }))
+    );
+    // A DF.
+    assert_eq!(
+        create("6207820138830214AA"),
+        Ok(Command::CreateFile(NewFile { fid: 0x14AA, kind: NewFileKind::Df, acl: open }))
+    );
+    // EF access bytes: READ [0], UPDATE [1], DELETE [5]; no CREATE on an EF.
+    let pin = |r| AccessCondition::Pin(Hex8(r));
+    assert_eq!(
+        create("62168002000A820101830210AA8609001F0000002000FFFF"),
+        Ok(Command::CreateFile(NewFile {
+            fid: 0x10AA,
+            kind: NewFileKind::Transparent { size: 10 },
+            acl: Acl {
+                read: always,
+                update: pin(0x1F),
+                create: AccessCondition::Never,
+                delete: AccessCondition::Never
+            },
+        }))
+    );
+    assert_eq!(
+        create("62168002000A820101830210AA86091001FFFFFF11FFFFFF"),
+        Ok(Command::CreateFile(NewFile {
+            fid: 0x10AA,
+            kind: NewFileKind::Transparent { size: 10 },
+            acl: Acl { read: pin(0x10), update: pin(0x01), create: AccessCondition::Never, delete: pin(0x11) },
+        }))
+    );
+    // DF access bytes: UPDATE [1], DELETE [5], CREATE [7]; READ always.
+    assert_eq!(
+        create("6212820138830214AA8609FF10FFFFFF11FF1AFF"),
+        Ok(Command::CreateFile(NewFile {
+            fid: 0x14AA,
+            kind: NewFileKind::Df,
+            acl: Acl { read: always, update: pin(0x10), create: pin(0x1A), delete: pin(0x11) },
+        }))
+    );
+    // Refusals: no FID, a reserved FID, no size for an EF, another descriptor, an unknown
+    // tag, access bytes that are not 9.
+    for bad in [
+        "620780020010820101",
+        "620B8002001082010183023F00",
+        "620B800200108201018302FFFF",
+        "620B800200108201018302 3FFF",
+        "6207820101830210AA",
+        "620B800200108201028302 10AA",
+        "6204830210AA",
+        "620E800200108201018302 10AA 880100",
+        "620F800200108201018302 10AA 8602 0000",
+    ] {
+        assert_eq!(create(&bad.replace(' ', "")), Err(Sw::WrongData), "{bad}");
     }
 }
