@@ -393,3 +393,111 @@ fn cns_create_file_decodes_the_fcp_into_fid_kind_and_access_conditions() {
         assert_eq!(create(&bad.replace(' ', "")), Err(Sw::WrongData), "{bad}");
     }
 }
+
+// cns.rs `is_idemia_2021` → `true`, `&&` → `||` (both): the IDEMIA 2021 rule needs IC 05,
+// mask 05 and firmware 20 or later, all three.
+#[test]
+fn the_idemia_2021_rule_needs_ic_05_mask_05_and_firmware_20_or_later() {
+    use firmalab_emulator::profile::cns::{ATR_CNS_1_1, is_idemia_2021};
+    let atr = |ic: u8, mask: u8, fw: u8| {
+        let mut a = ATR_CNS_1_1;
+        (a[11], a[12], a[13]) = (ic, mask, fw);
+        a
+    };
+    assert!(is_idemia_2021(&atr(0x05, 0x05, 0x20)));
+    assert!(is_idemia_2021(&atr(0x05, 0x05, 0x21)));
+    assert!(!is_idemia_2021(&atr(0x05, 0x05, 0x1F)), "firmware before 20");
+    assert!(!is_idemia_2021(&atr(0x05, 0x09, 0x20)), "STIncard mask");
+    assert!(!is_idemia_2021(&atr(0x02, 0x05, 0x20)), "another IC");
+    assert!(!is_idemia_2021(&ATR_CNS_1_1), "the Incard CNS");
+    assert!(!is_idemia_2021(&[0x3B, 0x00]), "not a CNS ATR");
+}
+
+// cns.rs `Cns::default_atr` → an empty / one-byte slice (four mutants): the ATR a CNS
+// presents when its image names none is the CNS 1.1 one (RSA-2048 in OpenSC 0.23), which
+// `recognise` knows as a CNS.
+#[test]
+fn the_cns_default_atr_is_the_cns_1_1_atr_and_recognised_as_a_cns() {
+    use firmalab_emulator::profile::{cns::ATR_CNS_1_1, recognise};
+    let atr = ProfileKind::Cns.profile().default_atr();
+    assert_eq!(atr, &ATR_CNS_1_1[..]);
+    let r = recognise(atr);
+    assert_eq!(r.profile, Some(ProfileKind::Cns));
+    assert!(r.label.contains("Italian CNS 1.1") && r.label.contains("RSA-1024/2048"), "{}", r.label);
+}
+
+// cns.rs `Cns::serial` → `None` / `Some("")` / `Some("xyzzy")`, its `Transparent` arm
+// deleted: the serial a host shows is EF_IDCarta (`3F00/1000/1003`), the 16 characters it
+// reads there.
+#[test]
+fn the_cns_serial_is_the_content_of_ef_idcarta() {
+    let mut s = Session::new("cns-renewable.json");
+    s.expect("00A4080C0410001003", "9000");
+    let idcarta = s.expect("00B0000000", "* 6282");
+    assert_eq!(idcarta.len(), 16);
+    let serial = ProfileKind::Cns.profile().serial(s.card.image());
+    assert_eq!(serial.as_deref().map(str::as_bytes), Some(&idcarta[..]));
+}
+
+// cns.rs `recognise` and `cns_historical_bytes`: the itacns structural rule (TS 3B, T0 and
+// TD1 with 15 historical bytes, TD2 31, the interface bytes each Y announces skipped,
+// historical bytes 00 6B), the CNS version and mask in the label, the CIE shape.
+#[test]
+fn cns_atrs_are_recognised_by_the_itacns_structure_with_version_and_mask_in_the_label() {
+    use firmalab_emulator::profile::cns::{ATR_CNS_1_0, ATR_CNS_1_1};
+    let cns = ProfileKind::Cns.profile();
+    let label = |atr: &[u8]| cns.recognise(atr).map(|r| (r.profile, r.label));
+    let cns_label = |s: &str| Some((Some(ProfileKind::Cns), s.to_owned()));
+    assert_eq!(label(&ATR_CNS_1_1), cns_label("Italian CNS 1.1 (mask STIncard; RSA-1024/2048; OpenSC itacns)"));
+    assert_eq!(
+        label(&ATR_CNS_1_0),
+        cns_label("Italian CNS 1.0 (mask STIncard; RSA-1024 only in OpenSC 0.23; OpenSC itacns)")
+    );
+    let with = |edits: &[(usize, u8)]| {
+        let mut a = ATR_CNS_1_1.to_vec();
+        for &(i, b) in edits {
+            a[i] = b;
+        }
+        a
+    };
+    assert_eq!(
+        label(&with(&[(12, 0x05), (21, 0x12)])),
+        cns_label("Italian CNS 1.2 (mask Oberthur/IDEMIA; RSA-1024/2048; OpenSC itacns)")
+    );
+    assert_eq!(label(&with(&[(12, 0x0D)])), cns_label("Italian CNS 1.1 (mask Gemalto; RSA-1024/2048; OpenSC itacns)"));
+    assert_eq!(label(&with(&[(12, 0x0E)])), cns_label("Italian CNS 1.1 (mask unknown; RSA-1024/2048; OpenSC itacns)"));
+    assert_eq!(label(&with(&[(12, 0x00)])), cns_label("Italian CNS 1.1 (mask ?; RSA-1024/2048; OpenSC itacns)"));
+    // The free bytes of the CNS pattern (hist 7, 8, 12) may be anything.
+    assert!(label(&with(&[(16, 0x77), (17, 0x88), (21, 0x21)])).is_some());
+    // The CIE has the shape and another tail.
+    let cie = with(&[(15, 0x02), (16, 0x49), (17, 0x54), (18, 0x49), (19, 0x44), (20, 0x20), (21, 0x20)]);
+    assert_eq!(label(&cie), Some((None, "Italian CIE v2 (not emulated)".to_owned())));
+    // Interface bytes: T0 DF (no TB1) and TD1 91 (TA2 present) shift the historical bytes.
+    let mut no_tb1 = ATR_CNS_1_1.to_vec();
+    no_tb1[1] = 0xDF;
+    no_tb1.remove(3);
+    assert_eq!(label(&no_tb1), cns_label("Italian CNS 1.1 (mask STIncard; RSA-1024/2048; OpenSC itacns)"));
+    let mut ta2 = ATR_CNS_1_1.to_vec();
+    ta2[5] = 0x91;
+    ta2.insert(6, 0x11);
+    assert_eq!(label(&ta2), cns_label("Italian CNS 1.1 (mask STIncard; RSA-1024/2048; OpenSC itacns)"));
+    // Not the structure.
+    for (why, atr) in [
+        ("TS 3F", with(&[(0, 0x3F)])),
+        ("T0 without TD1", with(&[(1, 0x7F)])),
+        ("T0 with 14 historical bytes", with(&[(1, 0xFE)])),
+        ("TD1 with TD2 absent", with(&[(5, 0x01)])),
+        ("TD1 of protocol T=0", with(&[(5, 0x80)])),
+        ("TD2 not 31", with(&[(6, 0x21)])),
+        ("historical byte 0 not 00", with(&[(9, 0x80)])),
+        ("historical byte 1 not 6B", with(&[(10, 0x6A)])),
+        ("not CNS in the historical bytes", with(&[(18, 0x44)])),
+        ("the CNS pattern's first byte", with(&[(15, 0x03)])),
+        ("the CNS pattern's last byte", with(&[(23, 0x81)])),
+        ("cut short", ATR_CNS_1_1[..23].to_vec()),
+        ("TS alone", vec![0x3B]),
+        ("empty", vec![]),
+    ] {
+        assert_eq!(label(&atr), None, "{why}");
+    }
+}
