@@ -501,3 +501,45 @@ fn cns_atrs_are_recognised_by_the_itacns_structure_with_version_and_mask_in_the_
         assert_eq!(label(&atr), None, "{why}");
     }
 }
+
+// cns.rs `ac_byte` → 0 / 1, `& 0x1F` → `|` / `^`, and `acl_bytes`: the access bytes (tag 86)
+// of the FCP, what OpenSC's itacns reads to know which PIN guards a file: `00` always, `FF`
+// never, else the PIN reference.
+#[test]
+fn cns_fcp_access_bytes_name_the_pin_that_guards_each_operation() {
+    let mut s = Session::new("cns-renewable.json");
+    // DF 1400: UPDATE, APPEND (create), DELETE, CREATE under PIN 1A.
+    let df = s.expect("00A4080002140000", "62.. 9000");
+    assert_eq!(df, h("6212820138830214008609001A1AFFFF1AFF1AFF"));
+    // EF 1400/9010: READ always, UPDATE / WRITE under PIN 1A, the rest never.
+    let ef = s.expect("00A40800041400901000", "62.. 9000");
+    assert!(ef.ends_with(&h("830290108609001A1AFFFFFFFFFFFF")), "{}", firmalab_emulator::hex::encode(&ef));
+    // EF 1000/1003: never updated.
+    let ef = s.expect("00A40800041000100300", "62.. 9000");
+    assert!(ef.ends_with(&h("83021003860900FFFFFFFFFFFFFFFF")), "{}", firmalab_emulator::hex::encode(&ef));
+}
+
+// cns.rs `encode_dati_personali` → `vec![]` / `vec![0]` (and `decode_dati_personali`): the
+// EF_DatiPersonali bytes, 6 hex digits of the rest's length then each field as 2 hex digits
+// of length and its value, the ninth field (residence) empty.
+#[test]
+fn cns_dati_personali_encode_each_field_with_its_hex_length_and_decode_back() {
+    use firmalab_emulator::perso::Holder;
+    use firmalab_emulator::profile::cns::{decode_dati_personali, encode_dati_personali};
+    let holder = Holder {
+        issuer_code: "ARUBA".into(),
+        issue_date: "01012024".into(),
+        expiry_date: "01012030".into(),
+        last_name: "ROSSI".into(),
+        first_name: "MARIO".into(),
+        birth_date: "02031980".into(),
+        sex: "M".into(),
+        codice_fiscale: "RSSMRA80C02H501X".into(),
+    };
+    let bytes = encode_dati_personali(&holder);
+    let body = "05ARUBA0801012024080101203005ROSSI05MARIO080203198001M0010RSSMRA80C02H501X";
+    assert_eq!(String::from_utf8(bytes.clone()).unwrap(), format!("{:06X}{body}", body.len()));
+    assert_eq!(decode_dati_personali(&bytes), Some(holder));
+    assert_eq!(decode_dati_personali(b"00000"), None);
+    assert_eq!(decode_dati_personali(b"00000905ARUBA"), None, "shorter than its length");
+}
