@@ -543,3 +543,70 @@ fn cns_dati_personali_encode_each_field_with_its_hex_length_and_decode_back() {
     assert_eq!(decode_dati_personali(b"00000"), None);
     assert_eq!(decode_dati_personali(b"00000905ARUBA"), None, "shorter than its length");
 }
+
+// cns.rs `personalize`, the serial rule (`!=` → `==`, `||` → `&&`, `!` deleted): a CNS
+// serial (EF_IDCarta) is exactly 16 ASCII letters or digits; anything else is refused with
+// a message naming it.
+#[test]
+fn cns_personalisation_takes_a_serial_of_16_ascii_alphanumerics_only() {
+    use firmalab_emulator::fs::lookup;
+    use firmalab_emulator::image::{History, LifeCycle};
+    use firmalab_emulator::perso::{Holder, KeySet, ObjectInfo, Personalization};
+    use firmalab_emulator::security::PinRole;
+    let image_of = image;
+    let perso = |serial: &str| Personalization {
+        profile: ProfileKind::Cns,
+        description: "mutants".into(),
+        atr: None,
+        serial: serial.into(),
+        pin: "12345678".into(),
+        puk: "87654321".into(),
+        so_pin: "11223344".into(),
+        pin_tries: 3,
+        puk_tries: 10,
+        holder: Holder::default(),
+        auth: None,
+        sign: None,
+        life_cycle: LifeCycle::Admin,
+        capacity: 32 * 1024,
+        history: History { first_issuance: "2026-01-01".into(), renewal_count: 0 },
+        p256: false,
+    };
+    let image = ProfileKind::Cns.profile().personalize(&perso("0123456789ABCDEF")).unwrap();
+    // No key: a blank card, the holder PINs at the default; no personal data.
+    let user_pins = |image: &firmalab_emulator::CardImage| -> Vec<String> {
+        image.pins.iter().filter(|p| p.role == PinRole::User).map(|p| p.value.clone()).collect()
+    };
+    assert!(user_pins(&image).iter().all(|v| v == "12345"), "{:?}", user_pins(&image));
+    assert!(lookup(&image.mf, &[0x3F00, 0x1100, 0x1102]).is_none());
+    // One key set (authentication only, then signature only): issued, the holder's PINs and
+    // EF_DatiPersonali (cns.rs 486 `||` → `&&`, 535 `&&` → `||`).
+    let fixture = image_of("cns-renewable.json");
+    let key = fixture.keys.iter().find_map(|k| k.material.clone()).unwrap();
+    let set = KeySet {
+        info: ObjectInfo {
+            label: "k".into(),
+            id: vec![1],
+            subject: vec![],
+            issuer: vec![],
+            modulus: vec![],
+            exponent: vec![],
+        },
+        algorithm: Algorithm::Rsa2048,
+        material: key,
+        certificate: vec![0x30, 0x00],
+    };
+    for (auth, sign) in [(Some(set.clone()), None), (None, Some(set.clone()))] {
+        let issued = ProfileKind::Cns
+            .profile()
+            .personalize(&Personalization { auth, sign, ..perso("0123456789ABCDEF") })
+            .unwrap();
+        assert!(user_pins(&issued).iter().all(|v| v == "12345678"), "{:?}", user_pins(&issued));
+        assert!(lookup(&issued.mf, &[0x3F00, 0x1100, 0x1102]).is_some(), "EF_DatiPersonali");
+    }
+    assert_eq!(ProfileKind::Cns.profile().serial(&image).as_deref(), Some("0123456789ABCDEF"));
+    for bad in ["0123456789ABCDE", "0123456789ABCDEF0", "0123456789ABCDE-", "0123456789ABCDÈ"] {
+        let err = ProfileKind::Cns.profile().personalize(&perso(bad)).unwrap_err();
+        assert!(err.contains("a CNS serial is 16 ASCII characters"), "{bad}: {err}");
+    }
+}
