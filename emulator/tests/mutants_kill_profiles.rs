@@ -1,0 +1,612 @@
+//! Behaviour of the profiles' command parsers that `cargo mutants` showed no other test pinned
+//! down (README "Mutation testing"): how the ISO arms every profile shares
+//! (`profile/iso.rs`) decode an APDU into the command the card executes, and the status word
+//! a host gets for each malformed one. Each test names the rule it holds, and the comment
+//! above it the mutants it kills. The parser is called directly (with each profile's hooks)
+//! so that one decoding fact is checked at a time; the SWs are those the card answers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+use common::*;
+use firmalab_emulator::apdu::Apdu;
+use firmalab_emulator::command::{
+    Command, DataObject, KeyGen, KeySelector, NewFile, NewFileKind, PinRef, PinScope, SecOp, Select, SelectTarget,
+    SignPadding, UnblockProof,
+};
+use firmalab_emulator::fs::{AccessCondition, Acl};
+use firmalab_emulator::hex::Hex8;
+use firmalab_emulator::keys::Algorithm;
+use firmalab_emulator::profile::iso;
+use firmalab_emulator::{ProfileKind, Sw};
+
+/// The ISO arms' decoding of `cmd` (hex) with `kind`'s hooks.
+fn iso_parse(kind: ProfileKind, cmd: &str) -> Result<Command<'static>, Sw> {
+    let bytes: &'static [u8] = Box::leak(h(cmd).into_boxed_slice());
+    let apdu = Apdu::parse(bytes).unwrap_or_else(|sw| panic!("{cmd}: not an APDU ({sw:?})"));
+    iso::parse(kind.profile(), &apdu)
+}
+
+fn cns(cmd: &str) -> Result<Command<'static>, Sw> {
+    iso_parse(ProfileKind::Cns, cmd)
+}
+
+fn select(target: SelectTarget<'static>, return_fcp: bool) -> Result<Command<'static>, Sw> {
+    Ok(Command::Select(Select { target, return_fcp }))
+}
+
+// iso.rs `select`: the P2 match (`0x00 | 0x04`, `0x0C` arms deleted, `& 0xFC` → `|`/`^`),
+// the occurrence rule (`& 0x03` → `|`, `!=` → `==`, `&&` → `||`), every P1 arm (deleted,
+// `is_empty` / `len() > 16` / `is_multiple_of` conditions negated or `>` → `>=`/`==`/`<`,
+// `||` → `&&`, `p1 == 0x08` → `!=`), and `fid_of`.
+#[test]
+fn select_decodes_p1_p2_into_target_and_fcp_and_answers_6a86_or_6700_for_the_rest() {
+    // P2: 00 / 04 return the FCP, 0C does not, anything else is 6A86.
+    assert_eq!(cns("00A4000C"), select(SelectTarget::Fid(0x3F00), false));
+    assert_eq!(cns("00A40000"), select(SelectTarget::Fid(0x3F00), true));
+    assert_eq!(cns("00A40004"), select(SelectTarget::Fid(0x3F00), true));
+    assert_eq!(cns("00A40008"), Err(Sw::WrongP1P2));
+    assert_eq!(cns("00A40010"), Err(Sw::WrongP1P2));
+    assert_eq!(cns("00A4008C"), Err(Sw::WrongP1P2));
+    // P1 00: the MF with no data, else exactly one FID.
+    assert_eq!(cns("00A4000C025015"), select(SelectTarget::Fid(0x5015), false));
+    assert_eq!(cns("00A4000C0150"), Err(Sw::WrongLength));
+    assert_eq!(cns("00A4000C03501544"), Err(Sw::WrongLength));
+    // Occurrence bits (P2 b1-b2) only with a DF name.
+    assert_eq!(cns("00A4000D025015"), Err(Sw::WrongP1P2));
+    assert_eq!(cns("00A4000E025015"), Err(Sw::WrongP1P2));
+    assert_eq!(cns("00A4080D025015"), Err(Sw::WrongP1P2));
+    // P1 03: the parent, no data.
+    assert_eq!(cns("00A4030C"), select(SelectTarget::Parent, false));
+    assert_eq!(cns("00A40300"), select(SelectTarget::Parent, true));
+    assert_eq!(cns("00A4030C025015"), Err(Sw::WrongLength));
+    // P1 04: a DF name of 1 to 16 bytes, first occurrence only.
+    let aid16 = "A0000000000000000000000000000001";
+    assert_eq!(cns(&format!("00A4040C10{aid16}")), select(SelectTarget::DfName(&h(aid16).leak()[..]), false));
+    assert_eq!(cns("00A4040001A0"), select(SelectTarget::DfName(&[0xA0]), true));
+    assert_eq!(cns(&format!("00A4040C11{aid16}02")), Err(Sw::WrongLength));
+    assert_eq!(cns("00A4040C"), Err(Sw::WrongLength));
+    assert_eq!(cns("00A4040201A0"), Err(Sw::FileNotFound));
+    assert_eq!(cns("00A4040E01A0"), Err(Sw::FileNotFound));
+    assert_eq!(cns("00A4040301A0"), Err(Sw::FileNotFound));
+    // P1 08 / 09: a path of whole FIDs, from the MF or from the current DF.
+    assert_eq!(cns("00A4080C0450155031"), select(SelectTarget::PathFromMf(&[0x50, 0x15, 0x50, 0x31]), false));
+    assert_eq!(cns("00A4090C025031"), select(SelectTarget::PathFromCurrent(&[0x50, 0x31]), false));
+    assert_eq!(cns("00A4090002503100"), select(SelectTarget::PathFromCurrent(&[0x50, 0x31]), true));
+    for p1 in ["08", "09"] {
+        assert_eq!(cns(&format!("00A4{p1}0C")), Err(Sw::WrongLength), "P1 {p1}, no path");
+        assert_eq!(cns(&format!("00A4{p1}0C0150")), Err(Sw::WrongLength), "P1 {p1}, odd path");
+        assert_eq!(cns(&format!("00A4{p1}0C03501550")), Err(Sw::WrongLength), "P1 {p1}, odd path");
+    }
+    // Any other P1.
+    for p1 in ["01", "02", "05", "0A", "80"] {
+        assert_eq!(cns(&format!("00A4{p1}0C025015")), Err(Sw::WrongP1P2), "P1 {p1}");
+    }
+}
+
+// iso.rs READ / UPDATE BINARY arms and `binary_offset`: `no_data` → `Ok(())`, the
+// `is_empty` check negated or deleted, `& 0x80` → `|`, `!=` → `==`, `<<` → `>>`,
+// `unwrap_or(256)`.
+#[test]
+fn binary_commands_take_a_15_bit_offset_from_p1_p2_and_refuse_the_short_ef_form_with_6a86() {
+    assert_eq!(cns("00B0012310"), Ok(Command::ReadBinary { offset: 0x123, le: 16 }));
+    assert_eq!(cns("00B07FFF01"), Ok(Command::ReadBinary { offset: 0x7FFF, le: 1 }));
+    assert_eq!(cns("00B00000"), Ok(Command::ReadBinary { offset: 0, le: 256 }));
+    assert_eq!(cns("00B0000000"), Ok(Command::ReadBinary { offset: 0, le: 256 }));
+    assert_eq!(cns("00B0800010"), Err(Sw::WrongP1P2));
+    assert_eq!(cns("00B0810010"), Err(Sw::WrongP1P2));
+    assert_eq!(cns("00B0000001AA10"), Err(Sw::WrongLength));
+    assert_eq!(cns("00D6020002AABB"), Ok(Command::UpdateBinary { offset: 0x200, data: &[0xAA, 0xBB] }));
+    assert_eq!(cns("00D60007021122"), Ok(Command::UpdateBinary { offset: 7, data: &[0x11, 0x22] }));
+    assert_eq!(cns("00D6800002AABB"), Err(Sw::WrongP1P2));
+    assert_eq!(cns("00D60000"), Err(Sw::WrongLength));
+}
+
+// iso.rs record arms (READ / UPDATE / APPEND RECORD) and `record_number`: `!= 0x04` → `==`,
+// `p1 == 0` → `!=`, `||` → `&&`, `p1p2_zero` → `Ok(())`, `==` → `!=` in it, the
+// `is_empty` checks negated.
+#[test]
+fn record_commands_address_records_by_number_with_p2_04_and_append_takes_p1_p2_00() {
+    assert_eq!(cns("00B2030410"), Ok(Command::ReadRecord { record: 3, le: 16 }));
+    assert_eq!(cns("00B20104"), Ok(Command::ReadRecord { record: 1, le: 256 }));
+    assert_eq!(cns("00B2000410"), Err(Sw::WrongP1P2));
+    assert_eq!(cns("00B2030C10"), Err(Sw::WrongP1P2));
+    assert_eq!(cns("00B2000C10"), Err(Sw::WrongP1P2));
+    assert_eq!(cns("00B2010401AA"), Err(Sw::WrongLength));
+    assert_eq!(cns("00DC0204021122"), Ok(Command::UpdateRecord { record: 2, data: &[0x11, 0x22] }));
+    assert_eq!(cns("00DC020C021122"), Err(Sw::WrongP1P2));
+    assert_eq!(cns("00DC0004021122"), Err(Sw::WrongP1P2));
+    assert_eq!(cns("00DC0204"), Err(Sw::WrongLength));
+    assert_eq!(cns("00E20000021122"), Ok(Command::AppendRecord { data: &[0x11, 0x22] }));
+    assert_eq!(cns("00E20100021122"), Err(Sw::WrongP1P2));
+    assert_eq!(cns("00E20001021122"), Err(Sw::WrongP1P2));
+    assert_eq!(cns("00E20000"), Err(Sw::WrongLength));
+}
+
+// iso.rs VERIFY and CHANGE REFERENCE DATA arms: `p1 != 0` → `==`, the `is_empty` choice
+// of `data` negated, the PIN reference from the profile's hook.
+#[test]
+fn verify_and_change_take_p1_00_and_the_pin_the_profile_reads_in_p2() {
+    let local1 = PinRef { reference: 1, scope: PinScope::Local };
+    assert_eq!(cns("00200081"), Ok(Command::Verify { pin: local1, data: None }));
+    assert_eq!(cns("002000810431323334"), Ok(Command::Verify { pin: local1, data: Some(&[0x31, 0x32, 0x33, 0x34]) }));
+    assert_eq!(cns("00200181"), Err(Sw::WrongP1P2));
+    assert_eq!(cns("00200080"), Err(Sw::WrongP1P2), "CNS: no PIN 0");
+    assert_eq!(cns("00240081023132"), Ok(Command::ChangeReferenceData { pin: local1, data: &[0x31, 0x32] }));
+    assert_eq!(cns("00240181023132"), Err(Sw::WrongP1P2));
+    // Oberthur numbers the user PIN 81 for CHANGE and RESET RETRY COUNTER.
+    let ober = |cmd| iso_parse(ProfileKind::Oberthur, cmd);
+    let user = PinRef { reference: 0x81, scope: PinScope::Anywhere };
+    assert_eq!(ober("00240001023132"), Ok(Command::ChangeReferenceData { pin: user, data: &[0x31, 0x32] }));
+    assert_eq!(
+        ober("002C010102AABB"),
+        Ok(Command::ResetRetryCounter { pin: user, proof: UnblockProof::Puk(&[0xAA, 0xBB]), new_pin: None })
+    );
+}
+
+// iso.rs `reset_retry_counter`: the P1 00 arm (deleted, `is_empty` / `is_multiple_of`
+// negated, `||` → `&&`, `/ 2` → `* 2` / `% 2`), the P1 01 arm deleted.
+#[test]
+fn reset_retry_counter_splits_puk_and_new_pin_in_halves_with_p1_00_and_takes_the_puk_alone_with_p1_01() {
+    let pin = PinRef { reference: 1, scope: PinScope::Local };
+    assert_eq!(
+        cns("002C008104AABB1122"),
+        Ok(Command::ResetRetryCounter { pin, proof: UnblockProof::Puk(&[0xAA, 0xBB]), new_pin: Some(&[0x11, 0x22]) })
+    );
+    assert_eq!(
+        cns("002C008102AA11"),
+        Ok(Command::ResetRetryCounter { pin, proof: UnblockProof::Puk(&[0xAA]), new_pin: Some(&[0x11]) })
+    );
+    assert_eq!(cns("002C008103AABB11"), Err(Sw::WrongLength));
+    assert_eq!(cns("002C008101AA"), Err(Sw::WrongLength));
+    assert_eq!(cns("002C0081"), Err(Sw::WrongLength));
+    assert_eq!(
+        cns("002C018103AABBCC"),
+        Ok(Command::ResetRetryCounter { pin, proof: UnblockProof::Puk(&[0xAA, 0xBB, 0xCC]), new_pin: None })
+    );
+    assert_eq!(cns("002C028102AABB"), Err(Sw::WrongP1P2));
+}
+
+// iso.rs `mse` and `mse_op`: RESTORE (`no_data`, the SE number), SET with P1 F1 or 41 (the
+// arm and its alternatives), the CRT tag in P2 (each arm deleted), the TLV loop (`!` deleted
+// in `while !rest.is_empty()`, the `83` / `84` guards, `==` → `!=`), other P1.
+#[test]
+fn mse_restores_an_se_or_sets_the_key_reference_or_pending_key_of_a_crt_and_refuses_the_rest_with_6a80() {
+    assert_eq!(cns("0022F303"), Ok(Command::MseRestore { se: 3 }));
+    assert_eq!(cns("0022F30100"), Ok(Command::MseRestore { se: 1 }));
+    assert_eq!(cns("0022F30303830101"), Err(Sw::WrongLength));
+    assert_eq!(cns("0022F1B603830101"), Ok(Command::MseSet { op: SecOp::Sign, key: KeySelector::Reference(1) }));
+    assert_eq!(cns("002241B603830102"), Ok(Command::MseSet { op: SecOp::Sign, key: KeySelector::Reference(2) }));
+    assert_eq!(cns("002241B803840105"), Ok(Command::MseSet { op: SecOp::Decipher, key: KeySelector::Pending(5) }));
+    // Several data objects: the last key reference counts; an unknown tag is refused.
+    assert_eq!(cns("002241B606830101840107"), Ok(Command::MseSet { op: SecOp::Sign, key: KeySelector::Pending(7) }));
+    assert_eq!(cns("002241B603800101"), Err(Sw::WrongData));
+    assert_eq!(cns("002241B606800112830101"), Err(Sw::WrongData));
+    assert_eq!(cns("002241B60483020101"), Err(Sw::WrongData), "a key reference is one byte");
+    assert_eq!(cns("002241B602830A"), Err(Sw::WrongData), "a cut data object");
+    assert_eq!(cns("002241B6"), Err(Sw::WrongData), "no key reference");
+    assert_eq!(cns("002241A403830101"), Err(Sw::WrongP1P2), "an authentication CRT");
+    assert_eq!(cns("002281B603830101"), Err(Sw::WrongP1P2));
+    assert_eq!(iso::mse_op(0xB6), Ok(SecOp::Sign));
+    assert_eq!(iso::mse_op(0xB8), Ok(SecOp::Decipher));
+    assert_eq!(iso::mse_op(0xA4), Err(Sw::WrongP1P2));
+}
+
+// iso.rs `pso`: `padding == Raw` → `!=`, the 9E 9A and 80 86 arms (`is_empty` negated),
+// the padding-indicator match (guard `!rest.is_empty()` negated, arms deleted), `unpad:
+// !decipher_indicator` (`!` deleted).
+#[test]
+fn pso_passes_the_signature_input_and_strips_the_padding_indicator_only_on_a_raw_card() {
+    // CNS: raw RSA, the cryptogram comes after a padding indicator 00.
+    assert_eq!(
+        cns("002A9E9A021122"),
+        Ok(Command::ComputeSignature { input: &[0x11, 0x22], padding: SignPadding::Raw })
+    );
+    assert_eq!(cns("002A9E9A00"), Err(Sw::WrongLength));
+    assert_eq!(cns("002A9E9A"), Err(Sw::WrongLength));
+    assert_eq!(cns("002A808603001122"), Ok(Command::Decipher { input: &[0x11, 0x22], unpad: false }));
+    assert_eq!(cns("002A808603011122"), Err(Sw::WrongData), "indicator other than 00");
+    assert_eq!(cns("002A80860100"), Err(Sw::WrongData), "an indicator and no cryptogram");
+    assert_eq!(cns("002A8086"), Err(Sw::WrongLength));
+    assert_eq!(cns("002A9E9B021122"), Err(Sw::WrongP1P2));
+    assert_eq!(cns("002A8087021122"), Err(Sw::WrongP1P2));
+    // Oberthur: the card pads and unpads; the cryptogram comes bare.
+    let ober = |cmd| iso_parse(ProfileKind::Oberthur, cmd);
+    assert_eq!(
+        ober("002A9E9A021122"),
+        Ok(Command::ComputeSignature { input: &[0x11, 0x22], padding: SignPadding::Pkcs1 })
+    );
+    assert_eq!(ober("002A808603001122"), Ok(Command::Decipher { input: &[0x00, 0x11, 0x22], unpad: true }));
+    assert_eq!(ober("002A8086021122"), Ok(Command::Decipher { input: &[0x11, 0x22], unpad: true }));
+    assert_eq!(ober("002A8086"), Err(Sw::WrongLength));
+}
+
+// iso.rs GET CHALLENGE, GET DATA, GET RESPONSE arms: `len <= 256` → `<` / `>`, the guard
+// → `true`/`false`, `no_data` / `p1p2_zero` → `Ok(())`, the `0x00 | 0x80` class
+// alternatives, `unwrap_or(256)`, and the fallback `InsNotSupported`.
+#[test]
+fn challenge_data_and_response_arms_check_p1_p2_data_and_le() {
+    assert_eq!(cns("0084000008"), Ok(Command::GetChallenge { len: 8 }));
+    assert_eq!(cns("0084000000"), Ok(Command::GetChallenge { len: 256 }));
+    assert_eq!(cns("00840000000100"), Ok(Command::GetChallenge { len: 256 }));
+    assert_eq!(cns("00840000000101"), Err(Sw::WrongLength));
+    assert_eq!(cns("00840000"), Err(Sw::WrongLength));
+    assert_eq!(cns("0084010008"), Err(Sw::WrongP1P2));
+    assert_eq!(cns("0084000108"), Err(Sw::WrongP1P2));
+    assert_eq!(cns("008400000111"), Err(Sw::WrongLength));
+    assert_eq!(cns("00CA018300"), Ok(Command::GetData(DataObject::LifeCycle)));
+    assert_eq!(cns("00CA018800"), Ok(Command::GetData(DataObject::Extensions)));
+    assert_eq!(cns("00CA018400"), Err(Sw::ReferencedDataNotFound));
+    assert_eq!(cns("00CA01830111"), Err(Sw::WrongLength));
+    let ober = |cmd| iso_parse(ProfileKind::Oberthur, cmd);
+    assert_eq!(ober("80CA9F7F00"), Ok(Command::GetData(DataObject::Cplc)));
+    assert_eq!(ober("00CA9F7F00"), Err(Sw::ReferencedDataNotFound));
+    assert_eq!(cns("00C0000010"), Ok(Command::GetResponse { le: 16 }));
+    assert_eq!(cns("00C00000"), Ok(Command::GetResponse { le: 256 }));
+    assert_eq!(cns("00C0010010"), Err(Sw::WrongP1P2));
+    assert_eq!(cns("00C0000110"), Err(Sw::WrongP1P2));
+    assert_eq!(cns("00C000000111"), Err(Sw::WrongLength));
+    assert_eq!(cns("0044000000"), Err(Sw::InsNotSupported));
+    assert_eq!(cns("80A4000C"), Err(Sw::InsNotSupported), "SELECT in a proprietary class");
+    assert_eq!(cns("8084000008"), Err(Sw::InsNotSupported));
+}
+
+// The helpers the profiles share: `no_data`, `p1p2_zero`, `fid_of` (→ `Ok(0)` / `Ok(1)`,
+// `Ok(())`, `==` → `!=`).
+#[test]
+fn shared_helpers_refuse_data_nonzero_p1_p2_and_fids_that_are_not_two_bytes() {
+    let apdu = |cmd: &str| Apdu::parse(Box::leak(h(cmd).into_boxed_slice())).unwrap();
+    assert_eq!(iso::no_data(&apdu("00C00000")), Ok(()));
+    assert_eq!(iso::no_data(&apdu("00C0000001AA")), Err(Sw::WrongLength));
+    assert_eq!(iso::p1p2_zero(&apdu("00C00000")), Ok(()));
+    assert_eq!(iso::p1p2_zero(&apdu("00C00100")), Err(Sw::WrongP1P2));
+    assert_eq!(iso::p1p2_zero(&apdu("00C00001")), Err(Sw::WrongP1P2));
+    assert_eq!(iso::fid_of(&[0x50, 0x15]), Ok(0x5015));
+    assert_eq!(iso::fid_of(&[0x3F, 0x00]), Ok(0x3F00));
+    assert_eq!(iso::fid_of(&[0x50]), Err(Sw::WrongLength));
+    assert_eq!(iso::fid_of(&[0x50, 0x15, 0x00]), Err(Sw::WrongLength));
+    assert_eq!(iso::record_number(&apdu("00B20504")), Ok(5));
+    assert_eq!(iso::record_number(&apdu("00B20004")), Err(Sw::WrongP1P2));
+}
+
+// End to end, what a host sees: the card answers the parser's refusals with their status
+// word on every profile that hands these arms to iso.rs.
+#[test]
+fn the_card_answers_the_iso_parsers_refusals_with_their_status_words() {
+    for fixture in ["cns-renewable.json", "oberthur-renewable.json", "incrypto34-issued.json"] {
+        let mut s = Session::new(fixture);
+        s.table(&[
+            ("00A40008", "6A86"),
+            ("00A4040C", "6700"),
+            ("00A4000C0150", "6700"),
+            ("00B0800010", "6A86"),
+            ("00840000000101", "6700"),
+            ("00C0000110", "6A86"),
+        ]);
+    }
+}
+
+// ---- profile/cns.rs ----
+
+/// The CNS profile's decoding of `cmd` (its own arms, then the ISO ones).
+fn cns_own(cmd: &str) -> Result<Command<'static>, Sw> {
+    let bytes: &'static [u8] = Box::leak(h(cmd).into_boxed_slice());
+    let apdu = Apdu::parse(bytes).unwrap_or_else(|sw| panic!("{cmd}: not an APDU ({sw:?})"));
+    ProfileKind::Cns.profile().parse(&apdu)
+}
+
+// cns.rs `Cns::parse`: the record-write refusal, COMMIT (`p1 == 0x81` guard, `is_empty`),
+// GENERATE KEY PAIR (P1 00 / 80 arms, the algorithm match), CREATE / DELETE FILE
+// (`p1p2_zero`), ERASE (`no_data`, `p1p2_zero`), and the hand-over to the ISO arms.
+#[test]
+fn cns_own_arms_decode_commit_generate_create_delete_and_erase() {
+    assert_eq!(cns_own("00DC0104021122"), Err(Sw::InsNotSupported), "no record EFs on the CNS");
+    assert_eq!(cns_own("00E20000021122"), Err(Sw::InsNotSupported));
+    assert_eq!(cns_own("00468101023082"), Ok(Command::CommitKey { key: 1, certificate: &[0x30, 0x82] }));
+    assert_eq!(cns_own("00468110"), Err(Sw::WrongLength), "a commit carries the certificate");
+    let slot = |key, algorithm, pending| Ok(Command::GenerateKeyPair(KeyGen::Slot { key, algorithm, pending }));
+    assert_eq!(cns_own("00460001020400"), slot(1, Algorithm::Rsa1024, false));
+    assert_eq!(cns_own("00468010020800"), slot(0x10, Algorithm::Rsa2048, true));
+    assert_eq!(cns_own("004600020A06082A8648CE3D030107"), slot(2, Algorithm::EcP256, false));
+    assert_eq!(cns_own("00460001020600"), Err(Sw::WrongData));
+    assert_eq!(cns_own("0046000103040000"), Err(Sw::WrongLength));
+    assert_eq!(cns_own("00460001"), Err(Sw::WrongLength));
+    assert_eq!(cns_own("00460101020800"), Err(Sw::WrongP1P2));
+    assert_eq!(cns_own("00468201020800"), Err(Sw::WrongP1P2));
+    assert_eq!(cns_own("00E4000002A001"), Ok(Command::DeleteFile { fid: 0xA001, df: None }));
+    assert_eq!(cns_own("00E4010002A001"), Err(Sw::WrongP1P2));
+    assert_eq!(cns_own("00E4000102A001"), Err(Sw::WrongP1P2));
+    assert_eq!(cns_own("00E4000001A0"), Err(Sw::WrongLength));
+    assert_eq!(cns_own("B0F50000"), Ok(Command::EraseCard));
+    assert_eq!(cns_own("B0F50100"), Err(Sw::WrongP1P2));
+    assert_eq!(cns_own("B0F50001"), Err(Sw::WrongP1P2));
+    assert_eq!(cns_own("B0F5000001AA"), Err(Sw::WrongLength));
+    assert_eq!(cns_own("00E0010000"), Err(Sw::WrongP1P2));
+    assert_eq!(cns_own("00A4000C"), select(SelectTarget::Fid(0x3F00), false), "the rest is ISO");
+}
+
+// cns.rs `parse_create`: each FCP tag arm, the FID refusals (`==` → `!=`, `||` → `&&`), the
+// descriptor match, the default and the DF / EF access-byte mappings (`ac_of` ranges).
+#[test]
+fn cns_create_file_decodes_the_fcp_into_fid_kind_and_access_conditions() {
+    let always = AccessCondition::Always;
+    let open = Acl { read: always, update: always, create: always, delete: always };
+    let create = |fcp: &str| cns_own(&format!("00E00000{:02X}{fcp}", fcp.len() / 2));
+    // A transparent EF, size in 80 or 81, FID in 83, no access bytes: everything allowed.
+    assert_eq!(
+        create("620B8002012C820101830210AA"),
+        Ok(Command::CreateFile(NewFile { fid: 0x10AA, kind: NewFileKind::Transparent { size: 300 }, acl: open }))
+    );
+    assert_eq!(
+        create("620A81010A820101830210AB"),
+        Ok(Command::CreateFile(NewFile { fid: 0x10AB, kind: NewFileKind::Transparent { size: 10 }, acl: open }))
+    );
+    // A DF.
+    assert_eq!(
+        create("6207820138830214AA"),
+        Ok(Command::CreateFile(NewFile { fid: 0x14AA, kind: NewFileKind::Df, acl: open }))
+    );
+    // EF access bytes: READ [0], UPDATE [1], DELETE [5]; no CREATE on an EF.
+    let pin = |r| AccessCondition::Pin(Hex8(r));
+    assert_eq!(
+        create("62168002000A820101830210AA8609001F0000002000FFFF"),
+        Ok(Command::CreateFile(NewFile {
+            fid: 0x10AA,
+            kind: NewFileKind::Transparent { size: 10 },
+            acl: Acl {
+                read: always,
+                update: pin(0x1F),
+                create: AccessCondition::Never,
+                delete: AccessCondition::Never
+            },
+        }))
+    );
+    assert_eq!(
+        create("62168002000A820101830210AA86091001FFFFFF11FFFFFF"),
+        Ok(Command::CreateFile(NewFile {
+            fid: 0x10AA,
+            kind: NewFileKind::Transparent { size: 10 },
+            acl: Acl { read: pin(0x10), update: pin(0x01), create: AccessCondition::Never, delete: pin(0x11) },
+        }))
+    );
+    // DF access bytes: UPDATE [1], DELETE [5], CREATE [7]; READ always.
+    assert_eq!(
+        create("6212820138830214AA8609FF10FFFFFF11FF1AFF"),
+        Ok(Command::CreateFile(NewFile {
+            fid: 0x14AA,
+            kind: NewFileKind::Df,
+            acl: Acl { read: always, update: pin(0x10), create: pin(0x1A), delete: pin(0x11) },
+        }))
+    );
+    // Refusals: no FID, a reserved FID, no size for an EF, another descriptor, an unknown
+    // tag, access bytes that are not 9.
+    for bad in [
+        "620780020010820101",
+        "620B8002001082010183023F00",
+        "620B800200108201018302FFFF",
+        "620B800200108201018302 3FFF",
+        "6207820101830210AA",
+        "620B800200108201028302 10AA",
+        "6204830210AA",
+        "620E800200108201018302 10AA 880100",
+        "620F800200108201018302 10AA 8602 0000",
+    ] {
+        assert_eq!(create(&bad.replace(' ', "")), Err(Sw::WrongData), "{bad}");
+    }
+}
+
+// cns.rs `is_idemia_2021` → `true`, `&&` → `||` (both): the IDEMIA 2021 rule needs IC 05,
+// mask 05 and firmware 20 or later, all three.
+#[test]
+fn the_idemia_2021_rule_needs_ic_05_mask_05_and_firmware_20_or_later() {
+    use firmalab_emulator::profile::cns::{ATR_CNS_1_1, is_idemia_2021};
+    let atr = |ic: u8, mask: u8, fw: u8| {
+        let mut a = ATR_CNS_1_1;
+        (a[11], a[12], a[13]) = (ic, mask, fw);
+        a
+    };
+    assert!(is_idemia_2021(&atr(0x05, 0x05, 0x20)));
+    assert!(is_idemia_2021(&atr(0x05, 0x05, 0x21)));
+    assert!(!is_idemia_2021(&atr(0x05, 0x05, 0x1F)), "firmware before 20");
+    assert!(!is_idemia_2021(&atr(0x05, 0x09, 0x20)), "STIncard mask");
+    assert!(!is_idemia_2021(&atr(0x02, 0x05, 0x20)), "another IC");
+    assert!(!is_idemia_2021(&ATR_CNS_1_1), "the Incard CNS");
+    assert!(!is_idemia_2021(&[0x3B, 0x00]), "not a CNS ATR");
+}
+
+// cns.rs `Cns::default_atr` → an empty / one-byte slice (four mutants): the ATR a CNS
+// presents when its image names none is the CNS 1.1 one (RSA-2048 in OpenSC 0.23), which
+// `recognise` knows as a CNS.
+#[test]
+fn the_cns_default_atr_is_the_cns_1_1_atr_and_recognised_as_a_cns() {
+    use firmalab_emulator::profile::{cns::ATR_CNS_1_1, recognise};
+    let atr = ProfileKind::Cns.profile().default_atr();
+    assert_eq!(atr, &ATR_CNS_1_1[..]);
+    let r = recognise(atr);
+    assert_eq!(r.profile, Some(ProfileKind::Cns));
+    assert!(r.label.contains("Italian CNS 1.1") && r.label.contains("RSA-1024/2048"), "{}", r.label);
+}
+
+// cns.rs `Cns::serial` → `None` / `Some("")` / `Some("xyzzy")`, its `Transparent` arm
+// deleted: the serial a host shows is EF_IDCarta (`3F00/1000/1003`), the 16 characters it
+// reads there.
+#[test]
+fn the_cns_serial_is_the_content_of_ef_idcarta() {
+    let mut s = Session::new("cns-renewable.json");
+    s.expect("00A4080C0410001003", "9000");
+    let idcarta = s.expect("00B0000000", "* 6282");
+    assert_eq!(idcarta.len(), 16);
+    let serial = ProfileKind::Cns.profile().serial(s.card.image());
+    assert_eq!(serial.as_deref().map(str::as_bytes), Some(&idcarta[..]));
+}
+
+// cns.rs `recognise` and `cns_historical_bytes`: the itacns structural rule (TS 3B, T0 and
+// TD1 with 15 historical bytes, TD2 31, the interface bytes each Y announces skipped,
+// historical bytes 00 6B), the CNS version and mask in the label, the CIE shape.
+#[test]
+fn cns_atrs_are_recognised_by_the_itacns_structure_with_version_and_mask_in_the_label() {
+    use firmalab_emulator::profile::cns::{ATR_CNS_1_0, ATR_CNS_1_1};
+    let cns = ProfileKind::Cns.profile();
+    let label = |atr: &[u8]| cns.recognise(atr).map(|r| (r.profile, r.label));
+    let cns_label = |s: &str| Some((Some(ProfileKind::Cns), s.to_owned()));
+    assert_eq!(label(&ATR_CNS_1_1), cns_label("Italian CNS 1.1 (mask STIncard; RSA-1024/2048; OpenSC itacns)"));
+    assert_eq!(
+        label(&ATR_CNS_1_0),
+        cns_label("Italian CNS 1.0 (mask STIncard; RSA-1024 only in OpenSC 0.23; OpenSC itacns)")
+    );
+    let with = |edits: &[(usize, u8)]| {
+        let mut a = ATR_CNS_1_1.to_vec();
+        for &(i, b) in edits {
+            a[i] = b;
+        }
+        a
+    };
+    assert_eq!(
+        label(&with(&[(12, 0x05), (21, 0x12)])),
+        cns_label("Italian CNS 1.2 (mask Oberthur/IDEMIA; RSA-1024/2048; OpenSC itacns)")
+    );
+    assert_eq!(label(&with(&[(12, 0x0D)])), cns_label("Italian CNS 1.1 (mask Gemalto; RSA-1024/2048; OpenSC itacns)"));
+    assert_eq!(label(&with(&[(12, 0x0E)])), cns_label("Italian CNS 1.1 (mask unknown; RSA-1024/2048; OpenSC itacns)"));
+    assert_eq!(label(&with(&[(12, 0x00)])), cns_label("Italian CNS 1.1 (mask ?; RSA-1024/2048; OpenSC itacns)"));
+    // The free bytes of the CNS pattern (hist 7, 8, 12) may be anything.
+    assert!(label(&with(&[(16, 0x77), (17, 0x88), (21, 0x21)])).is_some());
+    // The CIE has the shape and another tail.
+    let cie = with(&[(15, 0x02), (16, 0x49), (17, 0x54), (18, 0x49), (19, 0x44), (20, 0x20), (21, 0x20)]);
+    assert_eq!(label(&cie), Some((None, "Italian CIE v2 (not emulated)".to_owned())));
+    // Interface bytes: T0 DF (no TB1) and TD1 91 (TA2 present) shift the historical bytes.
+    let mut no_tb1 = ATR_CNS_1_1.to_vec();
+    no_tb1[1] = 0xDF;
+    no_tb1.remove(3);
+    assert_eq!(label(&no_tb1), cns_label("Italian CNS 1.1 (mask STIncard; RSA-1024/2048; OpenSC itacns)"));
+    let mut ta2 = ATR_CNS_1_1.to_vec();
+    ta2[5] = 0x91;
+    ta2.insert(6, 0x11);
+    assert_eq!(label(&ta2), cns_label("Italian CNS 1.1 (mask STIncard; RSA-1024/2048; OpenSC itacns)"));
+    // Not the structure.
+    for (why, atr) in [
+        ("TS 3F", with(&[(0, 0x3F)])),
+        ("T0 without TD1", with(&[(1, 0x7F)])),
+        ("T0 with 14 historical bytes", with(&[(1, 0xFE)])),
+        ("TD1 with TD2 absent", with(&[(5, 0x01)])),
+        ("TD1 of protocol T=0", with(&[(5, 0x80)])),
+        ("TD2 not 31", with(&[(6, 0x21)])),
+        ("historical byte 0 not 00", with(&[(9, 0x80)])),
+        ("historical byte 1 not 6B", with(&[(10, 0x6A)])),
+        ("not CNS in the historical bytes", with(&[(18, 0x44)])),
+        ("the CNS pattern's first byte", with(&[(15, 0x03)])),
+        ("the CNS pattern's last byte", with(&[(23, 0x81)])),
+        ("cut short", ATR_CNS_1_1[..23].to_vec()),
+        ("TS alone", vec![0x3B]),
+        ("empty", vec![]),
+    ] {
+        assert_eq!(label(&atr), None, "{why}");
+    }
+}
+
+// cns.rs `ac_byte` → 0 / 1, `& 0x1F` → `|` / `^`, and `acl_bytes`: the access bytes (tag 86)
+// of the FCP, what OpenSC's itacns reads to know which PIN guards a file: `00` always, `FF`
+// never, else the PIN reference.
+#[test]
+fn cns_fcp_access_bytes_name_the_pin_that_guards_each_operation() {
+    let mut s = Session::new("cns-renewable.json");
+    // DF 1400: UPDATE, APPEND (create), DELETE, CREATE under PIN 1A.
+    let df = s.expect("00A4080002140000", "62.. 9000");
+    assert_eq!(df, h("6212820138830214008609001A1AFFFF1AFF1AFF"));
+    // EF 1400/9010: READ always, UPDATE / WRITE under PIN 1A, the rest never.
+    let ef = s.expect("00A40800041400901000", "62.. 9000");
+    assert!(ef.ends_with(&h("830290108609001A1AFFFFFFFFFFFF")), "{}", firmalab_emulator::hex::encode(&ef));
+    // EF 1000/1003: never updated.
+    let ef = s.expect("00A40800041000100300", "62.. 9000");
+    assert!(ef.ends_with(&h("83021003860900FFFFFFFFFFFFFFFF")), "{}", firmalab_emulator::hex::encode(&ef));
+}
+
+// cns.rs `encode_dati_personali` → `vec![]` / `vec![0]` (and `decode_dati_personali`): the
+// EF_DatiPersonali bytes, 6 hex digits of the rest's length then each field as 2 hex digits
+// of length and its value, the ninth field (residence) empty.
+#[test]
+fn cns_dati_personali_encode_each_field_with_its_hex_length_and_decode_back() {
+    use firmalab_emulator::perso::Holder;
+    use firmalab_emulator::profile::cns::{decode_dati_personali, encode_dati_personali};
+    let holder = Holder {
+        issuer_code: "ARUBA".into(),
+        issue_date: "01012024".into(),
+        expiry_date: "01012030".into(),
+        last_name: "ROSSI".into(),
+        first_name: "MARIO".into(),
+        birth_date: "02031980".into(),
+        sex: "M".into(),
+        codice_fiscale: "RSSMRA80C02H501X".into(),
+    };
+    let bytes = encode_dati_personali(&holder);
+    let body = "05ARUBA0801012024080101203005ROSSI05MARIO080203198001M0010RSSMRA80C02H501X";
+    assert_eq!(String::from_utf8(bytes.clone()).unwrap(), format!("{:06X}{body}", body.len()));
+    assert_eq!(decode_dati_personali(&bytes), Some(holder));
+    assert_eq!(decode_dati_personali(b"00000"), None);
+    assert_eq!(decode_dati_personali(b"00000905ARUBA"), None, "shorter than its length");
+}
+
+// cns.rs `personalize`, the serial rule (`!=` → `==`, `||` → `&&`, `!` deleted): a CNS
+// serial (EF_IDCarta) is exactly 16 ASCII letters or digits; anything else is refused with
+// a message naming it.
+#[test]
+fn cns_personalisation_takes_a_serial_of_16_ascii_alphanumerics_only() {
+    use firmalab_emulator::fs::lookup;
+    use firmalab_emulator::image::{History, LifeCycle};
+    use firmalab_emulator::perso::{Holder, KeySet, ObjectInfo, Personalization};
+    use firmalab_emulator::security::PinRole;
+    let image_of = image;
+    let perso = |serial: &str| Personalization {
+        profile: ProfileKind::Cns,
+        description: "mutants".into(),
+        atr: None,
+        serial: serial.into(),
+        pin: "12345678".into(),
+        puk: "87654321".into(),
+        so_pin: "11223344".into(),
+        pin_tries: 3,
+        puk_tries: 10,
+        holder: Holder::default(),
+        auth: None,
+        sign: None,
+        life_cycle: LifeCycle::Admin,
+        capacity: 32 * 1024,
+        history: History { first_issuance: "2026-01-01".into(), renewal_count: 0 },
+        p256: false,
+    };
+    let image = ProfileKind::Cns.profile().personalize(&perso("0123456789ABCDEF")).unwrap();
+    // No key: a blank card, the holder PINs at the default; no personal data.
+    let user_pins = |image: &firmalab_emulator::CardImage| -> Vec<String> {
+        image.pins.iter().filter(|p| p.role == PinRole::User).map(|p| p.value.clone()).collect()
+    };
+    assert!(user_pins(&image).iter().all(|v| v == "12345"), "{:?}", user_pins(&image));
+    assert!(lookup(&image.mf, &[0x3F00, 0x1100, 0x1102]).is_none());
+    // One key set (authentication only, then signature only): issued, the holder's PINs and
+    // EF_DatiPersonali (cns.rs 486 `||` → `&&`, 535 `&&` → `||`).
+    let fixture = image_of("cns-renewable.json");
+    let key = fixture.keys.iter().find_map(|k| k.material.clone()).unwrap();
+    let set = KeySet {
+        info: ObjectInfo {
+            label: "k".into(),
+            id: vec![1],
+            subject: vec![],
+            issuer: vec![],
+            modulus: vec![],
+            exponent: vec![],
+        },
+        algorithm: Algorithm::Rsa2048,
+        material: key,
+        certificate: vec![0x30, 0x00],
+    };
+    for (auth, sign) in [(Some(set.clone()), None), (None, Some(set.clone()))] {
+        let issued = ProfileKind::Cns
+            .profile()
+            .personalize(&Personalization { auth, sign, ..perso("0123456789ABCDEF") })
+            .unwrap();
+        assert!(user_pins(&issued).iter().all(|v| v == "12345678"), "{:?}", user_pins(&issued));
+        assert!(lookup(&issued.mf, &[0x3F00, 0x1100, 0x1102]).is_some(), "EF_DatiPersonali");
+    }
+    assert_eq!(ProfileKind::Cns.profile().serial(&image).as_deref(), Some("0123456789ABCDEF"));
+    for bad in ["0123456789ABCDE", "0123456789ABCDEF0", "0123456789ABCDE-", "0123456789ABCDÈ"] {
+        let err = ProfileKind::Cns.profile().personalize(&perso(bad)).unwrap_err();
+        assert!(err.contains("a CNS serial is 16 ASCII characters"), "{bad}: {err}");
+    }
+}
