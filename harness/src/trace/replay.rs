@@ -372,22 +372,17 @@ pub fn replay(trace: &Trace, card: &mut dyn Transport, opts: &Options) -> Result
         }
         let expected = e.response.as_deref().map(Template::parse).transpose()?;
         let expected_text = e.response.clone();
-        if opts.dry_run && kind.effect != Effect::ReadOnly {
-            let why = format!("dry run: stops at the first command that {}", kind.effect.describe());
-            report.results.push(result(
-                Verdict::NotSent { why: why.clone() },
-                e.line,
-                &kind,
-                e.command.clone(),
-                expected_text,
-                None,
-            ));
-            report.stopped = Some(format!("{why} ({} at line {})", kind.name, e.line));
-            break;
-        }
         let recorded_refusal = expected.as_ref().and_then(|t| sw_of(&t.masked())).is_some_and(secret_refused);
-        if opts.physical && kind.effect == Effect::Secret && recorded_refusal {
-            let why = "the recorded answer refused this secret: on a reader it would spend a try".to_owned();
+        // Where the replay stops without sending: a dry run at the first command that is not a
+        // read, and on a reader a secret the recording shows refused (it would spend a try).
+        let stop = if opts.dry_run && kind.effect != Effect::ReadOnly {
+            Some(format!("dry run: stops at the first command that {}", kind.effect.describe()))
+        } else if opts.physical && kind.effect == Effect::Secret && recorded_refusal {
+            Some("the recorded answer refused this secret: on a reader it would spend a try".to_owned())
+        } else {
+            None
+        };
+        if let Some(why) = stop {
             report.results.push(result(
                 Verdict::NotSent { why: why.clone() },
                 e.line,
