@@ -261,7 +261,7 @@ fn save_failure_rule_apdu_on_a_full_filesystem_answers_6581_and_changes_nothing(
 }
 
 #[test]
-fn save_rule_kill_9_during_saves_leaves_a_loadable_image_and_no_readable_temp_file() {
+fn save_rule_kill_9_during_saves_leaves_a_loadable_image_and_no_temp_file_wider_than_the_image() {
     let dir = tempfile::tempdir().unwrap();
     let img = copy_fixture("cns-renewable.json", dir.path());
     std::fs::set_permissions(&img, std::fs::Permissions::from_mode(0o640)).unwrap();
@@ -282,7 +282,10 @@ fn save_rule_kill_9_during_saves_leaves_a_loadable_image_and_no_readable_temp_fi
             let name = e.file_name().to_string_lossy().into_owned();
             if firmalab_emulator::storage::is_temp_of("cns-renewable.json", &name) {
                 temps_seen += 1;
-                assert_eq!(mode(&e.path()), 0o600, "round {round}: a leftover {name} is private");
+                // 0600 from creation; in the instant between taking the image's own mode and the
+                // rename, that mode. Never readable by anyone who cannot read the image.
+                let m = mode(&e.path());
+                assert!(m == 0o600 || m == 0o640, "round {round}: a leftover {name} is {m:o}, wider than the image");
             }
         }
     }

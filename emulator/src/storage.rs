@@ -5,7 +5,9 @@
 //! * [`write_private`]: atomic replacement. The new content goes to a temporary file created
 //!   exclusively (`O_EXCL`, so never through a planted link) with a random name next to the
 //!   real file, mode `0600`, fsynced, given the old file's mode and owner, renamed over the
-//!   target, and the folder fsynced. A crash leaves the old file or the new one, never a mix;
+//!   target, and the folder fsynced. A crash leaves the old file or the new one, never a mix
+//!   (and maybe a temporary file: `0600`, or the old file's mode if the kill fell between the
+//!   chmod and the rename, so never readable by anyone who cannot read the file itself);
 //!   a symlinked path is written to the file it points to and stays a link. New files are
 //!   `0600` (they hold PINs, PUKs and private keys); an existing file keeps its mode.
 //! * [`WriteLock`]: an exclusive lock for a process that writes a file for its whole life. A
