@@ -160,6 +160,38 @@ fn insert_with(
     Inserted { stop, thread: Some(thread), slot, reader }
 }
 
+/// Waits until a pcscd started with `--debug` has logged the end of every client that called
+/// it after byte `from` of its log (`Client die: N` after the client's last `Received
+/// command: … from client N`), and returns the whole log then. A client's calls are logged
+/// before pcscd answers them, but what follows its last answer (the rest of that call's
+/// record, the client's end) is logged when pcscd gets to it, which on a busy machine can be
+/// well after the client exited.
+pub fn wait_clients_done(stack: &PrivateStack, from: usize) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = stack.log();
+        let mut open = std::collections::BTreeSet::new();
+        for line in log.get(from..).unwrap_or_default().lines() {
+            if let Some(rest) = line.split("Received command: ").nth(1)
+                && let Some(client) = rest.split(" from client ").nth(1)
+            {
+                open.insert(client.trim().to_owned());
+            } else if let Some(client) = line.split("Client die: ").nth(1) {
+                open.remove(client.trim());
+            }
+        }
+        if open.is_empty() {
+            return log;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pcscd never logged the end of client(s) {open:?} (30 s):\n{}",
+            log.get(from..).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Runs a PC/SC client program against the private stack.
 pub fn client(stack: &PrivateStack, program: &str, args: &[&str]) -> Output {
     Command::new(program)
