@@ -73,7 +73,8 @@ mod with_stack {
         let Some((stack, _turn)) = stack("firmalab_leaves_the_card_as_it_found_it") else { return };
         let (card, log) = insert_logged(stack, fixture("cns-renewable.json"), Timing::None);
         let r = card.reader.clone();
-        let ra = scratch("hygiene-ra").join("ra.json");
+        let ra_dir = scratch("hygiene-ra");
+        let ra = ra_dir.join("ra.json");
         let runs: [Vec<&str>; 3] = [
             vec!["apdu", "--reader", &r, "00A4000C023F00"],
             vec!["readers"],
@@ -133,7 +134,8 @@ mod with_stack {
             assert!(Instant::now() < deadline, "the other program never reached the card");
             std::thread::sleep(Duration::from_millis(20));
         }
-        let ra = scratch("interleave-ra").join("ra.json");
+        let ra_dir = scratch("interleave-ra");
+        let ra = ra_dir.join("ra.json");
         let reader = format!("reader:{r}");
         // Two diagnostics: each signs once (VERIFY, MSE RESTORE, MSE SET, PSO in two chained
         // blocks) while the other program keeps sending.
@@ -192,6 +194,7 @@ mod with_stack {
     impl Drop for DebugStack {
         fn drop(&mut self) {
             self.0.stop();
+            let _ = std::fs::remove_dir_all(&self.0.dir);
         }
     }
 
@@ -286,7 +289,8 @@ mod with_stack {
         let stack = &debug.0;
         let card = insert(stack, fixture("cns-renewable.json"));
         let reader = format!("reader:{}", card.reader);
-        let ra = scratch("debug-ra").join("ra.json");
+        let ra_dir = scratch("debug-ra");
+        let ra = ra_dir.join("ra.json");
         let o = firmalab(
             stack,
             &[
@@ -342,7 +346,8 @@ mod with_stack {
         let Some((stack, _turn)) = stack("destructive_flows_on_a_reader_wait_for_the_serial") else { return };
         let (card, log) = insert_logged(stack, fixture("cns-renewable.json"), Timing::None);
         let reader = format!("reader:{}", card.reader);
-        let ra = scratch("confirm-ra").join("ra.json");
+        let ra_dir = scratch("confirm-ra");
+        let ra = ra_dir.join("ra.json");
         let ra = ra.to_str().unwrap();
         let cert_present = || {
             let o = firmalab(stack, &["apdu", "--reader", &card.reader, "00A4080C0414009010"]);

@@ -146,7 +146,7 @@ mod with_stack {
             InProcess::ephemeral(fixture(image), CardRng::insecure_deterministic(seed), &format!("fresh {image}"));
         replay::replay(t, &mut card, &Options { secrets: secrets.clone(), ..Options::default() }).unwrap_or_else(|e| {
             // Keep what could not be replayed for a look.
-            let keep = support::scratch("unreplayable").join(&t.source.file);
+            let keep = support::scratch("unreplayable").keep().join(&t.source.file);
             t.save(&keep).unwrap();
             panic!("{}: {e} (trace kept in {})", t.source.file, keep.display())
         })

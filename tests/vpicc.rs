@@ -420,7 +420,8 @@ mod with_stack {
         };
         // Its own pcscd, so it can be restarted.
         let first = PrivateStack::start().expect("private pcscd");
-        let img = support::scratch("vpicc-runner").join("card.json");
+        let dir = support::scratch("vpicc-runner");
+        let img = dir.join("card.json");
         std::fs::copy(
             std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/cards/cns-renewable.json"),
             &img,

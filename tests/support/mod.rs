@@ -217,8 +217,10 @@ pub fn fixture(name: &str) -> CardImage {
 
 pub const PKCS11: &str = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so";
 
-pub fn scratch(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("firmalab-pcsc-test-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+mod scratch;
+pub use scratch::Scratch;
+
+/// This test's own folder in the temporary folder, removed with its contents when dropped.
+pub fn scratch(name: &str) -> Scratch {
+    Scratch::new(&format!("firmalab-pcsc-test-{name}"))
 }
