@@ -93,6 +93,23 @@ impl Drop for Inserted {
     }
 }
 
+/// Waits until pcscd reports no card in `slot`'s reader. A card must not come back before
+/// pcscd's poller has seen the last one go (pcsc.md §3 bug 6: the reader would then show no
+/// card for good); on a busy machine the poller can take longer than its 400 ms period.
+pub fn wait_reader_empty(stack: &PrivateStack, slot: u8) {
+    let reader = PrivateStack::reader(slot);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let o = firmalab(stack, &["readers"]);
+        let listing = String::from_utf8_lossy(&o.stdout).into_owned();
+        if o.status.success() && listing.lines().any(|l| l.starts_with(&reader) && l.ends_with("(no card)")) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "pcscd still reports a card in {reader} (30 s):\n{listing}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Runs a card on vpcd in the slot whose last card left longest ago, and waits until pcscd
 /// reports it present (SCardGetStatusChange, through `firmalab readers --wait`).
 pub fn insert(stack: &PrivateStack, image: CardImage) -> Inserted {
@@ -126,6 +143,7 @@ fn insert_with(
         if let Some(t) = removed[usize::from(slot)] {
             let ready = t + Duration::from_millis(1200);
             std::thread::sleep(ready.saturating_duration_since(Instant::now()));
+            wait_reader_empty(stack, slot);
         }
         slot
     };
