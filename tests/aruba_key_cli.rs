@@ -35,11 +35,12 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("firmalab-arubakey-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+#[path = "support/scratch.rs"]
+mod scratch_dir;
+
+/// This test's own folder in the temporary folder, removed with its contents when dropped.
+fn scratch(name: &str) -> scratch_dir::Scratch {
+    scratch_dir::Scratch::new(&format!("firmalab-arubakey-{name}"))
 }
 
 #[test]

@@ -21,10 +21,12 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("firmalab-cli-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+#[path = "support/scratch.rs"]
+mod scratch_dir;
+
+/// This test's own folder in the temporary folder, removed with its contents when dropped.
+fn scratch(name: &str) -> scratch_dir::Scratch {
+    scratch_dir::Scratch::new(&format!("firmalab-cli-{name}"))
 }
 
 fn copy_fixture(name: &str, dir: &Path) -> PathBuf {

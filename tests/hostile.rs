@@ -84,6 +84,7 @@ mod with_stack {
                 let slot = if left[0] <= left[1] { 0 } else { 1 };
                 if let Some(t) = left[usize::from(slot)] {
                     std::thread::sleep((t + Duration::from_millis(1200)).saturating_duration_since(Instant::now()));
+                    wait_reader_empty(stack, slot);
                 }
                 slot
             };

@@ -32,11 +32,9 @@ fn status(o: &Output) -> i32 {
     o.status.code().unwrap_or(-1)
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("firmalab-support-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// This test's own folder in the temporary folder, removed with its contents when dropped.
+fn scratch(name: &str) -> support::Scratch {
+    support::Scratch::new(&format!("firmalab-support-cli-{name}"))
 }
 
 fn copy_fixture(name: &str, dir: &Path) -> PathBuf {

@@ -40,10 +40,12 @@ fn status(o: &Output) -> i32 {
     o.status.code().unwrap_or(-1)
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("firmalab-safety-cli-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+#[path = "support/scratch.rs"]
+mod scratch_dir;
+
+/// This test's own folder in the temporary folder, removed with its contents when dropped.
+fn scratch(name: &str) -> scratch_dir::Scratch {
+    scratch_dir::Scratch::new(&format!("firmalab-safety-cli-{name}"))
 }
 
 fn copy_fixture(name: &str, dir: &Path) -> PathBuf {
@@ -126,7 +128,8 @@ fn dry_runs_of_a_scenario_and_a_replay_leave_the_image_byte_identical() {
         s(&transcript),
     ]);
     assert_eq!(status(&o), 0, "{}", text(&o));
-    let fresh = copy_fixture("oberthur-renewable.json", &scratch("dry-run-replay"));
+    let fresh_dir = scratch("dry-run-replay");
+    let fresh = copy_fixture("oberthur-renewable.json", &fresh_dir);
     let before = std::fs::read(&fresh).unwrap();
     let o = firmalab(&["replay", s(&transcript), "--card", s(&fresh), "--dry-run"]);
     let t = text(&o);

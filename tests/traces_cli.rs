@@ -16,10 +16,12 @@ fn out(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("firmalab-trace-cli-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+#[path = "support/scratch.rs"]
+mod scratch_dir;
+
+/// This test's own folder in the temporary folder, removed with its contents when dropped.
+fn scratch(name: &str) -> scratch_dir::Scratch {
+    scratch_dir::Scratch::new(&format!("firmalab-trace-cli-{name}"))
 }
 
 fn s(p: &Path) -> &str {

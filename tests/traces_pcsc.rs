@@ -115,7 +115,8 @@ mod with_stack {
             format!("app default {{\n    debug = {opensc_debug};\n    debug_file = {};\n}}\n", opensc_log.display()),
         )
         .unwrap();
-        let before = stack.log().len();
+        // Every earlier client's end is logged first, so none of it falls into this run's part.
+        let before = support::wait_clients_done(stack, 0).len();
         let mut cmd = Command::new(&args[0]);
         // A refused firmalab session (the Oberthur diagnostic) writes no support bundle into
         // the source tree.
@@ -127,9 +128,8 @@ mod with_stack {
             cmd.env("HOME", &shim).env("LD_LIBRARY_PATH", &shim);
         }
         let output = cmd.output().unwrap_or_else(|e| panic!("{}: {e}", args[0]));
-        // pcscd logs a client's last calls as it handles them: let it finish.
-        std::thread::sleep(Duration::from_millis(300));
-        let log = stack.log();
+        // pcscd logs a client's last calls as it handles them: wait until it logged its end.
+        let log = support::wait_clients_done(stack, before);
         let pcscd = log.get(before..).unwrap_or_default().to_owned();
         let spy = if spy {
             let o = Command::new("pcsc-spy").arg("-n").arg(&raw).output().unwrap();
@@ -146,7 +146,7 @@ mod with_stack {
             InProcess::ephemeral(fixture(image), CardRng::insecure_deterministic(seed), &format!("fresh {image}"));
         replay::replay(t, &mut card, &Options { secrets: secrets.clone(), ..Options::default() }).unwrap_or_else(|e| {
             // Keep what could not be replayed for a look.
-            let keep = support::scratch("unreplayable").join(&t.source.file);
+            let keep = support::scratch("unreplayable").keep().join(&t.source.file);
             t.save(&keep).unwrap();
             panic!("{}: {e} (trace kept in {})", t.source.file, keep.display())
         })

@@ -38,6 +38,7 @@ mod common {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::thread::JoinHandle;
+    use std::time::{Duration, Instant};
 
     pub fn h(s: &str) -> Vec<u8> {
         firmalab_emulator::hex::decode(s).unwrap()
@@ -54,6 +55,30 @@ mod common {
 
     pub fn tries(host: &HostedCard, label: &str) -> u8 {
         host.card.image().pins.iter().find(|p| p.label == label).unwrap().tries_left
+    }
+
+    /// Runs `f` in a thread that notes the instant it returned.
+    pub fn spawn_timed<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> JoinHandle<(T, Instant)> {
+        std::thread::spawn(move || {
+            let out = f();
+            (out, Instant::now())
+        })
+    }
+
+    /// The stop promise: a card thread asked to stop at `asked` has returned within a second.
+    /// Measured by the instant the card thread itself noted on returning, so the time this
+    /// test thread spends descheduled on a busy machine is not counted against the card; a
+    /// card that never returns fails after 30 s instead of hanging the suite.
+    pub fn stopped_within_a_second<T>(asked: Instant, thread: JoinHandle<(T, Instant)>) -> T {
+        let hang = asked + Duration::from_secs(30);
+        while !thread.is_finished() {
+            assert!(Instant::now() < hang, "the card did not stop at all (30 s after the request)");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let (out, returned) = thread.join().unwrap();
+        let took = returned.saturating_duration_since(asked);
+        assert!(took < Duration::from_secs(1), "the card did not stop within a second: it took {took:?}");
+        out
     }
 
     /// A card run the way vpicc users run theirs: a socket the test connects, handed to
@@ -198,7 +223,7 @@ mod without_stack {
 
     struct Served {
         stop: Arc<AtomicBool>,
-        thread: JoinHandle<(std::io::Result<()>, HostedCard)>,
+        thread: JoinHandle<((std::io::Result<()>, HostedCard), Instant)>,
         events: Arc<Mutex<Vec<String>>>,
     }
 
@@ -207,7 +232,7 @@ mod without_stack {
         let stop = Arc::new(AtomicBool::new(false));
         let events = Arc::new(Mutex::new(vec![]));
         let (flag, record) = (stop.clone(), events.clone());
-        let thread = std::thread::spawn(move || {
+        let thread = spawn_timed(move || {
             let mut log = |e: Event<'_>| record.lock().unwrap().push(format!("{e:?}"));
             let r = vpicc_card::serve(&mut host, &addr, Options::default(), &flag, &mut log);
             (r, host)
@@ -219,11 +244,7 @@ mod without_stack {
         fn stops_within_a_second(self) -> HostedCard {
             let asked = Instant::now();
             self.stop.store(true, Ordering::Relaxed);
-            while !self.thread.is_finished() {
-                assert!(asked.elapsed() < Duration::from_secs(1), "the card did not stop within a second");
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            let (r, host) = self.thread.join().unwrap();
+            let (r, host) = stopped_within_a_second(asked, self.thread);
             r.unwrap();
             host
         }
@@ -295,8 +316,12 @@ mod without_stack {
 
     #[test]
     fn vpicc_runner_stop_rule_within_a_second_while_waiting_for_vpcd() {
-        let (listener, addr) = fake_vpcd();
-        drop(listener);
+        // Bound without SO_REUSEADDR and never listening: nothing can listen there while it
+        // lives. A listener dropped at once would free its port for another test's
+        // `fake_vpcd`, which would then accept this card instead of its own.
+        let silent = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        silent.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into()).unwrap();
+        let addr = silent.local_addr().unwrap().as_socket().unwrap().to_string();
         let served = serve(addr, ephemeral("cns-renewable.json"));
         std::thread::sleep(Duration::from_millis(300));
         served.stops_within_a_second();
@@ -310,8 +335,10 @@ mod without_stack {
         send(&mut vpcd, &[0x01]);
         assert_eq!(apdu(&mut vpcd, &format!("0020009008{WRONG}")), "63C2");
         assert_eq!(apdu(&mut vpcd, &format!("0020009008{PIN}")), "9000");
-        drop(vpcd); // pcscd went away
+        // Taken before the close: the card cannot see the connection go any earlier, and the
+        // test thread may be descheduled for a while right after it.
         let gone = Instant::now();
+        drop(vpcd); // pcscd went away
         let (mut vpcd, _) = listener.accept().unwrap();
         assert!(gone.elapsed() >= Duration::from_secs(1), "reconnected after {:?}: too soon", gone.elapsed());
         send(&mut vpcd, &[0x01]);
@@ -338,7 +365,7 @@ mod with_stack {
     use firmalab_harness::stack::PrivateStack;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
-    use std::time::{Duration, Instant};
+    use std::time::Instant;
 
     fn wait_present(stack: &PrivateStack, slot: u8) {
         let reader = PrivateStack::reader(slot);
@@ -393,7 +420,8 @@ mod with_stack {
         };
         // Its own pcscd, so it can be restarted.
         let first = PrivateStack::start().expect("private pcscd");
-        let img = support::scratch("vpicc-runner").join("card.json");
+        let dir = support::scratch("vpicc-runner");
+        let img = dir.join("card.json");
         std::fs::copy(
             std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/cards/cns-renewable.json"),
             &img,
@@ -403,7 +431,7 @@ mod with_stack {
         let events = Arc::new(Mutex::new(Vec::<String>::new()));
         let thread = {
             let (addr, flag, record, img) = (first.vpcd_addr(0), stop.clone(), events.clone(), img.clone());
-            std::thread::spawn(move || {
+            spawn_timed(move || {
                 let mut host = HostedCard::open(&img, CardRng::insecure_deterministic(3)).unwrap();
                 let mut log = |e: Event<'_>| record.lock().unwrap().push(format!("{e:?}"));
                 vpicc_card::serve(&mut host, &addr, Options::default(), &flag, &mut log)
@@ -425,11 +453,7 @@ mod with_stack {
 
         let asked = Instant::now();
         stop.store(true, Ordering::Relaxed);
-        while !thread.is_finished() {
-            assert!(asked.elapsed() < Duration::from_secs(1), "the card did not stop within a second");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        thread.join().unwrap().unwrap();
+        stopped_within_a_second(asked, thread).unwrap();
         second.stop();
         let events = events.lock().unwrap();
         assert!(events.iter().any(|e| e.starts_with("Disconnected")), "it saw pcscd go: {events:?}");

@@ -130,18 +130,15 @@ fn every_fixture_loads_validates_and_round_trips() {
     }
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("firmalab-image-test-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh, empty folder of its own, removed (with what the test wrote) when dropped.
+fn tmp(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("firmalab-image-test-{name}-")).tempdir().unwrap()
 }
 
 fn load_error(text: &str) -> String {
+    // A folder per call: tests run in parallel, and two edits may have the same length.
     let dir = tmp("errors");
-    // One file per call: tests run in parallel, and two edits may have the same length.
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let file = dir.join(format!("bad-{n}-{}.json", text.len()));
+    let file = dir.path().join(format!("bad-{}.json", text.len()));
     std::fs::write(&file, text).unwrap();
     let Err(e) = CardImage::load(&file) else { panic!("accepted an image that should be rejected") };
     let e = e.to_string();
@@ -171,18 +168,17 @@ fn load_errors_name_the_file_and_the_problem() {
 
 #[test]
 fn save_replaces_atomically_and_a_failed_save_keeps_the_old_file() {
-    let dir = tmp("save");
-    // Empty: process ids are reused, and an earlier run's directory keeps its files (its
-    // `sub` made this test fail under cargo-mutants, which starts thousands of processes).
-    std::fs::remove_dir_all(&dir).unwrap();
-    std::fs::create_dir_all(&dir).unwrap();
+    // Empty and its own: a folder named after the process id alone kept an earlier run's
+    // files (its `sub` made this test fail under cargo-mutants, which reuses process ids).
+    let tmp = tmp("save");
+    let dir = tmp.path();
     let file = dir.join("card.json");
     let mut image = image("cns-renewable.json");
     image.save(&file).unwrap();
     image.description = "changed".into();
     image.save(&file).unwrap();
     assert_eq!(CardImage::load(&file).unwrap().description, "changed");
-    let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(leftovers.len(), 1, "no temporary file left: {leftovers:?}");
 
     // Saving where the temporary file cannot be created fails cleanly.
@@ -195,7 +191,8 @@ fn save_replaces_atomically_and_a_failed_save_keeps_the_old_file() {
 
 #[test]
 fn concurrent_saves_in_one_process_never_collide() {
-    let dir = tmp("concurrent");
+    let tmp = tmp("concurrent");
+    let dir = tmp.path().to_path_buf();
     let image = image("cns-renewable.json");
     std::thread::scope(|s| {
         for t in 0..4 {

@@ -25,12 +25,13 @@ use x509_cert::Certificate;
 const PIN: &str = "12345678";
 const SERIAL: &str = "6010000000000106";
 
-fn order_options(name: &str) -> OrderOptions {
+/// Order options writing into `out`, a folder removed when the test drops it.
+fn order_options(out: &tempfile::TempDir) -> OrderOptions {
     OrderOptions {
         pin: PIN.into(),
         accept_contracts: true,
         expiry: ExpiryRule::FromIssuance,
-        out_dir: std::env::temp_dir().join(format!("firmalab-order-{}-{name}", std::process::id())),
+        out_dir: out.path().join("out"),
         policy: Policy::default(),
         challenge: Challenge::insecure_from_seed(1),
     }
@@ -38,7 +39,8 @@ fn order_options(name: &str) -> OrderOptions {
 
 fn place_order(bench: &mut Bench, bo: &mut Store, name: &str) -> FlowReport {
     let ca = ca();
-    let o = order_options(name);
+    let out = scratch(&format!("order-{name}"));
+    let o = order_options(&out);
     run(bench, "order", REFERENCE_DATE, |r| order::run(r, &ca, bo, &o))
 }
 
@@ -317,7 +319,8 @@ fn the_order_refuses_cards_it_cannot_serve_before_any_key_is_generated() {
     // Contracts not accepted: nothing generated, no order.
     let mut bo = enrolled(&bench, "chiara@example.it", "+393330000009");
     let ca = ca();
-    let o = OrderOptions { accept_contracts: false, ..order_options("contracts") };
+    let out = scratch("order-contracts");
+    let o = OrderOptions { accept_contracts: false, ..order_options(&out) };
     let r = run(&mut bench, "order", REFERENCE_DATE, |r| order::run(r, &ca, &mut bo, &o));
     assert_eq!(refused(&r), "ContractsNotAccepted");
     assert!(bench.image.keys.iter().all(|k| k.pending.is_none()));

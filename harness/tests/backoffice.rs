@@ -20,10 +20,11 @@ use std::path::PathBuf;
 mod common;
 use common::*;
 
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("firmalab-bo-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+/// An outbox path not yet created, in a folder removed when the returned guard is dropped.
+fn outbox(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = scratch(&format!("bo-{name}"));
+    let outbox = dir.path().join("outbox");
+    (dir, outbox)
 }
 
 fn code(r: Result<cms::Done, CmsError>) -> String {
@@ -52,7 +53,7 @@ fn mode(p: &std::path::Path) -> u32 {
 
 #[test]
 fn issuance_sends_the_codes_in_two_halves_and_waits_for_the_originals() {
-    let outbox = scratch("issue");
+    let (_dir, outbox) = outbox("issue");
     let bench = Bench::new("cns-renewable.json");
     let mut bo = Store::in_memory();
     let done = issue(&bench, &mut bo, "CDRL-ROMA-01", &outbox);
@@ -91,7 +92,7 @@ fn issuance_sends_the_codes_in_two_halves_and_waits_for_the_originals() {
 
 #[test]
 fn resend_codes_only_in_attesa_originali_or_completato_and_never_for_paper_codes() {
-    let outbox = scratch("resend");
+    let (_dir, outbox) = outbox("resend");
     let bench = Bench::new("cns-renewable.json");
     let mut bo = Store::in_memory();
     let id = issue(&bench, &mut bo, "CDRL-ROMA-01", &outbox).practice.unwrap();
@@ -119,7 +120,7 @@ fn resend_codes_only_in_attesa_originali_or_completato_and_never_for_paper_codes
 
 #[test]
 fn revoke_only_by_the_issuing_cdrl_then_the_card_is_revocata_and_the_diagnostic_refuses() {
-    let outbox = scratch("revoke");
+    let (_dir, outbox) = outbox("revoke");
     let mut bench = Bench::new("cns-renewable.json");
     let mut bo = Store::in_memory();
     let id = issue(&bench, &mut bo, "CDRL-MILANO-02", &outbox).practice.unwrap();
@@ -217,7 +218,7 @@ fn suspend_and_reactivate_move_between_active_and_hold_and_leave_renewals_to_aut
 #[test]
 fn a_card_of_another_cdrl_is_neither_renewed_nor_authorised() {
     let ca = ca();
-    let outbox = scratch("cdrl");
+    let (_dir, outbox) = outbox("cdrl");
     let mut bench = Bench::new("cns-renewable.json");
     let mut bo = Store::in_memory();
     issue(&bench, &mut bo, "CDRL-MILANO-02", &outbox);
@@ -247,7 +248,7 @@ fn contacts_are_normalised_before_the_uniqueness_check_and_malformed_ones_refuse
     let a = Bench::new("cns-renewable.json");
     let mut bo = enrolled(&a, "a@example.it", "+393330000003");
     let b = Bench::new("oberthur-renewable.json");
-    let outbox = scratch("contacts");
+    let (_dir, outbox) = outbox("contacts");
     let e =
         |email, mobile| Enrollment { cdrl: "CDRL-ROMA-01", email, mobile, address: None, codes: None, outbox: &outbox };
     for (email, mobile, want) in [
@@ -293,7 +294,7 @@ fn contacts_are_normalised_before_the_uniqueness_check_and_malformed_ones_refuse
 
 #[test]
 fn events_filter_by_practice_and_holder_and_mark_where_codes_are_resent() {
-    let outbox = scratch("events");
+    let (_dir, outbox) = outbox("events");
     let a = Bench::new("cns-renewable.json");
     let b = Bench::new("oberthur-renewable.json");
     let mut bo = Store::in_memory();
@@ -322,7 +323,7 @@ fn events_filter_by_practice_and_holder_and_mark_where_codes_are_resent() {
 
 #[test]
 fn renewal_notices_list_what_comes_due_per_holder_as_rfc5322_messages() {
-    let outbox = scratch("notices");
+    let (_dir, outbox) = outbox("notices");
     let (a, b, x) =
         (Bench::new("cns-renewable.json"), Bench::new("oberthur-renewable.json"), Bench::new("cns-expired.json"));
     let mut bo = Store::in_memory();

@@ -37,8 +37,8 @@ fn a_form_signed_on_either_card_is_cades_bes_that_openssl_accepts() {
         if !tools::openssl("a_form_signed_on_either_card_is_cades_bes_that_openssl_accepts") {
             continue;
         }
-        let dir = std::env::temp_dir().join(format!("firmalab-cades-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::Builder::new().prefix("firmalab-cades-").tempdir().unwrap();
+        let dir = tmp.path();
         let f = dir.join(format!("{fixture}.p7m"));
         std::fs::write(&f, &p7m).unwrap();
         // 2026-06-01T00:00:00Z: the fixtures' reference date, inside the certificates' validity.

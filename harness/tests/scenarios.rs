@@ -106,8 +106,8 @@ fn a_scenario_or_transcript_with_a_key_twice_is_refused_naming_the_place() {
     assert!(e.contains("steps[0]") && e.contains("command") && e.contains("twice"), "{e}");
     assert!(Scenario::parse(&text).is_ok(), "the file itself parses");
 
-    let dir = std::env::temp_dir().join(format!("firmalab-dup-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::Builder::new().prefix("firmalab-dup-").tempdir().unwrap();
+    let dir = tmp.path();
     let file = dir.join("t.json");
     let t = firmalab_harness::transcript::Transcript {
         schema: "firmalab-transcript".into(),
@@ -123,5 +123,4 @@ fn a_scenario_or_transcript_with_a_key_twice_is_refused_naming_the_place() {
     std::fs::write(&file, good.replacen('{', "{\"flow\": \"reset\",", 1)).unwrap();
     let e = firmalab_harness::transcript::Transcript::load(&file).expect_err("refused").to_string();
     assert!(e.contains("flow") && e.contains("twice"), "{e}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -12,7 +12,7 @@ use firmalab_harness::fixtures::REFERENCE_DATE;
 use firmalab_harness::flows::diagnostic::{self, Policy};
 use firmalab_harness::flows::import::{self, ImportOptions};
 use firmalab_harness::flows::order::{self, OrderOptions};
-use firmalab_harness::flows::renewal::{self, RenewalOptions};
+use firmalab_harness::flows::renewal;
 use firmalab_harness::flows::{Event, FlowReport, Outcome, Reason, Runner, pin, reset};
 use firmalab_harness::transport::{Transport, TransportError};
 use std::cell::Cell;
@@ -55,12 +55,9 @@ fn flows() -> Vec<(&'static str, Flow)> {
         (
             "renewal",
             Box::new(|r| {
-                renewal::run(
-                    r,
-                    &ca(),
-                    &mut Store::in_memory(),
-                    &RenewalOptions { pin: BAD.into(), ..options("secrets") },
-                )
+                let mut o = options("secrets");
+                o.pin = BAD.into();
+                renewal::run(r, &ca(), &mut Store::in_memory(), &o)
             }),
         ),
         (

@@ -501,8 +501,8 @@ fn a_signature_runs_verify_mse_and_the_chained_pso_in_one_exclusive_section() {
 
 #[test]
 fn a_dry_run_gate_sends_only_reads_and_stops_before_the_first_change() {
-    let dir = std::env::temp_dir().join(format!("firmalab-dry-run-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = scratch("dry-run");
+    let dir = tmp.path();
     for fixture in ["cns-renewable.json", "oberthur-renewable.json"] {
         let path = dir.join(fixture);
         std::fs::copy(root().join("fixtures/cards").join(fixture), &path).unwrap();

@@ -291,15 +291,14 @@ fn inputs_larger_than_16_mib_are_refused_not_read() {
     let big = vec![b'A'; MAX_INPUT + 1];
     let e = trace::import_bytes(&big, "big", Some(Format::Pcscd), &Secrets::default()).unwrap_err();
     assert!(e.to_string().contains("larger than 16 MiB"), "{e}");
-    let dir = std::env::temp_dir().join(format!("firmalab-trace-big-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::Builder::new().prefix("firmalab-trace-big-").tempdir().unwrap();
+    let dir = tmp.path();
     let f = dir.join("big.log");
     std::fs::write(&f, &big).unwrap();
     let e = trace::import(&f, None, &Secrets::default()).unwrap_err();
     assert!(e.contains("larger than 16 MiB"), "{e}");
     let e = Trace::load(&f).unwrap_err();
     assert!(e.contains("larger than 16 MiB"), "{e}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -363,8 +362,8 @@ fn on_a_reader_changes_need_consent_and_secrets_must_be_given_before_anything_is
 
 #[test]
 fn a_dry_run_sends_only_read_only_commands_stops_at_the_first_change_and_leaves_the_image_identical() {
-    let dir = std::env::temp_dir().join(format!("firmalab-trace-dry-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::Builder::new().prefix("firmalab-trace-dry-").tempdir().unwrap();
+    let dir = tmp.path();
     let img = dir.join("card.json");
     std::fs::copy(root().join("fixtures/cards/cns-renewable.json"), &img).unwrap();
     let before = std::fs::read(&img).unwrap();
@@ -383,7 +382,6 @@ fn a_dry_run_sends_only_read_only_commands_stops_at_the_first_change_and_leaves_
     assert_eq!(r.summary.not_sent, 1);
     drop(card);
     assert_eq!(std::fs::read(&img).unwrap(), before, "image byte-identical");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -108,11 +108,12 @@ fn the_aruba_key_order_and_import_transcripts_match_their_snapshots_and_hold_no_
     let mut bench = common::Bench::new("aruba-key.json");
     let mut bo = common::enrolled(&bench, "chiara@example.it", "+393330000009");
     let ca = common::ca();
+    let out = common::scratch("snapshot-order");
     let o = OrderOptions {
         pin: "12345678".into(),
         accept_contracts: true,
         expiry: ExpiryRule::FromIssuance,
-        out_dir: std::env::temp_dir().join(format!("firmalab-snapshot-order-{}", std::process::id())),
+        out_dir: out.path().join("out"),
         policy: Policy::default(),
         challenge: Challenge::insecure_from_seed(1),
     };

@@ -192,11 +192,12 @@ fn the_aruba_key_order_on_a_genuine_cns_twin_refuses_before_any_change_too() {
     let mut bench = Bench::new("twin-cns-incard-1.0.json");
     let mut bo = enrolled(&bench, "twin@example.it", "+393330000099");
     let before = bench.image.to_json();
+    let out = scratch("twin-order");
     let o = OrderOptions {
         pin: PIN.into(),
         accept_contracts: true,
         expiry: ExpiryRule::FromIssuance,
-        out_dir: std::env::temp_dir().join(format!("firmalab-twin-order-{}", std::process::id())),
+        out_dir: out.path().join("out"),
         policy: Policy::default(),
         challenge: Challenge::insecure_from_seed(1),
     };

@@ -93,6 +93,23 @@ impl Drop for Inserted {
     }
 }
 
+/// Waits until pcscd reports no card in `slot`'s reader. A card must not come back before
+/// pcscd's poller has seen the last one go (pcsc.md §3 bug 6: the reader would then show no
+/// card for good); on a busy machine the poller can take longer than its 400 ms period.
+pub fn wait_reader_empty(stack: &PrivateStack, slot: u8) {
+    let reader = PrivateStack::reader(slot);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let o = firmalab(stack, &["readers"]);
+        let listing = String::from_utf8_lossy(&o.stdout).into_owned();
+        if o.status.success() && listing.lines().any(|l| l.starts_with(&reader) && l.ends_with("(no card)")) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "pcscd still reports a card in {reader} (30 s):\n{listing}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Runs a card on vpcd in the slot whose last card left longest ago, and waits until pcscd
 /// reports it present (SCardGetStatusChange, through `firmalab readers --wait`).
 pub fn insert(stack: &PrivateStack, image: CardImage) -> Inserted {
@@ -126,6 +143,7 @@ fn insert_with(
         if let Some(t) = removed[usize::from(slot)] {
             let ready = t + Duration::from_millis(1200);
             std::thread::sleep(ready.saturating_duration_since(Instant::now()));
+            wait_reader_empty(stack, slot);
         }
         slot
     };
@@ -160,6 +178,38 @@ fn insert_with(
     Inserted { stop, thread: Some(thread), slot, reader }
 }
 
+/// Waits until a pcscd started with `--debug` has logged the end of every client that called
+/// it after byte `from` of its log (`Client die: N` after the client's last `Received
+/// command: … from client N`), and returns the whole log then. A client's calls are logged
+/// before pcscd answers them, but what follows its last answer (the rest of that call's
+/// record, the client's end) is logged when pcscd gets to it, which on a busy machine can be
+/// well after the client exited.
+pub fn wait_clients_done(stack: &PrivateStack, from: usize) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = stack.log();
+        let mut open = std::collections::BTreeSet::new();
+        for line in log.get(from..).unwrap_or_default().lines() {
+            if let Some(rest) = line.split("Received command: ").nth(1)
+                && let Some(client) = rest.split(" from client ").nth(1)
+            {
+                open.insert(client.trim().to_owned());
+            } else if let Some(client) = line.split("Client die: ").nth(1) {
+                open.remove(client.trim());
+            }
+        }
+        if open.is_empty() {
+            return log;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pcscd never logged the end of client(s) {open:?} (30 s):\n{}",
+            log.get(from..).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Runs a PC/SC client program against the private stack.
 pub fn client(stack: &PrivateStack, program: &str, args: &[&str]) -> Output {
     Command::new(program)
@@ -185,8 +235,10 @@ pub fn fixture(name: &str) -> CardImage {
 
 pub const PKCS11: &str = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so";
 
-pub fn scratch(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("firmalab-pcsc-test-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+mod scratch;
+pub use scratch::Scratch;
+
+/// This test's own folder in the temporary folder, removed with its contents when dropped.
+pub fn scratch(name: &str) -> Scratch {
+    Scratch::new(&format!("firmalab-pcsc-test-{name}"))
 }

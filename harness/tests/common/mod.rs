@@ -107,8 +107,33 @@ pub fn done(r: &FlowReport) -> &str {
     }
 }
 
-pub fn options(dir: &str) -> RenewalOptions {
-    RenewalOptions {
+/// A test's own folder in the temporary folder, removed with its contents when dropped.
+pub fn scratch(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("firmalab-{name}-")).tempdir().unwrap()
+}
+
+/// Renewal options whose output folder is removed when they are dropped.
+pub struct Options {
+    pub options: RenewalOptions,
+    _out: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Options {
+    type Target = RenewalOptions;
+    fn deref(&self) -> &RenewalOptions {
+        &self.options
+    }
+}
+
+impl std::ops::DerefMut for Options {
+    fn deref_mut(&mut self) -> &mut RenewalOptions {
+        &mut self.options
+    }
+}
+
+pub fn options(dir: &str) -> Options {
+    let out = scratch(&format!("renewal-{dir}"));
+    let options = RenewalOptions {
         pin: "12345678".into(),
         acknowledge_key_loss: true,
         holder_data_correct: true,
@@ -117,9 +142,10 @@ pub fn options(dir: &str) -> RenewalOptions {
         accept_contracts: true,
         cdrl: "CDRL-ROMA-01".into(),
         expiry: ExpiryRule::FromOldExpiry,
-        out_dir: std::env::temp_dir().join(format!("firmalab-renewal-{}-{dir}", std::process::id())),
+        out_dir: out.path().join("out"),
         policy: Policy::default(),
-    }
+    };
+    Options { options, _out: out }
 }
 
 /// Like [`run`], with the card's transport wrapped (fault injection).
