@@ -57,23 +57,31 @@ pub fn fixture_flow(name: &str, image: CardImage, rng: impl Fn() -> CardRng) -> 
         "pin-unblock" => pin::unblock(r, "87654321", UNBLOCK_NEW_PIN, UNBLOCK_NEW_PIN),
         "puk-change" => pin::change_puk(r, "87654321", "11112222", "11112222"),
         "reset" => reset::reset(r, "12345678", &mut bo),
-        "renewal" => renewal::run(
-            r,
-            &ca,
-            &mut bo,
-            &RenewalOptions {
-                pin: "12345678".into(),
-                acknowledge_key_loss: true,
-                holder_data_correct: true,
-                email: "h@example.it".into(),
-                mobile: "+390000000000".into(),
-                accept_contracts: true,
-                cdrl: "CDRL-ROMA-01".into(),
-                expiry: ExpiryRule::FromOldExpiry,
-                out_dir: std::env::temp_dir().join(format!("firmalab-deterministic-{}", std::process::id())),
-                policy: Policy::default(),
-            },
-        ),
+        "renewal" => {
+            // The renewal's output files go to a folder of this call's own, removed after it.
+            static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let out_dir = std::env::temp_dir().join(format!("firmalab-deterministic-{}-{n}", std::process::id()));
+            let report = renewal::run(
+                r,
+                &ca,
+                &mut bo,
+                &RenewalOptions {
+                    pin: "12345678".into(),
+                    acknowledge_key_loss: true,
+                    holder_data_correct: true,
+                    email: "h@example.it".into(),
+                    mobile: "+390000000000".into(),
+                    accept_contracts: true,
+                    cdrl: "CDRL-ROMA-01".into(),
+                    expiry: ExpiryRule::FromOldExpiry,
+                    out_dir: out_dir.clone(),
+                    policy: Policy::default(),
+                },
+            );
+            let _ = std::fs::remove_dir_all(&out_dir);
+            report
+        }
         other => return Err(Error::UnknownFlow(other.to_owned())),
     })
 }

@@ -205,13 +205,17 @@ impl PrivateStack {
     }
 
     /// Stops pcscd (SIGTERM; it removes its socket) and waits up to five seconds for it to
-    /// exit, so its ports are free when this returns.
+    /// exit, so its ports are free when this returns; then removes its folder (configuration
+    /// and log: read [`Self::log`] before stopping). A pcscd that did not exit keeps its folder.
     pub fn stop(&self) {
         let _ = Command::new("kill").args(["-TERM", &self.pid.to_string()]).status();
         let proc = format!("/proc/{}", self.pid);
         let deadline = Instant::now() + Duration::from_secs(5);
         while Path::new(&proc).exists() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
+        }
+        if !Path::new(&proc).exists() {
+            let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
 }
