@@ -119,6 +119,7 @@ impl PrivateStack {
         if let Some(why) = missing_prerequisite() {
             return Err(StackError::Missing(why));
         }
+        remove_stale_folders();
         let mut last = StackError::NoFreePort;
         for _ in 0..5 {
             let port = (0..50).map(|_| random_port()).find(|p| port_pair_free(*p)).ok_or(StackError::NoFreePort)?;
@@ -216,6 +217,50 @@ impl PrivateStack {
         }
         if !Path::new(&proc).exists() {
             let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Removes the folders of private stacks whose process is gone (`firmalab-pcsc-PID-PORT` in
+/// the temporary folder, PID no longer running): a stack a process never stopped, such as the
+/// one a test binary shares between its tests, is removed by the next process that starts one.
+/// Folders of running processes, and folders this user may not remove, are left alone.
+fn remove_stale_folders() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("firmalab-pcsc-")) else { continue };
+        let Some((pid, port)) = rest.split_once('-') else { continue };
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if !digits(pid) || !digits(port) || pid == std::process::id().to_string() {
+            continue;
+        }
+        if !Path::new(&format!("/proc/{pid}")).exists() && e.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stack_folder_of_a_process_that_is_gone_is_removed_and_one_of_a_running_process_kept() {
+        // No pid reaches 4 999 999 (Linux's pid_max is at most 4 194 304); pid 1 always runs.
+        let gone = std::env::temp_dir().join("firmalab-pcsc-4999999-20000");
+        let running = std::env::temp_dir().join("firmalab-pcsc-1-20000");
+        let other = std::env::temp_dir().join("firmalab-pcsc-4999999-notaport");
+        for d in [&gone, &running, &other] {
+            std::fs::create_dir_all(d.join("run")).unwrap();
+        }
+        remove_stale_folders();
+        assert!(!gone.exists(), "the folder of a process that is gone is removed");
+        assert!(running.exists(), "pid 1 runs: its folder stays");
+        assert!(other.exists(), "not a stack folder's name: left alone");
+        for d in [&running, &other] {
+            std::fs::remove_dir_all(d).unwrap();
         }
     }
 }
