@@ -1046,3 +1046,262 @@ fn a_personalised_oberthur_answers_the_awp_layout_opensc_binds_and_keys_in_their
         s.expect(&format!("002A9E9A33{}", encode(&di)), second);
     }
 }
+
+// ---- profile/incrypto34.rs and profile/incrypto34/ ----
+
+const INCRYPTO34: &str = "incrypto34-issued.json";
+
+// incrypto34.rs `Incrypto34::name` → `""` / `"xyzzy"`: the name images, the command line
+// (`--profile incrypto34`) and transcripts use, and the list an unknown name is told.
+#[test]
+fn the_incrypto34_profile_is_named_incrypto34_on_the_command_line_and_in_errors() {
+    assert_eq!(ProfileKind::Incrypto34.name(), "incrypto34");
+    assert_eq!("incrypto34".parse::<ProfileKind>(), Ok(ProfileKind::Incrypto34));
+    let err = "incrypto".parse::<ProfileKind>().unwrap_err();
+    assert!(err.contains("incrypto34"), "{err}");
+    assert_eq!(image(INCRYPTO34).profile, ProfileKind::Incrypto34);
+}
+
+// incrypto34.rs `Incrypto34::default_atr` → an empty / one-byte slice (three mutants): the
+// ATR an Incrypto34 presents when its image names none is the single "DSD" ATR of the
+// driver's table (spec/cards.md §4.1), which `recognise` knows as an Incrypto34.
+#[test]
+fn the_incrypto34_default_atr_is_the_drivers_dsd_atr_and_recognised_as_an_incrypto34() {
+    use firmalab_emulator::profile::{incrypto34::ATR, recognise};
+    let atr = ProfileKind::Incrypto34.profile().default_atr();
+    assert_eq!(atr, &h("3BFF1800FF8131FE55006B02090200010101445344103180 92".replace(' ', "").as_str())[..]);
+    assert_eq!(atr, &ATR[..]);
+    assert_eq!(&atr[18..21], b"DSD");
+    assert_eq!(recognise(atr).profile, Some(ProfileKind::Incrypto34));
+}
+
+// incrypto34.rs `ac_byte`, guard `r <= 0x7F` → `true`: an access byte names a PIN by its
+// reference 01..7F; a condition on a reference above 7F (which the driver would read as
+// unknown) is shown as `FF`, never, which is also what the card enforces.
+#[test]
+fn an_incrypto34_fcp_shows_a_pin_reference_above_7f_as_never() {
+    use firmalab_emulator::fs::lookup_mut;
+    let mut img = image(INCRYPTO34);
+    let token_info = lookup_mut(&mut img.mf, &[0x3F00, 0x5015, 0x5032]).unwrap();
+    token_info.acl.read = AccessCondition::Pin(Hex8(0x83));
+    token_info.acl.update = AccessCondition::Pin(Hex8(0x03));
+    let mut c = firmalab_emulator::Card::new(img, firmalab_emulator::CardRng::insecure_deterministic(7));
+    c.power_on();
+    let mut s = Session::with(c);
+    let fcp = s.expect("00A40800045015503200", "62.. 9000");
+    assert!(fcp.ends_with(&h("8609FF0303FFFF00FFFFFF")), "{}", firmalab_emulator::hex::encode(&fcp));
+    s.expect("00B0000000", "6982");
+}
+
+/// The subject Name (whole DER TLV) of a DER certificate: the sixth element of its
+/// tbsCertificate when the `[0]` version is present, else the fifth.
+fn certificate_subject(cert: &[u8]) -> Vec<u8> {
+    use iso7816::tlv::take_data_object;
+    let (_, cert_body, _) = take_data_object(cert).unwrap();
+    let (_, mut tbs, _) = take_data_object(cert_body).unwrap();
+    let mut fields = vec![];
+    while !tbs.is_empty() {
+        let (_, _, rest) = take_data_object(tbs).unwrap();
+        fields.push(&tbs[..tbs.len() - rest.len()]);
+        tbs = rest;
+    }
+    let skip = usize::from(fields[0][0] == 0xA0);
+    fields[4 + skip].to_vec()
+}
+
+// pkcs15.rs `personalize` and its DER builders (`der`, `der_int`, `der_path`, `aodf_pin`,
+// `padded`, `rsa_public_key`, `issued_key`: values replaced, arms deleted, arithmetic
+// swapped), and incrypto34.rs `personalize`: personalising an Incrypto34 with the facts of
+// the issued fixture (its keys, certificates, PINs, serial) gives that very card, byte for
+// byte: EF.DIR, the ODF, TokenInfo, AODF, PrKDF, PuKDF, CDF, the public-key and certificate
+// EFs OpenSC binds (tests/incrypto34.rs), the PIN and key objects and security environment.
+#[test]
+fn personalising_an_incrypto34_with_the_issued_fixtures_facts_gives_that_card_byte_for_byte() {
+    let fixture = image(INCRYPTO34);
+    let built = incrypto34_perso(&fixture).build().unwrap();
+    assert_eq!(built.mf, fixture.mf, "the file system");
+    assert_eq!(built.pins, fixture.pins, "the PIN objects");
+    assert_eq!(built.keys, fixture.keys, "the key objects");
+    assert_eq!(built.security_environments, fixture.security_environments);
+    assert_eq!(built, fixture);
+    assert_eq!(ProfileKind::Incrypto34.profile().serial(&built).as_deref(), Some("3410000000000106"));
+}
+
+/// The personalisation of the issued Incrypto34 fixture, from its own facts: its keys,
+/// certificates (and their subjects), PINs, serial.
+fn incrypto34_perso(fixture: &firmalab_emulator::CardImage) -> firmalab_emulator::perso::Personalization {
+    use firmalab_emulator::fs::{FileBody, lookup};
+    use firmalab_emulator::perso::{Holder, KeySet, ObjectInfo, Personalization};
+    use rsa::traits::PublicKeyParts;
+    use sha2::{Digest, Sha256};
+    let set = |reference: u8| {
+        let k = fixture.keys.iter().find(|k| k.reference.0 == reference).unwrap();
+        let path: Vec<u16> = k.certificate.as_ref().unwrap().iter().map(|f| f.0).collect();
+        let FileBody::Transparent { data } = &lookup(&fixture.mf, &path).unwrap().body else { panic!("certificate") };
+        let public = public_key(&fixture, reference);
+        let modulus = public.n().to_be_bytes_trimmed_vartime().to_vec();
+        Some(KeySet {
+            info: ObjectInfo {
+                label: k.label.clone(),
+                id: Sha256::digest(&modulus)[..20].to_vec(),
+                subject: certificate_subject(&data.0),
+                issuer: vec![],
+                modulus,
+                exponent: public.e().to_be_bytes_trimmed_vartime().to_vec(),
+            },
+            algorithm: k.algorithm,
+            material: k.material.clone().unwrap(),
+            certificate: data.0.clone(),
+        })
+    };
+    let pin = |r: u8| fixture.pins.iter().find(|p| p.reference.0 == r).unwrap();
+    Personalization {
+        profile: ProfileKind::Incrypto34,
+        description: fixture.description.clone(),
+        atr: None,
+        serial: "3410000000000106".into(),
+        pin: pin(0x03).value.clone(),
+        puk: pin(0x04).value.clone(),
+        so_pin: pin(0x01).value.clone(),
+        pin_tries: pin(0x03).max_tries,
+        puk_tries: pin(0x04).max_tries,
+        holder: Holder::default(),
+        auth: set(0x11),
+        sign: set(0x10),
+        life_cycle: fixture.life_cycle,
+        capacity: fixture.capacity,
+        history: fixture.history.clone(),
+        p256: false,
+    }
+}
+
+/// PUT DATA OCI of a 1024-bit key component as `incrypto34_store_key_component` builds it,
+/// with the object class byte (`83` first byte) `class`.
+fn incrypto34_oci_key(class: u8, key: u8) -> String {
+    let body = format!(
+        "8302{class:02X}{key:02X}850822008 80FFFFF0000860A0303FFFFFFFF00FFFFFF8B10{}8F8281 00{}",
+        "FF".repeat(16),
+        "FF".repeat(128)
+    )
+    .replace(' ', "");
+    format!("00DA016E{:02X}{body}", body.len() / 2)
+}
+
+// objects.rs `put_oci`, guard `class & 0xF0 == CLASS_KEY` → `true`: an OCI object is a PIN
+// (class `00`) or a key component (class `2n`, n the component); any other class is 6A80
+// and creates nothing.
+#[test]
+fn incrypto34_put_data_oci_takes_key_components_of_class_2n_only() {
+    let mut s = Session::new(INCRYPTO34);
+    s.expect("00A4080C025015", "9000");
+    let keys = s.card.image().keys.len();
+    for class in [0x10, 0x30, 0x60, 0xA0] {
+        s.expect(&incrypto34_oci_key(class, 0x12), "6A80");
+    }
+    assert_eq!(s.card.image().keys.len(), keys);
+    s.expect(&incrypto34_oci_key(0x20, 0x12), "9000");
+    assert_eq!(s.card.image().keys.len(), keys + 1);
+}
+
+/// PUT DATA OCI of a PIN as `incrypto34_store_pin` builds it: reference, 3 tries, minimum
+/// length 4, no PUK, the value padded with `00` to 8.
+fn incrypto34_oci_pin(reference: u8, value: &str) -> String {
+    let r = format!("{reference:02X}");
+    let body = format!("830200{r} 8508 0203 8703 FF0000 04 860A 00{r}FF FFFFFFFFFFFFFF 8F08{}", padded(value, 8, 0))
+        .replace(' ', "");
+    format!("00DA016E{:02X}{body}", body.len() / 2)
+}
+
+// objects.rs `put_pin`, `reference > 0x7F` → `>=`: a PIN object's reference is 01 to 7F
+// (VERIFY names it `80 | ref`); 7F is the last one, 80 and above are 6A80.
+#[test]
+fn incrypto34_pin_objects_take_references_up_to_7f() {
+    let mut s = Session::new(INCRYPTO34);
+    s.expect("00A4080C025015", "9000");
+    s.expect(&incrypto34_oci_pin(0x80, "2468"), "6A80");
+    s.expect(&incrypto34_oci_pin(0x7F, "2468"), "9000");
+    s.expect(&format!("002000FF08{}", padded("2468", 8, 0)), "9000");
+}
+
+// objects.rs `generate_key`, the room check `record_len < k + 4` with `k = bits / 8` (`/` →
+// `%`, `<` → `==` / `<=`, `+` → `-`): the modulus record is tag, length, length − 1, `00`
+// and the modulus, so a 1024-bit key needs records of 132 bytes: 131 is 6A84 and writes
+// nothing, 132 takes the key.
+#[test]
+fn incrypto34_key_generation_needs_records_of_modulus_plus_4_bytes() {
+    use firmalab_emulator::fs::{FileBody, FileNode, lookup_mut};
+    let mut img = image(INCRYPTO34);
+    let open = Acl {
+        read: AccessCondition::Always,
+        update: AccessCondition::Always,
+        create: AccessCondition::Always,
+        delete: AccessCondition::Always,
+    };
+    let app = lookup_mut(&mut img.mf, &[0x3F00, 0x5015]).unwrap().children_mut().unwrap();
+    for (fid, record_len) in [(0x7E10, 131), (0x7E11, 132)] {
+        app.push(FileNode::new(fid, None, open, FileBody::Records { record_len, max_records: 2, records: vec![] }));
+    }
+    let mut c = firmalab_emulator::Card::new(img, firmalab_emulator::CardRng::insecure_deterministic(7));
+    c.power_on();
+    let mut s = Session::with(c);
+    s.expect("00A4080C025015", "9000");
+    s.expect(&incrypto34_oci_key(0x20, 0x12), "9000");
+    s.expect(&incrypto34_oci_key(0x21, 0x12), "9000");
+    s.expect("004600120820127E1000100020", "6A84");
+    s.expect("004600120820127E1100100020", "9000");
+    s.expect("00A4080C0450157E10", "9000");
+    s.expect("00B2010400", "6A83");
+    s.expect("00A4080C0450157E11", "9000");
+    let modulus = s.expect("00B2010400", "10828100.. 9000");
+    assert_eq!(modulus.len(), 132);
+}
+
+// pkcs15.rs `personalize`: the serial rule (`!s.is_empty() && s.len() <= 16`: `!` deleted,
+// `&&` → `||`, `<=` → `>`), the blank-card rule (`auth.is_none() && sign.is_none()`: `&&`
+// → `||`), `issued_key`'s size rule (`b <= 1024` → `>`), and `der`'s long form (`n >> 8` →
+// `<<`). A serial is 1 to 16 bytes of hex; a card with one key set is issued with that
+// key alone; a 2048-bit key is refused; a PrKDF entry over 255 bytes (a long subject) is
+// DER with a two-byte length, as OpenSC parses it.
+#[test]
+fn incrypto34_personalisation_rules_serial_one_key_key_size_and_long_der() {
+    use firmalab_emulator::fs::{FileBody, lookup};
+    use iso7816::tlv::take_data_object;
+    let fixture = image(INCRYPTO34);
+    let perso = incrypto34_perso(&fixture);
+    for serial in ["34", &"AB".repeat(16)] {
+        let p = firmalab_emulator::perso::Personalization { serial: serial.into(), ..perso.clone() };
+        let built = p.build().unwrap();
+        assert_eq!(ProfileKind::Incrypto34.profile().serial(&built), Some(serial.to_lowercase()));
+    }
+    for serial in ["", &"AB".repeat(17), "3G"] {
+        let p = firmalab_emulator::perso::Personalization { serial: serial.into(), ..perso.clone() };
+        let err = p.build().unwrap_err();
+        assert!(err.contains("an incrypto34 serial is 2 to 32 hex digits"), "{serial:?}: {err}");
+    }
+    // The signature key alone: issued, one key object, its certificate at 3104.
+    let one = firmalab_emulator::perso::Personalization { auth: None, ..perso.clone() }.build().unwrap();
+    assert_eq!(one.keys.iter().map(|k| k.reference.0).collect::<Vec<_>>(), [0x10]);
+    assert!(lookup(&one.mf, &[0x3F00, 0x5015, 0x3104]).is_some());
+    assert!(lookup(&one.mf, &[0x3F00, 0x5015, 0x3105]).is_none());
+    assert_eq!(one.pins.len(), 3);
+    // A 2048-bit key does not fit the chip.
+    let mut big = perso.clone();
+    big.sign.as_mut().unwrap().algorithm = Algorithm::Rsa2048;
+    let err = big.build().unwrap_err();
+    assert!(err.contains("an incrypto34 holds RSA keys of 512 to 1024 bits"), "{err}");
+    // A subject of 300 bytes: the PrKDF entry takes a 3-byte DER length and holds it whole.
+    let mut long = perso.clone();
+    let tlv = |tag: u8, v: &[u8]| [&[tag, 0x82][..], &(v.len() as u16).to_be_bytes(), v].concat();
+    let attribute = tlv(0x30, &[&h("0603550403")[..], &tlv(0x0C, &[b'A'; 290])].concat());
+    let subject = tlv(0x30, &tlv(0x31, &attribute));
+    long.sign.as_mut().unwrap().info.subject = subject.clone();
+    let built = long.build().unwrap();
+    let FileBody::Transparent { data } = &lookup(&built.mf, &[0x3F00, 0x5015, 0x4402]).unwrap().body else {
+        panic!("PrKDF")
+    };
+    assert_eq!(&data.0[..2], &[0x30, 0x82], "a long-form length");
+    let (_, entry, _) = take_data_object(&data.0).unwrap();
+    let entry_len = usize::from(u16::from_be_bytes([data.0[2], data.0[3]]));
+    assert_eq!(entry.len(), entry_len);
+    assert!(entry.windows(subject.len()).any(|w| w == subject), "the subject inside");
+}
