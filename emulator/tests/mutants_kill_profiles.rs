@@ -1138,7 +1138,7 @@ fn incrypto34_perso(fixture: &firmalab_emulator::CardImage) -> firmalab_emulator
         let k = fixture.keys.iter().find(|k| k.reference.0 == reference).unwrap();
         let path: Vec<u16> = k.certificate.as_ref().unwrap().iter().map(|f| f.0).collect();
         let FileBody::Transparent { data } = &lookup(&fixture.mf, &path).unwrap().body else { panic!("certificate") };
-        let public = public_key(&fixture, reference);
+        let public = public_key(fixture, reference);
         let modulus = public.n().to_be_bytes_trimmed_vartime().to_vec();
         Some(KeySet {
             info: ObjectInfo {
