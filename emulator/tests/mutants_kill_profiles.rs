@@ -1,9 +1,11 @@
-//! Behaviour of the profiles' command parsers that `cargo mutants` showed no other test pinned
-//! down (README "Mutation testing"): how the ISO arms every profile shares
-//! (`profile/iso.rs`) decode an APDU into the command the card executes, and the status word
-//! a host gets for each malformed one. Each test names the rule it holds, and the comment
-//! above it the mutants it kills. The parser is called directly (with each profile's hooks)
-//! so that one decoding fact is checked at a time; the SWs are those the card answers.
+//! Behaviour of the profiles that `cargo mutants` showed no other test pinned down (README
+//! "Mutation testing"): how the ISO arms every profile shares (`profile/iso.rs`) and each
+//! profile's own arms (`cns.rs`, `oberthur.rs`, `incrypto34/`) decode an APDU into the
+//! command the card executes, the status word a host gets for each malformed one, and what
+//! each profile's personalisation writes. Each test names the rule it holds, and the comment
+//! above it the mutants it kills. Parsers are called directly (with each profile's hooks) so
+//! that one decoding fact is checked at a time; the SWs are those the card answers, and
+//! card behaviour is checked APDU in, bytes and status word out.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
