@@ -1,9 +1,11 @@
-//! Behaviour of the profiles' command parsers that `cargo mutants` showed no other test pinned
-//! down (README "Mutation testing"): how the ISO arms every profile shares
-//! (`profile/iso.rs`) decode an APDU into the command the card executes, and the status word
-//! a host gets for each malformed one. Each test names the rule it holds, and the comment
-//! above it the mutants it kills. The parser is called directly (with each profile's hooks)
-//! so that one decoding fact is checked at a time; the SWs are those the card answers.
+//! Behaviour of the profiles that `cargo mutants` showed no other test pinned down (README
+//! "Mutation testing"): how the ISO arms every profile shares (`profile/iso.rs`) and each
+//! profile's own arms (`cns.rs`, `oberthur.rs`, `incrypto34/`) decode an APDU into the
+//! command the card executes, the status word a host gets for each malformed one, and what
+//! each profile's personalisation writes. Each test names the rule it holds, and the comment
+//! above it the mutants it kills. Parsers are called directly (with each profile's hooks) so
+//! that one decoding fact is checked at a time; the SWs are those the card answers, and
+//! card behaviour is checked APDU in, bytes and status word out.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -609,4 +611,699 @@ fn cns_personalisation_takes_a_serial_of_16_ascii_alphanumerics_only() {
         let err = ProfileKind::Cns.profile().personalize(&perso(bad)).unwrap_err();
         assert!(err.contains("a CNS serial is 16 ASCII characters"), "{bad}: {err}");
     }
+}
+
+// ---- profile/oberthur.rs ----
+
+const OBERTHUR: &str = "oberthur-renewable.json";
+
+/// The Oberthur profile's decoding of `cmd` (its own arms, then the ISO ones).
+fn ober_own(cmd: &str) -> Result<Command<'static>, Sw> {
+    let bytes: &'static [u8] = Box::leak(h(cmd).into_boxed_slice());
+    let apdu = Apdu::parse(bytes).unwrap_or_else(|sw| panic!("{cmd}: not an APDU ({sw:?})"));
+    ProfileKind::Oberthur.profile().parse(&apdu)
+}
+
+/// An AWP PIN value: ASCII padded with `FF` to 64 bytes, as hex.
+fn awp(pin: &str) -> String {
+    padded(pin, 64, 0xFF)
+}
+
+/// A session on the Oberthur fixture inside the AWP DF `5011`.
+fn awp_session(card: firmalab_emulator::Card) -> Session {
+    let mut s = Session::with(card);
+    s.expect("00A40000025011", "62.. 9000");
+    s
+}
+
+// oberthur.rs `Own::execute`, LIST FILES `take(le / 2)` → `le * 2` (and `% 2`): the card
+// lists at most Le / 2 FIDs, two bytes each, so an answer never exceeds the Le the host
+// asked for.
+#[test]
+fn oberthur_list_files_returns_at_most_le_over_2_fids_of_the_current_df() {
+    let mut s = awp_session(card(OBERTHUR));
+    s.expect("00A40000029001", "62.. 9000");
+    s.expect("8034000004", "10012001 9000");
+    s.expect("8034000005", "10012001 9000");
+    s.expect("8034000002", "1001 9000");
+    s.expect("8034000001", "9000");
+    s.expect("8034000000", "100120012101100220022102 9000");
+}
+
+// oberthur.rs `Oberthur::default_atr` → an empty / one-byte slice (three mutants): the ATR
+// an Oberthur presents when its image names none is the recommended AuthentIC v4 one of
+// spec/cards.md §2.1 (T=0), which `recognise` knows as an Oberthur.
+#[test]
+fn the_oberthur_default_atr_is_the_authentic_v4_t0_atr_and_recognised_as_an_oberthur() {
+    use firmalab_emulator::profile::{oberthur::ATR, recognise};
+    let atr = ProfileKind::Oberthur.profile().default_atr();
+    assert_eq!(atr, &h("3B7D180000003180718E6477E30200829000")[..]);
+    assert_eq!(atr, &ATR[..]);
+    assert_eq!(recognise(atr).profile, Some(ProfileKind::Oberthur));
+}
+
+// oberthur.rs `Oberthur::serial` → `None` / `Some("")` / `Some("xyzzy")`: the serial a host
+// shows is the lowercase hex of the 4 IC-serial bytes of the CPLC, response bytes 15..18 of
+// GET DATA `80 CA 9F 7F` (spec/cards.md §2.2).
+#[test]
+fn the_oberthur_serial_is_the_lowercase_hex_of_the_cplc_ic_serial() {
+    let mut s = Session::new(OBERTHUR);
+    let cplc = s.expect("80CA9F7F2D", "9F7F2A.. 9000");
+    let serial = ProfileKind::Oberthur.profile().serial(s.card.image());
+    assert_eq!(serial.as_deref(), Some(firmalab_emulator::hex::encode(&cplc[15..19]).to_lowercase().as_str()));
+    assert_eq!(serial.as_deref(), Some("1a2b3c4d"));
+}
+
+// oberthur.rs `Oberthur::validate` → `Ok(())`: an Oberthur image without its 42 CPLC bytes
+// (which GET DATA answers and OpenSC takes the serial from) is refused with the rule named.
+#[test]
+fn an_oberthur_image_without_42_cplc_bytes_is_refused() {
+    let good = image(OBERTHUR);
+    assert_eq!(good.validate(), Ok(()));
+    for cplc in [None, Some(vec![0u8; 41]), Some(vec![0u8; 43])] {
+        let mut bad = good.clone();
+        bad.cplc = cplc.clone().map(firmalab_emulator::hex::Bytes);
+        let err = bad.validate().unwrap_err();
+        assert!(err.contains("42 cplc bytes"), "{cplc:?}: {err}");
+    }
+}
+
+// oberthur.rs CREATE PIN arm, guard `value.len() == 64` → `true`: the PIN of a CREATE PIN
+// is padded to the AWP's 64 bytes; a shorter or longer one is 6A80, even from the security
+// officer, and the PIN keeps its value.
+#[test]
+fn oberthur_create_pin_takes_a_pin_padded_to_64_bytes_and_refuses_others_with_6a80() {
+    assert_eq!(
+        ober_own(&format!("00240101420340{}", awp("2468"))),
+        Ok(Command::CreatePin {
+            pin: PinRef { reference: 0x81, scope: PinScope::Anywhere },
+            tries: 3,
+            value: h(&awp("2468")).leak(),
+        })
+    );
+    let mut s = awp_session(card(OBERTHUR));
+    s.expect(&format!("0020000440{}", awp("11223344")), "9000");
+    let short = format!("{}{}", "0340", &awp("2468")[..126]);
+    s.expect(&format!("00240101{:02X}{short}", short.len() / 2), "6A80");
+    let long = format!("0340{}FF", awp("2468"));
+    s.expect(&format!("00240101{:02X}{long}", long.len() / 2), "6A80");
+    s.expect("0024010106034031323334", "6A80");
+    s.expect(&format!("0020008140{}", awp("2468")), "63C2");
+    s.expect(&format!("0020008140{}", awp("12345678")), "9000");
+}
+
+// oberthur.rs CREATE PIN arm, `apdu.p2 | 0x80` → `^`: P2 names the PIN with bit 7 set
+// whether the host masks it (OpenSC sends `ref & 7F`) or not: P2 81 redefines the user PIN
+// 81, which VERIFY 81 then takes, and creates no PIN 01.
+#[test]
+fn oberthur_create_pin_names_the_pin_with_bit_7_set_whatever_p2_bit_7() {
+    let user = PinRef { reference: 0x81, scope: PinScope::Anywhere };
+    for p2 in ["01", "81"] {
+        let cmd = format!("002401{p2}420340{}", awp("2468"));
+        assert!(matches!(ober_own(&cmd), Ok(Command::CreatePin { pin, tries: 3, .. }) if pin == user), "P2 {p2}");
+    }
+    let mut s = awp_session(card(OBERTHUR));
+    let pins = s.card.image().pins.len();
+    s.expect(&format!("0020000440{}", awp("11223344")), "9000");
+    s.expect(&format!("00240181420340{}", awp("2468")), "9000");
+    assert_eq!(s.card.image().pins.len(), pins, "no new PIN object");
+    s.expect("0020008100", "63C3");
+    s.expect(&format!("0020008140{}", awp("2468")), "9000");
+}
+
+// oberthur.rs `Oberthur::new_pin`, the PUK rule `reference & 0x7F == 0x04` (`==` → `!=`,
+// `&` → `|` / `^`): a PIN the SO creates as `04` (reference 84) is a PUK, and a blocked PUK
+// stays blocked for good (spec/domain.md §1.3): redefining it is 6983; any other new PIN
+// (82 here) is not, and the SO may redefine it once blocked.
+#[test]
+fn a_pin_84_the_so_creates_is_a_puk_that_stays_blocked_and_other_new_pins_are_not() {
+    let mut img = image(OBERTHUR);
+    img.pins.retain(|p| p.reference.0 != 0x84);
+    let mut c = firmalab_emulator::Card::new(img, firmalab_emulator::CardRng::insecure_deterministic(7));
+    c.power_on();
+    let mut s = awp_session(c);
+    s.expect(&format!("0020000440{}", awp("11223344")), "9000");
+    s.expect("0020008400", "6A88");
+    s.expect(&format!("00240104420240{}", awp("87654321")), "9000");
+    s.expect(&format!("00240102420240{}", awp("2468")), "9000");
+    for r in ["84", "82"] {
+        s.expect(&format!("002000{r}40{}", awp("99999999")), "63C1");
+        s.expect(&format!("002000{r}40{}", awp("99999999")), "63C0");
+        s.expect(&format!("002000{r}00"), "6983");
+    }
+    s.expect(&format!("00240102420340{}", awp("1357")), "9000");
+    s.expect(&format!("0020008240{}", awp("1357")), "9000");
+    s.expect(&format!("00240104420340{}", awp("11112222")), "6983");
+    s.expect(&format!("0020008440{}", awp("11112222")), "6983");
+}
+
+// oberthur.rs GENERATE KEY PAIR arm `[_, _, _, _, ..]` deleted: the card generates with
+// exponent 65537 only, so a request naming an explicit exponent (OpenSC appends it when it
+// is not 65537) is 6A80, while a data field shorter than the two FIDs is 6700.
+#[test]
+fn oberthur_generate_with_an_explicit_exponent_is_6a80_and_short_data_6700() {
+    let files = Command::GenerateKeyPair(KeyGen::Files { public: 0x1002, private: 0x3002 });
+    assert_eq!(ober_own("00460000041002300200"), Ok(files));
+    assert_eq!(ober_own("0046000008100230020103010001"), Err(Sw::WrongData));
+    assert_eq!(ober_own("00460000051002300203"), Err(Sw::WrongData));
+    assert_eq!(ober_own("004600000310023000"), Err(Sw::WrongLength));
+    assert_eq!(ober_own("00460100041002300200"), Err(Sw::WrongP1P2));
+    let mut s = awp_session(card(OBERTHUR));
+    s.expect(&format!("0020008140{}", awp("12345678")), "9000");
+    s.expect("0046000008100230020103010001", "6A80");
+    s.expect("004600000310023000", "6700");
+}
+
+/// CREATE FILE of an Oberthur RSA key EF (`14` private, `12` public) of 1024 bits with the
+/// 8 access bytes `ac` (hex).
+fn create_key_file(kind: u8, fid: u16, ac: &str) -> String {
+    format!("00E00000 18 6216 8202{kind:02X}00 8302{fid:04X} 85020400 8608{ac}").replace(' ', "")
+}
+
+// oberthur.rs `Oberthur::key_file_object`: its `AccessCondition::Pin(r)` arm deleted, and
+// `p.role == PinRole::User` → `!=` in the fallback. The key of a new private-key EF is
+// guarded by the PIN its DECRYPT / SIGN access byte names (here the SO's, `24`): the SO PIN
+// alone generates and signs with it; with an access byte that names no PIN (`00`), by the
+// holder's PIN (81), which alone generates with it.
+#[test]
+fn a_new_oberthur_key_is_guarded_by_the_pin_its_file_names_else_by_the_holder_pin() {
+    let mut s = awp_session(card(OBERTHUR));
+    s.expect(&format!("0020008140{}", awp("12345678")), "9000");
+    // 3003 / 1003 under the SO PIN; 3004 / 1004 with DECRYPT and SIGN open, UPDATE the holder's.
+    s.expect("00A40000029002", "62.. 9000");
+    s.expect(&create_key_file(0x14, 0x3003, "2424FF24FF24FFFF"), "9000");
+    s.expect(&create_key_file(0x14, 0x3004, "2100FF00FF00FFFF"), "9000");
+    s.expect("00A4030000", "62.. 9000");
+    s.expect("00A40000029001", "62.. 9000");
+    s.expect(&create_key_file(0x12, 0x1003, "240000FF00FF00FF"), "9000");
+    s.expect(&create_key_file(0x12, 0x1004, "210000FF00FF00FF"), "9000");
+    // The holder's PIN: generates 3004, not 3003.
+    s.expect("00460000041003300300", "6982");
+    s.expect("00460000041004300400", "#128 9000");
+    // The SO PIN alone: generates and signs with 3003.
+    s.expect("802E002100", "9000");
+    s.expect(&format!("0020000440{}", awp("11223344")), "9000");
+    s.expect("00460000041004300400", "6982");
+    let modulus = s.expect("00460000041003300300", "#128 9000");
+    s.expect("00A4030000", "62.. 9000");
+    s.expect("00A40000029002", "62.. 9000");
+    s.expect("00A40000023003", "62.. 9000");
+    s.expect("002241B603800111", "9000");
+    let (digest, di) = sha256_digest_info(b"firmato dal responsabile");
+    let sig = s.expect(&format!("002A9E9A33{}", firmalab_emulator::hex::encode(&di)), "#128 9000");
+    let public =
+        rsa::RsaPublicKey::new(rsa::BoxedUint::from_be_slice_vartime(&modulus), rsa::BoxedUint::from(65537u32))
+            .unwrap();
+    public.verify(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), &digest, &sig).expect("verifies");
+}
+
+// oberthur.rs `parse_create`: each file-type arm (`38` DF, `01` transparent, `04` records)
+// deleted, the `1024 | 2048` size guards of the key EFs → `true`, the record rule
+// (`record_len == 0 || record_count == 0`: `==` → `!=`, `||` → `&&`), and `ac_of`'s arms
+// (`22`, `24`, `25` deleted): the 24-byte FCP of spec/cards.md §2.5 decoded into the file
+// the card creates, with the access bytes of §2.3 at the positions of each file type.
+#[test]
+fn oberthur_create_file_decodes_type_fid_size_and_the_access_bytes_of_each_file_type() {
+    let create = |p2: u8, ty: &str, fid: &str, size: &str, ac: &str| {
+        ober_own(&format!("00E000{p2:02X}186216 8202{ty} 8302{fid} 8502{size} 8608{ac}").replace(' ', ""))
+    };
+    let pin = |r| AccessCondition::Pin(Hex8(r));
+    let (always, never) = (AccessCondition::Always, AccessCondition::Never);
+    let file = |fid, kind, acl| Ok(Command::CreateFile(NewFile { fid, kind, acl }));
+    // DF: CREATE [0] (also its UPDATE), LIST FILES [2] (its READ), DELETE [3].
+    assert_eq!(
+        create(0, "3800", "9003", "0000", "2400252122242424"),
+        file(0x9003, NewFileKind::Df, Acl { create: pin(0x04), update: pin(0x04), read: pin(0x84), delete: pin(0x81) })
+    );
+    // Transparent EF: UPDATE [1], READ [2], ERASE [3].
+    assert_eq!(
+        create(0, "0101", "1005", "0024", "FF212200FFFFFFFF"),
+        file(
+            0x1005,
+            NewFileKind::Transparent { size: 36 },
+            Acl { update: pin(0x81), read: pin(0x82), delete: always, create: never }
+        )
+    );
+    // Record EF: the record length in 85, the record count in P2; neither may be 0.
+    assert_eq!(
+        create(4, "0401", "3005", "008D", "0025002500000000"),
+        file(
+            0x3005,
+            NewFileKind::Records { record_len: 141, max_records: 4 },
+            Acl { update: pin(0x84), read: always, delete: pin(0x84), create: never }
+        )
+    );
+    assert_eq!(create(0, "0401", "3005", "008D", "0021002100000000"), Err(Sw::WrongData), "no record count");
+    assert_eq!(create(4, "0401", "3005", "0000", "0021002100000000"), Err(Sw::WrongData), "records of 0 bytes");
+    assert_eq!(create(4, "0401", "3005", "0100", "0021002100000000"), Err(Sw::WrongData), "records over 255");
+    // RSA private key: UPDATE [0], DECRYPT / SIGN [1]; public key: UPDATE [0], ENCRYPT [2].
+    for bits in [1024u16, 2048] {
+        let size = format!("{bits:04X}");
+        assert_eq!(
+            create(0, "1400", "3006", &size, "2422FF22FF22FFFF"),
+            file(
+                0x3006,
+                NewFileKind::PrivateKey { bits },
+                Acl { update: pin(0x04), read: pin(0x82), create: never, delete: never }
+            )
+        );
+        assert_eq!(
+            create(0, "1200", "1006", &size, "250000FF00FF00FF"),
+            file(
+                0x1006,
+                NewFileKind::PublicKey { bits },
+                Acl { update: pin(0x84), read: always, create: never, delete: never }
+            )
+        );
+    }
+    // Key sizes the card does not generate, an unknown type, the MF's FID, another length.
+    for (ty, size) in [("1400", "0200"), ("1400", "0300"), ("1200", "0200"), ("1200", "0C00"), ("1100", "0080")] {
+        assert_eq!(create(0, ty, "3007", size, "2121FF21FF21FFFF"), Err(Sw::WrongData), "{ty} {size}");
+    }
+    assert_eq!(create(0, "0101", "3F00", "0010", "0000000000000000"), Err(Sw::WrongData));
+    assert_eq!(ober_own("00E00000176215820201018302100585020010860700000000000000"), Err(Sw::WrongLength));
+    // An unknown access byte is "never".
+    assert_eq!(
+        create(0, "0101", "1008", "0010", "0023600000000000"),
+        file(
+            0x1008,
+            NewFileKind::Transparent { size: 16 },
+            Acl { update: never, read: never, delete: always, create: never }
+        )
+    );
+}
+
+// oberthur.rs `fcp`: the DF's free space `free / 1024` (`/` → `%`, `*`) and the record EF's
+// `record_len / 7` (`/` → `%`): tag 85 of a DF is the free EEPROM in KiB (one byte), of a
+// record EF the record length over 7 (`14` for the 141-byte container records, as observed
+// on the card, spec/cards.md §2.3).
+#[test]
+fn oberthur_fcp_gives_a_dfs_free_kib_and_the_container_lists_record_size_over_7() {
+    let mut s = Session::new(OBERTHUR);
+    let kib = u8::try_from(s.card.image().eeprom_free() / 1024).unwrap();
+    assert!(kib > 1, "the fixture has some KiB free");
+    let df = s.expect("00A40000025011", "62.. 9000");
+    assert_eq!(df, h(&format!("62158202380083025011 8501{kib:02X} 8608210000212121 21FF").replace(' ', "")));
+    let records = s.expect("00A40000023000", "62.. 9000");
+    assert_eq!(records, h("621882050401008D04830230008501148608212100 21FFFFFFFF".replace(' ', "").as_str()));
+}
+
+/// The `size` bytes of the selected transparent EF, read in chunks of 256 as OpenSC does.
+fn read_ef(s: &mut Session, size: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for off in (0..size).step_by(256) {
+        let n = (size - off).min(256);
+        out.extend(s.expect(&format!("00B0{off:04X}{:02X}", n as u8), &format!("#{n} 9000")));
+    }
+    out
+}
+
+// oberthur.rs `personalize` and the encoders it uses: `cplc`, `llv` → `()`, `cert_info`,
+// `key_info`, `container_record` (→ `vec![]` / `vec![0]` / `vec![1]`), `list_entry` (→ `[0; 5]` /
+// `[1; 5]`), `guid` (→ `""` / `"xyzzy"`), the FIDs `0x1000 | i` … `0x3100 | i` (`|` → `&`), and the
+// key roles (`decipher: i == KEY_AUTH`, `always_authenticate: i == KEY_SIGN`, `==` → `!=`). A
+// freshly personalised card answers, APDU by APDU, the AWP layout OpenSC binds (spec/cards.md
+// §2.2, §2.4): the CPLC with its serial, the token info, one container per key pair with its
+// braced GUID, the object lists, the certificates and their info blobs, the key info blobs,
+// the public keys; the authentication key deciphers, the signature key signs once per VERIFY.
+#[test]
+fn a_personalised_oberthur_answers_the_awp_layout_opensc_binds_and_keys_in_their_roles() {
+    use firmalab_emulator::hex::encode;
+    use firmalab_emulator::image::{History, LifeCycle};
+    use firmalab_emulator::perso::{Holder, KeySet, ObjectInfo, Personalization};
+    use rsa::traits::PublicKeyParts;
+    let fixture = image(OBERTHUR);
+    let subject = h("300F310D300B06035504030C0447495541");
+    let issuer = h("300D310B300906035504030C024341");
+    let set = |i: u8, label: &str, cert: &[u8]| {
+        let material = fixture.keys.iter().find(|k| k.reference.0 == i).unwrap().material.clone().unwrap();
+        KeySet {
+            info: ObjectInfo {
+                label: label.into(),
+                id: vec![0xA0 | i; 20],
+                subject: subject.clone(),
+                issuer: issuer.clone(),
+                modulus: public_key(&fixture, i).n().to_be_bytes().to_vec(),
+                exponent: vec![0x01, 0x00, 0x01],
+            },
+            algorithm: Algorithm::Rsa2048,
+            material,
+            certificate: cert.to_vec(),
+        }
+    };
+    let (cert1, cert2) = (h("3003020101"), h("300402020102"));
+    let perso = Personalization {
+        profile: ProfileKind::Oberthur,
+        description: "mutants".into(),
+        atr: None,
+        serial: "0A0B0C0D".into(),
+        pin: "24682468".into(),
+        puk: "13571357".into(),
+        so_pin: "11223344".into(),
+        pin_tries: 3,
+        puk_tries: 10,
+        holder: Holder { first_name: "Giulia".into(), last_name: "Bianchi".into(), ..Holder::default() },
+        auth: Some(set(1, "authentication", &cert1)),
+        sign: Some(set(2, "signature", &cert2)),
+        life_cycle: LifeCycle::User,
+        capacity: 64 * 1024,
+        history: History { first_issuance: "2026-01-01".into(), renewal_count: 0 },
+        p256: false,
+    };
+    let img = perso.build().unwrap();
+    let mut c = firmalab_emulator::Card::new(img, firmalab_emulator::CardRng::insecure_deterministic(7));
+    c.power_on();
+    let mut s = Session::with(c);
+    // CPLC: 42 bytes, the IC serial at CPLC offset 12 (response bytes 15..18).
+    let cplc = s.expect("80CA9F7F2D", "9F7F2A.. 9000");
+    assert_eq!((cplc.len(), &cplc[3..5], &cplc[15..19]), (45, &h("4090")[..], &h("0A0B0C0D")[..]));
+    s.expect("00A40000025011", "62.. 9000");
+    // Token info: the label padded with spaces to 32, then 00 00 and the flags 040D.
+    s.expect("00A40000021000", "62.. 9000");
+    s.expect("00B0000024", &format!("{}0000040D 9000", encode(format!("{:<32}", "Giulia Bianchi").as_bytes())));
+    // Containers: public / private / certificate FIDs, six zeros, 26, the braced GUID.
+    s.expect("00A40000023000", "62.. 9000");
+    for i in [1u8, 2] {
+        let guid = format!("{{0A0B0C0D-0000-4000-8000-{i:012X}}}");
+        let mut record = h(&format!("10{i:02X}30{i:02X}20{i:02X}00000000000026"));
+        record.extend_from_slice(guid.as_bytes());
+        record.resize(141, 0);
+        s.expect(&format!("00B20{i}048D"), &format!("{} 9000", encode(&record)));
+    }
+    // Object lists: FF ‖ FID ‖ size (certificate bytes, key bits), zeros after.
+    s.expect("00A40000024000", "62.. 9000");
+    s.expect("00B00000FA", &format!("FF20010005FF20020006{} 9000", "00".repeat(240)));
+    s.expect("00A40000025000", "62.. 9000");
+    s.expect("00B000007D", &format!("FF30010800FF30020800{} 9000", "00".repeat(115)));
+    // Public objects: per key its public key, certificate and certificate info.
+    let llv = |v: &[u8]| format!("{:04X}{}", v.len(), encode(v));
+    s.expect("00A40000029001", "62.. 9000");
+    s.expect("8034000000", "100120012101100220022102 9000");
+    for (i, label, cert) in [(1u8, "authentication", &cert1), (2, "signature", &cert2)] {
+        s.expect(&format!("00A4000002200{i}"), "62.. 9000");
+        assert_eq!(read_ef(&mut s, cert.len()), *cert);
+        s.expect(&format!("00A4000002210{i}"), "62.. 9000");
+        let blob =
+            format!("0001{}{}{}{}0000", llv(label.as_bytes()), llv(&[0xA0 | i; 20]), llv(&subject), llv(&issuer));
+        assert_eq!(encode(&read_ef(&mut s, blob.len() / 2)), blob);
+        s.expect(&format!("00A4000002100{i}"), "62.. 9000");
+        s.expect("80B4010000", &format!("{} 9000", encode(&public_key(&fixture, i).n().to_be_bytes())));
+    }
+    // Private objects: per key its key EF (the holder's, never readable) and its info blob.
+    s.expect("00A4030000", "62.. 9000");
+    s.expect("00A40000029002", "62.. 9000");
+    s.expect("8034000000", "3001310130023102 9000");
+    for (i, flags, label) in [(1u8, "04B1", "authentication"), (2, "0021", "signature")] {
+        s.expect(&format!("00A4000002300{i}"), "62.. 9000");
+        s.expect("00B0000010", "6982");
+        s.expect(&format!("00A4000002310{i}"), "62.. 9000");
+        let blob = format!(
+            "{flags}{}{}{}{}{}03010001",
+            llv(label.as_bytes()),
+            llv(&[0xA0 | i; 20]),
+            "30".repeat(16),
+            llv(&subject),
+            encode(&public_key(&fixture, i).n().to_be_bytes())
+        );
+        assert_eq!(encode(&read_ef(&mut s, blob.len() / 2)), blob);
+    }
+    // The holder's PIN; the authentication key deciphers, the signature key does not.
+    s.expect(&format!("0020008140{}", awp("24682468")), "9000");
+    let mut rng = firmalab_emulator::CardRng::insecure_deterministic(3);
+    let cryptogram = public_key(&fixture, 1).encrypt(&mut rng, rsa::Pkcs1v15Encrypt, b"busta").unwrap();
+    for (i, want) in [(1u8, "6275737461 9000"), (2, "6985")] {
+        s.expect(&format!("00A4000002300{i}"), "62.. 9000");
+        s.expect("00B0000010", "6981");
+        s.expect("002241B803800111", "9000");
+        s.expect(&format!("102A808608{}", encode(&cryptogram[..8])), "9000");
+        s.expect(&format!("002A8086F8{}", encode(&cryptogram[8..])), want);
+    }
+    // The authentication key signs on one VERIFY again and again; the signature key once.
+    let (_, di) = sha256_digest_info(b"modulo");
+    for (i, second) in [(1u8, "#256 9000"), (2, "6982")] {
+        s.expect(&format!("0020008140{}", awp("24682468")), "9000");
+        s.expect(&format!("00A4000002300{i}"), "62.. 9000");
+        s.expect("002241B603800111", "9000");
+        s.expect(&format!("002A9E9A33{}", encode(&di)), "#256 9000");
+        s.expect(&format!("002A9E9A33{}", encode(&di)), second);
+    }
+}
+
+// ---- profile/incrypto34.rs and profile/incrypto34/ ----
+
+const INCRYPTO34: &str = "incrypto34-issued.json";
+
+// incrypto34.rs `Incrypto34::name` → `""` / `"xyzzy"`: the name images, the command line
+// (`--profile incrypto34`) and transcripts use, and the list an unknown name is told.
+#[test]
+fn the_incrypto34_profile_is_named_incrypto34_on_the_command_line_and_in_errors() {
+    assert_eq!(ProfileKind::Incrypto34.name(), "incrypto34");
+    assert_eq!("incrypto34".parse::<ProfileKind>(), Ok(ProfileKind::Incrypto34));
+    let err = "incrypto".parse::<ProfileKind>().unwrap_err();
+    assert!(err.contains("incrypto34"), "{err}");
+    assert_eq!(image(INCRYPTO34).profile, ProfileKind::Incrypto34);
+}
+
+// incrypto34.rs `Incrypto34::default_atr` → an empty / one-byte slice (three mutants): the
+// ATR an Incrypto34 presents when its image names none is the single "DSD" ATR of the
+// driver's table (spec/cards.md §4.1), which `recognise` knows as an Incrypto34.
+#[test]
+fn the_incrypto34_default_atr_is_the_drivers_dsd_atr_and_recognised_as_an_incrypto34() {
+    use firmalab_emulator::profile::{incrypto34::ATR, recognise};
+    let atr = ProfileKind::Incrypto34.profile().default_atr();
+    assert_eq!(atr, &h("3BFF1800FF8131FE55006B02090200010101445344103180 92".replace(' ', "").as_str())[..]);
+    assert_eq!(atr, &ATR[..]);
+    assert_eq!(&atr[18..21], b"DSD");
+    assert_eq!(recognise(atr).profile, Some(ProfileKind::Incrypto34));
+}
+
+// incrypto34.rs `ac_byte`, guard `r <= 0x7F` → `true`: an access byte names a PIN by its
+// reference 01..7F; a condition on a reference above 7F (which the driver would read as
+// unknown) is shown as `FF`, never, which is also what the card enforces.
+#[test]
+fn an_incrypto34_fcp_shows_a_pin_reference_above_7f_as_never() {
+    use firmalab_emulator::fs::lookup_mut;
+    let mut img = image(INCRYPTO34);
+    let token_info = lookup_mut(&mut img.mf, &[0x3F00, 0x5015, 0x5032]).unwrap();
+    token_info.acl.read = AccessCondition::Pin(Hex8(0x83));
+    token_info.acl.update = AccessCondition::Pin(Hex8(0x03));
+    let mut c = firmalab_emulator::Card::new(img, firmalab_emulator::CardRng::insecure_deterministic(7));
+    c.power_on();
+    let mut s = Session::with(c);
+    let fcp = s.expect("00A40800045015503200", "62.. 9000");
+    assert!(fcp.ends_with(&h("8609FF0303FFFF00FFFFFF")), "{}", firmalab_emulator::hex::encode(&fcp));
+    s.expect("00B0000000", "6982");
+}
+
+/// The subject Name (whole DER TLV) of a DER certificate: the sixth element of its
+/// tbsCertificate when the `[0]` version is present, else the fifth.
+fn certificate_subject(cert: &[u8]) -> Vec<u8> {
+    use iso7816::tlv::take_data_object;
+    let (_, cert_body, _) = take_data_object(cert).unwrap();
+    let (_, mut tbs, _) = take_data_object(cert_body).unwrap();
+    let mut fields = vec![];
+    while !tbs.is_empty() {
+        let (_, _, rest) = take_data_object(tbs).unwrap();
+        fields.push(&tbs[..tbs.len() - rest.len()]);
+        tbs = rest;
+    }
+    let skip = usize::from(fields[0][0] == 0xA0);
+    fields[4 + skip].to_vec()
+}
+
+// pkcs15.rs `personalize` and its DER builders (`der`, `der_int`, `der_path`, `aodf_pin`,
+// `padded`, `rsa_public_key`, `issued_key`: values replaced, arms deleted, arithmetic
+// swapped), and incrypto34.rs `personalize`: personalising an Incrypto34 with the facts of
+// the issued fixture (its keys, certificates, PINs, serial) gives that very card, byte for
+// byte: EF.DIR, the ODF, TokenInfo, AODF, PrKDF, PuKDF, CDF, the public-key and certificate
+// EFs OpenSC binds (tests/incrypto34.rs), the PIN and key objects and security environment.
+#[test]
+fn personalising_an_incrypto34_with_the_issued_fixtures_facts_gives_that_card_byte_for_byte() {
+    let fixture = image(INCRYPTO34);
+    let built = incrypto34_perso(&fixture).build().unwrap();
+    assert_eq!(built.mf, fixture.mf, "the file system");
+    assert_eq!(built.pins, fixture.pins, "the PIN objects");
+    assert_eq!(built.keys, fixture.keys, "the key objects");
+    assert_eq!(built.security_environments, fixture.security_environments);
+    assert_eq!(built, fixture);
+    assert_eq!(ProfileKind::Incrypto34.profile().serial(&built).as_deref(), Some("3410000000000106"));
+}
+
+/// The personalisation of the issued Incrypto34 fixture, from its own facts: its keys,
+/// certificates (and their subjects), PINs, serial.
+fn incrypto34_perso(fixture: &firmalab_emulator::CardImage) -> firmalab_emulator::perso::Personalization {
+    use firmalab_emulator::fs::{FileBody, lookup};
+    use firmalab_emulator::perso::{Holder, KeySet, ObjectInfo, Personalization};
+    use rsa::traits::PublicKeyParts;
+    use sha2::{Digest, Sha256};
+    let set = |reference: u8| {
+        let k = fixture.keys.iter().find(|k| k.reference.0 == reference).unwrap();
+        let path: Vec<u16> = k.certificate.as_ref().unwrap().iter().map(|f| f.0).collect();
+        let FileBody::Transparent { data } = &lookup(&fixture.mf, &path).unwrap().body else { panic!("certificate") };
+        let public = public_key(fixture, reference);
+        let modulus = public.n().to_be_bytes_trimmed_vartime().to_vec();
+        Some(KeySet {
+            info: ObjectInfo {
+                label: k.label.clone(),
+                id: Sha256::digest(&modulus)[..20].to_vec(),
+                subject: certificate_subject(&data.0),
+                issuer: vec![],
+                modulus,
+                exponent: public.e().to_be_bytes_trimmed_vartime().to_vec(),
+            },
+            algorithm: k.algorithm,
+            material: k.material.clone().unwrap(),
+            certificate: data.0.clone(),
+        })
+    };
+    let pin = |r: u8| fixture.pins.iter().find(|p| p.reference.0 == r).unwrap();
+    Personalization {
+        profile: ProfileKind::Incrypto34,
+        description: fixture.description.clone(),
+        atr: None,
+        serial: "3410000000000106".into(),
+        pin: pin(0x03).value.clone(),
+        puk: pin(0x04).value.clone(),
+        so_pin: pin(0x01).value.clone(),
+        pin_tries: pin(0x03).max_tries,
+        puk_tries: pin(0x04).max_tries,
+        holder: Holder::default(),
+        auth: set(0x11),
+        sign: set(0x10),
+        life_cycle: fixture.life_cycle,
+        capacity: fixture.capacity,
+        history: fixture.history.clone(),
+        p256: false,
+    }
+}
+
+/// PUT DATA OCI of a 1024-bit key component as `incrypto34_store_key_component` builds it,
+/// with the object class byte (`83` first byte) `class`.
+fn incrypto34_oci_key(class: u8, key: u8) -> String {
+    let body = format!(
+        "8302{class:02X}{key:02X}850822008 80FFFFF0000860A0303FFFFFFFF00FFFFFF8B10{}8F8281 00{}",
+        "FF".repeat(16),
+        "FF".repeat(128)
+    )
+    .replace(' ', "");
+    format!("00DA016E{:02X}{body}", body.len() / 2)
+}
+
+// objects.rs `put_oci`, guard `class & 0xF0 == CLASS_KEY` → `true`: an OCI object is a PIN
+// (class `00`) or a key component (class `2n`, n the component); any other class is 6A80
+// and creates nothing.
+#[test]
+fn incrypto34_put_data_oci_takes_key_components_of_class_2n_only() {
+    let mut s = Session::new(INCRYPTO34);
+    s.expect("00A4080C025015", "9000");
+    let keys = s.card.image().keys.len();
+    for class in [0x10, 0x30, 0x60, 0xA0] {
+        s.expect(&incrypto34_oci_key(class, 0x12), "6A80");
+    }
+    assert_eq!(s.card.image().keys.len(), keys);
+    s.expect(&incrypto34_oci_key(0x20, 0x12), "9000");
+    assert_eq!(s.card.image().keys.len(), keys + 1);
+}
+
+/// PUT DATA OCI of a PIN as `incrypto34_store_pin` builds it: reference, 3 tries, minimum
+/// length 4, no PUK, the value padded with `00` to 8.
+fn incrypto34_oci_pin(reference: u8, value: &str) -> String {
+    let r = format!("{reference:02X}");
+    let body = format!("830200{r} 8508 0203 8703 FF0000 04 860A 00{r}FF FFFFFFFFFFFFFF 8F08{}", padded(value, 8, 0))
+        .replace(' ', "");
+    format!("00DA016E{:02X}{body}", body.len() / 2)
+}
+
+// objects.rs `put_pin`, `reference > 0x7F` → `>=`: a PIN object's reference is 01 to 7F
+// (VERIFY names it `80 | ref`); 7F is the last one, 80 and above are 6A80.
+#[test]
+fn incrypto34_pin_objects_take_references_up_to_7f() {
+    let mut s = Session::new(INCRYPTO34);
+    s.expect("00A4080C025015", "9000");
+    s.expect(&incrypto34_oci_pin(0x80, "2468"), "6A80");
+    s.expect(&incrypto34_oci_pin(0x7F, "2468"), "9000");
+    s.expect(&format!("002000FF08{}", padded("2468", 8, 0)), "9000");
+}
+
+// objects.rs `generate_key`, the room check `record_len < k + 4` with `k = bits / 8` (`/` →
+// `%`, `<` → `==` / `<=`, `+` → `-`): the modulus record is tag, length, length − 1, `00`
+// and the modulus, so a 1024-bit key needs records of 132 bytes: 131 is 6A84 and writes
+// nothing, 132 takes the key.
+#[test]
+fn incrypto34_key_generation_needs_records_of_modulus_plus_4_bytes() {
+    use firmalab_emulator::fs::{FileBody, FileNode, lookup_mut};
+    let mut img = image(INCRYPTO34);
+    let open = Acl {
+        read: AccessCondition::Always,
+        update: AccessCondition::Always,
+        create: AccessCondition::Always,
+        delete: AccessCondition::Always,
+    };
+    let app = lookup_mut(&mut img.mf, &[0x3F00, 0x5015]).unwrap().children_mut().unwrap();
+    for (fid, record_len) in [(0x7E10, 131), (0x7E11, 132)] {
+        app.push(FileNode::new(fid, None, open, FileBody::Records { record_len, max_records: 2, records: vec![] }));
+    }
+    let mut c = firmalab_emulator::Card::new(img, firmalab_emulator::CardRng::insecure_deterministic(7));
+    c.power_on();
+    let mut s = Session::with(c);
+    s.expect("00A4080C025015", "9000");
+    s.expect(&incrypto34_oci_key(0x20, 0x12), "9000");
+    s.expect(&incrypto34_oci_key(0x21, 0x12), "9000");
+    s.expect("004600120820127E1000100020", "6A84");
+    s.expect("004600120820127E1100100020", "9000");
+    s.expect("00A4080C0450157E10", "9000");
+    s.expect("00B2010400", "6A83");
+    s.expect("00A4080C0450157E11", "9000");
+    let modulus = s.expect("00B2010400", "10828100.. 9000");
+    assert_eq!(modulus.len(), 132);
+}
+
+// pkcs15.rs `personalize`: the serial rule (`!s.is_empty() && s.len() <= 16`: `!` deleted,
+// `&&` → `||`, `<=` → `>`), the blank-card rule (`auth.is_none() && sign.is_none()`: `&&`
+// → `||`), `issued_key`'s size rule (`b <= 1024` → `>`), and `der`'s long form (`n >> 8` →
+// `<<`). A serial is 1 to 16 bytes of hex; a card with one key set is issued with that
+// key alone; a 2048-bit key is refused; a PrKDF entry over 255 bytes (a long subject) is
+// DER with a two-byte length, as OpenSC parses it.
+#[test]
+fn incrypto34_personalisation_rules_serial_one_key_key_size_and_long_der() {
+    use firmalab_emulator::fs::{FileBody, lookup};
+    use iso7816::tlv::take_data_object;
+    let fixture = image(INCRYPTO34);
+    let perso = incrypto34_perso(&fixture);
+    for serial in ["34", &"AB".repeat(16)] {
+        let p = firmalab_emulator::perso::Personalization { serial: serial.into(), ..perso.clone() };
+        let built = p.build().unwrap();
+        assert_eq!(ProfileKind::Incrypto34.profile().serial(&built), Some(serial.to_lowercase()));
+    }
+    for serial in ["", &"AB".repeat(17), "3G"] {
+        let p = firmalab_emulator::perso::Personalization { serial: serial.into(), ..perso.clone() };
+        let err = p.build().unwrap_err();
+        assert!(err.contains("an incrypto34 serial is 2 to 32 hex digits"), "{serial:?}: {err}");
+    }
+    // The signature key alone: issued, one key object, its certificate at 3104.
+    let one = firmalab_emulator::perso::Personalization { auth: None, ..perso.clone() }.build().unwrap();
+    assert_eq!(one.keys.iter().map(|k| k.reference.0).collect::<Vec<_>>(), [0x10]);
+    assert!(lookup(&one.mf, &[0x3F00, 0x5015, 0x3104]).is_some());
+    assert!(lookup(&one.mf, &[0x3F00, 0x5015, 0x3105]).is_none());
+    assert_eq!(one.pins.len(), 3);
+    // A 2048-bit key does not fit the chip.
+    let mut big = perso.clone();
+    big.sign.as_mut().unwrap().algorithm = Algorithm::Rsa2048;
+    let err = big.build().unwrap_err();
+    assert!(err.contains("an incrypto34 holds RSA keys of 512 to 1024 bits"), "{err}");
+    // A subject of 300 bytes: the PrKDF entry takes a 3-byte DER length and holds it whole.
+    let mut long = perso.clone();
+    let tlv = |tag: u8, v: &[u8]| [&[tag, 0x82][..], &(v.len() as u16).to_be_bytes(), v].concat();
+    let attribute = tlv(0x30, &[&h("0603550403")[..], &tlv(0x0C, &[b'A'; 290])].concat());
+    let subject = tlv(0x30, &tlv(0x31, &attribute));
+    long.sign.as_mut().unwrap().info.subject = subject.clone();
+    let built = long.build().unwrap();
+    let FileBody::Transparent { data } = &lookup(&built.mf, &[0x3F00, 0x5015, 0x4402]).unwrap().body else {
+        panic!("PrKDF")
+    };
+    assert_eq!(&data.0[..2], &[0x30, 0x82], "a long-form length");
+    let (_, entry, _) = take_data_object(&data.0).unwrap();
+    let entry_len = usize::from(u16::from_be_bytes([data.0[2], data.0[3]]));
+    assert_eq!(entry.len(), entry_len);
+    assert!(entry.windows(subject.len()).any(|w| w == subject), "the subject inside");
 }
