@@ -538,7 +538,9 @@ fn key_generation_needs_a_record_file_that_holds_the_public_key() {
     s.expect("00A4080C025015", "9000");
     s.expect(&oci_key(0, 0x12, 0x88, 0x03, 128), "9000");
     s.expect(&oci_key(1, 0x12, 0x88, 0x03, 128), "9000");
-    // Records of 100 bytes (a 1024-bit modulus record needs 132); one record of 255.
+    // A public-key file needs two records of at least modulus + 4 bytes: 100 bytes make one
+    // record of 100, 300 bytes one record of 255 (CREATE FILE makes records of up to 255);
+    // both refused. (The record-length limit alone: mutants_kill_profiles.rs, 131 vs 132.)
     for (fid, size) in [("7E01", "0064"), ("7E02", "012C")] {
         s.expect(&format!("00E000001F6F1D8102{size}820305FF008302{fid}85030100008609000000000000000000"), "9000");
         s.expect("00A4080C025015", "9000");
