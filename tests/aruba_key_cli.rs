@@ -4,43 +4,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+
+#[path = "support/cli.rs"]
+mod cli_support;
+use cli_support::{Scratch, code, firmalab, out, root, s};
 
 const SERIAL: &str = "6010000000000106";
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn firmalab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_firmalab"))
-        .args(args)
-        .current_dir(root())
-        .env("FIRMALAB_SUPPORT_BUNDLE", "off")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn out(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-#[path = "support/scratch.rs"]
-mod scratch_dir;
-
 /// This test's own folder in the temporary folder, removed with its contents when dropped.
-fn scratch(name: &str) -> scratch_dir::Scratch {
-    scratch_dir::Scratch::new(&format!("firmalab-arubakey-{name}"))
+fn scratch(name: &str) -> Scratch {
+    Scratch::new(&format!("firmalab-arubakey-{name}"))
 }
 
 #[test]

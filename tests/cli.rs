@@ -1,38 +1,15 @@
 //! The `firmalab` command line as a user runs it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn firmalab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_firmalab"))
-        .args(args)
-        .current_dir(root())
-        .env("FIRMALAB_SUPPORT_BUNDLE", "off")
-        .output()
-        .unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-#[path = "support/scratch.rs"]
-mod scratch_dir;
+#[path = "support/cli.rs"]
+mod cli_support;
+use cli_support::{Scratch, code as status, copy_fixture, firmalab, root, stdout};
 
 /// This test's own folder in the temporary folder, removed with its contents when dropped.
-fn scratch(name: &str) -> scratch_dir::Scratch {
-    scratch_dir::Scratch::new(&format!("firmalab-cli-{name}"))
-}
-
-fn copy_fixture(name: &str, dir: &Path) -> PathBuf {
-    let dst = dir.join(name);
-    std::fs::copy(root().join("fixtures/cards").join(name), &dst).unwrap();
-    dst
+fn scratch(name: &str) -> Scratch {
+    Scratch::new(&format!("firmalab-cli-{name}"))
 }
 
 #[test]
@@ -176,10 +153,6 @@ fn fixtures_regenerate_reproduces_the_committed_fixtures_byte_for_byte() {
         std::fs::read(dir.join("ra.json")).unwrap(),
         "fixtures/ra.json differs"
     );
-}
-
-fn status(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
 }
 
 #[test]

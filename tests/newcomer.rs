@@ -2,29 +2,23 @@
 //! fixtures' back office, the hints a refused flow gives, shell completions.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+#[path = "support/cli.rs"]
+mod cli_support;
+use cli_support::{Scratch, out as text, root};
+
+/// A fresh folder outside the checkout, as a user's home would be; removed with its contents
+/// when dropped.
+fn scratch(name: &str) -> Scratch {
+    Scratch::new(&format!("firmalab-newcomer-{name}"))
 }
 
-/// A fresh folder outside the checkout, as a user's home would be.
-#[path = "support/scratch.rs"]
-mod scratch_dir;
-
-/// This test's own folder in the temporary folder, removed with its contents when dropped.
-fn scratch(name: &str) -> scratch_dir::Scratch {
-    scratch_dir::Scratch::new(&format!("firmalab-newcomer-{name}"))
-}
-
-/// `firmalab ARGS` run in `cwd`.
+/// `firmalab ARGS` run in `cwd`, as a user types it: not the shared `cli_support::command`,
+/// which sets the checkout as the working directory and turns the support bundle off.
 fn firmalab_in(cwd: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_firmalab")).args(args).current_dir(cwd).output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 #[test]

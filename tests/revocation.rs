@@ -18,25 +18,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
+#[path = "support/cli.rs"]
+mod cli_support;
+use cli_support::{Scratch, firmalab, out as text, root, s};
+
 /// 2026-06-01 12:00 UTC, the fixtures' reference date, for `openssl verify -attime`.
 const AT: &str = "1780315200";
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn firmalab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_firmalab"))
-        .args(args)
-        .current_dir(root())
-        .env("FIRMALAB_SUPPORT_BUNDLE", "off")
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
 
 fn ok(o: Output) -> String {
     assert!(o.status.success(), "{}", text(&o));
@@ -81,16 +68,9 @@ fn netns_missing() -> Option<String> {
     None
 }
 
-#[path = "support/scratch.rs"]
-mod scratch_dir;
-
 /// This test's own folder in the temporary folder, removed with its contents when dropped.
-fn scratch(name: &str) -> scratch_dir::Scratch {
-    scratch_dir::Scratch::new(&format!("firmalab-revocation-{name}"))
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
+fn scratch(name: &str) -> Scratch {
+    Scratch::new(&format!("firmalab-revocation-{name}"))
 }
 
 /// A fixture copy enrolled in a fresh back office; returns (image, ra, signature cert PEM).

@@ -10,25 +10,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+#[path = "support/cli.rs"]
+mod cli_support;
+use cli_support::{command, copy_fixture, s, stderr};
 
+/// Every run here has a time limit: a hang (a lock never released, a prompt) fails the test
+/// instead of stalling the suite.
 fn firmalab(args: &[&str]) -> Output {
     run_within(args, Duration::from_secs(120))
 }
 
 /// Runs firmalab and fails the test if it has not exited within `limit` (a hang).
 fn run_within(args: &[&str], limit: Duration) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_firmalab"))
-        .args(args)
-        .current_dir(root())
-        .env("FIRMALAB_SUPPORT_BUNDLE", "off")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let started = Instant::now();
     while child.try_wait().unwrap().is_none() {
         if started.elapsed() > limit {
@@ -40,20 +34,9 @@ fn run_within(args: &[&str], limit: Duration) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// Starts firmalab and leaves it running; only its standard error is kept.
 fn spawn(args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_firmalab"))
-        .args(args)
-        .current_dir(root())
-        .env("FIRMALAB_SUPPORT_BUNDLE", "off")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+    command(args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()
 }
 
 /// A refusal: non-zero exit, one `firmalab: ` line on stderr containing `want`.
@@ -63,18 +46,8 @@ fn assert_refused(o: &Output, want: &str) {
     assert!(e.starts_with("firmalab: ") && e.lines().count() == 1 && e.contains(want), "want {want:?} in: {e}");
 }
 
-fn copy_fixture(name: &str, dir: &Path) -> PathBuf {
-    let dst = dir.join(name);
-    std::fs::copy(root().join("fixtures/cards").join(name), &dst).unwrap();
-    dst
-}
-
 fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// A loopback port nothing listens on (a card pointed at it keeps waiting for vpcd), nor can

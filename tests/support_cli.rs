@@ -10,41 +10,23 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use support::cli::{code as status, copy_fixture, no_pcscd, out as text, root, s};
 
-/// firmalab run in `cwd` (where a default bundle lands), never near a pcscd.
+/// firmalab run in `cwd` (where a default bundle lands), never near a pcscd. Not the shared
+/// `cli_support::command`: these tests are about the support bundle, so it is left on (unless
+/// `env` turns it off) and lands in `cwd`, not in the checkout.
 fn firmalab_in(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_firmalab"));
-    c.args(args).current_dir(cwd).env("PCSCLITE_CSOCK_NAME", std::env::temp_dir().join("firmalab-no-pcscd.comm"));
+    no_pcscd(c.args(args).current_dir(cwd));
     for (k, v) in env {
         c.env(k, v);
     }
     c.output().unwrap()
 }
 
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn status(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
-
 /// This test's own folder in the temporary folder, removed with its contents when dropped.
 fn scratch(name: &str) -> support::Scratch {
     support::Scratch::new(&format!("firmalab-support-cli-{name}"))
-}
-
-fn copy_fixture(name: &str, dir: &Path) -> PathBuf {
-    let dst = dir.join(name);
-    std::fs::copy(root().join("fixtures/cards").join(name), &dst).unwrap();
-    dst
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 fn ca() -> String {

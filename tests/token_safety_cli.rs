@@ -6,23 +6,20 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+#[path = "support/cli.rs"]
+mod cli_support;
+use cli_support::{Scratch, code as status, command, copy_fixture, no_pcscd, out as text, root, s};
 
 fn firmalab(args: &[&str]) -> Output {
     firmalab_with_stdin(args, "")
 }
 
+/// Every run here gets `stdin` on its standard input (secrets are read from it) and never
+/// reaches a pcscd this test did not start.
 fn firmalab_with_stdin(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_firmalab"))
-        .args(args)
-        .current_dir(root())
-        .env("FIRMALAB_SUPPORT_BUNDLE", "off")
-        // Never reach a pcscd this test did not start.
-        .env("PCSCLITE_CSOCK_NAME", std::env::temp_dir().join("firmalab-no-pcscd.comm"))
+    let mut child = no_pcscd(&mut command(args))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -32,30 +29,9 @@ fn firmalab_with_stdin(args: &[&str], stdin: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn status(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
-
-#[path = "support/scratch.rs"]
-mod scratch_dir;
-
 /// This test's own folder in the temporary folder, removed with its contents when dropped.
-fn scratch(name: &str) -> scratch_dir::Scratch {
-    scratch_dir::Scratch::new(&format!("firmalab-safety-cli-{name}"))
-}
-
-fn copy_fixture(name: &str, dir: &Path) -> PathBuf {
-    let dst = dir.join(name);
-    std::fs::copy(root().join("fixtures/cards").join(name), &dst).unwrap();
-    dst
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
+fn scratch(name: &str) -> Scratch {
+    Scratch::new(&format!("firmalab-safety-cli-{name}"))
 }
 
 /// A copy of a fixture with the tries of one PIN object set.

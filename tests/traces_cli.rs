@@ -1,31 +1,13 @@
 //! `firmalab trace import|show|replay` and `firmalab replay` of a trace, as a user runs them.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn firmalab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_firmalab")).args(args).output().unwrap()
-}
-
-fn out(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-#[path = "support/scratch.rs"]
-mod scratch_dir;
+#[path = "support/cli.rs"]
+mod cli_support;
+use cli_support::{Scratch, firmalab, out, root, s};
 
 /// This test's own folder in the temporary folder, removed with its contents when dropped.
-fn scratch(name: &str) -> scratch_dir::Scratch {
-    scratch_dir::Scratch::new(&format!("firmalab-trace-cli-{name}"))
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
+fn scratch(name: &str) -> Scratch {
+    Scratch::new(&format!("firmalab-trace-cli-{name}"))
 }
 
 #[test]

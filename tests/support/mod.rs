@@ -225,18 +225,18 @@ pub fn firmalab(stack: &PrivateStack, args: &[&str]) -> Output {
     client(stack, env!("CARGO_BIN_EXE_firmalab"), args)
 }
 
-pub fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
+#[allow(unused_imports)] // a binary that prints no output
+pub use cli::out as text;
 
 pub fn fixture(name: &str) -> CardImage {
-    CardImage::load(&std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/cards").join(name)).unwrap()
+    CardImage::load(&cli::root().join("fixtures/cards").join(name)).unwrap()
 }
 
 pub const PKCS11: &str = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so";
 
-mod scratch;
-pub use scratch::Scratch;
+/// The helpers of the tests that run the `firmalab` binary, with the scratch folder.
+pub mod cli;
+pub use cli::Scratch;
 
 /// This test's own folder in the temporary folder, removed with its contents when dropped.
 pub fn scratch(name: &str) -> Scratch {
