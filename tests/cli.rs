@@ -5,7 +5,7 @@ use std::process::Command;
 
 #[path = "support/cli.rs"]
 mod cli_support;
-use cli_support::{Scratch, code as status, copy_fixture, firmalab, root, stdout};
+use cli_support::{Scratch, code as status, copy_fixture, firmalab, root, stdout, with_stdout_closed};
 
 /// This test's own folder in the temporary folder, removed with its contents when dropped.
 fn scratch(name: &str) -> Scratch {
@@ -374,15 +374,7 @@ fn output_piped_into_a_reader_that_quits_stops_quietly_without_a_panic() {
     // `firmalab image show … | head -0`: the reader is gone before firmalab writes.
     let fixture = root().join("fixtures/cards/cns-renewable.json");
     for args in [vec!["image", "show", "--json"], vec!["image", "show"]] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_firmalab"))
-            .args(&args)
-            .arg(&fixture)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        drop(child.stdout.take());
-        let o = child.wait_with_output().unwrap();
+        let o = with_stdout_closed(&[args.as_slice(), &[fixture.to_str().unwrap()]].concat());
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(!err.contains("panicked"), "{args:?}: {err}");
         assert!(matches!(o.status.code(), Some(0 | 141)), "{args:?}: {:?} {err}", o.status);

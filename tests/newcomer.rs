@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 
 #[path = "support/cli.rs"]
 mod cli_support;
-use cli_support::{Scratch, out as text, root};
+use cli_support::{Scratch, out as text, root, with_stdout_closed};
 
 /// A fresh folder outside the checkout, as a user's home would be; removed with its contents
 /// when dropped.
@@ -156,15 +156,8 @@ fn completions_are_printed_for_bash_zsh_and_fish() {
 
 #[test]
 fn completions_into_a_reader_that_stops_early_end_quietly_without_a_panic() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_firmalab"))
-        .args(["completions", "bash"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
     // Closed before firmalab writes, as `firmalab completions bash | head -1` can be.
-    drop(child.stdout.take());
-    let o = child.wait_with_output().unwrap();
+    let o = with_stdout_closed(&["completions", "bash"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(o.status.code(), Some(0), "{err}");

@@ -33,6 +33,19 @@ pub fn firmalab(args: &[&str]) -> Output {
     command(args).output().unwrap()
 }
 
+/// `firmalab ARGS` whose standard output is closed before it writes, as `firmalab … | head -1`
+/// can close it; standard error kept.
+pub fn with_stdout_closed(args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_firmalab"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    child.wait_with_output().unwrap()
+}
+
 /// Points the PC/SC client at a socket no pcscd listens on: never reach a pcscd this test did
 /// not start.
 pub fn no_pcscd(c: &mut Command) -> &mut Command {
